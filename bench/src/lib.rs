@@ -1,0 +1,1 @@
+//! Brook benchmark tooling. The load generator arrives with the benchmark issue.
