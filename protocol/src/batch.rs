@@ -264,6 +264,21 @@ pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
     }
 }
 
+/// Marks the batch at the start of `buf` as LogAppendTime with `timestamp` as its max timestamp,
+/// and recomputes the CRC (both fields are inside it). Returns false if `buf` holds no whole
+/// batch header.
+pub fn set_log_append_time(buf: &mut [u8], timestamp: i64) -> bool {
+    let Some(size) = total_size(buf).filter(|s| *s >= HEADER_SIZE && *s <= buf.len()) else {
+        return false;
+    };
+    let attributes = i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]) | 0x08;
+    buf[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..size]);
+    buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    true
+}
+
 /// Iterates over the whole, structurally valid batches in `buf`, in order.
 ///
 /// Stops (without error) at the first position where no complete batch can be parsed; use
@@ -444,6 +459,16 @@ mod tests {
         assert_eq!(v.base_offset(), 42);
         assert_eq!(v.last_offset(), 43);
         assert_eq!(v.partition_leader_epoch(), 7);
+    }
+
+    #[test]
+    fn log_append_time_rewrites_and_reseals() {
+        let mut b = simple_batch(5, 2);
+        assert!(set_log_append_time(&mut b, 99));
+        let v = BatchView::parse_verified(&b).unwrap();
+        assert!(v.is_log_append_time());
+        assert_eq!(v.max_timestamp(), 99);
+        assert!(!set_log_append_time(&mut b[..20], 1));
     }
 
     #[test]

@@ -1,1 +1,121 @@
-//! Shared helpers for the integration tests live in the test files; this crate has no library code.
+//! Shared pieces of Brook's integration tests: a minimal raw Kafka client for byte-level
+//! checks, and the paths of the external client toolchains installed by `./test.sh`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use brook_protocol::kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use brook_protocol::kafka_protocol::protocol::{
+    encode_request_header_into_buffer, Decodable, Encodable, HeaderVersion, Request, StrBytes,
+};
+use bytes::{Buf, Bytes, BytesMut};
+
+/// A blocking connection that sends typed or raw requests and reads typed responses.
+pub struct RawClient {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl RawClient {
+    pub fn connect(addr: &str) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(Self {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    /// Writes bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Encodes a framed request at `version`.
+    pub fn encode<R: Request>(&mut self, version: i16, request: &R) -> Vec<u8> {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("brook-tests")));
+        let mut body = BytesMut::new();
+        encode_request_header_into_buffer(&mut body, &header).expect("header encodes");
+        request.encode(&mut body, version).expect("request encodes");
+        let mut framed = (body.len() as i32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        framed
+    }
+
+    /// Sends a request and reads its response.
+    pub fn call<R: Request>(&mut self, version: i16, request: &R) -> std::io::Result<R::Response> {
+        let framed = self.encode(version, request);
+        self.send_raw(&framed)?;
+        let mut payload = self.read_frame()?;
+        let header_version = <R::Response as HeaderVersion>::header_version(version);
+        let header = ResponseHeader::decode(&mut payload, header_version).map_err(invalid)?;
+        assert_eq!(header.correlation_id, self.correlation_id, "responses out of order");
+        R::Response::decode(&mut payload, version).map_err(invalid)
+    }
+
+    /// Reads one response frame (without its size prefix).
+    pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size)?;
+        let mut payload = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut payload)?;
+        Ok(Bytes::from(payload))
+    }
+
+    /// True if the broker closes the connection (EOF or reset) within the read timeout.
+    pub fn is_closed_by_peer(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) => {
+                    return matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Reads the correlation id at the front of a v0 response header.
+pub fn correlation_id(payload: &mut Bytes) -> i32 {
+    payload.get_i32()
+}
+
+fn invalid(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// The repository root (for scripts under `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The Python interpreter of the test venv (`BROOK_TEST_PYTHON`, else `.venv/bin/python`).
+pub fn python() -> PathBuf {
+    std::env::var_os("BROOK_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+/// Fails with a pointer to `./test.sh` when an external client toolchain is missing.
+pub fn require_tool(path: &std::path::Path, what: &str) {
+    assert!(
+        path.exists(),
+        "{what} not found at {}: run ./test.sh, which installs the client toolchains",
+        path.display()
+    );
+}

@@ -81,7 +81,7 @@ impl Encodable for DescribeGroupsRequest {
             types::Boolean.encode(buf, &self.include_authorized_operations)?;
         } else {
             if self.include_authorized_operations {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {
@@ -109,7 +109,7 @@ impl Encodable for DescribeGroupsRequest {
             total_size += types::Boolean.compute_size(&self.include_authorized_operations)?;
         } else {
             if self.include_authorized_operations {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {

@@ -165,7 +165,7 @@ impl Encodable for FetchPartition {
             types::Int32.encode(buf, &self.last_fetched_epoch)?;
         } else {
             if self.last_fetched_epoch != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {
@@ -234,7 +234,7 @@ impl Encodable for FetchPartition {
             total_size += types::Int32.compute_size(&self.last_fetched_epoch)?;
         } else {
             if self.last_fetched_epoch != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {
@@ -582,7 +582,7 @@ impl Encodable for FetchRequest {
             types::Int32.encode(buf, &self.replica_id)?;
         } else {
             if self.replica_id != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         types::Int32.encode(buf, &self.max_wait_ms)?;
@@ -609,7 +609,7 @@ impl Encodable for FetchRequest {
             }
         } else {
             if !self.forgotten_topics_data.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 11 {
@@ -673,7 +673,7 @@ impl Encodable for FetchRequest {
             total_size += types::Int32.compute_size(&self.replica_id)?;
         } else {
             if self.replica_id != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         total_size += types::Int32.compute_size(&self.max_wait_ms)?;
@@ -702,7 +702,7 @@ impl Encodable for FetchRequest {
             }
         } else {
             if !self.forgotten_topics_data.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 11 {
@@ -1158,7 +1158,7 @@ impl Encodable for ForgottenTopic {
             }
         } else {
             if !self.partitions.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 12 {
@@ -1195,7 +1195,7 @@ impl Encodable for ForgottenTopic {
             }
         } else {
             if !self.partitions.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 12 {
@@ -1337,14 +1337,14 @@ impl Encodable for ReplicaState {
             types::Int32.encode(buf, &self.replica_id)?;
         } else {
             if self.replica_id != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 15 {
             types::Int64.encode(buf, &self.replica_epoch)?;
         } else {
             if self.replica_epoch != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 12 {
@@ -1367,14 +1367,14 @@ impl Encodable for ReplicaState {
             total_size += types::Int32.compute_size(&self.replica_id)?;
         } else {
             if self.replica_id != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 15 {
             total_size += types::Int64.compute_size(&self.replica_epoch)?;
         } else {
             if self.replica_epoch != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 12 {

@@ -62,7 +62,7 @@ impl Encodable for ListConfigResourcesRequest {
             types::CompactArray(types::Int8).encode(buf, &self.resource_types)?;
         } else {
             if !self.resource_types.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();
@@ -83,7 +83,7 @@ impl Encodable for ListConfigResourcesRequest {
             total_size += types::CompactArray(types::Int8).compute_size(&self.resource_types)?;
         } else {
             if !self.resource_types.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();

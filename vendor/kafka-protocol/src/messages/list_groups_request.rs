@@ -76,14 +76,14 @@ impl Encodable for ListGroupsRequest {
             types::CompactArray(types::CompactString).encode(buf, &self.states_filter)?;
         } else {
             if !self.states_filter.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {
             types::CompactArray(types::CompactString).encode(buf, &self.types_filter)?;
         } else {
             if !self.types_filter.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 3 {
@@ -107,7 +107,7 @@ impl Encodable for ListGroupsRequest {
                 types::CompactArray(types::CompactString).compute_size(&self.states_filter)?;
         } else {
             if !self.states_filter.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {
@@ -115,7 +115,7 @@ impl Encodable for ListGroupsRequest {
                 types::CompactArray(types::CompactString).compute_size(&self.types_filter)?;
         } else {
             if !self.types_filter.is_empty() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 3 {

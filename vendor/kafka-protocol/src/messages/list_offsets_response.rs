@@ -122,7 +122,7 @@ impl Encodable for ListOffsetsPartitionResponse {
             types::Int32.encode(buf, &self.leader_epoch)?;
         } else {
             if self.leader_epoch != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 6 {
@@ -149,7 +149,7 @@ impl Encodable for ListOffsetsPartitionResponse {
             total_size += types::Int32.compute_size(&self.leader_epoch)?;
         } else {
             if self.leader_epoch != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 6 {

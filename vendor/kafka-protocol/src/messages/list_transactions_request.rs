@@ -106,14 +106,14 @@ impl Encodable for ListTransactionsRequest {
             types::Int64.encode(buf, &self.duration_filter)?;
         } else {
             if self.duration_filter != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 2 {
             types::CompactString.encode(buf, &self.transactional_id_pattern)?;
         } else {
             if !self.transactional_id_pattern.is_none() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();
@@ -137,14 +137,14 @@ impl Encodable for ListTransactionsRequest {
             total_size += types::Int64.compute_size(&self.duration_filter)?;
         } else {
             if self.duration_filter != -1 {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 2 {
             total_size += types::CompactString.compute_size(&self.transactional_id_pattern)?;
         } else {
             if !self.transactional_id_pattern.is_none() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         let num_tagged_fields = self.unknown_tagged_fields.len();

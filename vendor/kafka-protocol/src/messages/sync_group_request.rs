@@ -161,7 +161,7 @@ impl Encodable for SyncGroupRequest {
             }
         } else {
             if !self.group_instance_id.is_none() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {
@@ -210,7 +210,7 @@ impl Encodable for SyncGroupRequest {
             }
         } else {
             if !self.group_instance_id.is_none() {
-                bail!("A field is set that is not available on the selected protocol version");
+                // Brook patch: fields newer than the version are left out, not an error.
             }
         }
         if version >= 5 {

@@ -1,0 +1,217 @@
+//! Broker configuration: one typed struct, loaded from a TOML file and overridden by CLI flags.
+//!
+//! Broker-wide Kafka settings keep Kafka's names (`auto.create.topics.enable`, `num.partitions`,
+//! `log.segment.bytes`, ...), so they are quoted keys in TOML:
+//!
+//! ```toml
+//! listen = "127.0.0.1:9092"
+//! data_dir = "/var/lib/brook"
+//! "auto.create.topics.enable" = true
+//! "num.partitions" = 3
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Where `brook` listens unless told otherwise: loopback only (safe default).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+/// The data directory used when none is given.
+pub const DEFAULT_DATA_DIR: &str = "./brook-data";
+
+/// Errors loading configuration.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Every broker setting. Field docs name the Kafka setting where there is one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Address the Kafka listener binds to.
+    pub listen: SocketAddr,
+    /// `host:port` announced to clients in Metadata and DescribeCluster; the bound address
+    /// when unset.
+    pub advertise: Option<String>,
+    /// Where logs and metadata live.
+    pub data_dir: PathBuf,
+    /// Use a temporary data directory that is removed on shutdown (ignores `data_dir`).
+    pub ephemeral: bool,
+    /// `node.id`.
+    #[serde(rename = "node.id")]
+    pub node_id: i32,
+    /// `auto.create.topics.enable`.
+    #[serde(rename = "auto.create.topics.enable")]
+    pub auto_create_topics_enable: bool,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
+    #[serde(rename = "num.partitions")]
+    pub num_partitions: i32,
+    /// `log.segment.bytes`: default `segment.bytes` of topics.
+    #[serde(rename = "log.segment.bytes")]
+    pub log_segment_bytes: i64,
+    /// `log.roll.ms`: default `segment.ms` of topics.
+    #[serde(rename = "log.roll.ms")]
+    pub log_roll_ms: i64,
+    /// `message.max.bytes`: default `max.message.bytes` of topics.
+    #[serde(rename = "message.max.bytes")]
+    pub message_max_bytes: i64,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    #[serde(rename = "socket.request.max.bytes")]
+    pub socket_request_max_bytes: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| {
+                SocketAddr::from(([127, 0, 0, 1], 9092))
+            }),
+            advertise: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            ephemeral: false,
+            node_id: 1,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            log_segment_bytes: 1024 * 1024 * 1024,
+            log_roll_ms: 7 * 24 * 60 * 60 * 1000,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: brook_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// A configuration for tests and embedding: an ephemeral directory on a free loopback port.
+    pub fn ephemeral() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ephemeral: true,
+            ..Self::default()
+        }
+    }
+
+    /// A configuration on a free loopback port that keeps its data in `dir`.
+    pub fn with_data_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Reads a TOML file. Unknown keys are errors, so a typo is not silently ignored.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name, reason: &str| {
+            Err(ConfigError::Invalid {
+                name,
+                reason: reason.to_string(),
+            })
+        };
+        if self.num_partitions < 1 {
+            return invalid("num.partitions", "must be at least 1");
+        }
+        if self.log_segment_bytes < 14 || self.log_segment_bytes > i64::from(i32::MAX) {
+            return invalid("log.segment.bytes", "must be between 14 and 2147483647");
+        }
+        if self.log_roll_ms < 1 {
+            return invalid("log.roll.ms", "must be at least 1");
+        }
+        if self.message_max_bytes < 0 || self.message_max_bytes > i64::from(i32::MAX) {
+            return invalid("message.max.bytes", "must be between 0 and 2147483647");
+        }
+        if self.socket_request_max_bytes < 1024 {
+            return invalid("socket.request.max.bytes", "must be at least 1024");
+        }
+        if let Some(adv) = &self.advertise {
+            parse_host_port(adv).map_err(|reason| ConfigError::Invalid {
+                name: "advertise",
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets).
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("'{s}' has no host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_uses_kafka_names_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("brook.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n\"num.partitions\" = 3\n\"auto.create.topics.enable\" = false\n",
+        )
+        .unwrap();
+        let c = BrokerConfig::from_file(&path).unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.num_partitions, 3);
+        assert!(!c.auto_create_topics_enable);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+
+        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        assert!(matches!(
+            BrokerConfig::from_file(&path),
+            Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, "\"num.partitions\" = 0\n").unwrap();
+        assert!(matches!(
+            BrokerConfig::from_file(&path),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(parse_host_port("a.b:1").unwrap(), ("a.b".into(), 1));
+        assert_eq!(parse_host_port("[::1]:9092").unwrap(), ("::1".into(), 9092));
+        assert!(parse_host_port("nohost").is_err());
+        assert!(parse_host_port(":9").is_err());
+    }
+}

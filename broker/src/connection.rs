@@ -1,0 +1,167 @@
+//! One client connection: frames in, responses out, strictly in request order.
+//!
+//! A reader task splits the socket's bytes into frames as they arrive (so pipelined requests are
+//! read without waiting for earlier responses) and hands them over through a bounded channel.
+//! The connection task handles them one at a time, in order, which keeps appends from one
+//! producer connection in the order they were sent, and batches the encoded responses into
+//! few write calls. `acks=0` produce requests get no response. Any framing or decoding error
+//! closes the connection, as Kafka does.
+
+use std::sync::Arc;
+
+use brook_protocol::frame::decode_frame;
+use brook_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use brook_protocol::request::{decode_body, decode_header, RequestFrame};
+use brook_protocol::response::{encode_raw_response, encode_response};
+use brook_protocol::{api_versions, legacy_produce, DecodeError, ErrorCode};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::handlers::{self, Ctx};
+use crate::state::BrokerState;
+
+/// Frames read ahead of the one being handled.
+const READ_AHEAD: usize = 64;
+/// Flush encoded responses once this many bytes are pending, even if more requests wait.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Why a connection was closed by the broker.
+#[derive(Debug, thiserror::Error)]
+enum CloseReason {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Encode(#[from] brook_protocol::response::EncodeError),
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves one connection until the peer closes it, an error closes it, or shutdown.
+pub(crate) async fn serve(stream: TcpStream, state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+    let peer = stream.peer_addr().ok();
+    let _ = stream.set_nodelay(true);
+    let (read_half, mut write_half) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel(READ_AHEAD);
+    let max_frame = state.config.socket_request_max_bytes;
+    let reader = tokio::spawn(read_frames(read_half, tx, max_frame));
+
+    let mut out = BytesMut::with_capacity(WRITE_BATCH);
+    let result: Result<(), CloseReason> = async {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Ok(()),
+                frame = rx.recv() => frame,
+            };
+            let Some(frame) = frame else {
+                return Ok(());
+            };
+            handle_frame(&state, frame?, &mut out).await?;
+            if rx.is_empty() || out.len() >= WRITE_BATCH {
+                write_half.write_all(&out).await?;
+                out.clear();
+            }
+        }
+    }
+    .await;
+    if !out.is_empty() {
+        let _ = write_half.write_all(&out).await;
+    }
+    reader.abort();
+    match result {
+        Ok(()) => tracing::debug!(?peer, "connection closed"),
+        Err(CloseReason::Io(e)) => tracing::debug!(?peer, error = %e, "connection ended"),
+        Err(e) => tracing::info!(?peer, error = %e, "closing connection"),
+    }
+}
+
+async fn read_frames(
+    mut read_half: OwnedReadHalf,
+    tx: mpsc::Sender<Result<Bytes, CloseReason>>,
+    max_frame: usize,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        loop {
+            match decode_frame(&mut buf, max_frame) {
+                Ok(Some(frame)) => {
+                    if tx.send(Ok(frame.freeze())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match read_half.read_buf(&mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn handle_frame(state: &Arc<BrokerState>, payload: Bytes, out: &mut BytesMut) -> Result<(), CloseReason> {
+    let frame = decode_header(payload)?;
+    let key = frame.api_key;
+    let version = frame.header.request_api_version;
+    let correlation_id = frame.header.correlation_id;
+    let Some(range) = handlers::supported_versions(key) else {
+        return Err(CloseReason::Unsupported(format!("API {key:?} is not supported")));
+    };
+    let in_range = range.min <= version && version <= range.max;
+    if key == ApiKey::ApiVersions && !in_range {
+        // KIP-511: answer with a v0 body that tells the client which versions to retry with.
+        let body = api_versions::unsupported_version_response(range);
+        encode_response(out, key, 0, correlation_id, &ResponseKind::ApiVersions(body))?;
+        return Ok(());
+    }
+    if !in_range {
+        return Err(CloseReason::Unsupported(format!("{key:?} v{version} is not supported")));
+    }
+    if key == ApiKey::Produce && version < 3 {
+        return answer_legacy_produce(&frame, out);
+    }
+    let request = decode_body(&frame)?;
+    let no_response = matches!(&request, RequestKind::Produce(p) if p.acks == 0);
+    let span = tracing::debug_span!("request", api = ?key, version, correlation_id, client = frame.header.client_id.as_deref().unwrap_or(""));
+    let ctx = Ctx {
+        state,
+        header: &frame.header,
+    };
+    let response = handlers::dispatch(&ctx, request).instrument(span).await;
+    if !no_response {
+        encode_response(out, key, version, correlation_id, &response)?;
+    }
+    Ok(())
+}
+
+/// Produce v0-2 carries message sets Brook does not store: every partition gets
+/// UNSUPPORTED_VERSION (and acks=0 gets nothing, as always).
+fn answer_legacy_produce(frame: &RequestFrame, out: &mut BytesMut) -> Result<(), CloseReason> {
+    let request = legacy_produce::decode(frame.body.clone())?;
+    if request.acks != 0 {
+        let body = legacy_produce::encode_error_response(
+            &request,
+            frame.header.request_api_version,
+            ErrorCode::UnsupportedVersion.code(),
+        );
+        encode_raw_response(out, frame.header.correlation_id, &body);
+    }
+    Ok(())
+}

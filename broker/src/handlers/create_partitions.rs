@@ -1,0 +1,74 @@
+//! CreatePartitions (key 37): raise a topic's partition count.
+
+use std::collections::HashMap;
+
+use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use brook_protocol::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use brook_protocol::kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
+use brook_protocol::ErrorCode;
+
+use super::Ctx;
+use crate::topics::TopicError;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &req.topics {
+        *seen.entry(t.name.to_string()).or_default() += 1;
+    }
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            let outcome = if seen.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
+                Err((ErrorCode::InvalidRequest, "Duplicate topic in request.".to_string()))
+            } else {
+                add_partitions(ctx, t, req.validate_only)
+            };
+            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            match outcome {
+                Ok(()) => result,
+                Err((code, message)) => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn add_partitions(ctx: &Ctx<'_>, t: &CreatePartitionsTopic, validate_only: bool) -> Result<(), (ErrorCode, String)> {
+    let topics = &ctx.state.topics;
+    let node = ctx.state.node_id();
+    let topic = topics
+        .get(&t.name)
+        .ok_or_else(|| (ErrorCode::UnknownTopicOrPartition, format!("The topic '{}' does not exist.", t.name.as_str())))?;
+    let current = topic.partition_count();
+    if t.count <= current {
+        let message = if t.count == current {
+            format!("Topic already has {current} partitions.")
+        } else {
+            format!("Topic currently has {current} partitions, which is higher than the requested {}.", t.count)
+        };
+        return Err((ErrorCode::InvalidPartitions, message));
+    }
+    if let Some(assignments) = &t.assignments {
+        let expected = (t.count - current) as usize;
+        if assignments.len() != expected || !assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node) {
+            return Err((ErrorCode::InvalidReplicaAssignment, format!("Expected {expected} assignments, each on broker {node} only.")));
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    topics.create_partitions(&t.name, t.count).map_err(|e| match e {
+        TopicError::InvalidPartitions(m) => (ErrorCode::InvalidPartitions, m),
+        TopicError::Unknown(_) => (ErrorCode::UnknownTopicOrPartition, e.to_string()),
+        other => {
+            tracing::error!(topic = %t.name.as_str(), error = %other, "adding partitions failed");
+            (ErrorCode::KafkaStorageError, other.to_string())
+        }
+    })
+}

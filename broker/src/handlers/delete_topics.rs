@@ -1,0 +1,52 @@
+//! DeleteTopics (key 20): remove topics by name (v1-5) or by name or id (v6), files included.
+
+use brook_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use brook_protocol::kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
+use brook_protocol::ErrorCode;
+use uuid::Uuid;
+
+use super::Ctx;
+use crate::topics::TopicError;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<TopicName>, Uuid)> = if ctx.version() >= 6 {
+        req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+    } else {
+        req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| delete_one(ctx, name, id))
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+fn delete_one(ctx: &Ctx<'_>, name: Option<TopicName>, id: Uuid) -> DeletableTopicResult {
+    let topics = &ctx.state.topics;
+    let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+    let (topic, missing) = match &name {
+        Some(n) => (topics.get(n), ErrorCode::UnknownTopicOrPartition),
+        None => (topics.get_by_id(id), ErrorCode::UnknownTopicId),
+    };
+    let Some(topic) = topic else {
+        return result
+            .with_error_code(missing.code())
+            .with_error_message(Some(StrBytes::from_static_str("This server does not host this topic.")));
+    };
+    let result = result
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.id);
+    match topics.delete(&topic.name) {
+        Ok(_) => result,
+        Err(TopicError::Unknown(_)) => result.with_error_code(missing.code()),
+        Err(e) => {
+            tracing::error!(topic = %topic.name, error = %e, "deleting topic failed");
+            result
+                .with_error_code(ErrorCode::KafkaStorageError.code())
+                .with_error_message(Some(StrBytes::from_string(e.to_string())))
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Fetch (key 1): whole batches from the logs, with long polling.
+//!
+//! Sessionless only (session id 0 in every response, which KIP-227 allows): each request names
+//! its partitions. Size limits follow KIP-74: the first partition that returns data returns at
+//! least one whole batch even if it is larger than the limits; after that, a partition
+//! contributes only batches that fit in what is left of `max_bytes`. A fetch that has fewer
+//! than `min_bytes` waits up to `max_wait_ms` for appends and then reads again.
+
+use std::time::Duration;
+
+use brook_protocol::batch;
+use brook_protocol::kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use brook_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use brook_protocol::kafka_protocol::protocol::VersionRange;
+use brook_protocol::ErrorCode;
+use brook_storage::StorageError;
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use super::Ctx;
+use crate::topics::Topic;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 4, max: 17 };
+
+/// From v13 topics are named by id instead of name.
+const TOPIC_IDS_FROM: i16 = 13;
+/// Isolation level READ_COMMITTED.
+const READ_COMMITTED: i8 = 1;
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
+    let replica_id = if ctx.version() >= 15 { req.replica_state.replica_id } else { req.replica_id };
+    if replica_id.0 >= 0 {
+        // Only consumers fetch from Brook: there are no follower replicas.
+        return read_all(ctx, &req, Some(ErrorCode::NotLeaderOrFollower)).0;
+    }
+    let deadline = Instant::now() + Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let mut appends = ctx.state.subscribe_appends();
+    loop {
+        appends.borrow_and_update();
+        let (response, outcome) = read_all(ctx, &req, None);
+        if outcome.bytes >= min_bytes || outcome.has_error || Instant::now() >= deadline {
+            return response;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            changed = appends.changed() => if changed.is_err() { return response },
+        }
+    }
+}
+
+#[derive(Default)]
+struct Outcome {
+    bytes: usize,
+    has_error: bool,
+}
+
+fn read_all(ctx: &Ctx<'_>, req: &FetchRequest, forced_error: Option<ErrorCode>) -> (FetchResponse, Outcome) {
+    let version = ctx.version();
+    let mut outcome = Outcome::default();
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let read_committed = req.isolation_level == READ_COMMITTED;
+    let responses = req
+        .topics
+        .iter()
+        .map(|ft| {
+            let topic = if version >= TOPIC_IDS_FROM {
+                ctx.state.topics.get_by_id(ft.topic_id)
+            } else {
+                ctx.state.topics.get(&ft.topic)
+            };
+            let missing_topic = if version >= TOPIC_IDS_FROM {
+                ErrorCode::UnknownTopicId
+            } else {
+                ErrorCode::UnknownTopicOrPartition
+            };
+            let partitions = ft
+                .partitions
+                .iter()
+                .map(|fp| {
+                    let mut data = PartitionData::default()
+                        .with_partition_index(fp.partition)
+                        .with_preferred_read_replica(BrokerId(-1))
+                        .with_aborted_transactions(read_committed.then(Vec::new))
+                        // Never null: librdkafka fails on a null record set.
+                        .with_records(Some(Bytes::new()));
+                    let result = match (forced_error, topic.as_deref()) {
+                        (Some(code), _) => Err((code, -1, -1)),
+                        (None, None) => Err((missing_topic, -1, -1)),
+                        (None, Some(t)) => {
+                            let remaining = max_bytes.saturating_sub(outcome.bytes);
+                            let limit = remaining.min(usize::try_from(fp.partition_max_bytes).unwrap_or(0));
+                            read_partition(t, fp.partition, fp.fetch_offset, limit, outcome.bytes == 0)
+                        }
+                    };
+                    match result {
+                        Ok(read) => {
+                            outcome.bytes += read.records.len();
+                            data = data
+                                .with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark)
+                                .with_log_start_offset(read.log_start_offset)
+                                .with_records(Some(read.records));
+                        }
+                        Err((code, hw, start)) => {
+                            outcome.has_error = true;
+                            data = data
+                                .with_error_code(code.code())
+                                .with_high_watermark(hw)
+                                .with_last_stable_offset(hw)
+                                .with_log_start_offset(start);
+                        }
+                    }
+                    data
+                })
+                .collect();
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    (FetchResponse::default().with_responses(responses), outcome)
+}
+
+struct PartitionRead {
+    records: Bytes,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+/// Reads one partition. `min_one`: return the first batch even if it exceeds `limit` (KIP-74).
+fn read_partition(
+    topic: &Topic,
+    index: i32,
+    offset: i64,
+    limit: usize,
+    min_one: bool,
+) -> Result<PartitionRead, (ErrorCode, i64, i64)> {
+    let partition = topic
+        .partition(index)
+        .ok_or((ErrorCode::UnknownTopicOrPartition, -1, -1))?;
+    partition.with_log(|log| {
+        let hw = log.log_end_offset();
+        let start = log.log_start_offset();
+        let chunks = log.read(offset, limit).map_err(|e| match e {
+            StorageError::OffsetOutOfRange { .. } => (ErrorCode::OffsetOutOfRange, hw, start),
+            other => {
+                tracing::error!(topic = %topic.name, partition = index, error = %other, "read failed");
+                (ErrorCode::KafkaStorageError, hw, start)
+            }
+        })?;
+        let records = if !min_one && first_batch_size(&chunks) > limit {
+            Bytes::new()
+        } else {
+            concat(chunks)
+        };
+        Ok(PartitionRead { records, high_watermark: hw, log_start_offset: start })
+    })
+}
+
+fn first_batch_size(chunks: &[Bytes]) -> usize {
+    chunks.first().and_then(|c| batch::total_size(c)).unwrap_or(0)
+}
+
+fn concat(chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut out = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for c in chunks {
+                out.extend_from_slice(&c);
+            }
+            out.freeze()
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Produce (key 0): validate each partition's batch, stamp it, append it.
+//!
+//! Batches stay bytes: the header and CRC32C are checked, the base offset (by the log) and
+//! the partition leader epoch are patched (both outside the CRC), and the bytes are appended.
+//! Records are never decoded here. Versions 0-2 are advertised for old librdkafka feature
+//! detection and answered with UNSUPPORTED_VERSION by the connection (see
+//! `brook_protocol::legacy_produce`).
+
+use brook_protocol::batch::{self, BatchError, BatchView};
+use brook_protocol::kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use brook_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
+use brook_protocol::ErrorCode;
+use bytes::Bytes;
+
+use super::metadata::LEADER_EPOCH;
+use super::{now_ms, Ctx};
+use crate::state::BrokerState;
+use crate::topics::Topic;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 11 };
+
+/// Why a partition's records were refused.
+#[derive(Debug)]
+struct Rejection {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Rejection {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> ProduceResponse {
+    let state = ctx.state;
+    let acks_ok = matches!(req.acks, -1..=1);
+    let mut appended = false;
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|topic_data| {
+            let topic = state.topics.get(&topic_data.name);
+            let partition_responses = topic_data
+                .partition_data
+                .into_iter()
+                .map(|p| {
+                    let result = if acks_ok {
+                        produce_partition(state, topic.as_deref(), p.index, p.records)
+                    } else {
+                        Err(Rejection::new(ErrorCode::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {}", req.acks)))
+                    };
+                    let resp = PartitionProduceResponse::default().with_index(p.index);
+                    match result {
+                        Ok(ok) => {
+                            appended = true;
+                            resp.with_base_offset(ok.base_offset)
+                                .with_log_append_time_ms(ok.log_append_time)
+                                .with_log_start_offset(ok.log_start_offset)
+                        }
+                        Err(r) => {
+                            tracing::debug!(topic = %topic_data.name.as_str(), partition = p.index, error = ?r.code, message = %r.message, "produce rejected");
+                            resp.with_error_code(r.code.code())
+                                .with_base_offset(-1)
+                                .with_log_start_offset(-1)
+                                .with_error_message(Some(StrBytes::from_string(r.message)))
+                        }
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partition_responses)
+        })
+        .collect();
+    if appended {
+        state.notify_appended();
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+struct Appended {
+    base_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+}
+
+fn produce_partition(
+    state: &BrokerState,
+    topic: Option<&Topic>,
+    index: i32,
+    records: Option<Bytes>,
+) -> Result<Appended, Rejection> {
+    let unknown = || Rejection::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic-partition.");
+    let topic = topic.ok_or_else(unknown)?;
+    let partition = topic.partition(index).ok_or_else(unknown)?;
+    let config = topic.config();
+    let records = records.unwrap_or_default();
+    validate_single_batch(&records, config.max_message_bytes(&state.config))?;
+
+    let mut data = records.to_vec();
+    batch::set_partition_leader_epoch(&mut data, LEADER_EPOCH);
+    let now = now_ms();
+    let log_append_time = if config.log_append_time(&state.config) {
+        batch::set_log_append_time(&mut data, now);
+        now
+    } else {
+        -1
+    };
+    partition.with_log(|log| {
+        let info = log.append(&mut data, now).map_err(|e| {
+            tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
+            Rejection::new(ErrorCode::KafkaStorageError, format!("append failed: {e}"))
+        })?;
+        Ok(Appended {
+            base_offset: info.base_offset,
+            log_append_time,
+            log_start_offset: log.log_start_offset(),
+        })
+    })
+}
+
+/// Produce v3+ carries exactly one v2 batch per partition (as Kafka requires). Checks its
+/// framing, size, CRC and the header fields a client may not set.
+fn validate_single_batch(records: &[u8], max_message_bytes: usize) -> Result<(), Rejection> {
+    use ErrorCode::{CorruptMessage, InvalidRecord, MessageTooLarge};
+    if records.is_empty() {
+        return Err(Rejection::new(InvalidRecord, "Produce requests must contain exactly one record batch per partition."));
+    }
+    let view = BatchView::parse(records).map_err(|e| match e {
+        BatchError::UnsupportedMagic(m) => Rejection::new(InvalidRecord, format!("Produce requests are only allowed to contain record batches with magic version 2, not {m}.")),
+        other => Rejection::new(CorruptMessage, format!("Record batch is corrupt: {other}")),
+    })?;
+    if view.size() > max_message_bytes {
+        return Err(Rejection::new(MessageTooLarge, format!(
+            "The record batch is {} bytes, larger than max.message.bytes ({max_message_bytes}).",
+            view.size()
+        )));
+    }
+    if view.size() != records.len() {
+        return Err(Rejection::new(InvalidRecord, "Produce requests must contain exactly one record batch per partition."));
+    }
+    view.verify_crc().map_err(|e| Rejection::new(CorruptMessage, format!("Record batch is corrupt: {e}")))?;
+    if view.base_offset() != 0 {
+        return Err(Rejection::new(InvalidRecord, "The base offset of a produced record batch must be 0."));
+    }
+    if view.compression().is_none() {
+        return Err(Rejection::new(InvalidRecord, "Unknown compression codec in record batch attributes."));
+    }
+    if view.is_control() {
+        return Err(Rejection::new(InvalidRecord, "Clients may not write control batches."));
+    }
+    let count = view.records_count();
+    if count < 1 || i64::from(count) != i64::from(view.last_offset_delta()) + 1 {
+        return Err(Rejection::new(InvalidRecord, format!(
+            "Record count {count} does not match last offset delta {}.",
+            view.last_offset_delta()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_protocol::batch::testing::simple_batch;
+
+    fn code(r: Result<(), Rejection>) -> Option<ErrorCode> {
+        r.err().map(|r| r.code)
+    }
+
+    #[test]
+    fn batch_validation_maps_to_kafka_errors() {
+        let good = simple_batch(1, 3);
+        assert!(validate_single_batch(&good, 1 << 20).is_ok());
+        assert_eq!(code(validate_single_batch(&good, good.len() - 1)), Some(ErrorCode::MessageTooLarge));
+        assert_eq!(code(validate_single_batch(&[], 100)), Some(ErrorCode::InvalidRecord));
+        assert_eq!(code(validate_single_batch(&good[..good.len() - 2], 1 << 20)), Some(ErrorCode::CorruptMessage));
+
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(code(validate_single_batch(&flipped, 1 << 20)), Some(ErrorCode::CorruptMessage));
+
+        let mut two = good.clone();
+        two.extend_from_slice(&good);
+        assert_eq!(code(validate_single_batch(&two, 1 << 20)), Some(ErrorCode::InvalidRecord));
+
+        let mut offset = good.clone();
+        batch::set_base_offset(&mut offset, 5);
+        assert_eq!(code(validate_single_batch(&offset, 1 << 20)), Some(ErrorCode::InvalidRecord));
+
+        let mut magic = good.clone();
+        magic[16] = 1;
+        assert_eq!(code(validate_single_batch(&magic, 1 << 20)), Some(ErrorCode::InvalidRecord));
+    }
+}

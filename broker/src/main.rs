@@ -1,0 +1,107 @@
+//! The `brook` binary: parse flags, load the config file, start the broker, stop on a signal.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use brook_broker::{Broker, BrokerConfig};
+use clap::Parser;
+
+/// Brook: a Kafka-compatible event log broker in one small binary.
+#[derive(Debug, Parser)]
+#[command(name = "brook", version, about)]
+struct Args {
+    /// Address to listen on for Kafka clients [default: 127.0.0.1:9092]
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+    /// Address announced to clients [default: the listen address]
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Directory for logs and metadata [default: ./brook-data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep data in a temporary directory that is removed on exit
+    #[arg(long)]
+    ephemeral: bool,
+    /// TOML file with the same settings; flags given on the command line win
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("brook: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = match &args.config {
+        Some(path) => BrokerConfig::from_file(path)?,
+        None => BrokerConfig::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(advertise) = args.advertise {
+        config.advertise = Some(advertise);
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if args.ephemeral {
+        config.ephemeral = true;
+    }
+    config.validate()?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("brook")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let ephemeral = config.ephemeral;
+        let broker = Broker::start(config).await?;
+        let data = std::fs::canonicalize(broker.data_dir()).unwrap_or_else(|_| broker.data_dir().to_owned());
+        let data = if ephemeral {
+            format!("{} (ephemeral: removed on exit)", data.display())
+        } else {
+            data.display().to_string()
+        };
+        tracing::info!(
+            "brook {} listening on {}, data in {}, cluster id {}",
+            env!("CARGO_PKG_VERSION"),
+            broker.local_addr(),
+            data,
+            broker.cluster_id()
+        );
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        broker.shutdown().await;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

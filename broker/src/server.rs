@@ -1,0 +1,238 @@
+//! Starting and stopping a broker: listener, accept loop, shutdown, and the embedding API.
+//!
+//! [`Broker::start`] runs a broker on the caller's tokio runtime; [`EmbeddedBroker`] runs one on
+//! its own runtime thread for synchronous code such as tests. Both bind before returning, so
+//! the bootstrap address is usable at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{parse_host_port, BrokerConfig, ConfigError};
+use crate::state::BrokerState;
+use crate::topics::{TopicError, TopicRegistry};
+
+/// Errors starting a broker.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create a temporary data directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("cannot open data directory {dir}: {source}")]
+    Open {
+        dir: PathBuf,
+        #[source]
+        source: TopicError,
+    },
+    #[error("cannot start the broker runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A running broker on the caller's runtime.
+pub struct Broker {
+    local_addr: SocketAddr,
+    data_dir: PathBuf,
+    cluster_id: String,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Broker {
+    /// Opens the data directory, binds the listener and starts serving.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (temp_dir, data_dir) = if config.ephemeral {
+            let t = tempfile::Builder::new()
+                .prefix("brook-")
+                .tempdir()
+                .map_err(BrokerError::TempDir)?;
+            let p = t.path().to_owned();
+            (Some(t), p)
+        } else {
+            (None, config.data_dir.clone())
+        };
+        let (host, port) = match &config.advertise {
+            Some(a) => parse_host_port(a).map_err(|reason| ConfigError::Invalid {
+                name: "advertise",
+                reason,
+            })?,
+            None => (local_addr.ip().to_string(), local_addr.port()),
+        };
+        let topics = {
+            let dir = data_dir.clone();
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || TopicRegistry::open(&dir, &config))
+                .await
+                .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
+                .map_err(|source| BrokerError::Open {
+                    dir: data_dir.clone(),
+                    source,
+                })?
+        };
+        let cluster_id = topics.cluster_id().to_string();
+        let state = Arc::new(BrokerState::new(config, topics, host, port));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let server = tokio::spawn(run(listener, state, shutdown_rx, temp_dir));
+        Ok(Broker {
+            local_addr,
+            data_dir,
+            cluster_id,
+            shutdown,
+            server,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `host:port` for a client's `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        self.local_addr.to_string()
+    }
+
+    /// Where this broker keeps its data (a temporary directory when ephemeral).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Stops accepting, closes connections, and closes every log cleanly.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+    }
+}
+
+/// Accepts connections until shutdown, then waits for them and closes the logs.
+async fn run(
+    listener: TcpListener,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+    temp_dir: Option<tempfile::TempDir>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(crate::connection::serve(stream, state.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    match Arc::try_unwrap(state) {
+        Ok(state) => {
+            let _ = tokio::task::spawn_blocking(move || state.topics.close()).await;
+        }
+        Err(_) => tracing::warn!("broker state still shared at shutdown; logs not closed cleanly"),
+    }
+    drop(temp_dir);
+    tracing::info!("broker stopped");
+}
+
+/// A broker on its own runtime thread, for synchronous callers (tests, tools).
+pub struct EmbeddedBroker {
+    broker: Option<Broker>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl EmbeddedBroker {
+    /// Starts a broker with `config` (use [`BrokerConfig::ephemeral`] or
+    /// [`BrokerConfig::with_data_dir`] for a free loopback port).
+    pub fn start(config: BrokerConfig) -> Result<Self, BrokerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("brook-embedded")
+            .enable_all()
+            .build()
+            .map_err(BrokerError::Runtime)?;
+        let broker = runtime.block_on(Broker::start(config))?;
+        Ok(Self {
+            broker: Some(broker),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// An ephemeral broker on a free loopback port.
+    pub fn ephemeral() -> Result<Self, BrokerError> {
+        Self::start(BrokerConfig::ephemeral())
+    }
+
+    fn broker(&self) -> &Broker {
+        // Both are Some until shutdown, which consumes self.
+        match &self.broker {
+            Some(b) => b,
+            None => unreachable!("EmbeddedBroker used after shutdown"),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.broker().bootstrap()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.broker().local_addr()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.broker().data_dir()
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        self.broker().cluster_id()
+    }
+
+    /// Stops the broker and waits until its logs are closed.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let (Some(broker), Some(runtime)) = (self.broker.take(), self.runtime.take()) {
+            runtime.block_on(broker.shutdown());
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,48 @@
+//! State shared by every connection and handler.
+
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::topics::TopicRegistry;
+
+/// The broker's shared state.
+pub(crate) struct BrokerState {
+    pub(crate) config: BrokerConfig,
+    pub(crate) topics: TopicRegistry,
+    /// Host and port announced in Metadata and DescribeCluster.
+    pub(crate) advertised_host: String,
+    pub(crate) advertised_port: i32,
+    /// Bumped after every append, so that waiting fetches re-check their partitions.
+    appended: watch::Sender<u64>,
+}
+
+impl BrokerState {
+    pub(crate) fn new(
+        config: BrokerConfig,
+        topics: TopicRegistry,
+        advertised_host: String,
+        advertised_port: u16,
+    ) -> Self {
+        Self {
+            config,
+            topics,
+            advertised_host,
+            advertised_port: i32::from(advertised_port),
+            appended: watch::channel(0).0,
+        }
+    }
+
+    pub(crate) fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// Wakes fetches waiting for data.
+    pub(crate) fn notify_appended(&self) {
+        self.appended.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that sees every later [`BrokerState::notify_appended`].
+    pub(crate) fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+}

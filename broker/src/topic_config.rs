@@ -1,0 +1,298 @@
+//! Topic-level configuration with Kafka's names, defaults and validation.
+//!
+//! A topic stores only the entries set explicitly (its overrides); everything else falls back
+//! to the broker default. CreateTopics validates names and values against [`TOPIC_CONFIGS`].
+
+use std::collections::BTreeMap;
+
+use brook_storage::LogConfig;
+
+use crate::config::BrokerConfig;
+
+/// The type and range of one config value.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Long { min: i64 },
+    Int { min: i64 },
+    Bool,
+    Double { min: f64, max: f64 },
+    OneOf(&'static [&'static str]),
+    /// Comma-separated list, each item from the set (empty set: any item).
+    ListOf(&'static [&'static str]),
+}
+
+/// One known topic config.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    name: &'static str,
+    kind: Kind,
+    /// Default when the broker config does not supply one.
+    default: &'static str,
+}
+
+const LONG0: Kind = Kind::Long { min: 0 };
+const LONG_ANY: Kind = Kind::Long { min: -1 };
+
+/// Every topic config Kafka 4.x accepts, in alphabetical order.
+const TOPIC_CONFIGS: &[Known] = &[
+    Known { name: "cleanup.policy", kind: Kind::ListOf(&["delete", "compact"]), default: "delete" },
+    Known { name: "compression.gzip.level", kind: Kind::Int { min: 1 }, default: "-1" },
+    Known { name: "compression.lz4.level", kind: Kind::Int { min: 1 }, default: "9" },
+    Known { name: "compression.type", kind: Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), default: "producer" },
+    Known { name: "compression.zstd.level", kind: Kind::Int { min: -131072 }, default: "3" },
+    Known { name: "delete.retention.ms", kind: LONG0, default: "86400000" },
+    Known { name: "file.delete.delay.ms", kind: LONG0, default: "60000" },
+    Known { name: "flush.messages", kind: Kind::Long { min: 1 }, default: "9223372036854775807" },
+    Known { name: "flush.ms", kind: LONG0, default: "9223372036854775807" },
+    Known { name: "follower.replication.throttled.replicas", kind: Kind::ListOf(&[]), default: "" },
+    Known { name: "index.interval.bytes", kind: Kind::Int { min: 0 }, default: "4096" },
+    Known { name: "leader.replication.throttled.replicas", kind: Kind::ListOf(&[]), default: "" },
+    Known { name: "local.retention.bytes", kind: Kind::Long { min: -2 }, default: "-2" },
+    Known { name: "local.retention.ms", kind: Kind::Long { min: -2 }, default: "-2" },
+    Known { name: "max.compaction.lag.ms", kind: Kind::Long { min: 1 }, default: "9223372036854775807" },
+    Known { name: "max.message.bytes", kind: Kind::Int { min: 0 }, default: "1048588" },
+    Known { name: "message.timestamp.after.max.ms", kind: LONG0, default: "3600000" },
+    Known { name: "message.timestamp.before.max.ms", kind: LONG0, default: "9223372036854775807" },
+    Known { name: "message.timestamp.type", kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]), default: "CreateTime" },
+    Known { name: "min.cleanable.dirty.ratio", kind: Kind::Double { min: 0.0, max: 1.0 }, default: "0.5" },
+    Known { name: "min.compaction.lag.ms", kind: LONG0, default: "0" },
+    Known { name: "min.insync.replicas", kind: Kind::Int { min: 1 }, default: "1" },
+    Known { name: "preallocate", kind: Kind::Bool, default: "false" },
+    Known { name: "remote.storage.enable", kind: Kind::Bool, default: "false" },
+    Known { name: "retention.bytes", kind: LONG_ANY, default: "-1" },
+    Known { name: "retention.ms", kind: LONG_ANY, default: "604800000" },
+    Known { name: "segment.bytes", kind: Kind::Int { min: 14 }, default: "1073741824" },
+    Known { name: "segment.index.bytes", kind: Kind::Int { min: 4 }, default: "10485760" },
+    Known { name: "segment.jitter.ms", kind: LONG0, default: "0" },
+    Known { name: "segment.ms", kind: Kind::Long { min: 1 }, default: "604800000" },
+    Known { name: "unclean.leader.election.enable", kind: Kind::Bool, default: "false" },
+];
+
+/// Why a config entry was refused (answered with INVALID_CONFIG).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigValueError {
+    #[error("Unknown topic config name: {0}")]
+    Unknown(String),
+    #[error("Invalid value {value} for configuration {name}: {reason}")]
+    BadValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("Null value not supported for topic configs: {0}")]
+    Null(String),
+}
+
+fn find(name: &str) -> Option<&'static Known> {
+    TOPIC_CONFIGS.iter().find(|k| k.name == name)
+}
+
+fn check_value(known: &Known, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    match known.kind {
+        Kind::Long { min } | Kind::Int { min } => {
+            let n: i64 = v.parse().map_err(|_| "not a number".to_string())?;
+            if matches!(known.kind, Kind::Int { .. }) && i32::try_from(n).is_err() {
+                return Err("out of range for an int".into());
+            }
+            if n < min {
+                return Err(format!("value must be at least {min}"));
+            }
+        }
+        Kind::Bool => {
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+                return Err("expected true or false".into());
+            }
+        }
+        Kind::Double { min, max } => {
+            let d: f64 = v.parse().map_err(|_| "not a number".to_string())?;
+            if !(min..=max).contains(&d) {
+                return Err(format!("value must be between {min} and {max}"));
+            }
+        }
+        Kind::OneOf(options) => {
+            if !options.contains(&v) {
+                return Err(format!("must be one of {}", options.join(", ")));
+            }
+        }
+        Kind::ListOf(options) => {
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                if !options.is_empty() && !options.contains(&item) {
+                    return Err(format!("items must be among {}", options.join(", ")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a config value comes from, as DescribeConfigs/CreateTopics report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic (Kafka's DYNAMIC_TOPIC_CONFIG, 1).
+    Topic,
+    /// Broker-wide setting from the config file (STATIC_BROKER_CONFIG, 4).
+    StaticBroker,
+    /// Built-in default (DEFAULT_CONFIG, 5).
+    Default,
+}
+
+impl ConfigSource {
+    /// Kafka's numeric source id.
+    pub fn id(self) -> i8 {
+        match self {
+            Self::Topic => 1,
+            Self::StaticBroker => 4,
+            Self::Default => 5,
+        }
+    }
+}
+
+/// One resolved config entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: &'static str,
+    pub value: String,
+    pub source: ConfigSource,
+}
+
+/// A topic's explicitly set configs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct TopicConfig {
+    overrides: BTreeMap<String, String>,
+}
+
+impl TopicConfig {
+    /// Validates and collects `(name, value)` pairs from a request.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<Self, ConfigValueError> {
+        let mut overrides = BTreeMap::new();
+        for (name, value) in pairs {
+            let known = find(name).ok_or_else(|| ConfigValueError::Unknown(name.to_string()))?;
+            let value = value.ok_or_else(|| ConfigValueError::Null(name.to_string()))?;
+            check_value(known, value).map_err(|reason| ConfigValueError::BadValue {
+                name: name.to_string(),
+                value: value.to_string(),
+                reason,
+            })?;
+            overrides.insert(name.to_string(), value.trim().to_string());
+        }
+        Ok(Self { overrides })
+    }
+
+    /// All known configs with their effective values and sources.
+    pub fn entries(&self, broker: &BrokerConfig) -> Vec<ConfigEntry> {
+        TOPIC_CONFIGS
+            .iter()
+            .map(|k| {
+                if let Some(v) = self.overrides.get(k.name) {
+                    return ConfigEntry { name: k.name, value: v.clone(), source: ConfigSource::Topic };
+                }
+                match broker_default(broker, k.name) {
+                    Some(v) => ConfigEntry { name: k.name, value: v, source: ConfigSource::StaticBroker },
+                    None => ConfigEntry { name: k.name, value: k.default.to_string(), source: ConfigSource::Default },
+                }
+            })
+            .collect()
+    }
+
+    /// The effective value of a known config.
+    fn get(&self, broker: &BrokerConfig, name: &str) -> Option<String> {
+        self.overrides
+            .get(name)
+            .cloned()
+            .or_else(|| broker_default(broker, name))
+            .or_else(|| find(name).map(|k| k.default.to_string()))
+    }
+
+    fn get_i64(&self, broker: &BrokerConfig, name: &str, fallback: i64) -> i64 {
+        self.get(broker, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(fallback)
+    }
+
+    /// `max.message.bytes`: the largest batch accepted by Produce.
+    pub fn max_message_bytes(&self, broker: &BrokerConfig) -> usize {
+        usize::try_from(self.get_i64(broker, "max.message.bytes", broker.message_max_bytes))
+            .unwrap_or(0)
+    }
+
+    /// True when `message.timestamp.type` is LogAppendTime.
+    pub fn log_append_time(&self, broker: &BrokerConfig) -> bool {
+        self.get(broker, "message.timestamp.type").as_deref() == Some("LogAppendTime")
+    }
+
+    /// The storage settings derived from this topic's configs.
+    pub fn log_config(&self, broker: &BrokerConfig) -> LogConfig {
+        let d = LogConfig::default();
+        LogConfig {
+            segment_bytes: u64::try_from(self.get_i64(broker, "segment.bytes", broker.log_segment_bytes))
+                .unwrap_or(d.segment_bytes),
+            segment_ms: self.get_i64(broker, "segment.ms", broker.log_roll_ms),
+            index_interval_bytes: u32::try_from(self.get_i64(broker, "index.interval.bytes", 4096))
+                .unwrap_or(d.index_interval_bytes),
+            segment_index_bytes: u32::try_from(self.get_i64(broker, "segment.index.bytes", 10 * 1024 * 1024))
+                .unwrap_or(d.segment_index_bytes),
+            ..d
+        }
+    }
+}
+
+/// Topic defaults that come from broker-wide settings.
+fn broker_default(broker: &BrokerConfig, name: &str) -> Option<String> {
+    let defaults = BrokerConfig::default();
+    let (value, default) = match name {
+        "segment.bytes" => (broker.log_segment_bytes, defaults.log_segment_bytes),
+        "segment.ms" => (broker.log_roll_ms, defaults.log_roll_ms),
+        "max.message.bytes" => (broker.message_max_bytes, defaults.message_max_bytes),
+        _ => return None,
+    };
+    (value != default).then(|| value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_names_and_values() {
+        let ok = TopicConfig::from_pairs([("retention.ms", Some("1000")), ("cleanup.policy", Some("compact,delete"))]).unwrap();
+        assert_eq!(ok.overrides.len(), 2);
+        assert_eq!(
+            TopicConfig::from_pairs([("no.such", Some("1"))]),
+            Err(ConfigValueError::Unknown("no.such".into()))
+        );
+        for (n, v) in [
+            ("segment.bytes", "10"),
+            ("segment.bytes", "x"),
+            ("max.message.bytes", "99999999999"),
+            ("cleanup.policy", "keep"),
+            ("message.timestamp.type", "Now"),
+            ("preallocate", "yes"),
+            ("min.cleanable.dirty.ratio", "2"),
+        ] {
+            assert!(matches!(
+                TopicConfig::from_pairs([(n, Some(v))]),
+                Err(ConfigValueError::BadValue { .. })
+            ), "{n}={v}");
+        }
+        assert!(matches!(TopicConfig::from_pairs([("retention.ms", None)]), Err(ConfigValueError::Null(_))));
+    }
+
+    #[test]
+    fn effective_values_and_sources() {
+        let broker = BrokerConfig { message_max_bytes: 2000, ..BrokerConfig::default() };
+        let c = TopicConfig::from_pairs([("segment.bytes", Some("4096"))]).unwrap();
+        let entries = c.entries(&broker);
+        let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
+        assert_eq!(get("segment.bytes").source, ConfigSource::Topic);
+        assert_eq!(get("max.message.bytes").value, "2000");
+        assert_eq!(get("max.message.bytes").source, ConfigSource::StaticBroker);
+        assert_eq!(get("retention.ms").source, ConfigSource::Default);
+        assert_eq!(c.max_message_bytes(&broker), 2000);
+        assert_eq!(c.log_config(&broker).segment_bytes, 4096);
+        assert!(!c.log_append_time(&broker));
+    }
+}

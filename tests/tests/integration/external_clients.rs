@@ -1,0 +1,116 @@
+//! Real clients outside Rust against an in-process broker: kafka-python, kafkajs 2.2.4 under
+//! Node, and Debian's kcat (librdkafka 2.0.2). `./test.sh` installs them; each test fails with
+//! a pointer to it when a toolchain is missing.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use brook_broker::EmbeddedBroker;
+use brook_tests::{python, repo_root, require_tool};
+
+use crate::librdkafka::create_topic;
+
+/// Runs a command with optional stdin, failing the test after `timeout`.
+fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} timed out after {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn assert_success(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn kafka_python_produces_and_reads_back() {
+    let python = python();
+    require_tool(&python, "the test venv's python");
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut cmd = Command::new(&python);
+    cmd.arg(repo_root().join("tests/python/kafka_python_roundtrip.py")).arg(broker.bootstrap());
+    let out = run(cmd, None, Duration::from_secs(120));
+    println!("{}", assert_success(&out, "kafka-python round trip"));
+    broker.shutdown();
+}
+
+#[test]
+fn kafkajs_admin_and_producer() {
+    let node_dir = repo_root().join("tests/node");
+    require_tool(&node_dir.join("node_modules/kafkajs"), "kafkajs (npm ci in tests/node)");
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&node_dir).arg("kafkajs_admin_producer.js").arg(broker.bootstrap());
+    let out = run(cmd, None, Duration::from_secs(120));
+    println!("{}", assert_success(&out, "kafkajs admin and producer"));
+    broker.shutdown();
+}
+
+#[test]
+fn kcat_lists_produces_and_consumes() {
+    let kcat = Path::new("/usr/bin/kcat");
+    require_tool(kcat, "kcat (apt-get install kcat)");
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "kcat-events", 2);
+
+    let mut list = Command::new(kcat);
+    list.args(["-b", &bootstrap, "-L"]);
+    let listing = assert_success(&run(list, None, Duration::from_secs(30)), "kcat -L");
+    assert!(listing.contains("1 brokers:"), "{listing}");
+    assert!(listing.contains(&format!("broker 1 at {bootstrap}")), "{listing}");
+    assert!(listing.contains("topic \"kcat-events\" with 2 partitions:"), "{listing}");
+
+    let input: String = (0..100).map(|i| format!("k{}:v{i}\n", i % 5)).collect();
+    let mut produce = Command::new(kcat);
+    produce.args(["-b", &bootstrap, "-t", "kcat-events", "-P", "-K:", "-z", "snappy"]);
+    assert_success(&run(produce, Some(&input), Duration::from_secs(30)), "kcat -P");
+
+    let mut consume = Command::new(kcat);
+    consume.args(["-b", &bootstrap, "-t", "kcat-events", "-C", "-e", "-o", "beginning", "-f", "%p %o %k:%s\n"]);
+    let output = assert_success(&run(consume, None, Duration::from_secs(30)), "kcat -C");
+    let mut got: Vec<(u32, String)> = output
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let _partition = parts.next().unwrap();
+            let _offset = parts.next().unwrap();
+            let kv = parts.next().unwrap().to_string();
+            let n: u32 = kv.split(":v").nth(1).unwrap().parse().unwrap();
+            (n, kv)
+        })
+        .collect();
+    got.sort();
+    let expected: Vec<(u32, String)> = (0..100).map(|i| (i, format!("k{}:v{i}", i % 5))).collect();
+    assert_eq!(got, expected);
+    broker.shutdown();
+}
