@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use brook_protocol::frame::decode_frame;
 use brook_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use brook_protocol::request::{decode_body, decode_header, RequestFrame};
+use brook_protocol::request::{decode_body, decode_header, peek_fixed_header, RequestFrame};
 use brook_protocol::response::{encode_raw_response, encode_response};
 use brook_protocol::{api_versions, legacy_produce, DecodeError, ErrorCode};
 use bytes::{Bytes, BytesMut};
@@ -117,6 +117,16 @@ async fn read_frames(
 }
 
 async fn handle_frame(state: &Arc<BrokerState>, payload: Bytes, out: &mut BytesMut) -> Result<(), CloseReason> {
+    let api_versions_range = handlers::supported_versions(ApiKey::ApiVersions);
+    if let (Some((key, version, correlation_id)), Some(range)) = (peek_fixed_header(&payload), api_versions_range) {
+        if key == ApiKey::ApiVersions as i16 && !(range.min <= version && version <= range.max) {
+            // KIP-511: answer with a v0 body that tells the client which versions to retry
+            // with, reading no more of the header than its fixed part.
+            let body = api_versions::unsupported_version_response(range);
+            encode_response(out, ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(body))?;
+            return Ok(());
+        }
+    }
     let frame = decode_header(payload)?;
     let key = frame.api_key;
     let version = frame.header.request_api_version;
@@ -124,14 +134,7 @@ async fn handle_frame(state: &Arc<BrokerState>, payload: Bytes, out: &mut BytesM
     let Some(range) = handlers::supported_versions(key) else {
         return Err(CloseReason::Unsupported(format!("API {key:?} is not supported")));
     };
-    let in_range = range.min <= version && version <= range.max;
-    if key == ApiKey::ApiVersions && !in_range {
-        // KIP-511: answer with a v0 body that tells the client which versions to retry with.
-        let body = api_versions::unsupported_version_response(range);
-        encode_response(out, key, 0, correlation_id, &ResponseKind::ApiVersions(body))?;
-        return Ok(());
-    }
-    if !in_range {
+    if !(range.min <= version && version <= range.max) {
         return Err(CloseReason::Unsupported(format!("{key:?} v{version} is not supported")));
     }
     if key == ApiKey::Produce && version < 3 {

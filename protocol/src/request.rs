@@ -41,6 +41,19 @@ pub fn decode_header(mut payload: Bytes) -> Result<RequestFrame, DecodeError> {
     })
 }
 
+/// The fixed start of every request header: API key, version and correlation id.
+///
+/// Enough to answer an ApiVersions request at a version the broker does not know, whose
+/// header layout may be newer than the codec's (KIP-511).
+pub fn peek_fixed_header(payload: &[u8]) -> Option<(i16, i16, i32)> {
+    let b = payload.get(..8)?;
+    Some((
+        i16::from_be_bytes([b[0], b[1]]),
+        i16::from_be_bytes([b[2], b[3]]),
+        i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+    ))
+}
+
 /// Decodes a request body at the header's version. The caller checks the version against what
 /// the broker supports first.
 pub fn decode_body(frame: &RequestFrame) -> Result<RequestKind, DecodeError> {

@@ -32,7 +32,8 @@ TOTAL_TIMEOUT_S = float(os.environ.get("BROOK_TEST_TIMEOUT_S", "60"))
 
 
 def _watchdog_fired():
-    print("FAIL: timed out after %.0f s (stacks follow)" % TOTAL_TIMEOUT_S, file=sys.stderr, flush=True)
+    print("FAIL: timed out after %.0f s during %s (stacks follow)" % (TOTAL_TIMEOUT_S, current_step),
+          file=sys.stderr, flush=True)
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     os._exit(3)
 
@@ -57,6 +58,15 @@ START = time.monotonic()
 
 class CheckFailed(Exception):
     pass
+
+
+# What the script is doing now, named in failure messages.
+current_step = "start"
+
+
+def step(name):
+    global current_step
+    current_step = name
 
 
 def check(cond, what):
@@ -115,9 +125,11 @@ def run_case(bootstrap, label, producer_extra):
     tag = "[%s topic=%s]" % (label, topic)
     print("%s starting" % tag, flush=True)
 
+    step("%s KafkaAdminClient()" % tag)
     admin = KafkaAdminClient(**client_kwargs(bootstrap))
     try:
         # --- create topic -------------------------------------------------
+        step("%s admin.create_topics" % tag)
         resp = admin.create_topics(
             [NewTopic(name=topic, num_partitions=NUM_PARTITIONS, replication_factor=1)],
             timeout_ms=10000,
@@ -125,11 +137,13 @@ def run_case(bootstrap, label, producer_extra):
         # kafka-python raises on a non-zero error code; double-check the body.
         errs = [tuple(e[:2]) for e in resp.topic_errors]
         check_eq(errs, [(topic, 0)], "%s CreateTopics topic_errors (topic, error_code)" % tag)
+        step("%s admin.list_topics (Metadata request for all topics)" % tag)
         check(topic in admin.list_topics(), "%s created topic missing from admin.list_topics()" % tag)
 
         # --- produce ------------------------------------------------------
         base_ts = int(time.time() * 1000) - 3_600_000  # an hour ago, ms
         sent = [expected_record(i, base_ts) for i in range(NUM_RECORDS)]
+        step("%s KafkaProducer() / send / flush" % tag)
         producer = KafkaProducer(
             acks=1,
             linger_ms=5,
@@ -179,6 +193,7 @@ def run_case(bootstrap, label, producer_extra):
         by_pos = {(r["partition"], r["offset"]): (i, r) for i, r in enumerate(sent)}
 
         # --- consume ------------------------------------------------------
+        step("%s KafkaConsumer() / assign / seek_to_beginning / poll" % tag)
         consumer = KafkaConsumer(
             group_id=None,
             enable_auto_commit=False,
@@ -221,6 +236,7 @@ def run_case(bootstrap, label, producer_extra):
                 check_eq(cr.timestamp_type, 0, what + " timestamp_type (0=CreateTime)")
 
             # --- ListOffsets via the consumer ----------------------------
+            step("%s consumer.beginning_offsets / end_offsets" % tag)
             begin = consumer.beginning_offsets(tps)
             end = consumer.end_offsets(tps)
             check_eq({tp.partition: o for tp, o in begin.items()}, {p: 0 for p in range(NUM_PARTITIONS)},
@@ -241,6 +257,7 @@ def run_case(bootstrap, label, producer_extra):
                 "after-last": base_ts + NUM_RECORDS + 1000,
             }
             for name, ts in probes.items():
+                step("%s consumer.offsets_for_times(%s)" % (tag, name))
                 res = consumer.offsets_for_times({tp: ts for tp in tps})
                 actual = {
                     tp.partition: (None if oat is None else (oat.offset, oat.timestamp)) for tp, oat in res.items()
@@ -253,10 +270,12 @@ def run_case(bootstrap, label, producer_extra):
             consumer.close()
 
         # --- delete topic -------------------------------------------------
+        step("%s admin.delete_topics" % tag)
         resp = admin.delete_topics([topic], timeout_ms=10000)
         errs = [tuple(e[:2]) for e in resp.topic_error_codes]
         check_eq(errs, [(topic, 0)], "%s DeleteTopics topic_error_codes (topic, error_code)" % tag)
         deadline = time.monotonic() + 10
+        step("%s admin.list_topics after delete" % tag)
         while topic in admin.list_topics():
             check(time.monotonic() < deadline, "%s deleted topic still in admin.list_topics() after 10 s" % tag)
             time.sleep(0.2)
@@ -279,13 +298,14 @@ def main():
         print("FAIL: %s" % e, file=sys.stderr, flush=True)
         return 1
     except NoBrokersAvailable as e:
-        print("FAIL: cannot reach a broker at %s (%s)" % (bootstrap, e), file=sys.stderr, flush=True)
+        print("FAIL: during %s: cannot reach a broker at %s (%s)" % (current_step, bootstrap, e),
+              file=sys.stderr, flush=True)
         return 1
     except Exception as e:  # noqa: BLE001 - any client error is a failure, say which
         import traceback
 
         traceback.print_exc()
-        print("FAIL: unexpected %s: %s" % (type(e).__name__, e), file=sys.stderr, flush=True)
+        print("FAIL: during %s: %s: %s" % (current_step, type(e).__name__, e), file=sys.stderr, flush=True)
         return 1
     print("kafka-python %s round trip: 2 cases passed in %.1f s"
           % (__import__("kafka").__version__, time.monotonic() - START), flush=True)

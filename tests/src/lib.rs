@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use brook_protocol::kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use brook_protocol::kafka_protocol::protocol::{
-    encode_request_header_into_buffer, Decodable, Encodable, HeaderVersion, Request, StrBytes,
+    encode_request_header_into_buffer, Decodable, HeaderVersion, Request, StrBytes,
 };
 use bytes::{Buf, Bytes, BytesMut};
 

@@ -54,7 +54,7 @@ fn add_partitions(ctx: &Ctx<'_>, t: &CreatePartitionsTopic, validate_only: bool)
         };
         return Err((ErrorCode::InvalidPartitions, message));
     }
-    if let Some(assignments) = &t.assignments {
+    if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
         let expected = (t.count - current) as usize;
         if assignments.len() != expected || !assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node) {
             return Err((ErrorCode::InvalidReplicaAssignment, format!("Expected {expected} assignments, each on broker {node} only.")));

@@ -5,6 +5,7 @@ use brook_protocol::kafka_protocol::messages::{BrokerId, DescribeClusterRequest,
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
+use super::metadata::CLUSTER_OPERATIONS;
 use super::Ctx;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
@@ -17,7 +18,11 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeClusterRequest) -> Descri
     let resp = DescribeClusterResponse::default()
         .with_endpoint_type(req.endpoint_type)
         .with_cluster_id(StrBytes::from_string(state.topics.cluster_id().to_string()))
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            i32::MIN
+        });
     if req.endpoint_type != ENDPOINT_TYPE_BROKERS {
         return resp
             .with_error_code(ErrorCode::UnsupportedEndpointType.code())

@@ -22,6 +22,12 @@ pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
 pub(crate) const LEADER_EPOCH: i32 = 0;
 /// "Not requested" for authorized operations fields.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
+/// Without an authorizer every operation a topic supports is allowed (bit n = ACL operation
+/// n): READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+const TOPIC_OPERATIONS: i32 = 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
+/// The same for the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub(crate) const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let state = ctx.state;
@@ -29,16 +35,20 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
     let node = BrokerId(state.node_id());
     // Before v4 there is no flag and auto-creation is always allowed by the request.
     let allow_create = (version < 4 || req.allow_auto_topic_creation) && state.config.auto_create_topics_enable;
+    let ops = Ops {
+        topic: if req.include_topic_authorized_operations { TOPIC_OPERATIONS } else { OPS_NOT_REQUESTED },
+    };
+    let cluster_ops = if req.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { OPS_NOT_REQUESTED };
 
     let topics = match req.topics {
         // Null (v1+) or an empty list at v0 means every topic.
-        None => all_topics(ctx),
-        Some(t) if t.is_empty() && version == 0 => all_topics(ctx),
+        None => all_topics(ctx, ops),
+        Some(t) if t.is_empty() && version == 0 => all_topics(ctx, ops),
         Some(requested) => requested
             .into_iter()
             .map(|t| match t.name {
-                Some(name) => by_name(ctx, name, allow_create),
-                None => by_id(ctx, t.topic_id),
+                Some(name) => by_name(ctx, ops, name, allow_create),
+                None => by_id(ctx, ops, t.topic_id),
             })
             .collect(),
     };
@@ -50,18 +60,24 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
             .with_port(state.advertised_port)])
         .with_cluster_id(Some(StrBytes::from_string(state.topics.cluster_id().to_string())))
         .with_controller_id(node)
-        .with_cluster_authorized_operations(OPS_NOT_REQUESTED)
+        .with_cluster_authorized_operations(cluster_ops)
         .with_topics(topics)
 }
 
-fn all_topics(ctx: &Ctx<'_>) -> Vec<MetadataResponseTopic> {
-    ctx.state.topics.list().iter().map(|t| describe(ctx, t)).collect()
+/// The authorized-operations value to report for topics in this response.
+#[derive(Clone, Copy)]
+struct Ops {
+    topic: i32,
 }
 
-fn by_name(ctx: &Ctx<'_>, name: TopicName, allow_create: bool) -> MetadataResponseTopic {
+fn all_topics(ctx: &Ctx<'_>, ops: Ops) -> Vec<MetadataResponseTopic> {
+    ctx.state.topics.list().iter().map(|t| describe(ctx, ops, t)).collect()
+}
+
+fn by_name(ctx: &Ctx<'_>, ops: Ops, name: TopicName, allow_create: bool) -> MetadataResponseTopic {
     let topics = &ctx.state.topics;
     if let Some(t) = topics.get(&name) {
-        return describe(ctx, &t);
+        return describe(ctx, ops, &t);
     }
     let error = |code: ErrorCode| {
         MetadataResponseTopic::default()
@@ -76,10 +92,10 @@ fn by_name(ctx: &Ctx<'_>, name: TopicName, allow_create: bool) -> MetadataRespon
         return error(ErrorCode::UnknownTopicOrPartition);
     }
     match topics.create(&name, ctx.state.config.num_partitions, TopicConfig::default()) {
-        Ok(t) => describe(ctx, &t),
+        Ok(t) => describe(ctx, ops, &t),
         // Another request created it meanwhile.
         Err(TopicError::AlreadyExists(_)) => match topics.get(&name) {
-            Some(t) => describe(ctx, &t),
+            Some(t) => describe(ctx, ops, &t),
             None => error(ErrorCode::LeaderNotAvailable),
         },
         Err(e) => {
@@ -89,9 +105,9 @@ fn by_name(ctx: &Ctx<'_>, name: TopicName, allow_create: bool) -> MetadataRespon
     }
 }
 
-fn by_id(ctx: &Ctx<'_>, id: Uuid) -> MetadataResponseTopic {
+fn by_id(ctx: &Ctx<'_>, ops: Ops, id: Uuid) -> MetadataResponseTopic {
     match ctx.state.topics.get_by_id(id) {
-        Some(t) => describe(ctx, &t),
+        Some(t) => describe(ctx, ops, &t),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
             .with_error_code(ErrorCode::UnknownTopicId.code())
@@ -99,13 +115,13 @@ fn by_id(ctx: &Ctx<'_>, id: Uuid) -> MetadataResponseTopic {
     }
 }
 
-fn describe(ctx: &Ctx<'_>, topic: &Topic) -> MetadataResponseTopic {
+fn describe(ctx: &Ctx<'_>, ops: Ops, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(ctx.state.node_id());
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
         .with_is_internal(matches!(topic.name.as_str(), "__consumer_offsets" | "__transaction_state"))
-        .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+        .with_topic_authorized_operations(ops.topic)
         .with_partitions(
             (0..topic.partition_count())
                 .map(|i| {

@@ -206,7 +206,8 @@ fn fetch_semantics_for_clients() {
     // Out of range offsets.
     assert_eq!(fetch(&mut c, "f", 0, 5, 0).0, ErrorCode::OffsetOutOfRange.code());
     // acks=0 gets no response: the next response read belongs to the next request.
-    c.send_raw(&c.encode(9, &produce_request("f", 0, simple_batch(10, 3), 0))).unwrap();
+    let acks0 = c.encode(9, &produce_request("f", 0, simple_batch(10, 3), 0));
+    c.send_raw(&acks0).unwrap();
     assert_eq!(latest(&mut c, "f", 0), 3);
 
     // Long poll: a waiting fetch returns as soon as data arrives.

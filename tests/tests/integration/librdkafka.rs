@@ -83,11 +83,11 @@ fn produce_all(bootstrap: &str, topic: &str) -> Vec<Sent> {
             })
             .collect();
         for (key, value, timestamp, fut) in futures {
-            let (partition, offset) = rt
+            let delivery = rt
                 .block_on(fut)
                 .expect("delivery future completes")
                 .expect("record delivered");
-            sent.push(Sent { key, value, timestamp, partition, offset });
+            sent.push(Sent { key, value, timestamp, partition: delivery.partition, offset: delivery.offset });
         }
     }
     sent

@@ -1,0 +1,485 @@
+//! One segment: a `.log` file of record batches and its two sparse indexes.
+//!
+//! Owns the segment's files, its memory map, its committed size and the per-segment facts
+//! the log needs without scanning (next offset, greatest timestamp). It knows how to append a
+//! batch, seal itself, and walk its batches; it does not decide when to roll (that is
+//! [`crate::log`]) nor how a damaged segment is repaired (that is [`crate::recovery`]).
+//!
+//! # Write path
+//!
+//! The active segment's `.log` is extended to `segment_bytes` with `set_len` (sparse) and
+//! mapped read-only once. A batch is written with one positioned write at the committed size
+//! and becomes readable only when the committed size is advanced, after the write and its
+//! index entries succeeded. Writing through `pwrite` rather than into a writable map means a
+//! full disk surfaces as an `ENOSPC` error from the write, not as `SIGBUS`, and a failed
+//! write leaves the segment unchanged, so it can simply be retried.
+//!
+//! Sealing (on roll) trims the `.log` and the indexes to their used length, fsyncs them, and
+//! remaps the `.log` at its exact length. A clean close does the same without sealing.
+//!
+//! File names are the segment's base offset, 20 digits zero-padded: `<base>.log`,
+//! `<base>.index`, `<base>.timeindex`.
+
+use std::path::{Path, PathBuf};
+
+use brook_protocol::batch::BatchView;
+use bytes::Bytes;
+
+use crate::{
+    config::LogConfig,
+    error::{Corruption, StorageError},
+    fs::FileHandle,
+    index::{Index, IndexPlanner, OffsetEntry, PlannedBatch, TimeEntry},
+    mmap::Mapping,
+};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+pub(crate) const LOG_SUFFIX: &str = ".log";
+pub(crate) const INDEX_SUFFIX: &str = ".index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// The path of a segment file: `dir/<base, 20 digits><suffix>`.
+pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}{suffix}"))
+}
+
+/// The base offset named by a `.log` file name, if it is one of ours.
+pub(crate) fn parse_log_file_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(LOG_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Header facts of one stored batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchInfo {
+    pub(crate) position: u64,
+    pub(crate) size: u64,
+    pub(crate) base_offset: i64,
+    pub(crate) last_offset: i64,
+    pub(crate) max_timestamp: i64,
+}
+
+impl BatchInfo {
+    pub(crate) fn of(view: &BatchView<'_>, position: u64) -> Self {
+        Self {
+            position,
+            size: view.size() as u64,
+            base_offset: view.base_offset(),
+            last_offset: view.last_offset(),
+            max_timestamp: view.max_timestamp(),
+        }
+    }
+}
+
+/// Why the active segment must be rolled before the next batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RollReason {
+    Size,
+    Age,
+    IndexFull,
+    OffsetRange,
+    Requested,
+}
+
+/// State only the active (writable) segment has.
+#[derive(Debug)]
+pub(crate) struct ActiveState {
+    /// Decides the index entries of the next batch.
+    pub(crate) planner: IndexPlanner,
+    /// Time the segment's age is measured from (`segment.ms`): `now_ms` of its first append,
+    /// or after a reopen its first batch's max timestamp. `None` until known.
+    pub(crate) roll_base_ms: Option<i64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    log: FileHandle,
+    /// Maps `capacity` bytes of the `.log`; only `0..size` is ever read.
+    map: Option<Mapping>,
+    /// Committed bytes: everything below is whole, valid batches.
+    size: u64,
+    capacity: u64,
+    offset_index: Index<OffsetEntry>,
+    time_index: Index<TimeEntry>,
+    /// Offset after the last batch (the base offset when empty).
+    next_offset: i64,
+    /// Greatest batch max timestamp (>= 0) and the first batch that has it.
+    max_timestamp: Option<TimeEntry>,
+    /// `Some` while this is the active segment.
+    active: Option<ActiveState>,
+}
+
+/// The parts a segment is assembled from (by creation or recovery).
+pub(crate) struct SegmentParts {
+    pub(crate) base_offset: i64,
+    pub(crate) log: FileHandle,
+    pub(crate) size: u64,
+    /// Length to map: the committed size for sealed segments, the preallocation if active.
+    pub(crate) capacity: u64,
+    pub(crate) offset_index: Index<OffsetEntry>,
+    pub(crate) time_index: Index<TimeEntry>,
+    pub(crate) next_offset: i64,
+    pub(crate) active: Option<ActiveState>,
+}
+
+impl Segment {
+    /// Assembles a segment, mapping its `.log`. A sealed segment's greatest timestamp is its
+    /// time index's last entry (see [`crate::index`]); an active one's comes from its planner.
+    pub(crate) fn from_parts(parts: SegmentParts) -> Result<Self> {
+        let map = parts.log.map(parts.capacity)?;
+        let max_timestamp = match &parts.active {
+            Some(a) => a.planner.max_timestamp(),
+            None => parts.time_index.last(),
+        };
+        Ok(Self {
+            base_offset: parts.base_offset,
+            log: parts.log,
+            map,
+            size: parts.size,
+            capacity: parts.capacity,
+            offset_index: parts.offset_index,
+            time_index: parts.time_index,
+            next_offset: parts.next_offset,
+            max_timestamp,
+            active: parts.active,
+        })
+    }
+
+    /// Creates a new, empty active segment in `dir` (overwriting stray files of that name).
+    /// The caller fsyncs the directory.
+    pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self> {
+        let log = FileHandle::create(&segment_path(dir, base_offset, LOG_SUFFIX))?;
+        let capacity = config.segment_limit();
+        // No fsync here: the first `flush` (fdatasync) also makes the new length durable,
+        // and until then a crash leaves a file of some length that recovery handles anyway.
+        log.set_len(capacity)?;
+        let offset_index = Index::create_active(
+            &segment_path(dir, base_offset, INDEX_SUFFIX),
+            &[],
+            crate::index::max_entries::<OffsetEntry>(config.segment_index_bytes),
+        )?;
+        let time_index = Index::create_active(
+            &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
+            &[],
+            crate::index::max_entries::<TimeEntry>(config.segment_index_bytes),
+        )?;
+        Self::from_parts(SegmentParts {
+            base_offset,
+            log,
+            size: 0,
+            capacity,
+            offset_index,
+            time_index,
+            next_offset: base_offset,
+            active: Some(ActiveState {
+                planner: IndexPlanner::default(),
+                roll_base_ms: None,
+            }),
+        })
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub(crate) fn log_path(&self) -> &Path {
+        self.log.path()
+    }
+    pub(crate) fn max_timestamp(&self) -> Option<TimeEntry> {
+        self.max_timestamp
+    }
+    /// Sets the next offset of a sealed segment once recovery has established it.
+    pub(crate) fn set_next_offset(&mut self, next_offset: i64) {
+        self.next_offset = next_offset;
+    }
+    pub(crate) fn offset_index(&self) -> &Index<OffsetEntry> {
+        &self.offset_index
+    }
+    pub(crate) fn time_index(&self) -> &Index<TimeEntry> {
+        &self.time_index
+    }
+
+    /// `offset - base_offset` as a 32-bit relative offset, if it fits.
+    pub(crate) fn relative(&self, offset: i64) -> Option<u32> {
+        offset
+            .checked_sub(self.base_offset)
+            .and_then(|r| u32::try_from(r).ok())
+    }
+
+    /// Why this segment must roll before a batch of `batch_size` bytes ending at
+    /// `last_offset` is appended at `now_ms`; `None` if it can take it. Empty segments never
+    /// roll (an oversized batch grows them instead).
+    pub(crate) fn roll_reason(
+        &self,
+        batch_size: u64,
+        last_offset: i64,
+        now_ms: i64,
+        config: &LogConfig,
+    ) -> Option<RollReason> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.size.saturating_add(batch_size) > config.segment_limit() {
+            return Some(RollReason::Size);
+        }
+        if self.relative(last_offset).is_none() {
+            return Some(RollReason::OffsetRange);
+        }
+        if self.offset_index.is_full() || self.time_index.is_full() {
+            return Some(RollReason::IndexFull);
+        }
+        let base_ms = self.active.as_ref().and_then(|a| a.roll_base_ms)?;
+        (now_ms.saturating_sub(base_ms) > config.segment_ms).then_some(RollReason::Age)
+    }
+
+    /// Appends one batch whose base offset has been assigned (`info.position` is ignored).
+    /// On error nothing is committed and the append can be retried.
+    pub(crate) fn append(
+        &mut self,
+        data: &[u8],
+        info: BatchInfo,
+        now_ms: i64,
+        config: &LogConfig,
+    ) -> Result<()> {
+        let position = self.size;
+        let end = position.saturating_add(data.len() as u64);
+        // The roll rules keep both in range; checked anyway so an index entry never wraps.
+        let Some(relative_offset) = self.relative(info.base_offset) else {
+            return Err(self.corrupt(
+                position,
+                Corruption::RelativeOffsetOverflow {
+                    segment_base: self.base_offset,
+                    offset: info.base_offset,
+                },
+            ));
+        };
+        let Ok(pos32) = u32::try_from(position) else {
+            return Err(self.corrupt(position, Corruption::PositionOverflow(position)));
+        };
+        let Some(active) = &self.active else {
+            return Err(StorageError::WritesDisabled {
+                dir: self.log.path().to_path_buf(),
+                reason: "segment is sealed".to_string(),
+            });
+        };
+        let (planner, planned) = active.planner.plan(
+            PlannedBatch {
+                relative_offset,
+                position: pos32,
+                size: data.len() as u64,
+                max_timestamp: info.max_timestamp,
+            },
+            config.index_interval_bytes,
+        );
+        if end > self.capacity {
+            self.grow(end.max(config.segment_limit()))?;
+        }
+        self.log.write_all_at(data, position)?;
+        if let Some(e) = planned.offset {
+            self.offset_index.write_pending(e)?;
+        }
+        if let Some(e) = planned.time {
+            self.time_index.write_pending(e)?;
+        }
+        // Commit: everything is written; make it visible.
+        if planned.offset.is_some() {
+            self.offset_index.commit_pending();
+        }
+        if planned.time.is_some() {
+            self.time_index.commit_pending();
+        }
+        self.max_timestamp = planner.max_timestamp();
+        if let Some(active) = &mut self.active {
+            active.planner = planner;
+            active.roll_base_ms.get_or_insert(now_ms);
+        }
+        self.size = end;
+        self.next_offset = info.last_offset.saturating_add(1);
+        Ok(())
+    }
+
+    /// Extends the preallocated `.log` to `capacity` and maps it anew. Readers holding the
+    /// old map keep it; new reads use the new one.
+    fn grow(&mut self, capacity: u64) -> Result<()> {
+        self.log.set_len(capacity)?;
+        self.map = self.log.map(capacity)?;
+        self.capacity = capacity;
+        Ok(())
+    }
+
+    /// Turns the active segment into a sealed one: records the segment's greatest timestamp
+    /// in the time index, trims and fsyncs all three files.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        if let Some(active) = self.active.take() {
+            if let Some(e) = active.planner.seal_entry() {
+                self.time_index.write_pending(e)?;
+                self.time_index.commit_pending();
+            }
+        }
+        self.trim_and_sync()
+    }
+
+    /// Clean close: trims and fsyncs the files without sealing, so the segment reopens as the
+    /// active one exactly as it was.
+    pub(crate) fn close(&mut self) -> Result<()> {
+        self.trim_and_sync()
+    }
+
+    fn trim_and_sync(&mut self) -> Result<()> {
+        self.log.set_len(self.size)?;
+        self.log.sync_all()?;
+        self.map = self.log.map(self.size)?;
+        self.capacity = self.size;
+        self.offset_index.trim()?;
+        self.time_index.trim()
+    }
+
+    /// fdatasync of the `.log` (the indexes of the active segment are rebuilt on recovery,
+    /// so they need no sync until sealed).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.log.sync_data()
+    }
+
+    /// The committed bytes.
+    fn committed(&self) -> &[u8] {
+        usize::try_from(self.size)
+            .ok()
+            .and_then(|size| self.map.as_ref()?.get(0..size))
+            .unwrap_or_default()
+    }
+
+    /// Zero-copy bytes of the committed range `start..end`.
+    pub(crate) fn bytes(&self, start: u64, end: u64) -> Result<Bytes> {
+        let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
+        range
+            .filter(|_| end <= self.size)
+            .and_then(|(s, e)| self.map.as_ref()?.bytes(s..e))
+            .ok_or_else(|| self.corrupt(end, Corruption::IndexBeyondEnd))
+    }
+
+    /// The batches starting at `position`, in order, parsed structurally (no CRC check).
+    pub(crate) fn batches_from(&self, position: u64) -> SegmentBatches<'_> {
+        SegmentBatches {
+            segment: self,
+            data: self.committed(),
+            position,
+            failed: false,
+        }
+    }
+
+    /// Where to start scanning for `offset`: the position of the last indexed batch whose
+    /// base offset is `<= offset`, or 0.
+    pub(crate) fn position_floor(&self, offset: i64) -> u64 {
+        let rel = match offset.checked_sub(self.base_offset) {
+            Some(r) if r > 0 => u32::try_from(r).unwrap_or(u32::MAX),
+            _ => return 0,
+        };
+        self.offset_index
+            .floor(rel)
+            .map_or(0, |e| u64::from(e.position))
+    }
+
+    /// The first batch whose last offset is `>= offset`, if this segment has one.
+    pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<BatchInfo>> {
+        for batch in self.batches_from(self.position_floor(offset)) {
+            let batch = batch?;
+            if batch.last_offset >= offset {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first batch whose max timestamp is `>= timestamp` (and >= 0), if any.
+    pub(crate) fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<BatchInfo>> {
+        let start = self.time_index.floor(timestamp).map_or(0, |e| {
+            self.position_floor(self.base_offset + i64::from(e.relative_offset))
+        });
+        for batch in self.batches_from(start) {
+            let batch = batch?;
+            if batch.max_timestamp >= timestamp && batch.max_timestamp >= 0 {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn corrupt(&self, position: u64, corruption: Corruption) -> StorageError {
+        StorageError::Corrupt {
+            path: self.log.path().to_path_buf(),
+            position,
+            corruption,
+        }
+    }
+}
+
+/// Iterator over a segment's committed batches from some position. Yields an error (once)
+/// if bytes that should be a batch are not one.
+pub(crate) struct SegmentBatches<'a> {
+    segment: &'a Segment,
+    data: &'a [u8],
+    position: u64,
+    failed: bool,
+}
+
+impl Iterator for SegmentBatches<'_> {
+    type Item = Result<BatchInfo>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.position == self.data.len() as u64 {
+            return None;
+        }
+        let rest = usize::try_from(self.position)
+            .ok()
+            .and_then(|p| self.data.get(p..));
+        let Some(rest) = rest else {
+            self.failed = true;
+            return Some(Err(self
+                .segment
+                .corrupt(self.position, Corruption::IndexBeyondEnd)));
+        };
+        match BatchView::parse(rest) {
+            Ok(view) => {
+                let info = BatchInfo::of(&view, self.position);
+                self.position += info.size;
+                Some(Ok(info))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(self
+                    .segment
+                    .corrupt(self.position, Corruption::Batch(e))))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_round_trip() {
+        let p = segment_path(Path::new("/d"), 42, LOG_SUFFIX);
+        assert_eq!(p, Path::new("/d/00000000000000000042.log"));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert_eq!(parse_log_file_name(name), Some(42));
+        assert_eq!(parse_log_file_name("00000000000000000042.index"), None);
+        assert_eq!(parse_log_file_name("0000000000000000042.log"), None);
+        assert_eq!(parse_log_file_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_log_file_name("99999999999999999999.log"), None);
+    }
+}
