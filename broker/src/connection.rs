@@ -43,7 +43,11 @@ enum CloseReason {
 }
 
 /// Serves one connection until the peer closes it, an error closes it, or shutdown.
-pub(crate) async fn serve(stream: TcpStream, state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    stream: TcpStream,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let (read_half, mut write_half) = stream.into_split();
@@ -116,14 +120,26 @@ async fn read_frames(
     }
 }
 
-async fn handle_frame(state: &Arc<BrokerState>, payload: Bytes, out: &mut BytesMut) -> Result<(), CloseReason> {
+async fn handle_frame(
+    state: &Arc<BrokerState>,
+    payload: Bytes,
+    out: &mut BytesMut,
+) -> Result<(), CloseReason> {
     let api_versions_range = handlers::supported_versions(ApiKey::ApiVersions);
-    if let (Some((key, version, correlation_id)), Some(range)) = (peek_fixed_header(&payload), api_versions_range) {
+    if let (Some((key, version, correlation_id)), Some(range)) =
+        (peek_fixed_header(&payload), api_versions_range)
+    {
         if key == ApiKey::ApiVersions as i16 && !(range.min <= version && version <= range.max) {
             // KIP-511: answer with a v0 body that tells the client which versions to retry
             // with, reading no more of the header than its fixed part.
             let body = api_versions::unsupported_version_response(range);
-            encode_response(out, ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(body))?;
+            encode_response(
+                out,
+                ApiKey::ApiVersions,
+                0,
+                correlation_id,
+                &ResponseKind::ApiVersions(body),
+            )?;
             return Ok(());
         }
     }
@@ -132,10 +148,14 @@ async fn handle_frame(state: &Arc<BrokerState>, payload: Bytes, out: &mut BytesM
     let version = frame.header.request_api_version;
     let correlation_id = frame.header.correlation_id;
     let Some(range) = handlers::supported_versions(key) else {
-        return Err(CloseReason::Unsupported(format!("API {key:?} is not supported")));
+        return Err(CloseReason::Unsupported(format!(
+            "API {key:?} is not supported"
+        )));
     };
     if !(range.min <= version && version <= range.max) {
-        return Err(CloseReason::Unsupported(format!("{key:?} v{version} is not supported")));
+        return Err(CloseReason::Unsupported(format!(
+            "{key:?} v{version} is not supported"
+        )));
     }
     if key == ApiKey::Produce && version < 3 {
         return answer_legacy_produce(&frame, out);

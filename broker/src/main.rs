@@ -74,7 +74,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(async move {
         let ephemeral = config.ephemeral;
         let broker = Broker::start(config).await?;
-        let data = std::fs::canonicalize(broker.data_dir()).unwrap_or_else(|_| broker.data_dir().to_owned());
+        let data = std::fs::canonicalize(broker.data_dir())
+            .unwrap_or_else(|_| broker.data_dir().to_owned());
         let data = if ephemeral {
             format!("{} (ephemeral: removed on exit)", data.display())
         } else {

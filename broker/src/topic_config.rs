@@ -12,10 +12,17 @@ use crate::config::BrokerConfig;
 /// The type and range of one config value.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Long { min: i64 },
-    Int { min: i64 },
+    Long {
+        min: i64,
+    },
+    Int {
+        min: i64,
+    },
     Bool,
-    Double { min: f64, max: f64 },
+    Double {
+        min: f64,
+        max: f64,
+    },
     OneOf(&'static [&'static str]),
     /// Comma-separated list, each item from the set (empty set: any item).
     ListOf(&'static [&'static str]),
@@ -35,37 +42,161 @@ const LONG_ANY: Kind = Kind::Long { min: -1 };
 
 /// Every topic config Kafka 4.x accepts, in alphabetical order.
 const TOPIC_CONFIGS: &[Known] = &[
-    Known { name: "cleanup.policy", kind: Kind::ListOf(&["delete", "compact"]), default: "delete" },
-    Known { name: "compression.gzip.level", kind: Kind::Int { min: 1 }, default: "-1" },
-    Known { name: "compression.lz4.level", kind: Kind::Int { min: 1 }, default: "9" },
-    Known { name: "compression.type", kind: Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), default: "producer" },
-    Known { name: "compression.zstd.level", kind: Kind::Int { min: -131072 }, default: "3" },
-    Known { name: "delete.retention.ms", kind: LONG0, default: "86400000" },
-    Known { name: "file.delete.delay.ms", kind: LONG0, default: "60000" },
-    Known { name: "flush.messages", kind: Kind::Long { min: 1 }, default: "9223372036854775807" },
-    Known { name: "flush.ms", kind: LONG0, default: "9223372036854775807" },
-    Known { name: "follower.replication.throttled.replicas", kind: Kind::ListOf(&[]), default: "" },
-    Known { name: "index.interval.bytes", kind: Kind::Int { min: 0 }, default: "4096" },
-    Known { name: "leader.replication.throttled.replicas", kind: Kind::ListOf(&[]), default: "" },
-    Known { name: "local.retention.bytes", kind: Kind::Long { min: -2 }, default: "-2" },
-    Known { name: "local.retention.ms", kind: Kind::Long { min: -2 }, default: "-2" },
-    Known { name: "max.compaction.lag.ms", kind: Kind::Long { min: 1 }, default: "9223372036854775807" },
-    Known { name: "max.message.bytes", kind: Kind::Int { min: 0 }, default: "1048588" },
-    Known { name: "message.timestamp.after.max.ms", kind: LONG0, default: "3600000" },
-    Known { name: "message.timestamp.before.max.ms", kind: LONG0, default: "9223372036854775807" },
-    Known { name: "message.timestamp.type", kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]), default: "CreateTime" },
-    Known { name: "min.cleanable.dirty.ratio", kind: Kind::Double { min: 0.0, max: 1.0 }, default: "0.5" },
-    Known { name: "min.compaction.lag.ms", kind: LONG0, default: "0" },
-    Known { name: "min.insync.replicas", kind: Kind::Int { min: 1 }, default: "1" },
-    Known { name: "preallocate", kind: Kind::Bool, default: "false" },
-    Known { name: "remote.storage.enable", kind: Kind::Bool, default: "false" },
-    Known { name: "retention.bytes", kind: LONG_ANY, default: "-1" },
-    Known { name: "retention.ms", kind: LONG_ANY, default: "604800000" },
-    Known { name: "segment.bytes", kind: Kind::Int { min: 14 }, default: "1073741824" },
-    Known { name: "segment.index.bytes", kind: Kind::Int { min: 4 }, default: "10485760" },
-    Known { name: "segment.jitter.ms", kind: LONG0, default: "0" },
-    Known { name: "segment.ms", kind: Kind::Long { min: 1 }, default: "604800000" },
-    Known { name: "unclean.leader.election.enable", kind: Kind::Bool, default: "false" },
+    Known {
+        name: "cleanup.policy",
+        kind: Kind::ListOf(&["delete", "compact"]),
+        default: "delete",
+    },
+    Known {
+        name: "compression.gzip.level",
+        kind: Kind::Int { min: 1 },
+        default: "-1",
+    },
+    Known {
+        name: "compression.lz4.level",
+        kind: Kind::Int { min: 1 },
+        default: "9",
+    },
+    Known {
+        name: "compression.type",
+        kind: Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        default: "producer",
+    },
+    Known {
+        name: "compression.zstd.level",
+        kind: Kind::Int { min: -131072 },
+        default: "3",
+    },
+    Known {
+        name: "delete.retention.ms",
+        kind: LONG0,
+        default: "86400000",
+    },
+    Known {
+        name: "file.delete.delay.ms",
+        kind: LONG0,
+        default: "60000",
+    },
+    Known {
+        name: "flush.messages",
+        kind: Kind::Long { min: 1 },
+        default: "9223372036854775807",
+    },
+    Known {
+        name: "flush.ms",
+        kind: LONG0,
+        default: "9223372036854775807",
+    },
+    Known {
+        name: "follower.replication.throttled.replicas",
+        kind: Kind::ListOf(&[]),
+        default: "",
+    },
+    Known {
+        name: "index.interval.bytes",
+        kind: Kind::Int { min: 0 },
+        default: "4096",
+    },
+    Known {
+        name: "leader.replication.throttled.replicas",
+        kind: Kind::ListOf(&[]),
+        default: "",
+    },
+    Known {
+        name: "local.retention.bytes",
+        kind: Kind::Long { min: -2 },
+        default: "-2",
+    },
+    Known {
+        name: "local.retention.ms",
+        kind: Kind::Long { min: -2 },
+        default: "-2",
+    },
+    Known {
+        name: "max.compaction.lag.ms",
+        kind: Kind::Long { min: 1 },
+        default: "9223372036854775807",
+    },
+    Known {
+        name: "max.message.bytes",
+        kind: Kind::Int { min: 0 },
+        default: "1048588",
+    },
+    Known {
+        name: "message.timestamp.after.max.ms",
+        kind: LONG0,
+        default: "3600000",
+    },
+    Known {
+        name: "message.timestamp.before.max.ms",
+        kind: LONG0,
+        default: "9223372036854775807",
+    },
+    Known {
+        name: "message.timestamp.type",
+        kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+        default: "CreateTime",
+    },
+    Known {
+        name: "min.cleanable.dirty.ratio",
+        kind: Kind::Double { min: 0.0, max: 1.0 },
+        default: "0.5",
+    },
+    Known {
+        name: "min.compaction.lag.ms",
+        kind: LONG0,
+        default: "0",
+    },
+    Known {
+        name: "min.insync.replicas",
+        kind: Kind::Int { min: 1 },
+        default: "1",
+    },
+    Known {
+        name: "preallocate",
+        kind: Kind::Bool,
+        default: "false",
+    },
+    Known {
+        name: "remote.storage.enable",
+        kind: Kind::Bool,
+        default: "false",
+    },
+    Known {
+        name: "retention.bytes",
+        kind: LONG_ANY,
+        default: "-1",
+    },
+    Known {
+        name: "retention.ms",
+        kind: LONG_ANY,
+        default: "604800000",
+    },
+    Known {
+        name: "segment.bytes",
+        kind: Kind::Int { min: 14 },
+        default: "1073741824",
+    },
+    Known {
+        name: "segment.index.bytes",
+        kind: Kind::Int { min: 4 },
+        default: "10485760",
+    },
+    Known {
+        name: "segment.jitter.ms",
+        kind: LONG0,
+        default: "0",
+    },
+    Known {
+        name: "segment.ms",
+        kind: Kind::Long { min: 1 },
+        default: "604800000",
+    },
+    Known {
+        name: "unclean.leader.election.enable",
+        kind: Kind::Bool,
+        default: "false",
+    },
 ];
 
 /// Why a config entry was refused (answered with INVALID_CONFIG).
@@ -188,11 +319,23 @@ impl TopicConfig {
             .iter()
             .map(|k| {
                 if let Some(v) = self.overrides.get(k.name) {
-                    return ConfigEntry { name: k.name, value: v.clone(), source: ConfigSource::Topic };
+                    return ConfigEntry {
+                        name: k.name,
+                        value: v.clone(),
+                        source: ConfigSource::Topic,
+                    };
                 }
                 match broker_default(broker, k.name) {
-                    Some(v) => ConfigEntry { name: k.name, value: v, source: ConfigSource::StaticBroker },
-                    None => ConfigEntry { name: k.name, value: k.default.to_string(), source: ConfigSource::Default },
+                    Some(v) => ConfigEntry {
+                        name: k.name,
+                        value: v,
+                        source: ConfigSource::StaticBroker,
+                    },
+                    None => ConfigEntry {
+                        name: k.name,
+                        value: k.default.to_string(),
+                        source: ConfigSource::Default,
+                    },
                 }
             })
             .collect()
@@ -228,14 +371,21 @@ impl TopicConfig {
     pub fn log_config(&self, broker: &BrokerConfig) -> LogConfig {
         let d = LogConfig::default();
         LogConfig {
-            segment_bytes: u64::try_from(self.get_i64(broker, "segment.bytes", broker.log_segment_bytes))
-                .unwrap_or(d.segment_bytes),
+            segment_bytes: u64::try_from(self.get_i64(
+                broker,
+                "segment.bytes",
+                broker.log_segment_bytes,
+            ))
+            .unwrap_or(d.segment_bytes),
             segment_ms: self.get_i64(broker, "segment.ms", broker.log_roll_ms),
             index_interval_bytes: u32::try_from(self.get_i64(broker, "index.interval.bytes", 4096))
                 .unwrap_or(d.index_interval_bytes),
-            segment_index_bytes: u32::try_from(self.get_i64(broker, "segment.index.bytes", 10 * 1024 * 1024))
-                .unwrap_or(d.segment_index_bytes),
-            ..d
+            segment_index_bytes: u32::try_from(self.get_i64(
+                broker,
+                "segment.index.bytes",
+                10 * 1024 * 1024,
+            ))
+            .unwrap_or(d.segment_index_bytes),
         }
     }
 }
@@ -258,7 +408,11 @@ mod tests {
 
     #[test]
     fn validates_names_and_values() {
-        let ok = TopicConfig::from_pairs([("retention.ms", Some("1000")), ("cleanup.policy", Some("compact,delete"))]).unwrap();
+        let ok = TopicConfig::from_pairs([
+            ("retention.ms", Some("1000")),
+            ("cleanup.policy", Some("compact,delete")),
+        ])
+        .unwrap();
         assert_eq!(ok.overrides.len(), 2);
         assert_eq!(
             TopicConfig::from_pairs([("no.such", Some("1"))]),
@@ -273,17 +427,26 @@ mod tests {
             ("preallocate", "yes"),
             ("min.cleanable.dirty.ratio", "2"),
         ] {
-            assert!(matches!(
-                TopicConfig::from_pairs([(n, Some(v))]),
-                Err(ConfigValueError::BadValue { .. })
-            ), "{n}={v}");
+            assert!(
+                matches!(
+                    TopicConfig::from_pairs([(n, Some(v))]),
+                    Err(ConfigValueError::BadValue { .. })
+                ),
+                "{n}={v}"
+            );
         }
-        assert!(matches!(TopicConfig::from_pairs([("retention.ms", None)]), Err(ConfigValueError::Null(_))));
+        assert!(matches!(
+            TopicConfig::from_pairs([("retention.ms", None)]),
+            Err(ConfigValueError::Null(_))
+        ));
     }
 
     #[test]
     fn effective_values_and_sources() {
-        let broker = BrokerConfig { message_max_bytes: 2000, ..BrokerConfig::default() };
+        let broker = BrokerConfig {
+            message_max_bytes: 2000,
+            ..BrokerConfig::default()
+        };
         let c = TopicConfig::from_pairs([("segment.bytes", Some("4096"))]).unwrap();
         let entries = c.entries(&broker);
         let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();

@@ -152,9 +152,8 @@ impl TopicRegistry {
         std::fs::create_dir_all(data_dir).map_err(meta_err)?;
         let path = data_dir.join(METADATA_FILE);
         let file = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<MetadataFile>(&bytes).map_err(|e| {
-                meta_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-            })?,
+            Ok(bytes) => serde_json::from_slice::<MetadataFile>(&bytes)
+                .map_err(|e| meta_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataFile {
                 version: METADATA_VERSION,
                 cluster_id: new_cluster_id(),
@@ -300,7 +299,9 @@ impl TopicRegistry {
                             tracing::warn!(topic = %topic.name, error = %e, "closing partition log failed");
                         }
                     }
-                    Err(p) => tracing::warn!(topic = %topic.name, partition = p.index, "partition still in use at shutdown; not closed cleanly"),
+                    Err(p) => {
+                        tracing::warn!(topic = %topic.name, partition = p.index, "partition still in use at shutdown; not closed cleanly")
+                    }
                 }
             }
         }
@@ -381,7 +382,11 @@ fn new_cluster_id() -> String {
     (0..22)
         .map(|i| {
             let shift = 128i32 - 6 * (i + 1);
-            let v = if shift >= 0 { bits >> shift } else { bits << -shift };
+            let v = if shift >= 0 {
+                bits >> shift
+            } else {
+                bits << -shift
+            };
             ALPHABET[(v & 0x3f) as usize] as char
         })
         .collect()
@@ -419,8 +424,14 @@ mod tests {
             r.create("gone", 1, TopicConfig::default()).unwrap();
             r.delete("gone").unwrap();
             r.create_partitions("orders", 5).unwrap();
-            assert!(matches!(r.create("orders", 1, TopicConfig::default()), Err(TopicError::AlreadyExists(_))));
-            assert!(matches!(r.create_partitions("orders", 2), Err(TopicError::InvalidPartitions(_))));
+            assert!(matches!(
+                r.create("orders", 1, TopicConfig::default()),
+                Err(TopicError::AlreadyExists(_))
+            ));
+            assert!(matches!(
+                r.create_partitions("orders", 2),
+                Err(TopicError::InvalidPartitions(_))
+            ));
             r.close();
             (r.cluster_id().to_string(), t.id)
         };

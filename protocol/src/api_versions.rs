@@ -28,7 +28,10 @@ pub fn is_valid_client_software_field(s: &str) -> bool {
         (Some(first), Some(last)) => {
             edge_ok(first)
                 && edge_ok(last)
-                && b.iter().skip(1).take(b.len().saturating_sub(2)).all(inner_ok)
+                && b.iter()
+                    .skip(1)
+                    .take(b.len().saturating_sub(2))
+                    .all(inner_ok)
         }
         _ => false,
     }
@@ -43,7 +46,13 @@ mod tests {
 
     #[test]
     fn client_software_pattern() {
-        for ok in ["a", "librdkafka", "apache-kafka-java", "2.12.1", "kafka.js-2"] {
+        for ok in [
+            "a",
+            "librdkafka",
+            "apache-kafka-java",
+            "2.12.1",
+            "kafka.js-2",
+        ] {
             assert!(is_valid_client_software_field(ok), "{ok}");
         }
         for bad in ["", "-a", "a-", "a b", ".", "a_b"] {
@@ -55,8 +64,14 @@ mod tests {
     fn fallback_is_a_v0_body_with_error_35_and_a_v0_header() {
         let body = unsupported_version_response(VersionRange { min: 0, max: 4 });
         let mut out = BytesMut::new();
-        encode_response(&mut out, ApiKey::ApiVersions, 0, 9, &ResponseKind::ApiVersions(body))
-            .unwrap();
+        encode_response(
+            &mut out,
+            ApiKey::ApiVersions,
+            0,
+            9,
+            &ResponseKind::ApiVersions(body),
+        )
+        .unwrap();
         // size, correlation id, error code 35, one api key entry (18, 0, 4), nothing else.
         let expected: Vec<u8> = [
             &16i32.to_be_bytes()[..],
@@ -75,8 +90,14 @@ mod tests {
     fn flexible_response_header_is_still_v0_and_omits_default_tagged_fields() {
         let body = ApiVersionsResponse::default();
         let mut out = BytesMut::new();
-        encode_response(&mut out, ApiKey::ApiVersions, 3, 1, &ResponseKind::ApiVersions(body))
-            .unwrap();
+        encode_response(
+            &mut out,
+            ApiKey::ApiVersions,
+            3,
+            1,
+            &ResponseKind::ApiVersions(body),
+        )
+        .unwrap();
         // size, correlation id (no header tagged fields), error code, empty compact array (1),
         // throttle time, empty tagged fields (0).
         let expected: Vec<u8> = [

@@ -271,7 +271,8 @@ pub fn set_log_append_time(buf: &mut [u8], timestamp: i64) -> bool {
     let Some(size) = total_size(buf).filter(|s| *s >= HEADER_SIZE && *s <= buf.len()) else {
         return false;
     };
-    let attributes = i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]) | 0x08;
+    let attributes =
+        i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]) | 0x08;
     buf[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     buf[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
     let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..size]);

@@ -26,7 +26,11 @@ const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
 const XERIAL_HEADER_LEN: usize = 16;
 
 /// Decompresses a batch's record section. `Compression::None` returns the input unchanged.
-pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
+pub fn decompress(
+    codec: Compression,
+    data: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, DecompressError> {
     let corrupt = |reason: String| DecompressError::Corrupt { codec, reason };
     match codec {
         Compression::None => {
@@ -49,7 +53,11 @@ pub fn decompress(codec: Compression, data: &[u8], limit: usize) -> Result<Vec<u
     }
 }
 
-fn read_bounded(reader: impl Read, limit: usize, codec: Compression) -> Result<Vec<u8>, DecompressError> {
+fn read_bounded(
+    reader: impl Read,
+    limit: usize,
+    codec: Compression,
+) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     reader
@@ -111,7 +119,9 @@ mod tests {
     use std::io::Write;
 
     fn sample() -> Vec<u8> {
-        (0..10_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect()
+        (0..10_000u32)
+            .flat_map(|i| (i % 251).to_be_bytes())
+            .collect()
     }
 
     #[test]
@@ -135,8 +145,10 @@ mod tests {
                 decompress(codec, &data, input.len() - 1),
                 Err(DecompressError::TooLarge { .. })
             ));
-            assert!(decompress(codec, &data[..data.len() / 2], usize::MAX).is_err()
-                || decompress(codec, &data[..data.len() / 2], usize::MAX).unwrap() != input);
+            assert!(
+                decompress(codec, &data[..data.len() / 2], usize::MAX).is_err()
+                    || decompress(codec, &data[..data.len() / 2], usize::MAX).unwrap() != input
+            );
         }
     }
 
@@ -150,13 +162,19 @@ mod tests {
             framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
             framed.extend_from_slice(&block);
         }
-        assert_eq!(decompress(Compression::Snappy, &framed, usize::MAX).unwrap(), input);
+        assert_eq!(
+            decompress(Compression::Snappy, &framed, usize::MAX).unwrap(),
+            input
+        );
         assert!(matches!(
             decompress(Compression::Snappy, &framed, 100),
             Err(DecompressError::TooLarge { .. })
         ));
         let raw = snap::raw::Encoder::new().compress_vec(&input).unwrap();
-        assert_eq!(decompress(Compression::Snappy, &raw, usize::MAX).unwrap(), input);
+        assert_eq!(
+            decompress(Compression::Snappy, &raw, usize::MAX).unwrap(),
+            input
+        );
         assert!(decompress(Compression::Snappy, &framed[..40], usize::MAX).is_err());
     }
 }

@@ -36,7 +36,10 @@ pub fn peek_frame_size(buf: &[u8], max_frame_size: usize) -> Result<Option<usize
 ///
 /// `Ok(None)` means more bytes are needed; `buf` is then reserved to hold the whole frame, which
 /// is safe because the size was checked first.
-pub fn decode_frame(buf: &mut BytesMut, max_frame_size: usize) -> Result<Option<BytesMut>, DecodeError> {
+pub fn decode_frame(
+    buf: &mut BytesMut,
+    max_frame_size: usize,
+) -> Result<Option<BytesMut>, DecodeError> {
     let Some(size) = peek_frame_size(buf, max_frame_size)? else {
         return Ok(None);
     };

@@ -51,7 +51,10 @@ impl<'a> Records<'a> {
     fn varlong(&mut self) -> Result<i64, RecordError> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or_else(|| self.err("truncated varint"))?;
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| self.err("truncated varint"))?;
             self.pos += 1;
             if shift == 63 && b > 1 {
                 return Err(self.err("varint too long"));
@@ -92,7 +95,10 @@ impl<'a> Records<'a> {
         if end > self.buf.len() {
             return Err(self.err("record runs past the record section"));
         }
-        let attributes = *self.buf.get(self.pos).ok_or_else(|| self.err("empty record"))? as i8;
+        let attributes = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.err("empty record"))? as i8;
         self.pos += 1;
         let timestamp_delta = self.varlong()?;
         let offset_delta = self.varint()?;
@@ -170,7 +176,10 @@ mod tests {
         assert_eq!(out[0].key, Some(&b"k"[..]));
         assert_eq!(out[0].value, None);
         assert_eq!(out[0].timestamp_delta, 5);
-        assert_eq!(out[0].headers, vec![(&b"h"[..], Some(&b"1"[..])), (&b"h"[..], None)]);
+        assert_eq!(
+            out[0].headers,
+            vec![(&b"h"[..], Some(&b"1"[..])), (&b"h"[..], None)]
+        );
         assert_eq!(out[1].offset_delta, 1);
         assert_eq!(out[1].timestamp_delta, -2);
         assert_eq!(out[1].value.map(|v| v.len()), Some(300));
@@ -178,7 +187,13 @@ mod tests {
 
     #[test]
     fn truncated_sections_are_errors() {
-        let b = build_batch(0, &[TestRecord { value: Some(vec![1; 50]), ..Default::default() }]);
+        let b = build_batch(
+            0,
+            &[TestRecord {
+                value: Some(vec![1; 50]),
+                ..Default::default()
+            }],
+        );
         let v = BatchView::parse_verified(&b).unwrap();
         let data = &v.records_data()[..20];
         let r: Vec<_> = Records::new(data, 1).collect();

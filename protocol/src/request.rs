@@ -77,7 +77,9 @@ mod tests {
             .with_correlation_id(7)
             .with_client_id(Some(StrBytes::from_static_str("test")));
         encode_request_header_into_buffer(&mut buf, &header).unwrap();
-        ApiVersionsRequest::default().encode(&mut buf, version).unwrap();
+        ApiVersionsRequest::default()
+            .encode(&mut buf, version)
+            .unwrap();
         buf.freeze()
     }
 

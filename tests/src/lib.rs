@@ -1,6 +1,9 @@
 //! Shared pieces of Brook's integration tests: a minimal raw Kafka client for byte-level
 //! checks, and the paths of the external client toolchains installed by `./test.sh`.
 
+// Test-support code: a failure here is a bug in a test, and panicking is how a test reports it.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -56,7 +59,10 @@ impl RawClient {
         let mut payload = self.read_frame()?;
         let header_version = <R::Response as HeaderVersion>::header_version(version);
         let header = ResponseHeader::decode(&mut payload, header_version).map_err(invalid)?;
-        assert_eq!(header.correlation_id, self.correlation_id, "responses out of order");
+        assert_eq!(
+            header.correlation_id, self.correlation_id,
+            "responses out of order"
+        );
         R::Response::decode(&mut payload, version).map_err(invalid)
     }
 

@@ -13,7 +13,10 @@ use crate::topics::TopicError;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
-pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
         *seen.entry(t.name.to_string()).or_default() += 1;
@@ -23,7 +26,10 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreatePartitionsRequest) -> Creat
         .iter()
         .map(|t| {
             let outcome = if seen.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
-                Err((ErrorCode::InvalidRequest, "Duplicate topic in request.".to_string()))
+                Err((
+                    ErrorCode::InvalidRequest,
+                    "Duplicate topic in request.".to_string(),
+                ))
             } else {
                 add_partitions(ctx, t, req.validate_only)
             };
@@ -39,25 +45,42 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreatePartitionsRequest) -> Creat
     CreatePartitionsResponse::default().with_results(results)
 }
 
-fn add_partitions(ctx: &Ctx<'_>, t: &CreatePartitionsTopic, validate_only: bool) -> Result<(), (ErrorCode, String)> {
+fn add_partitions(
+    ctx: &Ctx<'_>,
+    t: &CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), (ErrorCode, String)> {
     let topics = &ctx.state.topics;
     let node = ctx.state.node_id();
-    let topic = topics
-        .get(&t.name)
-        .ok_or_else(|| (ErrorCode::UnknownTopicOrPartition, format!("The topic '{}' does not exist.", t.name.as_str())))?;
+    let topic = topics.get(&t.name).ok_or_else(|| {
+        (
+            ErrorCode::UnknownTopicOrPartition,
+            format!("The topic '{}' does not exist.", t.name.as_str()),
+        )
+    })?;
     let current = topic.partition_count();
     if t.count <= current {
         let message = if t.count == current {
             format!("Topic already has {current} partitions.")
         } else {
-            format!("Topic currently has {current} partitions, which is higher than the requested {}.", t.count)
+            format!(
+                "Topic currently has {current} partitions, which is higher than the requested {}.",
+                t.count
+            )
         };
         return Err((ErrorCode::InvalidPartitions, message));
     }
     if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
         let expected = (t.count - current) as usize;
-        if assignments.len() != expected || !assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node) {
-            return Err((ErrorCode::InvalidReplicaAssignment, format!("Expected {expected} assignments, each on broker {node} only.")));
+        if assignments.len() != expected
+            || !assignments
+                .iter()
+                .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node)
+        {
+            return Err((
+                ErrorCode::InvalidReplicaAssignment,
+                format!("Expected {expected} assignments, each on broker {node} only."),
+            ));
         }
     }
     if validate_only {

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use brook_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
-use brook_protocol::kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use brook_protocol::kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use brook_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
@@ -32,7 +34,13 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
             let outcome = if seen.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
-                Err((ErrorCode::InvalidRequest, format!("Create topics request from client contains duplicate topic {}", t.name.as_str())))
+                Err((
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "Create topics request from client contains duplicate topic {}",
+                        t.name.as_str()
+                    ),
+                ))
             } else {
                 create_one(ctx, t, req.validate_only)
             };
@@ -74,13 +82,21 @@ fn create_one(ctx: &Ctx<'_>, t: &CreatableTopic, validate_only: bool) -> Result<
     let node = state.node_id();
     validate_topic_name(&t.name).map_err(|e| (ErrorCode::InvalidTopicException, e.to_string()))?;
     if state.topics.get(&t.name).is_some() {
-        return Err((ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", t.name.as_str())));
+        return Err((
+            ErrorCode::TopicAlreadyExists,
+            format!("Topic '{}' already exists.", t.name.as_str()),
+        ));
     }
     let partitions = if t.assignments.is_empty() {
         match t.num_partitions {
             -1 => state.config.num_partitions,
             n if n > 0 => n,
-            _ => return Err((ErrorCode::InvalidPartitions, "Number of partitions was set to an invalid non-positive value.".into())),
+            _ => {
+                return Err((
+                    ErrorCode::InvalidPartitions,
+                    "Number of partitions was set to an invalid non-positive value.".into(),
+                ))
+            }
         }
     } else {
         if t.num_partitions != -1 || t.replication_factor != -1 {
@@ -89,9 +105,17 @@ fn create_one(ctx: &Ctx<'_>, t: &CreatableTopic, validate_only: bool) -> Result<
         let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
         indexes.sort_unstable();
         let consecutive = indexes.iter().enumerate().all(|(i, p)| *p == i as i32);
-        let on_this_node = t.assignments.iter().all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
+        let on_this_node = t
+            .assignments
+            .iter()
+            .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == node);
         if !consecutive || !on_this_node {
-            return Err((ErrorCode::InvalidReplicaAssignment, format!("Partitions must be numbered from 0 and each placed on broker {node} only.")));
+            return Err((
+                ErrorCode::InvalidReplicaAssignment,
+                format!(
+                    "Partitions must be numbered from 0 and each placed on broker {node} only."
+                ),
+            ));
         }
         t.assignments.len() as i32
     };
@@ -100,14 +124,29 @@ fn create_one(ctx: &Ctx<'_>, t: &CreatableTopic, validate_only: bool) -> Result<
         n if n < 1 => return Err((ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0, or -1 to use the default value.".into())),
         n => return Err((ErrorCode::InvalidReplicationFactor, format!("Unable to replicate the partition {n} time(s): The target replication factor of {n} cannot be reached because only 1 broker(s) are registered."))),
     }
-    let config = TopicConfig::from_pairs(t.configs.iter().map(|c| (c.name.as_str(), c.value.as_deref())))
-        .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))?;
+    let config = TopicConfig::from_pairs(
+        t.configs
+            .iter()
+            .map(|c| (c.name.as_str(), c.value.as_deref())),
+    )
+    .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))?;
     if validate_only {
-        return Ok(Created { id: uuid::Uuid::nil(), partitions, config });
+        return Ok(Created {
+            id: uuid::Uuid::nil(),
+            partitions,
+            config,
+        });
     }
     match state.topics.create(&t.name, partitions, config.clone()) {
-        Ok(topic) => Ok(Created { id: topic.id, partitions, config }),
-        Err(TopicError::AlreadyExists(name)) => Err((ErrorCode::TopicAlreadyExists, format!("Topic '{name}' already exists."))),
+        Ok(topic) => Ok(Created {
+            id: topic.id,
+            partitions,
+            config,
+        }),
+        Err(TopicError::AlreadyExists(name)) => Err((
+            ErrorCode::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        )),
         Err(e) => {
             tracing::error!(topic = %t.name.as_str(), error = %e, "creating topic failed");
             Err((ErrorCode::KafkaStorageError, e.to_string()))

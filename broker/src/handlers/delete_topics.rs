@@ -1,7 +1,9 @@
 //! DeleteTopics (key 20): remove topics by name (v1-5) or by name or id (v6), files included.
 
 use brook_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use brook_protocol::kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use brook_protocol::kafka_protocol::messages::{
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 use uuid::Uuid;
@@ -13,9 +15,15 @@ pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, Uuid)> = if ctx.version() >= 6 {
-        req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
-        req.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
     };
     let responses = targets
         .into_iter()
@@ -26,7 +34,9 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DeleteTopicsRequest) -> DeleteTop
 
 fn delete_one(ctx: &Ctx<'_>, name: Option<TopicName>, id: Uuid) -> DeletableTopicResult {
     let topics = &ctx.state.topics;
-    let result = DeletableTopicResult::default().with_name(name.clone()).with_topic_id(id);
+    let result = DeletableTopicResult::default()
+        .with_name(name.clone())
+        .with_topic_id(id);
     let (topic, missing) = match &name {
         Some(n) => (topics.get(n), ErrorCode::UnknownTopicOrPartition),
         None => (topics.get_by_id(id), ErrorCode::UnknownTopicId),
@@ -34,7 +44,9 @@ fn delete_one(ctx: &Ctx<'_>, name: Option<TopicName>, id: Uuid) -> DeletableTopi
     let Some(topic) = topic else {
         return result
             .with_error_code(missing.code())
-            .with_error_message(Some(StrBytes::from_static_str("This server does not host this topic.")));
+            .with_error_message(Some(StrBytes::from_static_str(
+                "This server does not host this topic.",
+            )));
     };
     let result = result
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))

@@ -1,7 +1,9 @@
 //! DescribeCluster (key 60): this broker, as also announced in Metadata.
 
 use brook_protocol::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use brook_protocol::kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use brook_protocol::kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
@@ -30,8 +32,9 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeClusterRequest) -> Descri
                 "Brook serves only broker endpoints",
             )));
     }
-    resp.with_controller_id(BrokerId(state.node_id())).with_brokers(vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(state.node_id()))
-        .with_host(StrBytes::from_string(state.advertised_host.clone()))
-        .with_port(state.advertised_port)])
+    resp.with_controller_id(BrokerId(state.node_id()))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(state.node_id()))
+            .with_host(StrBytes::from_string(state.advertised_host.clone()))
+            .with_port(state.advertised_port)])
 }

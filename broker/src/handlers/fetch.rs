@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use brook_protocol::batch;
-use brook_protocol::kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use brook_protocol::kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, PartitionData,
+};
 use brook_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
@@ -28,12 +30,17 @@ const TOPIC_IDS_FROM: i16 = 13;
 const READ_COMMITTED: i8 = 1;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
-    let replica_id = if ctx.version() >= 15 { req.replica_state.replica_id } else { req.replica_id };
+    let replica_id = if ctx.version() >= 15 {
+        req.replica_state.replica_id
+    } else {
+        req.replica_id
+    };
     if replica_id.0 >= 0 {
         // Only consumers fetch from Brook: there are no follower replicas.
         return read_all(ctx, &req, Some(ErrorCode::NotLeaderOrFollower)).0;
     }
-    let deadline = Instant::now() + Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
+    let deadline =
+        Instant::now() + Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let mut appends = ctx.state.subscribe_appends();
     loop {
@@ -55,7 +62,11 @@ struct Outcome {
     has_error: bool,
 }
 
-fn read_all(ctx: &Ctx<'_>, req: &FetchRequest, forced_error: Option<ErrorCode>) -> (FetchResponse, Outcome) {
+fn read_all(
+    ctx: &Ctx<'_>,
+    req: &FetchRequest,
+    forced_error: Option<ErrorCode>,
+) -> (FetchResponse, Outcome) {
     let version = ctx.version();
     let mut outcome = Outcome::default();
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
@@ -89,8 +100,15 @@ fn read_all(ctx: &Ctx<'_>, req: &FetchRequest, forced_error: Option<ErrorCode>) 
                         (None, None) => Err((missing_topic, -1, -1)),
                         (None, Some(t)) => {
                             let remaining = max_bytes.saturating_sub(outcome.bytes);
-                            let limit = remaining.min(usize::try_from(fp.partition_max_bytes).unwrap_or(0));
-                            read_partition(t, fp.partition, fp.fetch_offset, limit, outcome.bytes == 0)
+                            let limit =
+                                remaining.min(usize::try_from(fp.partition_max_bytes).unwrap_or(0));
+                            read_partition(
+                                t,
+                                fp.partition,
+                                fp.fetch_offset,
+                                limit,
+                                outcome.bytes == 0,
+                            )
                         }
                     };
                     match result {
@@ -160,7 +178,10 @@ fn read_partition(
 }
 
 fn first_batch_size(chunks: &[Bytes]) -> usize {
-    chunks.first().and_then(|c| batch::total_size(c)).unwrap_or(0)
+    chunks
+        .first()
+        .and_then(|c| batch::total_size(c))
+        .unwrap_or(0)
 }
 
 fn concat(chunks: Vec<Bytes>) -> Bytes {

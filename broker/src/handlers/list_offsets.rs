@@ -38,7 +38,10 @@ struct Found {
     timestamp: i64,
 }
 
-const NOT_FOUND: Found = Found { offset: -1, timestamp: -1 };
+const NOT_FOUND: Found = Found {
+    offset: -1,
+    timestamp: -1,
+};
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let topics = req
@@ -88,7 +91,10 @@ enum LookupError {
 }
 
 fn lookup(log: &PartitionLog, timestamp: i64) -> Result<Found, LookupError> {
-    let at = |offset| Found { offset, timestamp: -1 };
+    let at = |offset| Found {
+        offset,
+        timestamp: -1,
+    };
     Ok(match timestamp {
         LATEST => at(log.log_end_offset()),
         EARLIEST | EARLIEST_LOCAL => at(log.log_start_offset()),
@@ -114,8 +120,11 @@ fn for_each_record(bytes: &[u8], mut f: impl FnMut(i64, i64) -> bool) -> Result<
         f(view.base_offset(), view.max_timestamp());
         return Ok(());
     }
-    let codec = view.compression().ok_or_else(|| bad("unknown compression codec".into()))?;
-    let data = decompress(codec, view.records_data(), MAX_DECOMPRESSED).map_err(|e| bad(e.to_string()))?;
+    let codec = view
+        .compression()
+        .ok_or_else(|| bad("unknown compression codec".into()))?;
+    let data =
+        decompress(codec, view.records_data(), MAX_DECOMPRESSED).map_err(|e| bad(e.to_string()))?;
     for record in Records::new(&data, view.records_count()) {
         let r = record.map_err(|e| bad(e.to_string()))?;
         let offset = view.base_offset() + i64::from(r.offset_delta);
@@ -152,11 +161,17 @@ fn max_record(bytes: &[u8]) -> Result<Found, LookupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brook_protocol::batch::testing::{build_batch, TestRecord};
     use brook_protocol::batch::set_base_offset;
+    use brook_protocol::batch::testing::{build_batch, TestRecord};
 
     fn batch_with_deltas(base_offset: i64, base_ts: i64, deltas: &[i64]) -> Vec<u8> {
-        let recs: Vec<_> = deltas.iter().map(|d| TestRecord { timestamp_delta: *d, ..Default::default() }).collect();
+        let recs: Vec<_> = deltas
+            .iter()
+            .map(|d| TestRecord {
+                timestamp_delta: *d,
+                ..Default::default()
+            })
+            .collect();
         let mut b = build_batch(base_ts, &recs);
         set_base_offset(&mut b, base_offset);
         b
@@ -165,10 +180,34 @@ mod tests {
     #[test]
     fn exact_lookup_inside_a_batch() {
         let b = batch_with_deltas(10, 1000, &[0, 5, 3, 9]);
-        assert_eq!(first_record_at_or_after(&b, 1000).unwrap(), Found { offset: 10, timestamp: 1000 });
-        assert_eq!(first_record_at_or_after(&b, 1004).unwrap(), Found { offset: 11, timestamp: 1005 });
-        assert_eq!(first_record_at_or_after(&b, 1006).unwrap(), Found { offset: 13, timestamp: 1009 });
+        assert_eq!(
+            first_record_at_or_after(&b, 1000).unwrap(),
+            Found {
+                offset: 10,
+                timestamp: 1000
+            }
+        );
+        assert_eq!(
+            first_record_at_or_after(&b, 1004).unwrap(),
+            Found {
+                offset: 11,
+                timestamp: 1005
+            }
+        );
+        assert_eq!(
+            first_record_at_or_after(&b, 1006).unwrap(),
+            Found {
+                offset: 13,
+                timestamp: 1009
+            }
+        );
         assert_eq!(first_record_at_or_after(&b, 1010).unwrap(), NOT_FOUND);
-        assert_eq!(max_record(&b).unwrap(), Found { offset: 13, timestamp: 1009 });
+        assert_eq!(
+            max_record(&b).unwrap(),
+            Found {
+                offset: 13,
+                timestamp: 1009
+            }
+        );
     }
 }

@@ -7,14 +7,16 @@
 use brook_protocol::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use brook_protocol::kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use brook_protocol::kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, TopicName,
+};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 use uuid::Uuid;
 
 use super::Ctx;
-use crate::topics::{validate_topic_name, Topic, TopicError};
 use crate::topic_config::TopicConfig;
+use crate::topics::{validate_topic_name, Topic, TopicError};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
 
@@ -24,21 +26,32 @@ pub(crate) const LEADER_EPOCH: i32 = 0;
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 /// Without an authorizer every operation a topic supports is allowed (bit n = ACL operation
 /// n): READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-const TOPIC_OPERATIONS: i32 = 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
+const TOPIC_OPERATIONS: i32 =
+    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
 /// The same for the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
 /// ALTER_CONFIGS, IDEMPOTENT_WRITE.
-pub(crate) const CLUSTER_OPERATIONS: i32 = 1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+pub(crate) const CLUSTER_OPERATIONS: i32 =
+    1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let state = ctx.state;
     let version = ctx.version();
     let node = BrokerId(state.node_id());
     // Before v4 there is no flag and auto-creation is always allowed by the request.
-    let allow_create = (version < 4 || req.allow_auto_topic_creation) && state.config.auto_create_topics_enable;
+    let allow_create =
+        (version < 4 || req.allow_auto_topic_creation) && state.config.auto_create_topics_enable;
     let ops = Ops {
-        topic: if req.include_topic_authorized_operations { TOPIC_OPERATIONS } else { OPS_NOT_REQUESTED },
+        topic: if req.include_topic_authorized_operations {
+            TOPIC_OPERATIONS
+        } else {
+            OPS_NOT_REQUESTED
+        },
     };
-    let cluster_ops = if req.include_cluster_authorized_operations { CLUSTER_OPERATIONS } else { OPS_NOT_REQUESTED };
+    let cluster_ops = if req.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS
+    } else {
+        OPS_NOT_REQUESTED
+    };
 
     let topics = match req.topics {
         // Null (v1+) or an empty list at v0 means every topic.
@@ -58,7 +71,9 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
             .with_node_id(node)
             .with_host(StrBytes::from_string(state.advertised_host.clone()))
             .with_port(state.advertised_port)])
-        .with_cluster_id(Some(StrBytes::from_string(state.topics.cluster_id().to_string())))
+        .with_cluster_id(Some(StrBytes::from_string(
+            state.topics.cluster_id().to_string(),
+        )))
         .with_controller_id(node)
         .with_cluster_authorized_operations(cluster_ops)
         .with_topics(topics)
@@ -71,7 +86,12 @@ struct Ops {
 }
 
 fn all_topics(ctx: &Ctx<'_>, ops: Ops) -> Vec<MetadataResponseTopic> {
-    ctx.state.topics.list().iter().map(|t| describe(ctx, ops, t)).collect()
+    ctx.state
+        .topics
+        .list()
+        .iter()
+        .map(|t| describe(ctx, ops, t))
+        .collect()
 }
 
 fn by_name(ctx: &Ctx<'_>, ops: Ops, name: TopicName, allow_create: bool) -> MetadataResponseTopic {
@@ -91,7 +111,11 @@ fn by_name(ctx: &Ctx<'_>, ops: Ops, name: TopicName, allow_create: bool) -> Meta
     if !allow_create {
         return error(ErrorCode::UnknownTopicOrPartition);
     }
-    match topics.create(&name, ctx.state.config.num_partitions, TopicConfig::default()) {
+    match topics.create(
+        &name,
+        ctx.state.config.num_partitions,
+        TopicConfig::default(),
+    ) {
         Ok(t) => describe(ctx, ops, &t),
         // Another request created it meanwhile.
         Err(TopicError::AlreadyExists(_)) => match topics.get(&name) {
@@ -120,7 +144,10 @@ fn describe(ctx: &Ctx<'_>, ops: Ops, topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(matches!(topic.name.as_str(), "__consumer_offsets" | "__transaction_state"))
+        .with_is_internal(matches!(
+            topic.name.as_str(),
+            "__consumer_offsets" | "__transaction_state"
+        ))
         .with_topic_authorized_operations(ops.topic)
         .with_partitions(
             (0..topic.partition_count())

@@ -75,7 +75,10 @@ pub(crate) fn supported_versions(key: ApiKey) -> Option<VersionRange> {
 }
 
 fn unsupported(request: RequestKind) -> ResponseKind {
-    tracing::error!(?request, "request for an API without a handler reached dispatch");
+    tracing::error!(
+        ?request,
+        "request for an API without a handler reached dispatch"
+    );
     ResponseKind::ApiVersions(brook_protocol::api_versions::unsupported_version_response(
         api_versions::VERSIONS,
     ))
@@ -103,7 +106,11 @@ mod tests {
             // Produce v0-2 are advertised but answered by the legacy path, not the codec.
             if api.key != ApiKey::Produce {
                 let codec = api.key.valid_versions();
-                assert!(codec.min <= api.versions.min && api.versions.max <= codec.max, "{:?}", api.key);
+                assert!(
+                    codec.min <= api.versions.min && api.versions.max <= codec.max,
+                    "{:?}",
+                    api.key
+                );
             }
         }
     }

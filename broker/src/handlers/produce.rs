@@ -7,7 +7,9 @@
 //! `brook_protocol::legacy_produce`).
 
 use brook_protocol::batch::{self, BatchError, BatchView};
-use brook_protocol::kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use brook_protocol::kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
 use brook_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
@@ -29,7 +31,10 @@ struct Rejection {
 
 impl Rejection {
     fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -93,7 +98,12 @@ fn produce_partition(
     index: i32,
     records: Option<Bytes>,
 ) -> Result<Appended, Rejection> {
-    let unknown = || Rejection::new(ErrorCode::UnknownTopicOrPartition, "This server does not host this topic-partition.");
+    let unknown = || {
+        Rejection::new(
+            ErrorCode::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        )
+    };
     let topic = topic.ok_or_else(unknown)?;
     let partition = topic.partition(index).ok_or_else(unknown)?;
     let config = topic.config();
@@ -127,37 +137,59 @@ fn produce_partition(
 fn validate_single_batch(records: &[u8], max_message_bytes: usize) -> Result<(), Rejection> {
     use ErrorCode::{CorruptMessage, InvalidRecord, MessageTooLarge};
     if records.is_empty() {
-        return Err(Rejection::new(InvalidRecord, "Produce requests must contain exactly one record batch per partition."));
+        return Err(Rejection::new(
+            InvalidRecord,
+            "Produce requests must contain exactly one record batch per partition.",
+        ));
     }
     let view = BatchView::parse(records).map_err(|e| match e {
         BatchError::UnsupportedMagic(m) => Rejection::new(InvalidRecord, format!("Produce requests are only allowed to contain record batches with magic version 2, not {m}.")),
         other => Rejection::new(CorruptMessage, format!("Record batch is corrupt: {other}")),
     })?;
     if view.size() > max_message_bytes {
-        return Err(Rejection::new(MessageTooLarge, format!(
+        return Err(Rejection::new(
+            MessageTooLarge,
+            format!(
             "The record batch is {} bytes, larger than max.message.bytes ({max_message_bytes}).",
             view.size()
-        )));
+        ),
+        ));
     }
     if view.size() != records.len() {
-        return Err(Rejection::new(InvalidRecord, "Produce requests must contain exactly one record batch per partition."));
+        return Err(Rejection::new(
+            InvalidRecord,
+            "Produce requests must contain exactly one record batch per partition.",
+        ));
     }
-    view.verify_crc().map_err(|e| Rejection::new(CorruptMessage, format!("Record batch is corrupt: {e}")))?;
+    view.verify_crc()
+        .map_err(|e| Rejection::new(CorruptMessage, format!("Record batch is corrupt: {e}")))?;
     if view.base_offset() != 0 {
-        return Err(Rejection::new(InvalidRecord, "The base offset of a produced record batch must be 0."));
+        return Err(Rejection::new(
+            InvalidRecord,
+            "The base offset of a produced record batch must be 0.",
+        ));
     }
     if view.compression().is_none() {
-        return Err(Rejection::new(InvalidRecord, "Unknown compression codec in record batch attributes."));
+        return Err(Rejection::new(
+            InvalidRecord,
+            "Unknown compression codec in record batch attributes.",
+        ));
     }
     if view.is_control() {
-        return Err(Rejection::new(InvalidRecord, "Clients may not write control batches."));
+        return Err(Rejection::new(
+            InvalidRecord,
+            "Clients may not write control batches.",
+        ));
     }
     let count = view.records_count();
     if count < 1 || i64::from(count) != i64::from(view.last_offset_delta()) + 1 {
-        return Err(Rejection::new(InvalidRecord, format!(
-            "Record count {count} does not match last offset delta {}.",
-            view.last_offset_delta()
-        )));
+        return Err(Rejection::new(
+            InvalidRecord,
+            format!(
+                "Record count {count} does not match last offset delta {}.",
+                view.last_offset_delta()
+            ),
+        ));
     }
     Ok(())
 }
@@ -175,24 +207,45 @@ mod tests {
     fn batch_validation_maps_to_kafka_errors() {
         let good = simple_batch(1, 3);
         assert!(validate_single_batch(&good, 1 << 20).is_ok());
-        assert_eq!(code(validate_single_batch(&good, good.len() - 1)), Some(ErrorCode::MessageTooLarge));
-        assert_eq!(code(validate_single_batch(&[], 100)), Some(ErrorCode::InvalidRecord));
-        assert_eq!(code(validate_single_batch(&good[..good.len() - 2], 1 << 20)), Some(ErrorCode::CorruptMessage));
+        assert_eq!(
+            code(validate_single_batch(&good, good.len() - 1)),
+            Some(ErrorCode::MessageTooLarge)
+        );
+        assert_eq!(
+            code(validate_single_batch(&[], 100)),
+            Some(ErrorCode::InvalidRecord)
+        );
+        assert_eq!(
+            code(validate_single_batch(&good[..good.len() - 2], 1 << 20)),
+            Some(ErrorCode::CorruptMessage)
+        );
 
         let mut flipped = good.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert_eq!(code(validate_single_batch(&flipped, 1 << 20)), Some(ErrorCode::CorruptMessage));
+        assert_eq!(
+            code(validate_single_batch(&flipped, 1 << 20)),
+            Some(ErrorCode::CorruptMessage)
+        );
 
         let mut two = good.clone();
         two.extend_from_slice(&good);
-        assert_eq!(code(validate_single_batch(&two, 1 << 20)), Some(ErrorCode::InvalidRecord));
+        assert_eq!(
+            code(validate_single_batch(&two, 1 << 20)),
+            Some(ErrorCode::InvalidRecord)
+        );
 
         let mut offset = good.clone();
         batch::set_base_offset(&mut offset, 5);
-        assert_eq!(code(validate_single_batch(&offset, 1 << 20)), Some(ErrorCode::InvalidRecord));
+        assert_eq!(
+            code(validate_single_batch(&offset, 1 << 20)),
+            Some(ErrorCode::InvalidRecord)
+        );
 
         let mut magic = good.clone();
         magic[16] = 1;
-        assert_eq!(code(validate_single_batch(&magic, 1 << 20)), Some(ErrorCode::InvalidRecord));
+        assert_eq!(
+            code(validate_single_batch(&magic, 1 << 20)),
+            Some(ErrorCode::InvalidRecord)
+        );
     }
 }

@@ -4,15 +4,21 @@
 
 use brook_broker::{BrokerConfig, EmbeddedBroker};
 use brook_protocol::batch::testing::simple_batch;
-use brook_protocol::kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use brook_protocol::kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig,
+};
 use brook_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use brook_protocol::kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use brook_protocol::kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use brook_protocol::kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
+use brook_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
 use brook_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
     FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, TopicName,
 };
-use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 use brook_protocol::ErrorCode;
 use brook_tests::RawClient;
@@ -23,7 +29,11 @@ fn name(s: &str) -> TopicName {
 }
 
 fn broker() -> EmbeddedBroker {
-    EmbeddedBroker::start(BrokerConfig { auto_create_topics_enable: false, ..BrokerConfig::ephemeral() }).unwrap()
+    EmbeddedBroker::start(BrokerConfig {
+        auto_create_topics_enable: false,
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap()
 }
 
 fn create(client: &mut RawClient, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
@@ -41,45 +51,64 @@ fn create(client: &mut RawClient, topic: &str, partitions: i32, configs: &[(&str
                 })
                 .collect(),
         );
-    let resp = client.call(7, &CreateTopicsRequest::default().with_topics(vec![t])).unwrap();
+    let resp = client
+        .call(7, &CreateTopicsRequest::default().with_topics(vec![t]))
+        .unwrap();
     resp.topics[0].error_code
 }
 
 fn produce_request(topic: &str, partition: i32, records: Vec<u8>, acks: i16) -> ProduceRequest {
-    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(name(topic))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(partition)
-            .with_records(Some(Bytes::from(records)))])])
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(Bytes::from(records)))])])
 }
 
 fn produce(client: &mut RawClient, topic: &str, partition: i32, records: Vec<u8>) -> (i16, i64) {
-    let resp = client.call(9, &produce_request(topic, partition, records, -1)).unwrap();
+    let resp = client
+        .call(9, &produce_request(topic, partition, records, -1))
+        .unwrap();
     let p = &resp.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }
 
 fn latest(client: &mut RawClient, topic: &str, partition: i32) -> i64 {
-    let req = ListOffsetsRequest::default().with_replica_id(brook_protocol::kafka_protocol::messages::BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(name(topic))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(-1)])]);
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(brook_protocol::kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(-1)])]);
     let resp = client.call(7, &req).unwrap();
     let p = &resp.topics[0].partitions[0];
     assert_eq!(p.error_code, 0);
     p.offset
 }
 
-fn fetch(client: &mut RawClient, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> (i16, i64, Option<Bytes>) {
+fn fetch(
+    client: &mut RawClient,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+) -> (i16, i64, Option<Bytes>) {
     let req = FetchRequest::default()
         .with_replica_id(brook_protocol::kafka_protocol::messages::BrokerId(-1))
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(vec![FetchPartition::default()
-            .with_partition(partition)
-            .with_fetch_offset(offset)
-            .with_partition_max_bytes(1 << 20)])]);
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
     let resp = client.call(11, &req).unwrap();
     let p = &resp.responses[0].partitions[0];
     (p.error_code, p.high_watermark, p.records.clone())
@@ -87,9 +116,14 @@ fn fetch(client: &mut RawClient, topic: &str, partition: i32, offset: i64, max_w
 
 fn still_serving(bootstrap: &str) {
     let mut c = RawClient::connect(bootstrap).unwrap();
-    let resp = c.call(3, &ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("brook-tests"))
-        .with_client_software_version(StrBytes::from_static_str("1"))).unwrap();
+    let resp = c
+        .call(
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("brook-tests"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        )
+        .unwrap();
     assert_eq!(resp.error_code, 0);
 }
 
@@ -100,7 +134,14 @@ fn bad_frames_close_the_connection_and_the_broker_lives_on() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("oversized frame", i32::MAX.to_be_bytes().to_vec()),
         ("negative frame size", (-5i32).to_be_bytes().to_vec()),
-        ("garbage frame", [&12i32.to_be_bytes()[..], &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8]].concat()),
+        (
+            "garbage frame",
+            [
+                &12i32.to_be_bytes()[..],
+                &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8],
+            ]
+            .concat(),
+        ),
         ("unknown API key", {
             let mut c = RawClient::connect(&bootstrap).unwrap();
             let mut f = c.encode(0, &ApiVersionsRequest::default());
@@ -108,7 +149,15 @@ fn bad_frames_close_the_connection_and_the_broker_lives_on() {
             f
         }),
         ("metadata claiming 2^31 topics", {
-            let body = [&3i16.to_be_bytes()[..], &4i16.to_be_bytes(), &1i32.to_be_bytes(), &(-1i16).to_be_bytes(), &i32::MAX.to_be_bytes(), &[0, 1]].concat();
+            let body = [
+                &3i16.to_be_bytes()[..],
+                &4i16.to_be_bytes(),
+                &1i32.to_be_bytes(),
+                &(-1i16).to_be_bytes(),
+                &i32::MAX.to_be_bytes(),
+                &[0, 1],
+            ]
+            .concat();
             [&(body.len() as i32).to_be_bytes()[..], &body].concat()
         }),
         ("unsupported fetch version", {
@@ -136,28 +185,83 @@ fn api_versions_fallback_and_legacy_produce() {
     frame[6..8].copy_from_slice(&99i16.to_be_bytes());
     c.send_raw(&frame).unwrap();
     let payload = c.read_frame().unwrap();
-    let expected = [&1i32.to_be_bytes()[..], &35i16.to_be_bytes(), &1i32.to_be_bytes(), &18i16.to_be_bytes(), &0i16.to_be_bytes(), &4i16.to_be_bytes()].concat();
+    let expected = [
+        &1i32.to_be_bytes()[..],
+        &35i16.to_be_bytes(),
+        &1i32.to_be_bytes(),
+        &18i16.to_be_bytes(),
+        &0i16.to_be_bytes(),
+        &4i16.to_be_bytes(),
+    ]
+    .concat();
     assert_eq!(&payload[..], &expected[..]);
 
     // Produce is advertised from v0 for old librdkafka, and v0-2 are refused per partition.
-    let resp = c.call(3, &ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("x"))
-        .with_client_software_version(StrBytes::from_static_str("1"))).unwrap();
-    let produce = resp.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).unwrap();
+    let resp = c
+        .call(
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("x"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        )
+        .unwrap();
+    let produce = resp
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .unwrap();
     assert_eq!((produce.min_version, produce.max_version), (0, 11));
-    let bad_name = c.call(3, &ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("-bad"))
-        .with_client_software_version(StrBytes::from_static_str("1"))).unwrap();
+    let bad_name = c
+        .call(
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("-bad"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        )
+        .unwrap();
     assert_eq!(bad_name.error_code, ErrorCode::InvalidRequest.code());
 
     // Produce v2 body: acks, timeout, [topic, [partition, records]].
-    let body = [&1i16.to_be_bytes()[..], &1000i32.to_be_bytes(), &1i32.to_be_bytes(), &1i16.to_be_bytes(), b"t", &1i32.to_be_bytes(), &0i32.to_be_bytes(), &0i32.to_be_bytes()].concat();
-    let header = [&0i16.to_be_bytes()[..], &2i16.to_be_bytes(), &77i32.to_be_bytes(), &(-1i16).to_be_bytes()].concat();
-    let frame = [&((header.len() + body.len()) as i32).to_be_bytes()[..], &header, &body].concat();
+    let body = [
+        &1i16.to_be_bytes()[..],
+        &1000i32.to_be_bytes(),
+        &1i32.to_be_bytes(),
+        &1i16.to_be_bytes(),
+        b"t",
+        &1i32.to_be_bytes(),
+        &0i32.to_be_bytes(),
+        &0i32.to_be_bytes(),
+    ]
+    .concat();
+    let header = [
+        &0i16.to_be_bytes()[..],
+        &2i16.to_be_bytes(),
+        &77i32.to_be_bytes(),
+        &(-1i16).to_be_bytes(),
+    ]
+    .concat();
+    let frame = [
+        &((header.len() + body.len()) as i32).to_be_bytes()[..],
+        &header,
+        &body,
+    ]
+    .concat();
     c.send_raw(&frame).unwrap();
     let payload = c.read_frame().unwrap();
     // correlation id, 1 topic "t", 1 partition: index 0, error 35, offset -1, append time -1, throttle.
-    let expected = [&77i32.to_be_bytes()[..], &1i32.to_be_bytes(), &1i16.to_be_bytes(), b"t", &1i32.to_be_bytes(), &0i32.to_be_bytes(), &35i16.to_be_bytes(), &(-1i64).to_be_bytes(), &(-1i64).to_be_bytes(), &0i32.to_be_bytes()].concat();
+    let expected = [
+        &77i32.to_be_bytes()[..],
+        &1i32.to_be_bytes(),
+        &1i16.to_be_bytes(),
+        b"t",
+        &1i32.to_be_bytes(),
+        &0i32.to_be_bytes(),
+        &35i16.to_be_bytes(),
+        &(-1i64).to_be_bytes(),
+        &(-1i64).to_be_bytes(),
+        &0i32.to_be_bytes(),
+    ]
+    .concat();
     assert_eq!(&payload[..], &expected[..]);
     broker.shutdown();
 }
@@ -166,23 +270,44 @@ fn api_versions_fallback_and_legacy_produce() {
 fn rejected_batches_leave_the_log_unchanged() {
     let broker = broker();
     let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    assert_eq!(create(&mut c, "strict", 1, &[("max.message.bytes", "2000")]), 0);
+    assert_eq!(
+        create(&mut c, "strict", 1, &[("max.message.bytes", "2000")]),
+        0
+    );
     assert_eq!(produce(&mut c, "strict", 0, simple_batch(1000, 5)), (0, 0));
     let (_, _, before) = fetch(&mut c, "strict", 0, 0, 0);
 
     let mut corrupt = simple_batch(2000, 3);
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x40;
-    assert_eq!(produce(&mut c, "strict", 0, corrupt).0, ErrorCode::CorruptMessage.code());
+    assert_eq!(
+        produce(&mut c, "strict", 0, corrupt).0,
+        ErrorCode::CorruptMessage.code()
+    );
     let mut truncated = simple_batch(2000, 3);
     truncated.truncate(40);
-    assert_eq!(produce(&mut c, "strict", 0, truncated).0, ErrorCode::CorruptMessage.code());
-    assert_eq!(produce(&mut c, "strict", 0, simple_batch(2000, 200)).0, ErrorCode::MessageTooLarge.code());
+    assert_eq!(
+        produce(&mut c, "strict", 0, truncated).0,
+        ErrorCode::CorruptMessage.code()
+    );
+    assert_eq!(
+        produce(&mut c, "strict", 0, simple_batch(2000, 200)).0,
+        ErrorCode::MessageTooLarge.code()
+    );
     let mut magic1 = simple_batch(2000, 1);
     magic1[16] = 1;
-    assert_eq!(produce(&mut c, "strict", 0, magic1).0, ErrorCode::InvalidRecord.code());
-    assert_eq!(produce(&mut c, "strict", 7, simple_batch(1, 1)).0, ErrorCode::UnknownTopicOrPartition.code());
-    assert_eq!(produce(&mut c, "nope", 0, simple_batch(1, 1)).0, ErrorCode::UnknownTopicOrPartition.code());
+    assert_eq!(
+        produce(&mut c, "strict", 0, magic1).0,
+        ErrorCode::InvalidRecord.code()
+    );
+    assert_eq!(
+        produce(&mut c, "strict", 7, simple_batch(1, 1)).0,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        produce(&mut c, "nope", 0, simple_batch(1, 1)).0,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
 
     assert_eq!(latest(&mut c, "strict", 0), 5);
     let (code, hw, after) = fetch(&mut c, "strict", 0, 0, 0);
@@ -204,7 +329,10 @@ fn fetch_semantics_for_clients() {
     assert_eq!((code, hw), (0, 0));
     assert_eq!(records, Some(Bytes::new()));
     // Out of range offsets.
-    assert_eq!(fetch(&mut c, "f", 0, 5, 0).0, ErrorCode::OffsetOutOfRange.code());
+    assert_eq!(
+        fetch(&mut c, "f", 0, 5, 0).0,
+        ErrorCode::OffsetOutOfRange.code()
+    );
     // acks=0 gets no response: the next response read belongs to the next request.
     let acks0 = c.encode(9, &produce_request("f", 0, simple_batch(10, 3), 0));
     c.send_raw(&acks0).unwrap();
@@ -216,14 +344,21 @@ fn fetch_semantics_for_clients() {
         let mut c = RawClient::connect(&bootstrap).unwrap();
         let started = std::time::Instant::now();
         let (code, _, records) = fetch(&mut c, "f", 0, 3, 8_000);
-        (code, records.map(|r| r.len()).unwrap_or(0), started.elapsed())
+        (
+            code,
+            records.map(|r| r.len()).unwrap_or(0),
+            started.elapsed(),
+        )
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(produce(&mut c, "f", 0, simple_batch(20, 2)), (0, 3));
     let (code, len, waited) = waiter.join().unwrap();
     assert_eq!(code, 0);
     assert!(len > 0, "woken fetch returned no data");
-    assert!(waited < std::time::Duration::from_millis(7_000), "fetch waited for its timeout instead of waking on append");
+    assert!(
+        waited < std::time::Duration::from_millis(7_000),
+        "fetch waited for its timeout instead of waking on append"
+    );
     broker.shutdown();
 }
 
@@ -232,35 +367,93 @@ fn admin_errors_match_kafka() {
     let broker = broker();
     let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
     assert_eq!(create(&mut c, "admin-a", 2, &[]), 0);
-    assert_eq!(create(&mut c, "admin-a", 2, &[]), ErrorCode::TopicAlreadyExists.code());
-    assert_eq!(create(&mut c, "bad/name", 1, &[]), ErrorCode::InvalidTopicException.code());
-    assert_eq!(create(&mut c, "admin-b", 0, &[]), ErrorCode::InvalidPartitions.code());
-    assert_eq!(create(&mut c, "admin-b", 1, &[("no.such.config", "1")]), ErrorCode::InvalidConfig.code());
-    assert_eq!(create(&mut c, "admin-b", 1, &[("retention.ms", "soon")]), ErrorCode::InvalidConfig.code());
-    let rf3 = CreatableTopic::default().with_name(name("admin-rf")).with_num_partitions(1).with_replication_factor(3);
-    let resp = c.call(7, &CreateTopicsRequest::default().with_topics(vec![rf3])).unwrap();
-    assert_eq!(resp.topics[0].error_code, ErrorCode::InvalidReplicationFactor.code());
+    assert_eq!(
+        create(&mut c, "admin-a", 2, &[]),
+        ErrorCode::TopicAlreadyExists.code()
+    );
+    assert_eq!(
+        create(&mut c, "bad/name", 1, &[]),
+        ErrorCode::InvalidTopicException.code()
+    );
+    assert_eq!(
+        create(&mut c, "admin-b", 0, &[]),
+        ErrorCode::InvalidPartitions.code()
+    );
+    assert_eq!(
+        create(&mut c, "admin-b", 1, &[("no.such.config", "1")]),
+        ErrorCode::InvalidConfig.code()
+    );
+    assert_eq!(
+        create(&mut c, "admin-b", 1, &[("retention.ms", "soon")]),
+        ErrorCode::InvalidConfig.code()
+    );
+    let rf3 = CreatableTopic::default()
+        .with_name(name("admin-rf"))
+        .with_num_partitions(1)
+        .with_replication_factor(3);
+    let resp = c
+        .call(7, &CreateTopicsRequest::default().with_topics(vec![rf3]))
+        .unwrap();
+    assert_eq!(
+        resp.topics[0].error_code,
+        ErrorCode::InvalidReplicationFactor.code()
+    );
     // validate_only creates nothing.
-    let v = CreatableTopic::default().with_name(name("admin-v")).with_num_partitions(1).with_replication_factor(1);
-    let resp = c.call(7, &CreateTopicsRequest::default().with_topics(vec![v]).with_validate_only(true)).unwrap();
+    let v = CreatableTopic::default()
+        .with_name(name("admin-v"))
+        .with_num_partitions(1)
+        .with_replication_factor(1);
+    let resp = c
+        .call(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![v])
+                .with_validate_only(true),
+        )
+        .unwrap();
     assert_eq!(resp.topics[0].error_code, 0);
-    let meta = c.call(12, &MetadataRequest::default().with_topics(None)).unwrap();
-    let names: Vec<_> = meta.topics.iter().map(|t| t.name.as_ref().unwrap().to_string()).collect();
+    let meta = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .unwrap();
+    let names: Vec<_> = meta
+        .topics
+        .iter()
+        .map(|t| t.name.as_ref().unwrap().to_string())
+        .collect();
     assert_eq!(names, vec!["admin-a".to_string()]);
     // Auto-creation is off here: an unknown topic is reported, not created.
     let req = MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
         brook_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name("ghost"))),
     ]));
-    assert_eq!(c.call(12, &req).unwrap().topics[0].error_code, ErrorCode::UnknownTopicOrPartition.code());
+    assert_eq!(
+        c.call(12, &req).unwrap().topics[0].error_code,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
 
-    let grow = |count| CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default().with_name(name("admin-a")).with_count(count)]);
-    assert_eq!(c.call(3, &grow(1)).unwrap().results[0].error_code, ErrorCode::InvalidPartitions.code());
+    let grow = |count| {
+        CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("admin-a"))
+            .with_count(count)])
+    };
+    assert_eq!(
+        c.call(3, &grow(1)).unwrap().results[0].error_code,
+        ErrorCode::InvalidPartitions.code()
+    );
     assert_eq!(c.call(3, &grow(4)).unwrap().results[0].error_code, 0);
     assert_eq!(produce(&mut c, "admin-a", 3, simple_batch(1, 1)), (0, 0));
 
     let del = |t: &str| DeleteTopicsRequest::default().with_topic_names(vec![name(t)]);
-    assert_eq!(c.call(4, &del("admin-a")).unwrap().responses[0].error_code, 0);
-    assert_eq!(c.call(4, &del("admin-a")).unwrap().responses[0].error_code, ErrorCode::UnknownTopicOrPartition.code());
-    assert!(!broker.data_dir().join("admin-a-0").exists(), "partition files not removed");
+    assert_eq!(
+        c.call(4, &del("admin-a")).unwrap().responses[0].error_code,
+        0
+    );
+    assert_eq!(
+        c.call(4, &del("admin-a")).unwrap().responses[0].error_code,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    assert!(
+        !broker.data_dir().join("admin-a-0").exists(),
+        "partition files not removed"
+    );
     broker.shutdown();
 }

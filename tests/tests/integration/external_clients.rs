@@ -15,12 +15,23 @@ use crate::librdkafka::create_topic;
 /// Runs a command with optional stdin, failing the test after `timeout`.
 fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let deadline = Instant::now() + timeout;
     loop {
@@ -57,7 +68,8 @@ fn kafka_python_produces_and_reads_back() {
     require_tool(&python, "the test venv's python");
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let mut cmd = Command::new(&python);
-    cmd.arg(repo_root().join("tests/python/kafka_python_roundtrip.py")).arg(broker.bootstrap());
+    cmd.arg(repo_root().join("tests/python/kafka_python_roundtrip.py"))
+        .arg(broker.bootstrap());
     let out = run(cmd, None, Duration::from_secs(120));
     println!("{}", assert_success(&out, "kafka-python round trip"));
     broker.shutdown();
@@ -66,10 +78,15 @@ fn kafka_python_produces_and_reads_back() {
 #[test]
 fn kafkajs_admin_and_producer() {
     let node_dir = repo_root().join("tests/node");
-    require_tool(&node_dir.join("node_modules/kafkajs"), "kafkajs (npm ci in tests/node)");
+    require_tool(
+        &node_dir.join("node_modules/kafkajs"),
+        "kafkajs (npm ci in tests/node)",
+    );
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let mut cmd = Command::new("node");
-    cmd.current_dir(&node_dir).arg("kafkajs_admin_producer.js").arg(broker.bootstrap());
+    cmd.current_dir(&node_dir)
+        .arg("kafkajs_admin_producer.js")
+        .arg(broker.bootstrap());
     let out = run(cmd, None, Duration::from_secs(120));
     println!("{}", assert_success(&out, "kafkajs admin and producer"));
     broker.shutdown();
@@ -87,16 +104,45 @@ fn kcat_lists_produces_and_consumes() {
     list.args(["-b", &bootstrap, "-L"]);
     let listing = assert_success(&run(list, None, Duration::from_secs(30)), "kcat -L");
     assert!(listing.contains("1 brokers:"), "{listing}");
-    assert!(listing.contains(&format!("broker 1 at {bootstrap}")), "{listing}");
-    assert!(listing.contains("topic \"kcat-events\" with 2 partitions:"), "{listing}");
+    assert!(
+        listing.contains(&format!("broker 1 at {bootstrap}")),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("topic \"kcat-events\" with 2 partitions:"),
+        "{listing}"
+    );
 
     let input: String = (0..100).map(|i| format!("k{}:v{i}\n", i % 5)).collect();
     let mut produce = Command::new(kcat);
-    produce.args(["-b", &bootstrap, "-t", "kcat-events", "-P", "-K:", "-z", "snappy"]);
-    assert_success(&run(produce, Some(&input), Duration::from_secs(30)), "kcat -P");
+    produce.args([
+        "-b",
+        &bootstrap,
+        "-t",
+        "kcat-events",
+        "-P",
+        "-K:",
+        "-z",
+        "snappy",
+    ]);
+    assert_success(
+        &run(produce, Some(&input), Duration::from_secs(30)),
+        "kcat -P",
+    );
 
     let mut consume = Command::new(kcat);
-    consume.args(["-b", &bootstrap, "-t", "kcat-events", "-C", "-e", "-o", "beginning", "-f", "%p %o %k:%s\n"]);
+    consume.args([
+        "-b",
+        &bootstrap,
+        "-t",
+        "kcat-events",
+        "-C",
+        "-e",
+        "-o",
+        "beginning",
+        "-f",
+        "%p %o %k:%s\n",
+    ]);
     let output = assert_success(&run(consume, None, Duration::from_secs(30)), "kcat -C");
     let mut got: Vec<(u32, String)> = output
         .lines()

@@ -19,6 +19,17 @@ const PER_CODEC: usize = 2_000;
 const PARTITIONS: i32 = 3;
 const BASE_TS: i64 = 1_700_000_000_000;
 
+/// What the consumer read for one record.
+#[derive(Debug)]
+struct Received {
+    partition: i32,
+    offset: i64,
+    key: String,
+    value: String,
+    timestamp: i64,
+    headers: Vec<(String, String)>,
+}
+
 /// What the producer was told for one record.
 #[derive(Debug, Clone)]
 struct Sent {
@@ -70,9 +81,18 @@ fn produce_all(bootstrap: &str, topic: &str) -> Vec<Sent> {
                 let value = format!("value-{codec}-{n}-{}", "x".repeat(n % 50));
                 let timestamp = BASE_TS + n as i64;
                 let headers = OwnedHeaders::new()
-                    .insert(Header { key: "dup", value: Some("first") })
-                    .insert(Header { key: "dup", value: Some("second") })
-                    .insert(Header { key: "n", value: Some(&n.to_string()) });
+                    .insert(Header {
+                        key: "dup",
+                        value: Some("first"),
+                    })
+                    .insert(Header {
+                        key: "dup",
+                        value: Some("second"),
+                    })
+                    .insert(Header {
+                        key: "n",
+                        value: Some(&n.to_string()),
+                    });
                 let record = FutureRecord::to(topic)
                     .key(&key)
                     .payload(&value)
@@ -87,46 +107,66 @@ fn produce_all(bootstrap: &str, topic: &str) -> Vec<Sent> {
                 .block_on(fut)
                 .expect("delivery future completes")
                 .expect("record delivered");
-            sent.push(Sent { key, value, timestamp, partition: delivery.partition, offset: delivery.offset });
+            sent.push(Sent {
+                key,
+                value,
+                timestamp,
+                partition: delivery.partition,
+                offset: delivery.offset,
+            });
         }
     }
     sent
 }
 
-fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i32, i64, String, String, i64, Vec<(String, String)>)> {
+fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "unused-assign-only")
+        // assign() needs a group id; with auto-commit off, closing does not wait for a
+        // group coordinator to commit to.
+        .set("group.id", "assign-only")
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while got.len() < expected {
-        assert!(std::time::Instant::now() < deadline, "timed out after {} of {expected} records", got.len());
-        let Some(msg) = consumer.poll(Duration::from_millis(500)) else { continue };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {} of {expected} records",
+            got.len()
+        );
+        let Some(msg) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
         let msg = msg.expect("no consumer error");
         let headers = msg
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        got.push((
-            msg.partition(),
-            msg.offset(),
-            String::from_utf8_lossy(msg.key().unwrap_or_default()).into_owned(),
-            String::from_utf8_lossy(msg.payload().unwrap_or_default()).into_owned(),
-            msg.timestamp().to_millis().unwrap_or(-1),
+        got.push(Received {
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: String::from_utf8_lossy(msg.key().unwrap_or_default()).into_owned(),
+            value: String::from_utf8_lossy(msg.payload().unwrap_or_default()).into_owned(),
+            timestamp: msg.timestamp().to_millis().unwrap_or(-1),
             headers,
-        ));
+        });
     }
     got
 }
@@ -142,10 +182,23 @@ fn produce_and_read_back_every_codec() {
     assert_eq!(sent.len(), CODECS.len() * PER_CODEC);
     let got = consume_all(&bootstrap, topic, sent.len());
 
-    let by_position: HashMap<(i32, i64), &Sent> = sent.iter().map(|s| ((s.partition, s.offset), s)).collect();
-    assert_eq!(by_position.len(), sent.len(), "two records acknowledged at one offset");
+    let by_position: HashMap<(i32, i64), &Sent> =
+        sent.iter().map(|s| ((s.partition, s.offset), s)).collect();
+    assert_eq!(
+        by_position.len(),
+        sent.len(),
+        "two records acknowledged at one offset"
+    );
     let mut last_offset: BTreeMap<i32, i64> = BTreeMap::new();
-    for (partition, offset, key, value, timestamp, headers) in &got {
+    for Received {
+        partition,
+        offset,
+        key,
+        value,
+        timestamp,
+        headers,
+    } in &got
+    {
         let s = by_position
             .get(&(*partition, *offset))
             .unwrap_or_else(|| panic!("record at {partition}/{offset} was never acknowledged"));
@@ -167,19 +220,33 @@ fn produce_and_read_back_every_codec() {
     assert_eq!(got.len(), sent.len());
 
     // ListOffsets: earliest and latest per partition, and lookups by timestamp.
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
     for p in 0..PARTITIONS {
         let count = sent.iter().filter(|s| s.partition == p).count() as i64;
         assert!(count > 0, "partition {p} got no records");
-        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap();
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
         assert_eq!((low, high), (0, count), "watermarks of partition {p}");
     }
-    for target in [BASE_TS - 5, BASE_TS + 1234, BASE_TS + 7777, BASE_TS + 9_999, BASE_TS + 50_000] {
+    for target in [
+        BASE_TS - 5,
+        BASE_TS + 1234,
+        BASE_TS + 7777,
+        BASE_TS + 9_999,
+        BASE_TS + 50_000,
+    ] {
         let mut tpl = TopicPartitionList::new();
         for p in 0..PARTITIONS {
-            tpl.add_partition_offset(topic, p, Offset::Offset(target)).unwrap();
+            tpl.add_partition_offset(topic, p, Offset::Offset(target))
+                .unwrap();
         }
-        let found = consumer.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
+        let found = consumer
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .unwrap();
         for p in 0..PARTITIONS {
             let expected = sent
                 .iter()

@@ -4,6 +4,9 @@
 //! librdkafka through the `rdkafka` crate, kafka-python, kafkajs, Debian's kcat, and a raw
 //! protocol client for byte-level checks.
 
+// Everything in this crate is test code: helpers panic to fail the test that called them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod external_clients;
 mod librdkafka;

@@ -27,22 +27,31 @@ fn produce(bootstrap: &str, from: usize, to: usize) {
     for i in from..to {
         let key = format!("order-{}", i % 7);
         let value = format!("event-{i}");
-        let record = BaseRecord::to(TOPIC).key(&key).payload(&value).partition((i % 2) as i32);
+        let record = BaseRecord::to(TOPIC)
+            .key(&key)
+            .payload(&value)
+            .partition((i % 2) as i32);
         producer.send(record).expect("queued");
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(30)).expect("all delivered");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("all delivered");
 }
 
 fn read_values(bootstrap: &str, expected: usize) -> Vec<(i32, i64, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "unused")
+        // assign() needs a group id; with auto-commit off, closing does not wait for a
+        // group coordinator to commit to.
+        .set("group.id", "assign-only")
+        .set("enable.auto.commit", "false")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..2 {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
@@ -50,7 +59,11 @@ fn read_values(bootstrap: &str, expected: usize) -> Vec<(i32, i64, String)> {
     while out.len() < expected && std::time::Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.unwrap();
-            out.push((m.partition(), m.offset(), String::from_utf8_lossy(m.payload().unwrap()).into_owned()));
+            out.push((
+                m.partition(),
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+            ));
         }
     }
     out.sort();
