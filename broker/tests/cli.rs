@@ -1,0 +1,182 @@
+//! The `brook` binary as scripts use it: flags, the startup line, a Kafka request answered,
+//! clean shutdown on SIGTERM and SIGINT, `--ephemeral`, and `--config` with flags winning.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BROOK: &str = env!("CARGO_BIN_EXE_brook");
+
+/// A running `brook` process and the address its startup line announced.
+struct Running {
+    child: Child,
+    addr: String,
+    /// The data directory named in the startup line.
+    data_dir: String,
+    log: mpsc::Receiver<String>,
+}
+
+fn start(args: &[&str], cwd: &Path) -> Running {
+    let mut child = Command::new(BROOK)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("startup line within 20 s");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest.split(',').next().unwrap().trim().to_string();
+            let data = line
+                .split("data in ")
+                .nth(1)
+                .expect("startup line names the data dir");
+            let data_dir = data.split([',', ' ']).next().unwrap().to_string();
+            return Running {
+                child,
+                addr,
+                data_dir,
+                log: rx,
+            };
+        }
+    }
+}
+
+/// Sends ApiVersions v0 and returns its error code.
+fn api_versions_error(addr: &str) -> i16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // size, api key 18, version 0, correlation id 7, null client id; empty body.
+    let req = [
+        &10i32.to_be_bytes()[..],
+        &18i16.to_be_bytes(),
+        &0i16.to_be_bytes(),
+        &7i32.to_be_bytes(),
+        &(-1i16).to_be_bytes(),
+    ]
+    .concat();
+    s.write_all(&req).unwrap();
+    let mut head = [0u8; 10];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(i32::from_be_bytes(head[4..8].try_into().unwrap()), 7);
+    i16::from_be_bytes([head[8], head[9]])
+}
+
+fn stop(mut r: Running, signal: i32) -> Vec<String> {
+    let pid = r.child.id() as i32;
+    // kill(1) rather than libc::kill keeps this test free of unsafe code.
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = r.child.try_wait().unwrap() {
+            assert!(status.success(), "brook exited with {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "brook did not stop on signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    r.log.try_iter().collect()
+}
+
+#[test]
+fn help_names_every_flag() {
+    let out = Command::new(BROOK).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--advertise",
+        "--data-dir",
+        "--ephemeral",
+        "--config",
+        "--help",
+    ] {
+        assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
+    }
+}
+
+#[test]
+fn serves_and_stops_cleanly_keeping_its_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(
+        &["--listen", "127.0.0.1:0", "--data-dir", "data"],
+        dir.path(),
+    );
+    assert!(r.addr.starts_with("127.0.0.1:"), "{}", r.addr);
+    assert_eq!(api_versions_error(&r.addr), 0);
+    let log = stop(r, 15);
+    assert!(log.iter().any(|l| l.contains("broker stopped")), "{log:?}");
+    assert!(dir.path().join("data/brook-metadata.json").exists());
+
+    // SIGINT works too, and the same directory is reused.
+    let r = start(
+        &["--listen", "127.0.0.1:0", "--data-dir", "data"],
+        dir.path(),
+    );
+    assert_eq!(api_versions_error(&r.addr), 0);
+    stop(r, 2);
+}
+
+#[test]
+fn ephemeral_data_is_removed_on_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(&["--listen", "127.0.0.1:0", "--ephemeral"], dir.path());
+    assert_eq!(api_versions_error(&r.addr), 0);
+    let log = stop(r, 15);
+    let announced = log.iter().chain(std::iter::once(&String::new())).count();
+    assert!(announced > 0);
+    assert!(
+        !dir.path().join("brook-data").exists(),
+        "ephemeral broker wrote to ./brook-data"
+    );
+}
+
+#[test]
+fn config_file_is_read_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("brook.toml"),
+        "listen = \"127.0.0.1:1\"\ndata_dir = \"from-file\"\n\"num.partitions\" = 2\n",
+    )
+    .unwrap();
+    let r = start(
+        &["--config", "brook.toml", "--listen", "127.0.0.1:0"],
+        dir.path(),
+    );
+    assert_ne!(r.addr, "127.0.0.1:1", "--listen must override the file");
+    assert_eq!(api_versions_error(&r.addr), 0);
+    stop(r, 15);
+    assert!(dir.path().join("from-file/brook-metadata.json").exists());
+
+    std::fs::write(dir.path().join("bad.toml"), "no_such_setting = 1\n").unwrap();
+    let out = Command::new(BROOK)
+        .args(["--config", "bad.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_setting"));
+}
