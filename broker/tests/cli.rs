@@ -37,9 +37,11 @@ fn start(args: &[&str], cwd: &Path) -> Running {
         }
     });
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("startup line within 20 s");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("brook printed no startup line within 20 s");
+        };
         if let Some(rest) = line.split("listening on ").nth(1) {
             let addr = rest.split(',').next().unwrap().trim().to_string();
             let data = line
@@ -145,9 +147,16 @@ fn ephemeral_data_is_removed_on_exit() {
     let dir = tempfile::tempdir().unwrap();
     let r = start(&["--listen", "127.0.0.1:0", "--ephemeral"], dir.path());
     assert_eq!(api_versions_error(&r.addr), 0);
-    let log = stop(r, 15);
-    let announced = log.iter().chain(std::iter::once(&String::new())).count();
-    assert!(announced > 0);
+    let data_dir = r.data_dir.clone();
+    assert!(
+        Path::new(&data_dir).join("brook-metadata.json").exists(),
+        "{data_dir}"
+    );
+    stop(r, 15);
+    assert!(
+        !Path::new(&data_dir).exists(),
+        "ephemeral directory {data_dir} left behind"
+    );
     assert!(
         !dir.path().join("brook-data").exists(),
         "ephemeral broker wrote to ./brook-data"
