@@ -37,9 +37,10 @@ fn delete_one(ctx: &Ctx<'_>, name: Option<TopicName>, id: Uuid) -> DeletableTopi
     let result = DeletableTopicResult::default()
         .with_name(name.clone())
         .with_topic_id(id);
+    // A non-zero topic id names the topic (v6); the name is then null or empty.
     let (topic, missing) = match &name {
-        Some(n) => (topics.get(n), ErrorCode::UnknownTopicOrPartition),
-        None => (topics.get_by_id(id), ErrorCode::UnknownTopicId),
+        Some(n) if id.is_nil() => (topics.get(n), ErrorCode::UnknownTopicOrPartition),
+        _ => (topics.get_by_id(id), ErrorCode::UnknownTopicId),
     };
     let Some(topic) = topic else {
         return result

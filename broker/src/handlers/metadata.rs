@@ -59,9 +59,10 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
         Some(t) if t.is_empty() && version == 0 => all_topics(ctx, ops),
         Some(requested) => requested
             .into_iter()
+            // A non-zero topic id names the topic (v10+); the name is then null or empty.
             .map(|t| match t.name {
-                Some(name) => by_name(ctx, ops, name, allow_create),
-                None => by_id(ctx, ops, t.topic_id),
+                Some(name) if t.topic_id.is_nil() => by_name(ctx, ops, name, allow_create),
+                _ => by_id(ctx, ops, t.topic_id),
             })
             .collect(),
     };

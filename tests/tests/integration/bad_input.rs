@@ -442,6 +442,34 @@ fn admin_errors_match_kafka() {
     assert_eq!(c.call(3, &grow(4)).unwrap().results[0].error_code, 0);
     assert_eq!(produce(&mut c, "admin-a", 3, simple_batch(1, 1)), (0, 0));
 
+    // DeleteTopics v6 by topic id.
+    assert_eq!(create(&mut c, "admin-by-id", 1, &[]), 0);
+    let meta = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .unwrap();
+    let id = meta
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some("admin-by-id"))
+        .unwrap()
+        .topic_id;
+    let by_id = DeleteTopicsRequest::default().with_topics(vec![
+        brook_protocol::kafka_protocol::messages::delete_topics_request::DeleteTopicState::default(
+        )
+        .with_name(None)
+        .with_topic_id(id),
+    ]);
+    let resp = c.call(6, &by_id).unwrap();
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(
+        resp.responses[0].name.as_ref().map(|n| n.as_str()),
+        Some("admin-by-id")
+    );
+    assert_eq!(
+        c.call(6, &by_id).unwrap().responses[0].error_code,
+        ErrorCode::UnknownTopicId.code()
+    );
+
     let del = |t: &str| DeleteTopicsRequest::default().with_topic_names(vec![name(t)]);
     assert_eq!(
         c.call(4, &del("admin-a")).unwrap().responses[0].error_code,

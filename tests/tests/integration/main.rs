@@ -10,4 +10,5 @@
 mod bad_input;
 mod external_clients;
 mod librdkafka;
+mod metadata;
 mod restart;
