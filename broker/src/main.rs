@@ -72,6 +72,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Install the handlers before announcing the broker: a SIGTERM sent as soon as the
+        // startup line appears must shut down cleanly, not kill the process.
+        let mut stop = StopSignals::install()?;
         let ephemeral = config.ephemeral;
         let broker = Broker::start(config).await?;
         let data = std::fs::canonicalize(broker.data_dir())
@@ -88,7 +91,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             data,
             broker.cluster_id()
         );
-        wait_for_signal().await?;
+        stop.wait().await;
         tracing::info!("shutting down");
         broker.shutdown().await;
         Ok::<_, Box<dyn std::error::Error>>(())
@@ -96,13 +99,25 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM, both meaning "shut down cleanly".
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

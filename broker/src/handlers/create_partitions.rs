@@ -1,14 +1,12 @@
 //! CreatePartitions (key 37): raise a topic's partition count.
 
-use std::collections::HashMap;
-
 use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use brook_protocol::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use brook_protocol::kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{duplicate_names, Ctx};
 use crate::topics::TopicError;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
@@ -17,15 +15,12 @@ pub(crate) async fn handle(
     ctx: &Ctx<'_>,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for t in &req.topics {
-        *seen.entry(t.name.to_string()).or_default() += 1;
-    }
+    let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
     let results = req
         .topics
         .iter()
         .map(|t| {
-            let outcome = if seen.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
+            let outcome = if duplicates.contains(t.name.as_str()) {
                 Err((
                     ErrorCode::InvalidRequest,
                     "Duplicate topic in request.".to_string(),

@@ -1,8 +1,6 @@
 //! CreateTopics (key 19): validate every topic as Kafka does, then create it (unless
 //! `validate_only`). Single node: the replication factor must be 1 (or -1 for the default).
 
-use std::collections::HashMap;
-
 use brook_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
 use brook_protocol::kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -11,7 +9,7 @@ use brook_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopics
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{duplicate_names, Ctx};
 use crate::topic_config::TopicConfig;
 use crate::topics::{validate_topic_name, TopicError};
 
@@ -21,10 +19,7 @@ pub(crate) const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 type Refusal = (ErrorCode, String);
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for t in &req.topics {
-        *seen.entry(t.name.to_string()).or_default() += 1;
-    }
+    let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
     let topics = req
         .topics
         .iter()
@@ -33,7 +28,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
                 .with_name(t.name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
-            let outcome = if seen.get(t.name.as_str()).copied().unwrap_or(0) > 1 {
+            let outcome = if duplicates.contains(t.name.as_str()) {
                 Err((
                     ErrorCode::InvalidRequest,
                     format!(

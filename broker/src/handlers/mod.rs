@@ -84,6 +84,15 @@ fn unsupported(request: RequestKind) -> ResponseKind {
     ))
 }
 
+/// Names that occur more than once in a request (Kafka refuses each of them with
+/// INVALID_REQUEST rather than acting on any).
+pub(crate) fn duplicate_names<'a>(
+    names: impl Iterator<Item = &'a str>,
+) -> std::collections::HashSet<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.filter(|n| !seen.insert(*n)).collect()
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -16,8 +16,9 @@ use brook_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
 use brook_protocol::kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    TopicName,
 };
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 use brook_protocol::ErrorCode;
@@ -114,16 +115,17 @@ fn fetch(
     (p.error_code, p.high_watermark, p.records.clone())
 }
 
+/// ApiVersions v3 with the given client software name.
+fn api_versions_v3(c: &mut RawClient, software: &'static str) -> ApiVersionsResponse {
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str(software))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    c.call(3, &req).unwrap()
+}
+
 fn still_serving(bootstrap: &str) {
     let mut c = RawClient::connect(bootstrap).unwrap();
-    let resp = c
-        .call(
-            3,
-            &ApiVersionsRequest::default()
-                .with_client_software_name(StrBytes::from_static_str("brook-tests"))
-                .with_client_software_version(StrBytes::from_static_str("1")),
-        )
-        .unwrap();
+    let resp = api_versions_v3(&mut c, "brook-tests");
     assert_eq!(resp.error_code, 0);
 }
 
@@ -197,28 +199,14 @@ fn api_versions_fallback_and_legacy_produce() {
     assert_eq!(&payload[..], &expected[..]);
 
     // Produce is advertised from v0 for old librdkafka, and v0-2 are refused per partition.
-    let resp = c
-        .call(
-            3,
-            &ApiVersionsRequest::default()
-                .with_client_software_name(StrBytes::from_static_str("x"))
-                .with_client_software_version(StrBytes::from_static_str("1")),
-        )
-        .unwrap();
+    let resp = api_versions_v3(&mut c, "x");
     let produce = resp
         .api_keys
         .iter()
         .find(|k| k.api_key == ApiKey::Produce as i16)
         .unwrap();
     assert_eq!((produce.min_version, produce.max_version), (0, 11));
-    let bad_name = c
-        .call(
-            3,
-            &ApiVersionsRequest::default()
-                .with_client_software_name(StrBytes::from_static_str("-bad"))
-                .with_client_software_version(StrBytes::from_static_str("1")),
-        )
-        .unwrap();
+    let bad_name = api_versions_v3(&mut c, "-bad");
     assert_eq!(bad_name.error_code, ErrorCode::InvalidRequest.code());
 
     // Produce v2 body: acks, timeout, [topic, [partition, records]].

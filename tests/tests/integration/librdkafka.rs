@@ -119,7 +119,8 @@ fn produce_all(bootstrap: &str, topic: &str) -> Vec<Sent> {
     sent
 }
 
-fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<Received> {
+/// A consumer reading `partitions` of `topic` from the beginning with `assign`.
+pub(crate) fn assign_from_beginning(bootstrap: &str, topic: &str, partitions: i32) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         // assign() needs a group id; with auto-commit off, closing does not wait for a
@@ -129,11 +130,16 @@ fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<Received> {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+fn consume_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<Received> {
+    let consumer = assign_from_beginning(bootstrap, topic, PARTITIONS);
     let mut got = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while got.len() < expected {

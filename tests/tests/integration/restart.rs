@@ -9,12 +9,10 @@ use brook_protocol::kafka_protocol::messages::{MetadataRequest, TopicName};
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 use brook_tests::RawClient;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message;
 
-use crate::librdkafka::create_topic;
+use crate::librdkafka::{assign_from_beginning, create_topic};
 
 const TOPIC: &str = "restart-orders";
 
@@ -40,20 +38,7 @@ fn produce(bootstrap: &str, from: usize, to: usize) {
 }
 
 fn read_values(bootstrap: &str, expected: usize) -> Vec<(i32, i64, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        // assign() needs a group id; with auto-commit off, closing does not wait for a
-        // group coordinator to commit to.
-        .set("group.id", "assign-only")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..2 {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = assign_from_beginning(bootstrap, TOPIC, 2);
     let mut out = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while out.len() < expected && std::time::Instant::now() < deadline {
