@@ -77,18 +77,23 @@ fn produce(client: &mut RawClient, topic: &str, partition: i32, records: Vec<u8>
     (p.error_code, p.base_offset)
 }
 
-fn latest(client: &mut RawClient, topic: &str, partition: i32) -> i64 {
+/// ListOffsets v7 for one timestamp (or special value): (offset, timestamp).
+fn list_offset(client: &mut RawClient, topic: &str, partition: i32, timestamp: i64) -> (i64, i64) {
     let req = ListOffsetsRequest::default()
         .with_replica_id(brook_protocol::kafka_protocol::messages::BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(name(topic))
             .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(partition)
-                .with_timestamp(-1)])]);
+                .with_timestamp(timestamp)])]);
     let resp = client.call(7, &req).unwrap();
     let p = &resp.topics[0].partitions[0];
     assert_eq!(p.error_code, 0);
-    p.offset
+    (p.offset, p.timestamp)
+}
+
+fn latest(client: &mut RawClient, topic: &str, partition: i32) -> i64 {
+    list_offset(client, topic, partition, -1).0
 }
 
 fn fetch(
@@ -347,6 +352,49 @@ fn fetch_semantics_for_clients() {
         waited < std::time::Duration::from_millis(7_000),
         "fetch waited for its timeout instead of waking on append"
     );
+    broker.shutdown();
+}
+
+#[test]
+fn list_offsets_special_and_exact_timestamps() {
+    use brook_protocol::batch::testing::{build_batch, TestRecord};
+    let broker = broker();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "times", 1, &[]), 0);
+    // Empty log: latest and earliest are 0, max timestamp has no record.
+    assert_eq!(list_offset(&mut c, "times", 0, -1), (0, -1));
+    assert_eq!(list_offset(&mut c, "times", 0, -2), (0, -1));
+    assert_eq!(list_offset(&mut c, "times", 0, -3), (-1, -1));
+    // Timestamps out of order inside and across batches: 1000, 1050, 1020 | 1040, 1010.
+    let batch = |base: i64, deltas: &[i64]| {
+        let recs: Vec<_> = deltas
+            .iter()
+            .map(|d| TestRecord {
+                timestamp_delta: *d,
+                ..Default::default()
+            })
+            .collect();
+        build_batch(base, &recs)
+    };
+    assert_eq!(
+        produce(&mut c, "times", 0, batch(1000, &[0, 50, 20])),
+        (0, 0)
+    );
+    assert_eq!(produce(&mut c, "times", 0, batch(1040, &[0, -30])), (0, 3));
+    assert_eq!(list_offset(&mut c, "times", 0, -1), (5, -1));
+    assert_eq!(list_offset(&mut c, "times", 0, -2), (0, -1));
+    assert_eq!(
+        list_offset(&mut c, "times", 0, -3),
+        (1, 1050),
+        "the record with the max timestamp"
+    );
+    assert_eq!(list_offset(&mut c, "times", 0, 999), (0, 1000));
+    assert_eq!(
+        list_offset(&mut c, "times", 0, 1001),
+        (1, 1050),
+        "first record at or after, not the batch"
+    );
+    assert_eq!(list_offset(&mut c, "times", 0, 1051), (-1, -1));
     broker.shutdown();
 }
 
