@@ -73,6 +73,30 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes`: the largest request frame accepted.
     #[serde(rename = "socket.request.max.bytes")]
     pub socket_request_max_bytes: usize,
+    /// `log.flush.interval.ms`: default `flush.ms` of topics, the longest acknowledged data
+    /// stays unflushed (acks=1 and 0; acks=all waits for its own fsync).
+    #[serde(rename = "log.flush.interval.ms")]
+    pub log_flush_interval_ms: i64,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often recovery points are checkpointed.
+    #[serde(rename = "log.flush.offset.checkpoint.interval.ms")]
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// `log.retention.ms`: default `retention.ms` of topics (-1: keep forever).
+    #[serde(rename = "log.retention.ms")]
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes`: default `retention.bytes` of topics (-1: no size limit).
+    #[serde(rename = "log.retention.bytes")]
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms`: how often retention runs.
+    #[serde(rename = "log.retention.check.interval.ms")]
+    pub log_retention_check_interval_ms: u64,
+    /// Never fsync. Acknowledged data then survives a crash of the broker process (it is in
+    /// the page cache) but not a power loss or an OS crash. For tests and throwaway setups
+    /// only; logged loudly at startup.
+    pub unsafe_disable_fsync: bool,
+    /// The file system under the partition logs. Only set by tests, to inject I/O faults
+    /// (`brook_storage::testing::FaultyFileSystem`); not a TOML setting.
+    #[serde(skip)]
+    pub file_system: Option<std::sync::Arc<dyn brook_storage::FileSystem>>,
 }
 
 impl Default for BrokerConfig {
@@ -91,6 +115,13 @@ impl Default for BrokerConfig {
             log_roll_ms: 7 * 24 * 60 * 60 * 1000,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: brook_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
+            log_flush_interval_ms: 1000,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
+            log_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
+            unsafe_disable_fsync: false,
+            file_system: None,
         }
     }
 }
@@ -147,6 +178,27 @@ impl BrokerConfig {
         }
         if self.message_max_bytes < 0 || self.message_max_bytes > i64::from(i32::MAX) {
             return invalid("message.max.bytes", "must be between 0 and 2147483647");
+        }
+        if self.log_flush_interval_ms < 0 {
+            return invalid("log.flush.interval.ms", "must be at least 0");
+        }
+        if self.log_flush_offset_checkpoint_interval_ms < 1 {
+            return invalid(
+                "log.flush.offset.checkpoint.interval.ms",
+                "must be at least 1",
+            );
+        }
+        if self.log_retention_ms < -1 {
+            return invalid("log.retention.ms", "must be -1 (unlimited) or at least 0");
+        }
+        if self.log_retention_bytes < -1 {
+            return invalid(
+                "log.retention.bytes",
+                "must be -1 (unlimited) or at least 0",
+            );
+        }
+        if self.log_retention_check_interval_ms < 1 {
+            return invalid("log.retention.check.interval.ms", "must be at least 1");
         }
         if self.socket_request_max_bytes < 1024 {
             return invalid("socket.request.max.bytes", "must be at least 1024");

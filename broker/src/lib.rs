@@ -3,6 +3,9 @@
 //! - [`config`]: the typed broker configuration (TOML file, CLI flags).
 //! - [`server`]: starting, embedding and stopping a broker ([`Broker`], [`EmbeddedBroker`]).
 //! - `connection`: one client connection, requests in and responses out in order.
+//! - `durability`: the fsync contract per partition (group commit, background flush).
+//! - `maintenance`: periodic flush, checkpoints and retention.
+//! - `producers`: idempotent producer state and Kafka's sequence rules.
 //! - `handlers`: one module per Kafka API and the registry ApiVersions is derived from.
 //! - [`topics`]: topics, partitions, topic ids and the metadata file.
 //! - [`topic_config`]: topic-level configs with Kafka's names.
@@ -17,7 +20,10 @@
 
 pub mod config;
 mod connection;
+mod durability;
 mod handlers;
+mod maintenance;
+mod producers;
 pub mod server;
 mod state;
 pub mod topic_config;

@@ -26,6 +26,9 @@ struct Args {
     /// TOML file with the same settings; flags given on the command line win
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Never fsync: acknowledged data survives a broker crash but not power loss (tests only)
+    #[arg(long)]
+    unsafe_disable_fsync: bool,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.ephemeral {
         config.ephemeral = true;
+    }
+    if args.unsafe_disable_fsync {
+        config.unsafe_disable_fsync = true;
     }
     config.validate()?;
 

@@ -93,6 +93,9 @@ impl Broker {
                 })?
         };
         let cluster_id = topics.cluster_id().to_string();
+        if config.unsafe_disable_fsync {
+            tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");
+        }
         let state = Arc::new(BrokerState::new(config, topics, host, port));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(run(listener, state, shutdown_rx, temp_dir));
@@ -139,6 +142,7 @@ async fn run(
     temp_dir: Option<tempfile::TempDir>,
 ) {
     let mut connections = JoinSet::new();
+    let maintenance = tokio::spawn(crate::maintenance::run(state.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -157,6 +161,7 @@ async fn run(
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+    let _ = maintenance.await;
     match Arc::try_unwrap(state) {
         Ok(state) => {
             let _ = tokio::task::spawn_blocking(move || state.topics.close()).await;

@@ -362,6 +362,26 @@ impl TopicConfig {
             .unwrap_or(0)
     }
 
+    /// `flush.ms`: the longest acknowledged data stays unflushed.
+    pub fn flush_ms(&self, broker: &BrokerConfig) -> i64 {
+        self.get_i64(broker, "flush.ms", broker.log_flush_interval_ms)
+    }
+
+    /// `flush.messages`: unflushed records that trigger a flush.
+    pub fn flush_messages(&self, broker: &BrokerConfig) -> i64 {
+        self.get_i64(broker, "flush.messages", i64::MAX)
+    }
+
+    /// `retention.ms` (-1: unlimited).
+    pub fn retention_ms(&self, broker: &BrokerConfig) -> i64 {
+        self.get_i64(broker, "retention.ms", broker.log_retention_ms)
+    }
+
+    /// `retention.bytes` (-1: unlimited).
+    pub fn retention_bytes(&self, broker: &BrokerConfig) -> i64 {
+        self.get_i64(broker, "retention.bytes", broker.log_retention_bytes)
+    }
+
     /// True when `message.timestamp.type` is LogAppendTime.
     pub fn log_append_time(&self, broker: &BrokerConfig) -> bool {
         self.get(broker, "message.timestamp.type").as_deref() == Some("LogAppendTime")
@@ -394,6 +414,9 @@ impl TopicConfig {
 fn broker_default(broker: &BrokerConfig, name: &str) -> Option<String> {
     let defaults = BrokerConfig::default();
     let (value, default) = match name {
+        "flush.ms" => (broker.log_flush_interval_ms, defaults.log_flush_interval_ms),
+        "retention.ms" => (broker.log_retention_ms, defaults.log_retention_ms),
+        "retention.bytes" => (broker.log_retention_bytes, defaults.log_retention_bytes),
         "segment.bytes" => (broker.log_segment_bytes, defaults.log_segment_bytes),
         "segment.ms" => (broker.log_roll_ms, defaults.log_roll_ms),
         "max.message.bytes" => (broker.message_max_bytes, defaults.message_max_bytes),

@@ -11,16 +11,21 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brook_storage::{PartitionLog, StorageError};
+use brook_storage::{OpenMode, OpenOptions, PartitionLog, StorageError};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::durability::Durability;
+use crate::producers::ProducerStates;
 use crate::topic_config::TopicConfig;
 
 const METADATA_FILE: &str = "brook-metadata.json";
+/// Written after every log was closed cleanly, removed when the broker starts: its presence
+/// at startup means no partition needs recovery beyond cheap checks.
+const CLEAN_SHUTDOWN_MARKER: &str = ".brook-clean-shutdown";
 const METADATA_VERSION: u32 = 1;
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -77,17 +82,36 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// One partition: its log behind a lock. Appends and reads are short (memory copies and
-/// positioned writes), so a blocking lock is held only briefly.
+/// One partition: its log behind a lock, and its durability state. Appends and reads are
+/// short (memory copies and positioned writes), so a blocking lock is held only briefly;
+/// fsyncs run outside it (see [`crate::durability`]).
 pub struct Partition {
     pub index: i32,
-    log: Mutex<PartitionLog>,
+    state: Mutex<PartitionState>,
+    pub(crate) durability: Durability,
+}
+
+/// What one lock protects: the log and the producer state derived from it, which must change
+/// together (a batch is checked against its producer's sequence and appended atomically).
+struct PartitionState {
+    log: PartitionLog,
+    producers: ProducerStates,
 }
 
 impl Partition {
     /// Runs `f` with the partition's log locked.
     pub fn with_log<R>(&self, f: impl FnOnce(&mut PartitionLog) -> R) -> R {
-        f(&mut self.log.lock())
+        f(&mut self.state.lock().log)
+    }
+
+    /// Runs `f` with the log and its producer state locked together.
+    pub(crate) fn with_log_and_producers<R>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog, &mut ProducerStates) -> R,
+    ) -> R {
+        let mut state = self.state.lock();
+        let PartitionState { log, producers } = &mut *state;
+        f(log, producers)
     }
 }
 
@@ -129,6 +153,18 @@ struct MetadataFile {
     version: u32,
     cluster_id: String,
     topics: Vec<TopicRecord>,
+    /// Producer ids below this were (or may have been) handed out.
+    #[serde(default)]
+    producer_id_block_end: i64,
+}
+
+/// Producer ids are reserved in blocks, so the metadata file is written once per block.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Debug)]
+struct ProducerIds {
+    next: i64,
+    block_end: i64,
 }
 
 /// All topics of the broker.
@@ -139,6 +175,9 @@ pub struct TopicRegistry {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes changes (create, delete, add partitions) and their metadata writes.
     changes: Mutex<()>,
+    /// How partition logs are opened: after a clean shutdown only cheap checks run.
+    open_mode: OpenMode,
+    producer_ids: Mutex<ProducerIds>,
 }
 
 impl TopicRegistry {
@@ -158,6 +197,7 @@ impl TopicRegistry {
                 version: METADATA_VERSION,
                 cluster_id: new_cluster_id(),
                 topics: Vec::new(),
+                producer_id_block_end: 0,
             },
             Err(e) => return Err(meta_err(e)),
         };
@@ -167,13 +207,26 @@ impl TopicRegistry {
                 format!("unsupported metadata version {}", file.version),
             )));
         }
+        let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
         let registry = Self {
             data_dir: data_dir.to_owned(),
             broker: broker.clone(),
             cluster_id: file.cluster_id,
             topics: RwLock::new(BTreeMap::new()),
             changes: Mutex::new(()),
+            open_mode: if clean {
+                OpenMode::AfterCleanShutdown
+            } else {
+                OpenMode::Recover
+            },
+            // Ids of the last block may have been handed out before a crash: start after it.
+            producer_ids: Mutex::new(ProducerIds {
+                next: file.producer_id_block_end,
+                block_end: file.producer_id_block_end,
+            }),
         };
+        let started = std::time::Instant::now();
         for t in file.topics {
             let partitions = (0..t.partitions)
                 .map(|i| registry.open_partition(&t.name, i, &t.configs))
@@ -186,7 +239,27 @@ impl TopicRegistry {
             };
             registry.topics.write().insert(t.name, Arc::new(topic));
         }
+        let partitions: usize = registry
+            .list()
+            .iter()
+            .map(|t| t.partition_count() as usize)
+            .sum();
+        tracing::info!(
+            partitions,
+            clean_shutdown = clean,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "opened partition logs"
+        );
         registry.persist()?;
+        // From here on, a crash is an unclean shutdown.
+        if clean {
+            std::fs::remove_file(&marker)
+                .and_then(|()| sync_dir(data_dir))
+                .map_err(|source| TopicError::Metadata {
+                    path: marker,
+                    source,
+                })?;
+        }
         Ok(registry)
     }
 
@@ -288,21 +361,48 @@ impl TopicRegistry {
         Ok(())
     }
 
-    /// Closes every partition log cleanly.
+    /// A producer id never handed out before, also across restarts.
+    pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
+        let _guard = self.changes.lock();
+        let (id, block_end) = {
+            let ids = self.producer_ids.lock();
+            (ids.next, ids.block_end)
+        };
+        if id >= block_end {
+            self.producer_ids.lock().block_end = id + PRODUCER_ID_BLOCK;
+            if let Err(e) = self.persist() {
+                self.producer_ids.lock().block_end = block_end;
+                return Err(e);
+            }
+        }
+        self.producer_ids.lock().next = id + 1;
+        Ok(id)
+    }
+
+    /// Closes every partition log cleanly; if all closed, records a clean shutdown so the
+    /// next start skips recovery.
     pub fn close(&self) {
         let topics = std::mem::take(&mut *self.topics.write());
+        let mut all_clean = true;
         for topic in topics.into_values() {
             for p in topic.partitions.write().drain(..) {
-                match Arc::try_unwrap(p) {
-                    Ok(p) => {
-                        if let Err(e) = p.log.into_inner().close() {
-                            tracing::warn!(topic = %topic.name, error = %e, "closing partition log failed");
-                        }
-                    }
-                    Err(p) => {
-                        tracing::warn!(topic = %topic.name, partition = p.index, "partition still in use at shutdown; not closed cleanly")
-                    }
+                let closed = match unwrap_when_released(p) {
+                    Ok(p) => p.state.into_inner().log.close().map_err(|e| e.to_string()),
+                    Err(_) => Err("still in use at shutdown".to_string()),
+                };
+                if let Err(e) = closed {
+                    all_clean = false;
+                    tracing::warn!(topic = %topic.name, error = %e, "partition log not closed cleanly");
                 }
+            }
+        }
+        if all_clean {
+            let marker = self.data_dir.join(CLEAN_SHUTDOWN_MARKER);
+            let written = std::fs::File::create(&marker)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| sync_dir(&self.data_dir));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "could not record the clean shutdown; the next start recovers every log");
             }
         }
     }
@@ -318,11 +418,39 @@ impl TopicRegistry {
         config: &TopicConfig,
     ) -> Result<Arc<Partition>, TopicError> {
         let dir = self.partition_dir(topic, index);
-        let log = PartitionLog::open(&dir, config.log_config(&self.broker))
-            .map_err(|source| TopicError::Storage { path: dir, source })?;
+        let storage_err = |source| TopicError::Storage {
+            path: dir.clone(),
+            source,
+        };
+        let mut options = OpenOptions::default().with_mode(self.open_mode);
+        if let Some(fs) = &self.broker.file_system {
+            options = options.with_fs(fs.clone());
+        }
+        let mut log = PartitionLog::open_with(&dir, config.log_config(&self.broker), options)
+            .map_err(storage_err)?;
+        let durable_end = if self.broker.unsafe_disable_fsync {
+            log.log_end_offset()
+        } else {
+            // What recovery kept may so far be only in the page cache (a process crash keeps
+            // it there): make it durable before anything is acknowledged on top of it.
+            if log.durable_offset() < log.log_end_offset() {
+                log.flush().map_err(storage_err)?;
+            }
+            log.durable_offset()
+        };
+        let producers = rebuild_producers(&log).map_err(storage_err)?;
+        if producers.len() > 0 {
+            tracing::debug!(
+                topic,
+                partition = index,
+                producers = producers.len(),
+                "rebuilt producer state"
+            );
+        }
         Ok(Arc::new(Partition {
             index,
-            log: Mutex::new(log),
+            state: Mutex::new(PartitionState { log, producers }),
+            durability: Durability::new(durable_end),
         }))
     }
 
@@ -340,6 +468,7 @@ impl TopicRegistry {
                     configs: t.config(),
                 })
                 .collect(),
+            producer_id_block_end: self.producer_ids.lock().block_end,
         };
         let path = self.data_dir.join(METADATA_FILE);
         let bytes = serde_json::to_vec_pretty(&file).map_err(|e| TopicError::Metadata {
@@ -348,6 +477,43 @@ impl TopicRegistry {
         })?;
         write_atomically(&path, &bytes).map_err(|source| TopicError::Metadata { path, source })
     }
+}
+
+/// Takes sole ownership of a partition at shutdown. Connections and the maintenance task are
+/// gone by then; only an fsync round that is finishing on the blocking pool can still hold
+/// it, so wait a little for that.
+fn unwrap_when_released(mut p: Arc<Partition>) -> Result<Partition, Arc<Partition>> {
+    for _ in 0..250 {
+        match Arc::try_unwrap(p) {
+            Ok(p) => return Ok(p),
+            Err(shared) => p = shared,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(p)
+}
+
+/// Reads every batch header of the log to rebuild its producers' sequence state.
+fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, StorageError> {
+    const CHUNK: usize = 1 << 20;
+    let mut producers = ProducerStates::default();
+    let end = log.log_end_offset();
+    let mut offset = log.log_start_offset();
+    while offset < end {
+        let mut next = offset;
+        for chunk in log.read(offset, CHUNK)? {
+            for view in brook_protocol::batch::Batches::new(&chunk) {
+                producers.replay(&view);
+                next = next.max(view.last_offset() + 1);
+            }
+        }
+        if next <= offset {
+            // Cannot happen for a recovered log; never loop forever on one that lies.
+            break;
+        }
+        offset = next;
+    }
+    Ok(producers)
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
@@ -359,10 +525,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.sync_data()?;
     }
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Makes creations, renames and removals in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A topic id: random, never the all-zero id (Kafka reserves it to mean "no id").
@@ -443,5 +614,20 @@ mod tests {
         assert_eq!(t.partition_count(), 5);
         assert!(r.get("gone").is_none());
         assert!(r.get_by_id(id).is_some());
+    }
+
+    #[test]
+    fn producer_ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = BrokerConfig::default();
+        let first: Vec<i64> = {
+            let r = TopicRegistry::open(dir.path(), &cfg).unwrap();
+            (0..3).map(|_| r.allocate_producer_id().unwrap()).collect()
+        };
+        assert_eq!(first, vec![0, 1, 2]);
+        // Reopened without a clean close: the rest of the block is skipped, never reissued.
+        let r = TopicRegistry::open(dir.path(), &cfg).unwrap();
+        let next = r.allocate_producer_id().unwrap();
+        assert!(next >= PRODUCER_ID_BLOCK, "{next}");
     }
 }

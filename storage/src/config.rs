@@ -1,8 +1,13 @@
-//! Tunables of one partition log and the recovery policy used when it is opened.
+//! Tunables of one partition log and how it is opened.
 //!
-//! Owns plain data only; the log reads these values at the moment it needs them, so a
-//! changed configuration ([`crate::PartitionLog::set_config`]) applies from the next append
-//! or roll on, never retroactively to existing segments.
+//! Owns plain data (plus the file-system handle in [`OpenOptions`]); the log reads these
+//! values at the moment it needs them, so a changed configuration
+//! ([`crate::PartitionLog::set_config`]) applies from the next append or roll on, never
+//! retroactively to existing segments.
+
+use std::sync::Arc;
+
+use crate::fs::{FileSystem, OsFileSystem};
 
 /// Per-partition log settings. Field names follow Kafka's topic configurations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +44,57 @@ impl LogConfig {
     /// position can address.
     pub(crate) fn segment_limit(&self) -> u64 {
         self.segment_bytes.min(u64::from(u32::MAX))
+    }
+}
+
+/// How much checking [`crate::PartitionLog::open_with`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OpenMode {
+    /// The log was closed cleanly ([`crate::PartitionLog::close`]; the broker knows from its
+    /// clean-shutdown marker): only cheap checks, the last segment included. A segment that
+    /// fails them is still scanned and repaired.
+    AfterCleanShutdown,
+    /// After a crash or when unsure: every segment from the checkpoint's recovery point on
+    /// (the last one always) is verified batch by batch and truncated at the first invalid
+    /// byte; [`RecoveryPolicy::FromOffset`] with the recovery point. Without a valid
+    /// checkpoint, every segment.
+    #[default]
+    Recover,
+}
+
+/// How to open a log: the file system to use and the [`OpenMode`]. Builder style:
+/// `OpenOptions::default().with_mode(OpenMode::AfterCleanShutdown)`.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) mode: OpenMode,
+}
+
+impl Default for OpenOptions {
+    /// The real file system, [`OpenMode::Recover`].
+    fn default() -> Self {
+        Self {
+            fs: Arc::new(OsFileSystem),
+            mode: OpenMode::default(),
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Uses `fs` for every file-system call (for fault injection in tests).
+    pub fn with_fs(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    pub fn with_mode(mut self, mode: OpenMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn mode(&self) -> OpenMode {
+        self.mode
     }
 }
 

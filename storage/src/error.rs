@@ -43,8 +43,18 @@ pub enum StorageError {
         position: u64,
         corruption: Corruption,
     },
-    /// An earlier fsync or roll failed; the log refuses writes until it is reopened, because
-    /// it can no longer tell which acknowledged data is durable.
+    /// The file system is full (`ENOSPC`). Nothing was committed by the failing call; the log
+    /// stays consistent and writable, and the same call can be retried once space is freed.
+    #[error("no space left on device: {op} {}: {source}", path.display())]
+    NoSpace {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// An earlier write or fsync failed (or [`crate::PartitionLog::fail`] was called); the
+    /// log refuses writes until it is reopened, because it can no longer tell which
+    /// acknowledged data is durable.
     #[error("log {} no longer accepts writes after an earlier failure: {reason}", dir.display())]
     WritesDisabled { dir: PathBuf, reason: String },
 }
@@ -70,10 +80,46 @@ pub enum Corruption {
     IndexBeyondEnd,
 }
 
+/// `ENOSPC` on Linux.
+const ENOSPC: i32 = 28;
+
 impl StorageError {
-    /// Builds the `Io` variant; used as `.map_err(StorageError::io("write", path))`.
+    /// Builds the `Io` variant, or `NoSpace` for a full file system; used as
+    /// `.map_err(StorageError::io("write", path))`.
     pub(crate) fn io(op: &'static str, path: &std::path::Path) -> impl FnOnce(io::Error) -> Self {
         let path = path.to_path_buf();
-        move |source| Self::Io { op, path, source }
+        move |source| {
+            if is_no_space(&source) {
+                Self::NoSpace { op, path, source }
+            } else {
+                Self::Io { op, path, source }
+            }
+        }
     }
+
+    /// Whether the file system was full: the failed call left the log consistent and can be
+    /// retried once space is freed. The error's [`StorageError::io_kind`] is then
+    /// [`io::ErrorKind::StorageFull`].
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Self::NoSpace { .. })
+    }
+
+    /// The kind of the underlying I/O error, if a file-system call failed.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Self::Io { source, .. } | Self::NoSpace { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+
+    /// Whether this error leaves the durability of acknowledged data or the layout of the log
+    /// uncertain, so the log must stop accepting writes: any failed file-system call except a
+    /// full disk (which fails cleanly before anything is committed).
+    pub(crate) fn disables_writes(&self) -> bool {
+        matches!(self, Self::Io { .. })
+    }
+}
+
+fn is_no_space(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(ENOSPC) || e.kind() == io::ErrorKind::StorageFull
 }

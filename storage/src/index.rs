@@ -27,14 +27,20 @@
 //!
 //! # Files on disk
 //!
-//! The active segment's index files are preallocated (zero-filled) to `segment_index_bytes`
-//! and memory mapped once; entries are added with positioned writes and become visible to
-//! lookups when committed. Sealing and clean close trim the files to their entries. Lookups
-//! read entries from the mapping, so a sealed segment's index costs no heap memory.
+//! The active segment's index files are preallocated with real blocks (`fallocate`, zero
+//! filled) for `segment_index_bytes` plus one spare entry, and memory mapped once; entries are
+//! added with positioned writes and become visible to lookups when committed. The spare entry
+//! is for the time entry written when a full segment is sealed, so sealing never needs new
+//! disk space. Sealing and clean close trim the files to their entries. Lookups read entries
+//! from the mapping, so a sealed segment's index costs no heap memory.
 
 use std::{fmt::Debug, marker::PhantomData, path::Path};
 
-use crate::{error::StorageError, fs::FileHandle, mmap::Mapping};
+use crate::{
+    error::StorageError,
+    fs::{FileHandle, SharedFs},
+    mmap::Mapping,
+};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -142,15 +148,24 @@ pub(crate) struct Index<E> {
 }
 
 impl<E: IndexEntry> Index<E> {
-    /// Creates (or overwrites) an active index holding `entries`, preallocated and mapped
-    /// for `max_entries`.
-    pub(crate) fn create_active(path: &Path, entries: &[E], max_entries: usize) -> Result<Self> {
-        let file = FileHandle::create(path)?;
+    /// Creates (or overwrites) an active index holding `entries`, preallocated (one spare
+    /// entry included) and mapped for `max_entries`. With `required` false a full disk only
+    /// skips the preallocation (the index then grows entry by entry, each growth able to fail
+    /// cleanly); with `required` true it is an error.
+    pub(crate) fn create_active(
+        fs: &SharedFs,
+        path: &Path,
+        entries: &[E],
+        max_entries: usize,
+        required: bool,
+    ) -> Result<Self> {
+        let file = FileHandle::create(fs, path)?;
+        let len = byte_len::<E>(max_entries.max(entries.len()).saturating_add(1));
+        let len = file.preallocate(len, required)?;
         if !entries.is_empty() {
             file.write_all_at(&encode_all(entries), 0)?;
         }
-        let len = byte_len::<E>(max_entries.max(entries.len()));
-        file.set_len(len)?;
+        let len = len.max(byte_len::<E>(entries.len()));
         let map = file.map(len)?;
         Ok(Self {
             file,
@@ -163,8 +178,11 @@ impl<E: IndexEntry> Index<E> {
 
     /// Opens a sealed index file, checking that it is well formed: a whole number of entries,
     /// strictly increasing. `Ok(Err(reason))` when it is missing or malformed.
-    pub(crate) fn open_sealed(path: &Path) -> Result<std::result::Result<Self, String>> {
-        let Some(file) = FileHandle::open_existing(path)? else {
+    pub(crate) fn open_sealed(
+        fs: &SharedFs,
+        path: &Path,
+    ) -> Result<std::result::Result<Self, String>> {
+        let Some(file) = FileHandle::open_existing(fs, path)? else {
             return Ok(Err("missing".to_string()));
         };
         let len = file.file_len()?;
@@ -202,16 +220,16 @@ impl<E: IndexEntry> Index<E> {
     /// Writes a sealed index holding exactly `entries` through a temporary file renamed into
     /// place, so a crash leaves either the old file or the complete new one. The caller
     /// fsyncs the directory.
-    pub(crate) fn write_sealed(path: &Path, entries: &[E]) -> Result<Self> {
+    pub(crate) fn write_sealed(fs: &SharedFs, path: &Path, entries: &[E]) -> Result<Self> {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = std::path::PathBuf::from(tmp);
-        let file = FileHandle::create(&tmp)?;
+        let file = FileHandle::create(fs, &tmp)?;
         file.write_all_at(&encode_all(entries), 0)?;
         file.sync_all()?;
         drop(file);
-        crate::fs::rename(&tmp, path)?;
-        let file = FileHandle::open_existing(path)?
+        crate::fs::rename(fs, &tmp, path)?;
+        let file = FileHandle::open_existing(fs, path)?
             .ok_or_else(|| StorageError::io("open", path)(std::io::ErrorKind::NotFound.into()))?;
         let map = file.map(byte_len::<E>(entries.len()))?;
         Ok(Self {
@@ -264,15 +282,19 @@ impl<E: IndexEntry> Index<E> {
         lo.checked_sub(1).and_then(|i| self.entry(i))
     }
 
-    /// Writes `entry` into the next slot without committing it; the file grows (and is
-    /// remapped) if the slot lies beyond the mapping. Writing again overwrites the same
-    /// slot, so a failed append can be retried.
+    /// Writes `entry` into the next slot without committing it; if the slot lies beyond the
+    /// mapping (the preallocated space), it is allocated first and the file remapped. Writing
+    /// again overwrites the same slot, so a failed append can be retried.
     pub(crate) fn write_pending(&mut self, entry: E) -> Result<()> {
         let mut buf = Vec::with_capacity(E::SIZE);
         entry.encode(&mut buf);
         let slot_end = byte_len::<E>(self.entries + 1);
+        let mapped = self.map.as_ref().map_or(0, |m| m.len() as u64);
+        if mapped < slot_end {
+            self.file.allocate(slot_end)?;
+        }
         self.file.write_all_at(&buf, slot_end - E::SIZE as u64)?;
-        if self.map.as_ref().map_or(0, |m| m.len() as u64) < slot_end {
+        if mapped < slot_end {
             self.map = self.file.map(slot_end)?;
         }
         Ok(())
@@ -281,6 +303,25 @@ impl<E: IndexEntry> Index<E> {
     /// Commits the entry written by [`Index::write_pending`].
     pub(crate) fn commit_pending(&mut self) {
         self.entries += 1;
+    }
+
+    /// fsyncs the file (after creating it).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.sync_all()
+    }
+
+    /// Makes a trimmed index (of a segment closed cleanly) active again without rewriting
+    /// it: preallocates room for `max_entries` (plus the spare) after the existing entries,
+    /// which stay as they are, and maps it. `required` as for [`Index::create_active`].
+    pub(crate) fn reopen_active(&mut self, max_entries: usize, required: bool) -> Result<()> {
+        let len = byte_len::<E>(max_entries.max(self.entries).saturating_add(1));
+        let len = self
+            .file
+            .preallocate(len, required)?
+            .max(byte_len::<E>(self.entries));
+        self.map = self.file.map(len)?;
+        self.max_entries = max_entries;
+        Ok(())
     }
 
     /// Shortens the file to its committed entries, fsyncs it and maps exactly those. The
@@ -330,6 +371,25 @@ pub(crate) struct IndexPlanner {
 }
 
 impl IndexPlanner {
+    /// The planner state of a segment reopened after a clean close, reconstructed without a
+    /// scan from its last index entries and the batches after its last offset entry:
+    /// `tail_bytes` is the size of those batches (the indexed one included), `max_so_far` the
+    /// segment's greatest timestamp and the first batch with it, `last_time_entry` the
+    /// timestamp of the last time-index entry.
+    pub(crate) fn resume(
+        tail_bytes: u64,
+        has_offset_entry: bool,
+        max_so_far: Option<TimeEntry>,
+        last_time_entry: Option<i64>,
+    ) -> Self {
+        Self {
+            bytes_since_entry: tail_bytes,
+            has_offset_entry,
+            max_so_far,
+            last_time_entry,
+        }
+    }
+
     /// The entries for the next batch of the segment, and the planner state after it.
     /// Pure, so a caller can commit the new state only once the entries are written.
     pub(crate) fn plan(&self, batch: PlannedBatch, interval_bytes: u32) -> (Self, Planned) {
@@ -381,6 +441,10 @@ impl IndexPlanner {
 mod tests {
     use super::*;
 
+    fn os() -> SharedFs {
+        std::sync::Arc::new(crate::fs::OsFileSystem)
+    }
+
     fn offset_index(dir: &Path, entries: &[(u32, u32)]) -> Index<OffsetEntry> {
         let entries: Vec<_> = entries
             .iter()
@@ -389,7 +453,7 @@ mod tests {
                 position,
             })
             .collect();
-        Index::create_active(&dir.join("x.index"), &entries, 100).unwrap()
+        Index::create_active(&os(), &dir.join("x.index"), &entries, 100, true).unwrap()
     }
 
     #[test]
@@ -425,7 +489,8 @@ mod tests {
                 timestamp,
                 relative_offset,
             });
-        let idx = Index::create_active(&dir.path().join("x.timeindex"), &entries, 10).unwrap();
+        let idx = Index::create_active(&os(), &dir.path().join("x.timeindex"), &entries, 10, true)
+            .unwrap();
         let rel = |t| idx.floor(t).map(|e| e.relative_offset);
         assert_eq!(rel(99), None);
         assert_eq!(rel(100), Some(0));
@@ -439,7 +504,7 @@ mod tests {
     fn pending_entries_are_invisible_until_committed_and_full_is_tracked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.index");
-        let mut idx = Index::<OffsetEntry>::create_active(&path, &[], 2).unwrap();
+        let mut idx = Index::<OffsetEntry>::create_active(&os(), &path, &[], 2, true).unwrap();
         let e = |r, p| OffsetEntry {
             relative_offset: r,
             position: p,
@@ -451,26 +516,41 @@ mod tests {
         idx.write_pending(e(7, 700)).unwrap();
         idx.commit_pending();
         assert!(idx.is_full());
-        // Writing past the preallocated space still works (it grows and remaps).
+        // The spare slot, then past the preallocated space: it grows and remaps.
         idx.write_pending(e(9, 900)).unwrap();
         idx.commit_pending();
-        assert_eq!(idx.floor(100), Some(e(9, 900)));
-        idx.trim().unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 24);
-        let reopened = Index::<OffsetEntry>::open_sealed(&path).unwrap().unwrap();
-        assert_eq!(reopened.to_vec(), vec![e(0, 0), e(7, 700), e(9, 900)]);
+        idx.write_pending(e(11, 1100)).unwrap();
+        idx.commit_pending();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
+        assert_eq!(idx.floor(100), Some(e(11, 1100)));
+        idx.trim().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
+        let reopened = Index::<OffsetEntry>::open_sealed(&os(), &path)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            reopened.to_vec(),
+            vec![e(0, 0), e(7, 700), e(9, 900), e(11, 1100)]
+        );
     }
 
     #[test]
     fn open_sealed_rejects_malformed_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.index");
-        assert!(Index::<OffsetEntry>::open_sealed(&path).unwrap().is_err());
+        assert!(Index::<OffsetEntry>::open_sealed(&os(), &path)
+            .unwrap()
+            .is_err());
         std::fs::write(&path, [0u8; 12]).unwrap();
-        assert!(Index::<OffsetEntry>::open_sealed(&path).unwrap().is_err());
+        assert!(Index::<OffsetEntry>::open_sealed(&os(), &path)
+            .unwrap()
+            .is_err());
         // Zero-filled preallocation after the first entry: not increasing.
         std::fs::write(&path, [0u8; 16]).unwrap();
-        assert!(Index::<OffsetEntry>::open_sealed(&path).unwrap().is_err());
+        assert!(Index::<OffsetEntry>::open_sealed(&os(), &path)
+            .unwrap()
+            .is_err());
         let mut ok = Vec::new();
         for e in [(0, 0), (3, 90)] {
             OffsetEntry {
@@ -481,7 +561,7 @@ mod tests {
         }
         std::fs::write(&path, &ok).unwrap();
         assert_eq!(
-            Index::<OffsetEntry>::open_sealed(&path)
+            Index::<OffsetEntry>::open_sealed(&os(), &path)
                 .unwrap()
                 .unwrap()
                 .len(),
@@ -495,7 +575,9 @@ mod tests {
         }
         .encode(&mut t);
         std::fs::write(&tpath, &t).unwrap();
-        assert!(Index::<TimeEntry>::open_sealed(&tpath).unwrap().is_err());
+        assert!(Index::<TimeEntry>::open_sealed(&os(), &tpath)
+            .unwrap()
+            .is_err());
     }
 
     #[test]

@@ -20,15 +20,24 @@
 //!
 //! # API
 //!
-//! * [`PartitionLog::open`] / [`PartitionLog::open_with_policy`] open or create a log and
-//!   recover it ([`RecoveryPolicy`]).
+//! * [`PartitionLog::open`] / [`PartitionLog::open_with`] open or create a log and recover
+//!   it ([`OpenOptions`]: the [`FileSystem`] to use and the [`OpenMode`]);
+//!   [`PartitionLog::recovery_report`] says what was checked and repaired.
 //! * [`PartitionLog::append`] assigns offsets to already validated batches and stores them,
 //!   rolling segments by size, age and index capacity ([`LogConfig`]).
 //! * [`PartitionLog::read`] returns whole batches from an offset (KIP-74: at least one batch).
 //! * [`PartitionLog::batch_for_timestamp`] and [`PartitionLog::batch_with_max_timestamp`]
 //!   serve ListOffsets by timestamp.
-//! * [`PartitionLog::flush`] makes appends durable; [`PartitionLog::close`] is a clean
-//!   shutdown; [`PartitionLog::delete`] removes the partition.
+//! * Durability: [`PartitionLog::flush`] syncs under the caller's lock; for group commit,
+//!   [`PartitionLog::sync_point`] gives a [`SyncPoint`] to sync without it, then
+//!   [`PartitionLog::mark_durable`]. [`PartitionLog::durable_offset`] is what is on disk;
+//!   [`PartitionLog::fail`] stops writes after a failed sync; [`PartitionLog::write_checkpoint`]
+//!   persists the recovery point.
+//! * Retention: [`plan_retention`] decides, [`PartitionLog::apply_retention`] deletes;
+//!   [`PartitionLog::delete_records_before`] moves the log start offset (DeleteRecords).
+//! * [`PartitionLog::close`] is a clean shutdown; [`PartitionLog::delete`] removes the
+//!   partition.
+//! * [`testing::FaultyFileSystem`] injects `EIO` and `ENOSPC` for tests.
 //!
 //! # On disk
 //!
@@ -41,31 +50,47 @@
 //! * `.timeindex`: sparse time index, 12-byte entries (timestamp i64 BE, relative offset
 //!   u32 BE).
 //!
+//! plus `checkpoint` (log start offset and recovery point, see the `checkpoint` module).
 //! The index formats and the rule for which batches are indexed are in the `index` module;
-//! the write path in `segment`; recovery (what is checked, what is truncated) in `recovery`.
+//! the write path in `segment`; recovery (what is checked, what is cut) in `recovery`. The
+//! whole format is in `docs/storage-format.md`.
 //!
 //! # Durability
 //!
-//! Appended batches are readable at once and durable after [`PartitionLog::flush`]. A segment
-//! is trimmed and fsynced before the next one is created, so only the last segment can be
-//! left half written by a crash; opening the log verifies it batch by batch (CRC32C, offsets)
-//! and truncates it at the first invalid byte. After a failed fsync or roll the log refuses
-//! further writes ([`StorageError::WritesDisabled`]) until it is reopened.
+//! Appended batches are readable at once and durable after [`PartitionLog::flush`] or a
+//! [`SyncPoint::sync`]. Segments are preallocated with `fallocate` before they are mapped,
+//! so a full disk is an error ([`StorageError::is_no_space`]) that leaves the log writable
+//! once space is freed, never a `SIGBUS`. A segment is trimmed and fsynced when it rolls, so
+//! only the last segment can be left half written by a crash; opening the log verifies it
+//! batch by batch (CRC32C, offsets) and truncates it at the first invalid byte. After a
+//! failed write or fsync the log refuses further writes ([`StorageError::WritesDisabled`])
+//! until it is reopened, and nothing written after the failure is reported durable.
 //!
 //! # Modules
 //!
-//! `config` (tunables), `error`, `fs` (every file-system call), `mmap` (the only `unsafe`),
-//! `index`, `segment`, `recovery`, `log` ([`PartitionLog`]).
+//! `config` (tunables, open options), `error`, `fs` (every file-system call, the
+//! [`FileSystem`] trait), `mmap` (the only `unsafe`), `index`, `segment`, `checkpoint`,
+//! `recovery`, `retention` (policy), `durability` ([`SyncPoint`]), `log` ([`PartitionLog`]),
+//! `testing` (fault injection).
 
+mod checkpoint;
 mod config;
+mod durability;
 mod error;
 mod fs;
 mod index;
 mod log;
 mod mmap;
 mod recovery;
+mod retention;
 mod segment;
+pub mod testing;
 
-pub use config::{LogConfig, RecoveryPolicy};
+pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy};
+pub use durability::SyncPoint;
 pub use error::{Corruption, StorageError};
+pub use fs::{FileSystem, OsFileSystem};
 pub use log::{AppendInfo, PartitionLog};
+pub use mmap::Mapping;
+pub use recovery::{CheckpointStatus, RecoveryReport};
+pub use retention::{plan_retention, RetentionOutcome, SegmentSummary};

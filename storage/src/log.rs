@@ -1,23 +1,39 @@
 //! [`PartitionLog`]: one partition's log, an ordered set of segments.
 //!
-//! Owns the segment map, offset assignment, the roll decision, and the read and timestamp
-//! lookups that span segments. Segment files and their formats belong to
-//! [`crate::segment`] and [`crate::index`]; opening and repair to [`crate::recovery`].
+//! Owns the segment map, offset assignment, the roll decision, the read and timestamp
+//! lookups that span segments, the log start offset, what is known to be durable, the
+//! failed state, and when the checkpoint is written. Segment files and their formats belong
+//! to [`crate::segment`] and [`crate::index`]; opening and repair to [`crate::recovery`];
+//! the retention decision to [`crate::retention`].
+//!
+//! # Failures
+//!
+//! A full disk (`StorageError::NoSpace`) fails the call cleanly: nothing of the failing batch
+//! is committed and the log stays writable, so the same append (or the roll it needs) is
+//! retried by the next call. Any other failed write, fsync or roll puts the log in the failed
+//! state: it refuses writes (`WritesDisabled`) until reopened, because it can no longer tell
+//! which acknowledged data is durable. Reads keep working in both cases.
 
 use std::{
     collections::BTreeMap,
     iter,
     path::{Path, PathBuf},
+    sync::Arc,
+    time::UNIX_EPOCH,
 };
 
 use brook_protocol::batch::{set_base_offset, BatchError, BatchView};
 use bytes::Bytes;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::{
-    config::{LogConfig, RecoveryPolicy},
+    checkpoint::{self, Checkpoint},
+    config::{LogConfig, OpenOptions, RecoveryPolicy},
+    durability::{FailState, SyncPoint},
     error::StorageError,
-    fs, recovery,
+    fs::{self, OsFileSystem, SharedFs},
+    recovery::{self, RecoveryReport, Verify},
+    retention::{plan_retention, RetentionOutcome, SegmentSummary},
     segment::{BatchInfo, RollReason, Segment},
 };
 
@@ -39,37 +55,66 @@ pub struct AppendInfo {
 /// even across later appends, rolls, `close` or `delete`.
 #[derive(Debug)]
 pub struct PartitionLog {
+    fs: SharedFs,
     dir: PathBuf,
     config: LogConfig,
     /// Sealed segments by base offset; all below the active segment's base.
     sealed: BTreeMap<i64, Segment>,
     active: Segment,
-    /// Set after a failed fsync or roll: the log refuses writes until reopened.
-    failed: Option<String>,
+    /// Reads below it are out of range; never decreases.
+    log_start: i64,
+    /// Every offset below it is known to be on disk; never decreases.
+    durable: i64,
+    /// Shared with this log's sync points.
+    failed: Arc<FailState>,
+    /// The checkpoint on disk as last read or written (to skip rewriting an unchanged one).
+    checkpoint: Option<Checkpoint>,
+    report: RecoveryReport,
 }
 
 impl PartitionLog {
-    /// Opens (creating if needed) the log in `dir`, recovering it: the last segment is
-    /// verified batch by batch and truncated at the first invalid byte; missing or malformed
-    /// indexes are rebuilt. See [`RecoveryPolicy`].
+    /// Opens (creating if needed) the log in `dir` with [`OpenOptions::default`]: the real
+    /// file system and [`crate::OpenMode::Recover`] (every segment from the checkpoint's
+    /// recovery point on, the last one always, verified batch by batch and truncated at the
+    /// first invalid byte; missing or malformed indexes rebuilt).
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog> {
-        Self::open_with_policy(dir, config, RecoveryPolicy::default())
+        Self::open_with(dir, config, OpenOptions::default())
     }
 
-    /// [`PartitionLog::open`] with an explicit choice of which segments to verify in full.
+    /// Opens (creating if needed) the log in `dir` on `options.fs`, checking as much as
+    /// `options.mode` asks. The recovery done is logged and kept in
+    /// [`PartitionLog::recovery_report`]. Everything the opened log holds is durable
+    /// ([`PartitionLog::durable_offset`] is the log end offset).
+    pub fn open_with(dir: &Path, config: LogConfig, options: OpenOptions) -> Result<PartitionLog> {
+        let opened = recovery::open(&options.fs, dir, &config, Verify::Mode(options.mode))?;
+        Ok(Self::from_opened(options.fs, dir, config, opened))
+    }
+
+    /// [`PartitionLog::open`] with an explicit choice of which segments to verify in full,
+    /// instead of the checkpoint's recovery point.
     pub fn open_with_policy(
         dir: &Path,
         config: LogConfig,
         policy: RecoveryPolicy,
     ) -> Result<PartitionLog> {
-        let opened = recovery::open(dir, &config, policy)?;
-        Ok(Self {
+        let fs: SharedFs = Arc::new(OsFileSystem);
+        let opened = recovery::open(&fs, dir, &config, Verify::Policy(policy))?;
+        Ok(Self::from_opened(fs, dir, config, opened))
+    }
+
+    fn from_opened(fs: SharedFs, dir: &Path, config: LogConfig, opened: recovery::Opened) -> Self {
+        Self {
+            fs,
             dir: dir.to_path_buf(),
             config,
             sealed: opened.sealed,
+            durable: opened.active.next_offset(),
             active: opened.active,
-            failed: None,
-        })
+            log_start: opened.log_start_offset,
+            failed: Arc::default(),
+            checkpoint: opened.checkpoint,
+            report: opened.report,
+        }
     }
 
     /// Appends one or more already validated v2 batches laid end to end in `batches`,
@@ -77,8 +122,10 @@ impl PartitionLog {
     ///
     /// The whole buffer is parsed before anything is written, so malformed input appends
     /// nothing. The batches are readable once this returns; they are durable after
-    /// [`PartitionLog::flush`]. If a write fails (say, disk full) the failing batch is not
-    /// appended and may be retried; batches before it in the same call stay appended.
+    /// [`PartitionLog::flush`] or a [`SyncPoint`]. If the disk is full
+    /// ([`StorageError::is_no_space`]; a roll needs space for the new segment) the failing
+    /// batch is not appended and may be retried; batches before it in the same call stay
+    /// appended. Any other write error puts the log in the failed state.
     pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
         self.check_writable()?;
         let infos = assign_offsets(batches, self.active.next_offset())?;
@@ -102,7 +149,12 @@ impl PartitionLog {
             {
                 self.roll_active(reason)?;
             }
-            self.active.append(data, *info, now_ms, &self.config)?;
+            if let Err(e) = self.active.append(data, *info, now_ms, &self.config) {
+                if e.disables_writes() {
+                    self.fail(format!("write failed: {e}"));
+                }
+                return Err(e);
+            }
         }
         Ok(result)
     }
@@ -156,13 +208,11 @@ impl PartitionLog {
         Ok(out)
     }
 
-    /// The first offset in the log (the oldest segment's base offset).
+    /// The first offset readable: the oldest segment's base offset, or higher after
+    /// [`PartitionLog::delete_records_before`] (then possibly inside a batch, which reads
+    /// still return whole). Survives reopening through the checkpoint.
     pub fn log_start_offset(&self) -> i64 {
-        self.sealed
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.active.base_offset())
+        self.log_start
     }
 
     /// The next offset to assign.
@@ -170,14 +220,15 @@ impl PartitionLog {
         self.active.next_offset()
     }
 
-    /// The first batch in offset order whose `max_timestamp >= ts`. Batches without a
-    /// timestamp (negative `max_timestamp`) never match. Segments whose greatest timestamp is
-    /// below `ts` are skipped without reading them; within a segment the time index gives
-    /// the starting point.
+    /// The first batch in offset order whose `max_timestamp >= ts`, ignoring batches that
+    /// end below the log start offset. Batches without a timestamp (negative
+    /// `max_timestamp`) never match. Segments whose greatest timestamp is below `ts` are
+    /// skipped without reading them; within a segment the time index gives the starting
+    /// point.
     pub fn batch_for_timestamp(&self, ts: i64) -> Result<Option<Bytes>> {
-        for segment in self.segments() {
+        for segment in self.live_segments() {
             if segment.max_timestamp().is_some_and(|m| m.timestamp >= ts) {
-                if let Some(batch) = segment.find_by_timestamp(ts)? {
+                if let Some(batch) = segment.find_by_timestamp(ts, self.log_start)? {
                     return segment
                         .bytes(batch.position, batch.position + batch.size)
                         .map(Some);
@@ -187,23 +238,35 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// The batch holding the greatest `max_timestamp` (the first one on ties); `None` if no
-    /// batch has a timestamp. Costs one comparison per segment and one index lookup.
+    /// The batch holding the greatest `max_timestamp` (the first one on ties) at or after
+    /// the log start offset; `None` if no such batch has a timestamp. Costs one comparison
+    /// per segment and one index lookup, plus a scan of the segment the log start offset
+    /// cuts through, if any.
     pub fn batch_with_max_timestamp(&self) -> Result<Option<Bytes>> {
-        let mut best = None;
-        for segment in self.segments() {
-            if let Some(m) = segment.max_timestamp() {
-                if best.is_none_or(|(_, b): (&Segment, crate::index::TimeEntry)| {
-                    m.timestamp > b.timestamp
-                }) {
-                    best = Some((segment, m));
+        // (segment, timestamp, an offset inside the batch)
+        let mut best: Option<(&Segment, i64, i64)> = None;
+        for segment in self.live_segments() {
+            let candidate = if segment.base_offset() < self.log_start {
+                segment
+                    .max_timestamp_batch_from(self.log_start)?
+                    .map(|b| (b.max_timestamp, b.base_offset))
+            } else {
+                segment.max_timestamp().map(|m| {
+                    (
+                        m.timestamp,
+                        segment.base_offset() + i64::from(m.relative_offset),
+                    )
+                })
+            };
+            if let Some((timestamp, offset)) = candidate {
+                if best.is_none_or(|(_, b, _)| timestamp > b) {
+                    best = Some((segment, timestamp, offset));
                 }
             }
         }
-        let Some((segment, m)) = best else {
+        let Some((segment, _, offset)) = best else {
             return Ok(None);
         };
-        let offset = segment.base_offset() + i64::from(m.relative_offset);
         match segment.find_batch(offset)? {
             Some(batch) => segment
                 .bytes(batch.position, batch.position + batch.size)
@@ -234,25 +297,94 @@ impl PartitionLog {
     }
 
     /// Makes everything appended so far durable (fdatasync of the active `.log`; sealed
-    /// segments were fsynced when rolled). A failure disables further writes.
+    /// segments were fsynced when rolled) and records it as the durable offset. A failure
+    /// puts the log in the failed state.
     pub fn flush(&mut self) -> Result<()> {
         self.check_writable()?;
-        let result = self.active.flush();
-        self.fail_on_error(result)
+        let end = self.log_end_offset();
+        match self.active.flush() {
+            Ok(()) => {
+                self.mark_durable(end);
+                Ok(())
+            }
+            Err(e) => {
+                self.fail(format!("fdatasync failed: {e}"));
+                Err(e)
+            }
+        }
     }
 
-    /// Clean shutdown: trims the active segment's files to their used length and fsyncs
-    /// them. Dropping the log without closing is safe too; the next open recovers it.
+    /// A [`SyncPoint`] for everything appended so far, to be synced without holding the log
+    /// (group commit). Fails if the log is in the failed state.
+    pub fn sync_point(&self) -> Result<SyncPoint> {
+        self.check_writable()?;
+        Ok(SyncPoint {
+            file: self.active.log_file(),
+            end_offset: self.log_end_offset(),
+            failed: Arc::clone(&self.failed),
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// Records that every offset below `end_offset` is durable (after a successful
+    /// [`SyncPoint::sync`]). Lower values than already recorded, and any value once the log
+    /// has failed, are ignored; values past the log end are capped to it.
+    pub fn mark_durable(&mut self, end_offset: i64) {
+        if self.failed.reason().is_none() {
+            self.durable = self.durable.max(end_offset.min(self.log_end_offset()));
+        }
+    }
+
+    /// Every offset below this one is known to be on disk. It is the recovery point the
+    /// checkpoint records.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable
+    }
+
+    /// Puts the log in the failed state (say, because a [`SyncPoint::sync`] failed): it
+    /// refuses writes until reopened. The first reason is kept.
+    pub fn fail(&mut self, reason: String) {
+        self.failed.fail(&self.dir, reason);
+    }
+
+    /// Why the log is in the failed state, if it is.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.reason()
+    }
+
+    /// Writes the checkpoint file (log start offset, durable offset as the recovery point)
+    /// unless it already holds these values. Called periodically by the broker, so that a
+    /// recovery after a crash scans only what was written since.
+    pub fn write_checkpoint(&mut self) -> Result<()> {
+        self.persist_checkpoint(Checkpoint {
+            log_start_offset: self.log_start,
+            recovery_point: self.durable,
+        })
+    }
+
+    /// What opening the log checked and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// Clean shutdown: trims the active segment's files to their used length, fsyncs them
+    /// and writes the checkpoint, so that the next open may use
+    /// [`crate::OpenMode::AfterCleanShutdown`]. A log in the failed state is left as it is
+    /// on disk (`WritesDisabled`): the next open must recover it. Dropping the log without
+    /// closing is safe too; the next open recovers it.
     pub fn close(mut self) -> Result<()> {
+        self.check_writable()?;
         self.active.close()?;
-        fs::sync_dir(&self.dir)
+        self.mark_durable(self.log_end_offset());
+        self.write_checkpoint()?;
+        fs::sync_dir(&self.fs, &self.dir)
     }
 
     /// Removes the log's directory and everything in it. Outstanding [`Bytes`] stay valid.
     pub fn delete(self) -> Result<()> {
-        let dir = self.dir.clone();
+        let (fs, dir) = (Arc::clone(&self.fs), self.dir.clone());
         drop(self);
-        fs::remove_dir_all(&dir)
+        fs::remove_dir_all(&fs, &dir)
     }
 
     /// The directory holding the log.
@@ -270,8 +402,161 @@ impl PartitionLog {
         self.segments().map(Segment::size).sum()
     }
 
+    /// What [`plan_retention`] needs to know about each segment, oldest first; the last is
+    /// the active segment.
+    pub fn segment_summaries(&self) -> Result<Vec<SegmentSummary>> {
+        self.segments()
+            .map(|s| {
+                let largest_timestamp_ms = match s.max_timestamp() {
+                    Some(m) => m.timestamp,
+                    None => s
+                        .modified()?
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                };
+                Ok(SegmentSummary {
+                    base_offset: s.base_offset(),
+                    next_offset: s.next_offset(),
+                    size_bytes: s.size(),
+                    largest_timestamp_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies retention ([`crate::retention`]): deletes the oldest sealed segments that
+    /// `retention_ms` / `retention_bytes` (-1 = unlimited) or the log start offset select
+    /// (never the active segment), moves the log start offset up to the first remaining
+    /// segment (never backwards) and writes the checkpoint.
+    ///
+    /// Files are removed before the checkpoint is written: reopening after a crash in
+    /// between gives the same log start offset (it is never below the first segment), and on
+    /// a full disk the space is freed even if the checkpoint cannot be written.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> Result<RetentionOutcome> {
+        self.check_writable()?;
+        let summaries = self.segment_summaries()?;
+        let count = plan_retention(
+            &summaries,
+            now_ms,
+            retention_ms,
+            retention_bytes,
+            self.log_start,
+        );
+        if count == 0 {
+            return Ok(RetentionOutcome {
+                log_start_offset: self.log_start,
+                ..RetentionOutcome::default()
+            });
+        }
+        let (deleted_segments, deleted_bytes, removal) = self.remove_oldest(count);
+        self.log_start = self.log_start.max(self.first_base());
+        info!(
+            dir = %self.dir.display(),
+            deleted_segments,
+            deleted_bytes,
+            log_start_offset = self.log_start,
+            "retention deleted segments"
+        );
+        let written = self.write_checkpoint();
+        removal?;
+        written?;
+        Ok(RetentionOutcome {
+            deleted_segments,
+            deleted_bytes,
+            log_start_offset: self.log_start,
+        })
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset`, which must lie in
+    /// `[log_start_offset, log_end_offset]` (else `OffsetOutOfRange`), and returns the new
+    /// low watermark. The new start is in the checkpoint before this returns; sealed segments
+    /// entirely below it are removed now (or, if that fails, by the next retention pass).
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        self.check_writable()?;
+        let (start, end) = (self.log_start, self.log_end_offset());
+        if offset < start || offset > end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        if offset > start {
+            self.persist_checkpoint(Checkpoint {
+                log_start_offset: offset,
+                recovery_point: self.durable,
+            })?;
+            self.log_start = offset;
+            let below = self
+                .sealed
+                .values()
+                .take_while(|s| s.next_offset() <= offset)
+                .count();
+            let (deleted, _, removal) = self.remove_oldest(below);
+            debug!(dir = %self.dir.display(), offset, deleted, "log start offset moved");
+            if let Err(e) = removal {
+                warn!(dir = %self.dir.display(), "segments below the log start offset stay until the next retention pass: {e}");
+            }
+        }
+        Ok(self.log_start)
+    }
+
     fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.sealed.values().chain(iter::once(&self.active))
+    }
+
+    /// Segments holding offsets at or after the log start offset.
+    fn live_segments(&self) -> impl Iterator<Item = &Segment> {
+        let start = self.log_start;
+        self.segments().filter(move |s| s.next_offset() > start)
+    }
+
+    fn first_base(&self) -> i64 {
+        self.sealed
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.active.base_offset())
+    }
+
+    /// Removes up to `count` of the oldest sealed segments (files, then the directory
+    /// fsynced). Returns how many segments and bytes went, and the first error; segments
+    /// whose files could not all be removed stay in the log.
+    fn remove_oldest(&mut self, count: usize) -> (usize, u64, Result<()>) {
+        let (mut removed, mut bytes) = (0, 0);
+        let mut result = Ok(());
+        while removed < count {
+            let Some(&base) = self.sealed.keys().next() else {
+                break;
+            };
+            if let Err(e) = recovery::remove_segment_files(&self.fs, &self.dir, base) {
+                result = Err(e);
+                break;
+            }
+            bytes += self.sealed.remove(&base).map_or(0, |s| s.size());
+            removed += 1;
+        }
+        if removed > 0 {
+            if let Err(e) = fs::sync_dir(&self.fs, &self.dir) {
+                result = result.and(Err(e));
+            }
+        }
+        (removed, bytes, result)
+    }
+
+    /// Writes `checkpoint` unless it is already on disk.
+    fn persist_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<()> {
+        if self.checkpoint == Some(checkpoint) {
+            return Ok(());
+        }
+        checkpoint::write(&self.fs, &self.dir, &checkpoint)?;
+        self.checkpoint = Some(checkpoint);
+        Ok(())
     }
 
     /// Segments in order, starting with the one that may contain `offset`.
@@ -291,32 +576,19 @@ impl PartitionLog {
     }
 
     fn check_writable(&self) -> Result<()> {
-        match &self.failed {
-            None => Ok(()),
-            Some(reason) => Err(StorageError::WritesDisabled {
-                dir: self.dir.clone(),
-                reason: reason.clone(),
-            }),
-        }
+        self.failed.check(&self.dir)
     }
 
-    /// Records a failure that leaves durability or the segment layout uncertain.
-    fn fail_on_error<T>(&mut self, result: Result<T>) -> Result<T> {
-        if let Err(e) = &result {
-            self.failed = Some(e.to_string());
-        }
-        result
-    }
-
-    /// Seals the active segment (trimmed and fsynced) before creating the next, so a crash
-    /// in between leaves the old segment last and recoverable. Any failure disables writes:
-    /// the layout is then half changed.
+    /// Rolls: creates the next segment first, then seals the active one (trimmed and
+    /// fsynced) and fsyncs the directory.
+    ///
+    /// Creating first means every allocation happens before anything changes: if the disk
+    /// is full the new segment's files are removed again, the log is exactly as before and
+    /// writable, and the next append retries the roll. A crash after creating but before
+    /// sealing leaves an unsealed segment followed by an empty one; recovery finds the
+    /// unsealed segment's preallocated tail, truncates it and deletes the empty one. Any
+    /// other failure puts the log in the failed state.
     fn roll_active(&mut self, reason: RollReason) -> Result<()> {
-        let result = self.try_roll(reason);
-        self.fail_on_error(result)
-    }
-
-    fn try_roll(&mut self, reason: RollReason) -> Result<()> {
         let base = self.active.next_offset();
         debug!(
             dir = %self.dir.display(),
@@ -325,11 +597,27 @@ impl PartitionLog {
             new_base = base,
             "rolling segment"
         );
-        self.active.seal()?;
-        let next = Segment::create(&self.dir, base, &self.config)?;
-        fs::sync_dir(&self.dir)?;
+        let next = match Segment::create(&self.fs, &self.dir, base, &self.config) {
+            Ok(next) => next,
+            Err(e) => {
+                if e.disables_writes() {
+                    self.fail(format!("creating a segment failed: {e}"));
+                }
+                return Err(e);
+            }
+        };
+        let sealed = self
+            .active
+            .seal()
+            .and_then(|()| fs::sync_dir(&self.fs, &self.dir));
+        if let Err(e) = sealed {
+            self.fail(format!("sealing a segment failed: {e}"));
+            return Err(e);
+        }
         let old = std::mem::replace(&mut self.active, next);
         self.sealed.insert(old.base_offset(), old);
+        // The sealed segments are fsynced: everything below the new segment is durable.
+        self.mark_durable(base);
         Ok(())
     }
 }
@@ -372,3 +660,12 @@ fn assign_offsets(buf: &mut [u8], mut next_offset: i64) -> Result<Vec<BatchInfo>
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fault_tests;
+
+#[cfg(test)]
+mod recovery_tests;
+
+#[cfg(test)]
+mod retention_tests;

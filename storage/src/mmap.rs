@@ -5,6 +5,10 @@
 //! file; writes go through positioned writes in [`crate::fs`] and become visible here
 //! through the shared page cache.
 //!
+//! [`Mapping`] is public only because [`crate::FileSystem::map`] returns it; it is opaque
+//! outside the crate (no constructor, no accessors), so only [`crate::OsFileSystem`] creates
+//! one and only this crate reads through one.
+//!
 //! # Why this is sound
 //!
 //! Mapping a file is `unsafe` because Rust requires that memory behind a `&[u8]` does not
@@ -33,9 +37,10 @@ use std::{fs::File, io, ops::Range, sync::Arc};
 use bytes::Bytes;
 use memmap2::{Mmap, MmapOptions};
 
-/// A shared, read-only mapping of a file's first `len` bytes. Cloning shares the map.
+/// A shared, read-only memory map of a file's first bytes, as returned by
+/// [`crate::FileSystem::map`]. Opaque outside this crate; cloning shares the map.
 #[derive(Debug, Clone)]
-pub(crate) struct Mapping(Arc<Mmap>);
+pub struct Mapping(Arc<Mmap>);
 
 impl Mapping {
     /// Maps the first `len` bytes of `file` read-only and shared. `None` for `len == 0`

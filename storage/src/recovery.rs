@@ -1,39 +1,65 @@
 //! Opening a partition directory: finding its segments, verifying them, repairing damage.
 //!
-//! Owns the rules for what counts as a valid log on disk and what is cut when it is not. It
-//! produces the sealed segments and the active segment; it never appends.
+//! Owns the rules for what counts as a valid log on disk, what is cut when it is not, and
+//! how the checkpoint file ([`crate::checkpoint`]) and the [`OpenMode`] decide how much is
+//! verified. It produces the sealed segments, the active segment, the log start offset and a
+//! [`RecoveryReport`]; it never appends.
 //!
 //! # What is checked and what is cut
 //!
 //! * Files whose names are not `<20 digits>.log` are ignored (index files belong to the
 //!   `.log` of the same name; a missing `.log` means no segment).
-//! * **Cheap checks** (sealed segments before the verified range): both index files exist, hold
-//!   a whole number of strictly increasing entries, the first offset entry points at the first
-//!   batch, the batches from the last offset entry on parse and end exactly at the end of the
-//!   file, and the time index's last entry covers those batches' timestamps. A failure means
-//!   the indexes are rebuilt from a full scan (below), which also checks the data.
-//! * **Full scan** (the last segment always; every segment from the
-//!   [`RecoveryPolicy::FromOffset`] checkpoint on; segments failing the cheap checks): every
-//!   batch is parsed (length bounds, magic 2), its CRC32C verified, base offsets checked to
-//!   start at or after the segment base and to continue exactly where the previous batch
-//!   ended. The `.log` is truncated at the first invalid byte — which removes the zero-filled
-//!   preallocation left by a crash as well as torn or corrupt tails — and the indexes are
-//!   rebuilt from the valid prefix. If the damaged segment is not the last one, every later
-//!   segment is deleted: offsets must stay contiguous, so nothing after the damage is kept.
+//! * **Which segments are scanned in full**: with [`OpenMode::Recover`] every segment from
+//!   the one containing the checkpoint's recovery point on (all of them without a valid
+//!   checkpoint), the last one always. With [`OpenMode::AfterCleanShutdown`] none: the last
+//!   segment too gets only the cheap checks, because a clean close trimmed and fsynced it.
+//!   [`RecoveryPolicy`] (for [`crate::PartitionLog::open_with_policy`]) names the range
+//!   explicitly.
+//! * **Cheap checks** (the other segments): both index files exist, hold a whole number of
+//!   strictly increasing entries, the first offset entry points at the first batch, the
+//!   batches from the last offset entry on parse and end exactly at the end of the file, and
+//!   the time index's last entry names a batch with that timestamp and (for a sealed segment)
+//!   covers those batches' timestamps. A failure means the segment is scanned in full
+//!   (below) and its indexes rebuilt. A cleanly closed last segment that passes them becomes
+//!   the active segment again without a scan: the state for the next index entries is
+//!   reconstructed from its last entries and the batches after them.
+//! * **Full scan**: every batch is parsed (length bounds, magic 2), its CRC32C verified, base
+//!   offsets checked to start at or after the segment base and to continue exactly where the
+//!   previous batch ended. The `.log` is truncated at the first invalid byte — which removes
+//!   the zero-filled preallocation left by a crash as well as torn or corrupt tails — and
+//!   the indexes are rebuilt from the valid prefix. If the damaged segment is not the last
+//!   one, every later segment is deleted: offsets must stay contiguous, so nothing after the
+//!   damage is kept.
 //! * A segment whose batches reach past the next segment's base offset is treated the same
 //!   way: the later segments are deleted.
 //!
 //! Rebuilt indexes of sealed segments are written to a temporary file and renamed into place.
+//! The last segment is preallocated again and fsynced, so everything the opened log holds is
+//! durable.
+//!
+//! # Log start offset
+//!
+//! The log start offset is the checkpoint's, but never below the first segment's base. If
+//! recovery cut the log below it (data after the checkpoint's log start was lost), every
+//! segment is deleted and the log restarts empty at the checkpoint's log start, so offsets
+//! are never handed out twice. A missing or corrupt checkpoint is not fatal: it counts as
+//! log start = first segment base and recovery point 0 (a full scan), with a warning, and a
+//! new checkpoint is written once the log is open.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use brook_protocol::batch::BatchView;
 use tracing::{info, warn};
 
 use crate::{
-    config::{LogConfig, RecoveryPolicy},
+    checkpoint::{self, Checkpoint, Loaded},
+    config::{LogConfig, OpenMode, RecoveryPolicy},
     error::{Corruption, StorageError},
-    fs::{self, FileHandle},
+    fs::{self, FileHandle, SharedFs},
     index::{
         max_entries, offset_entry_due, Index, IndexEntry, IndexPlanner, OffsetEntry, PlannedBatch,
         TimeEntry,
@@ -46,124 +72,454 @@ use crate::{
 
 type Result<T> = std::result::Result<T, StorageError>;
 
-/// The segments of an opened log.
+/// What the checkpoint file looked like when the log was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointStatus {
+    /// Read and valid.
+    Found,
+    /// Not there (a new log, or one written before checkpoints existed).
+    Missing,
+    /// Unreadable; ignored (full scan, log start at the first segment).
+    Corrupt,
+}
+
+/// What opening a log found and did ([`crate::PartitionLog::recovery_report`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// The mode asked for ([`OpenMode::Recover`] for `open_with_policy`).
+    pub mode: OpenMode,
+    pub checkpoint: CheckpointStatus,
+    /// Segments from the one containing this offset on were scanned in full; `None` if only
+    /// cheap checks were asked for.
+    pub verified_from: Option<i64>,
+    /// Segments of the opened log.
+    pub segments: usize,
+    /// Segments read batch by batch with CRC checks (asked for, or failing cheap checks).
+    pub segments_scanned: usize,
+    /// Bytes of valid batches read by those scans.
+    pub bytes_scanned: u64,
+    /// Bytes cut from the end of `.log` files: invalid data and, after a crash, the unused
+    /// preallocated space of the last segment.
+    pub bytes_truncated: u64,
+    /// Segments cut at bytes that were neither valid batches nor zero fill (torn writes,
+    /// corruption).
+    pub corrupt_segments: usize,
+    /// Segments deleted because an earlier one was damaged, or because the log had to
+    /// restart at its log start offset.
+    pub segments_deleted: usize,
+    /// Index files of sealed segments rewritten because they did not match their log.
+    pub indexes_rebuilt: usize,
+    /// Wall-clock time the open took.
+    pub duration: Duration,
+}
+
+/// How much [`open`] verifies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Verify {
+    /// [`OpenMode`]: cheap checks only, or a full scan from the checkpoint's recovery point.
+    Mode(OpenMode),
+    /// An explicit range, ignoring the checkpoint's recovery point.
+    Policy(RecoveryPolicy),
+}
+
+/// An opened log.
 pub(crate) struct Opened {
     pub(crate) sealed: BTreeMap<i64, Segment>,
     pub(crate) active: Segment,
+    pub(crate) log_start_offset: i64,
+    /// The checkpoint as it is now on disk, if valid.
+    pub(crate) checkpoint: Option<Checkpoint>,
+    pub(crate) report: RecoveryReport,
 }
 
-/// Opens (creating if needed) the log in `dir`, verifying and repairing it per `policy`.
-pub(crate) fn open(dir: &Path, config: &LogConfig, policy: RecoveryPolicy) -> Result<Opened> {
-    if fs::ensure_dir(dir)? {
+/// Opens (creating if needed) the log in `dir`, verifying and repairing it per `verify`.
+pub(crate) fn open(
+    fs: &SharedFs,
+    dir: &Path,
+    config: &LogConfig,
+    verify: Verify,
+) -> Result<Opened> {
+    let started = Instant::now();
+    if fs::ensure_dir(fs, dir)? {
         // Make the new directory's own entry durable.
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::sync_dir(parent)?;
+            fs::sync_dir(fs, parent)?;
         }
     }
-    let mut bases: Vec<i64> = fs::list_dir(dir)?
+    let mut bases: Vec<i64> = fs::list_dir(fs, dir)?
         .iter()
         .filter_map(|name| parse_log_file_name(name))
         .collect();
     bases.sort_unstable();
-    let first_verified = match policy {
-        RecoveryPolicy::LastSegment => bases.len().saturating_sub(1),
-        RecoveryPolicy::FromOffset(offset) => bases.iter().rposition(|&b| b <= offset).unwrap_or(0),
-    };
 
-    let mut sealed = BTreeMap::new();
-    let mut dir_changed = false;
-    let mut i = 0;
-    while let Some(&base) = bases.get(i) {
-        let mut is_last = i + 1 == bases.len();
-        let mut segment = None;
-        if !is_last && i < first_verified {
-            match open_checked(dir, base, config)? {
-                Ok(seg) => segment = Some(seg),
-                Err(reason) => info!(
-                    segment = %segment_path(dir, base, LOG_SUFFIX).display(),
-                    "rebuilding indexes from the log: {reason}"
-                ),
-            }
-        }
-        let segment = match segment {
-            Some(seg) => seg,
-            None => {
-                let log_path = segment_path(dir, base, LOG_SUFFIX);
-                let Some(log) = FileHandle::open_existing(&log_path)? else {
-                    // Vanished since the listing: nothing to recover.
-                    bases.remove(i);
-                    continue;
-                };
-                let scan = scan_file(&log, base, config)?;
-                if let Some((position, corruption)) = &scan.problem {
-                    let len = log.file_len()?;
-                    if scan.valid_len < len {
-                        warn!(
-                            segment = %log_path.display(),
-                            "truncating from {len} to {} bytes (next offset {}): {corruption} at byte {position}",
-                            scan.valid_len, scan.next_offset
-                        );
-                        log.set_len(scan.valid_len)?;
-                        log.sync_all()?;
-                        if !is_last {
-                            delete_segments(dir, bases.get(i + 1..).unwrap_or_default())?;
-                            bases.truncate(i + 1);
-                            dir_changed = true;
-                            is_last = true;
-                        }
-                    }
-                }
-                if is_last {
-                    let active = activate(dir, base, log, scan, config)?;
-                    if dir_changed {
-                        fs::sync_dir(dir)?;
-                    }
-                    return Ok(Opened { sealed, active });
-                }
-                dir_changed = true;
-                seal_from_scan(dir, base, log, scan)?
-            }
-        };
-        if let Some(&next_base) = bases.get(i + 1) {
-            if segment.next_offset() > next_base {
+    let (loaded, status) = match checkpoint::read(fs, dir)? {
+        Loaded::Found(c) => (Some(c), CheckpointStatus::Found),
+        Loaded::Missing => {
+            if !bases.is_empty() {
                 warn!(
-                    segment = %segment.log_path().display(),
-                    "batches reach offset {} past the next segment's base {next_base}",
-                    segment.next_offset()
+                    dir = %dir.display(),
+                    "no checkpoint file: verifying every segment, log start at the first segment"
                 );
-                delete_segments(dir, bases.get(i + 1..).unwrap_or_default())?;
-                bases.truncate(i + 1);
-                dir_changed = true;
-                // Process this segment again, now as the last (active) one.
-                continue;
             }
+            (None, CheckpointStatus::Missing)
         }
-        sealed.insert(base, segment);
-        i += 1;
-    }
-
-    // Empty directory (or every segment vanished): start an empty log.
-    let base = sealed.values().next_back().map_or(0, Segment::next_offset);
-    let active = Segment::create(dir, base, config)?;
-    fs::sync_dir(dir)?;
-    Ok(Opened { sealed, active })
+        Loaded::Corrupt(reason) => {
+            warn!(
+                dir = %dir.display(),
+                "ignoring corrupt checkpoint file ({reason}): verifying every segment, log start at the first segment"
+            );
+            (None, CheckpointStatus::Corrupt)
+        }
+    };
+    let (mode, verified_from) = match verify {
+        Verify::Mode(OpenMode::AfterCleanShutdown) => (OpenMode::AfterCleanShutdown, None),
+        Verify::Mode(mode) => (mode, Some(loaded.map_or(0, |c| c.recovery_point))),
+        Verify::Policy(RecoveryPolicy::LastSegment) => {
+            (OpenMode::Recover, Some(bases.last().copied().unwrap_or(0)))
+        }
+        Verify::Policy(RecoveryPolicy::FromOffset(offset)) => (OpenMode::Recover, Some(offset)),
+    };
+    let mut r = Recovery {
+        fs,
+        dir,
+        config,
+        report: RecoveryReport {
+            mode,
+            checkpoint: status,
+            verified_from,
+            segments: 0,
+            segments_scanned: 0,
+            bytes_scanned: 0,
+            bytes_truncated: 0,
+            corrupt_segments: 0,
+            segments_deleted: 0,
+            indexes_rebuilt: 0,
+            duration: Duration::ZERO,
+        },
+    };
+    let first_verified = match verified_from {
+        None => usize::MAX,
+        Some(offset) => bases.iter().rposition(|&b| b <= offset).unwrap_or(0),
+    };
+    let (sealed, active) = r.segments(&mut bases, first_verified, verified_from.is_some())?;
+    r.finish(sealed, active, loaded, started)
 }
 
-/// A sealed segment opened with the cheap checks only; `Ok(Err(reason))` if they fail.
+/// State of one open: where, how, and what was done so far.
+struct Recovery<'a> {
+    fs: &'a SharedFs,
+    dir: &'a Path,
+    config: &'a LogConfig,
+    report: RecoveryReport,
+}
+
+impl Recovery<'_> {
+    /// Opens the segments named by `bases` (sorted), deleting those after damage; full scans
+    /// from index `first_verified` on, and of the last segment if `verify_last`.
+    fn segments(
+        &mut self,
+        bases: &mut Vec<i64>,
+        first_verified: usize,
+        verify_last: bool,
+    ) -> Result<(BTreeMap<i64, Segment>, Segment)> {
+        let (fs, dir, config) = (self.fs, self.dir, self.config);
+        let mut sealed = BTreeMap::new();
+        let mut dir_changed = false;
+        let mut i = 0;
+        while let Some(&base) = bases.get(i) {
+            let mut is_last = i + 1 == bases.len();
+            let mut segment = None;
+            if i < first_verified && !(is_last && verify_last) {
+                match open_checked(fs, dir, base, config, is_last)? {
+                    Ok((mut seg, checked)) => {
+                        if is_last {
+                            let state = checked.active_state(&seg);
+                            seg.reactivate(config, state)?;
+                            return Ok((sealed, seg));
+                        }
+                        segment = Some(seg);
+                    }
+                    Err(reason) => info!(
+                        segment = %segment_path(dir, base, LOG_SUFFIX).display(),
+                        "scanning the segment and rebuilding its indexes: {reason}"
+                    ),
+                }
+            }
+            let segment = match segment {
+                Some(seg) => seg,
+                None => {
+                    let log_path = segment_path(dir, base, LOG_SUFFIX);
+                    let Some(log) = FileHandle::open_existing(fs, &log_path)? else {
+                        // Vanished since the listing: nothing to recover.
+                        bases.remove(i);
+                        continue;
+                    };
+                    let scan = scan_file(&log, base, config)?;
+                    self.report.segments_scanned += 1;
+                    self.report.bytes_scanned += scan.valid_len;
+                    if let Some(problem) = &scan.problem {
+                        let len = log.file_len()?;
+                        if scan.valid_len < len {
+                            self.truncate(&log, &scan, problem, len)?;
+                            if !is_last {
+                                self.delete_segments(bases.get(i + 1..).unwrap_or_default())?;
+                                bases.truncate(i + 1);
+                                dir_changed = true;
+                                is_last = true;
+                            }
+                        }
+                    }
+                    if is_last {
+                        let active = activate(fs, dir, base, log, scan, config)?;
+                        if dir_changed {
+                            fs::sync_dir(fs, dir)?;
+                        }
+                        return Ok((sealed, active));
+                    }
+                    dir_changed = true;
+                    self.seal_from_scan(base, log, scan)?
+                }
+            };
+            if let Some(&next_base) = bases.get(i + 1) {
+                if segment.next_offset() > next_base {
+                    warn!(
+                        segment = %segment.log_path().display(),
+                        "batches reach offset {} past the next segment's base {next_base}",
+                        segment.next_offset()
+                    );
+                    self.delete_segments(bases.get(i + 1..).unwrap_or_default())?;
+                    bases.truncate(i + 1);
+                    dir_changed = true;
+                    // Process this segment again, now as the last (active) one.
+                    continue;
+                }
+            }
+            sealed.insert(base, segment);
+            i += 1;
+        }
+
+        // Empty directory (or every segment vanished): start an empty log.
+        let base = sealed.values().next_back().map_or(0, Segment::next_offset);
+        let active = Segment::create(fs, dir, base, config)?;
+        fs::sync_dir(fs, dir)?;
+        Ok((sealed, active))
+    }
+
+    /// Cuts a scanned `.log` at the end of its valid prefix.
+    fn truncate(
+        &mut self,
+        log: &FileHandle,
+        scan: &Scan,
+        problem: &Problem,
+        len: u64,
+    ) -> Result<()> {
+        let cut = len - scan.valid_len;
+        self.report.bytes_truncated += cut;
+        if problem.zero_fill {
+            info!(
+                segment = %log.path().display(),
+                "trimming {cut} bytes of zero fill after the last batch (next offset {})",
+                scan.next_offset
+            );
+        } else {
+            self.report.corrupt_segments += 1;
+            warn!(
+                segment = %log.path().display(),
+                "truncating from {len} to {} bytes (next offset {}): {} at byte {}",
+                scan.valid_len, scan.next_offset, problem.corruption, problem.position
+            );
+        }
+        log.set_len(scan.valid_len)?;
+        log.sync_all()
+    }
+
+    /// A fully scanned, valid, non-last segment: keeps its index files if they already equal
+    /// the rebuilt ones, otherwise replaces them.
+    fn seal_from_scan(&mut self, base: i64, log: FileHandle, mut scan: Scan) -> Result<Segment> {
+        scan.time_entries.extend(scan.planner.seal_entry());
+        let offset_index = self.sealed_index(
+            &segment_path(self.dir, base, INDEX_SUFFIX),
+            &scan.offset_entries,
+        )?;
+        let time_index = self.sealed_index(
+            &segment_path(self.dir, base, TIME_INDEX_SUFFIX),
+            &scan.time_entries,
+        )?;
+        Segment::from_parts(SegmentParts {
+            base_offset: base,
+            log,
+            size: scan.valid_len,
+            capacity: scan.valid_len,
+            offset_index,
+            time_index,
+            next_offset: scan.next_offset,
+            active: None,
+        })
+    }
+
+    fn sealed_index<E: IndexEntry>(&mut self, path: &Path, entries: &[E]) -> Result<Index<E>> {
+        if let Ok(index) = Index::open_sealed(self.fs, path)? {
+            if index.to_vec() == entries {
+                return Ok(index);
+            }
+        }
+        info!(index = %path.display(), entries = entries.len(), "writing rebuilt index");
+        self.report.indexes_rebuilt += 1;
+        Index::write_sealed(self.fs, path, entries)
+    }
+
+    fn delete_segments(&mut self, bases: &[i64]) -> Result<()> {
+        for &base in bases {
+            warn!(
+                segment = %segment_path(self.dir, base, LOG_SUFFIX).display(),
+                "deleting segment after a damaged one"
+            );
+            remove_segment_files(self.fs, self.dir, base)?;
+            self.report.segments_deleted += 1;
+        }
+        Ok(())
+    }
+
+    /// Applies the checkpoint's log start offset, writes a checkpoint if there was no valid
+    /// one, and logs the recovery.
+    fn finish(
+        mut self,
+        mut sealed: BTreeMap<i64, Segment>,
+        mut active: Segment,
+        loaded: Option<Checkpoint>,
+        started: Instant,
+    ) -> Result<Opened> {
+        let (fs, dir) = (self.fs, self.dir);
+        let first_base = sealed
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(active.base_offset());
+        let wanted_start = loaded.map_or(0, |c| c.log_start_offset);
+        let mut log_start_offset = wanted_start.max(first_base);
+        if active.next_offset() < wanted_start {
+            warn!(
+                dir = %dir.display(),
+                "the log ends at {} below its log start offset {wanted_start}: restarting it empty there",
+                active.next_offset()
+            );
+            let bases: Vec<i64> = sealed
+                .keys()
+                .copied()
+                .chain([active.base_offset()])
+                .collect();
+            sealed.clear();
+            drop(active);
+            self.delete_segments(&bases)?;
+            active = Segment::create(fs, dir, wanted_start, self.config)?;
+            fs::sync_dir(fs, dir)?;
+            log_start_offset = wanted_start;
+        }
+        let mut checkpoint = loaded;
+        if loaded.is_none() {
+            // Everything the log holds is durable now (module docs).
+            let fresh = Checkpoint {
+                log_start_offset,
+                recovery_point: active.next_offset(),
+            };
+            match checkpoint::write(fs, dir, &fresh) {
+                Ok(()) => checkpoint = Some(fresh),
+                Err(e) => warn!(dir = %dir.display(), "cannot write the checkpoint: {e}"),
+            }
+        }
+        self.report.segments = sealed.len() + 1;
+        self.report.duration = started.elapsed();
+        let r = &self.report;
+        info!(
+            dir = %dir.display(),
+            mode = ?r.mode,
+            checkpoint = ?r.checkpoint,
+            verified_from = ?r.verified_from,
+            segments = r.segments,
+            segments_scanned = r.segments_scanned,
+            bytes_scanned = r.bytes_scanned,
+            bytes_truncated = r.bytes_truncated,
+            corrupt_segments = r.corrupt_segments,
+            segments_deleted = r.segments_deleted,
+            indexes_rebuilt = r.indexes_rebuilt,
+            duration_ms = r.duration.as_secs_f64() * 1000.0,
+            log_start_offset,
+            log_end_offset = active.next_offset(),
+            "log opened"
+        );
+        Ok(Opened {
+            sealed,
+            active,
+            log_start_offset,
+            checkpoint,
+            report: self.report,
+        })
+    }
+}
+
+/// Removes a segment's files: indexes first, so that a crash in between leaves a `.log`
+/// whose indexes are rebuilt rather than orphaned index files.
+pub(crate) fn remove_segment_files(fs: &SharedFs, dir: &Path, base: i64) -> Result<()> {
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+        fs::remove_file(fs, &segment_path(dir, base, suffix))?;
+    }
+    Ok(())
+}
+
+/// What the cheap checks established about a segment.
+struct Checked {
+    next_offset: i64,
+    /// Bytes of the batches from the last offset entry's batch on.
+    tail_bytes: u64,
+    /// The greatest max timestamp among those batches, and the first of them with it.
+    tail_max: Option<TimeEntry>,
+    first_max_timestamp: Option<i64>,
+}
+
+impl Checked {
+    /// The append state of a cleanly closed last segment (see [`IndexPlanner::resume`]):
+    /// up to the last offset entry's batch the segment's maximum is the last time entry
+    /// (an entry is written at an offset entry whenever the maximum grew), after it the
+    /// tail decides.
+    fn active_state(&self, segment: &Segment) -> ActiveState {
+        let last_time = segment.time_index().last();
+        let max_so_far = match (last_time, self.tail_max) {
+            (Some(t), Some(tail)) if tail.timestamp > t.timestamp => Some(tail),
+            (None, tail) => tail,
+            (time, _) => time,
+        };
+        ActiveState {
+            planner: IndexPlanner::resume(
+                self.tail_bytes,
+                segment.offset_index().len() > 0,
+                max_so_far,
+                last_time.map(|t| t.timestamp),
+            ),
+            roll_base_ms: self.first_max_timestamp.filter(|t| *t >= 0),
+        }
+    }
+}
+
+/// A segment opened with the cheap checks only; `Ok(Err(reason))` if they fail. `last`: the
+/// segment was the active one when the log was closed (its time index has no seal entry).
 fn open_checked(
+    fs: &SharedFs,
     dir: &Path,
     base: i64,
     config: &LogConfig,
-) -> Result<std::result::Result<Segment, String>> {
-    let Some(log) = FileHandle::open_existing(&segment_path(dir, base, LOG_SUFFIX))? else {
+    last: bool,
+) -> Result<std::result::Result<(Segment, Checked), String>> {
+    let Some(log) = FileHandle::open_existing(fs, &segment_path(dir, base, LOG_SUFFIX))? else {
         return Ok(Err("log file vanished".to_string()));
     };
     let size = log.file_len()?;
-    let offset_index = match Index::open_sealed(&segment_path(dir, base, INDEX_SUFFIX))? {
+    let offset_index = match Index::open_sealed(fs, &segment_path(dir, base, INDEX_SUFFIX))? {
         Ok(index) => index,
         Err(reason) => return Ok(Err(format!("offset index {reason}"))),
     };
-    let time_index = match Index::open_sealed(&segment_path(dir, base, TIME_INDEX_SUFFIX))? {
+    let time_index = match Index::open_sealed(fs, &segment_path(dir, base, TIME_INDEX_SUFFIX))? {
         Ok(index) => index,
         Err(reason) => return Ok(Err(format!("time index {reason}"))),
     };
@@ -177,19 +533,28 @@ fn open_checked(
         next_offset: base,
         active: None,
     })?;
-    Ok(check_sealed(&segment, config).map(|next_offset| {
-        segment.set_next_offset(next_offset);
-        segment
+    Ok(check_segment(&segment, config, last).map(|checked| {
+        segment.set_next_offset(checked.next_offset);
+        (segment, checked)
     }))
 }
 
-/// The cheap consistency checks of a sealed segment (module docs); its next offset if valid.
-fn check_sealed(segment: &Segment, config: &LogConfig) -> std::result::Result<i64, String> {
+/// The cheap consistency checks of a segment (module docs).
+fn check_segment(
+    segment: &Segment,
+    config: &LogConfig,
+    last: bool,
+) -> std::result::Result<Checked, String> {
     let base = segment.base_offset();
     let (offsets, times) = (segment.offset_index(), segment.time_index());
     if segment.is_empty() {
         return if offsets.len() == 0 && times.len() == 0 {
-            Ok(base)
+            Ok(Checked {
+                next_offset: base,
+                tail_bytes: 0,
+                tail_max: None,
+                first_max_timestamp: None,
+            })
         } else {
             Err("index entries for an empty log".to_string())
         };
@@ -208,16 +573,16 @@ fn check_sealed(segment: &Segment, config: &LogConfig) -> std::result::Result<i6
     if offsets.entry(0) != expected_first {
         return Err("first offset entry does not point at the first batch".to_string());
     }
-    let Some(last) = offsets.last() else {
+    let Some(last_entry) = offsets.last() else {
         return Err("offset index is empty".to_string());
     };
     // Walk the batches from the last offset entry to the end of the file: they must be
     // contiguous, end exactly at the end, and (by the planner's rule) none of them but the
     // first may be due an entry, or the index lost entries at its end.
-    let mut expected = base + i64::from(last.relative_offset);
-    let mut tail_max = -1;
+    let mut expected = base + i64::from(last_entry.relative_offset);
+    let mut tail_max: Option<TimeEntry> = None;
     let mut bytes_since_entry = None;
-    for batch in segment.batches_from(u64::from(last.position)) {
+    for batch in segment.batches_from(u64::from(last_entry.position)) {
         let batch = batch.map_err(|e| e.to_string())?;
         if batch.base_offset != expected || batch.last_offset < batch.base_offset {
             return Err(format!(
@@ -233,13 +598,21 @@ fn check_sealed(segment: &Segment, config: &LogConfig) -> std::result::Result<i6
         }
         bytes_since_entry = Some(bytes_since_entry.unwrap_or(0) + batch.size);
         expected = batch.last_offset.saturating_add(1);
-        tail_max = tail_max.max(batch.max_timestamp);
+        if batch.max_timestamp >= 0 && tail_max.is_none_or(|m| batch.max_timestamp > m.timestamp) {
+            let relative_offset = segment
+                .relative(batch.base_offset)
+                .ok_or_else(|| format!("batch offset {} out of range", batch.base_offset))?;
+            tail_max = Some(TimeEntry {
+                timestamp: batch.max_timestamp,
+                relative_offset,
+            });
+        }
     }
-    if bytes_since_entry.is_none() {
+    let Some(tail_bytes) = bytes_since_entry else {
         return Err("last offset entry points at the end of the log".to_string());
-    }
-    // The time index's last entry is the segment's greatest timestamp: it must cover the
-    // tail and name a batch that has exactly that timestamp.
+    };
+    // The time index's last entry names a batch with exactly that timestamp. In a sealed
+    // segment it is the segment's greatest timestamp, so it also covers the tail.
     match times.last() {
         Some(t) => {
             let batch = segment
@@ -249,14 +622,20 @@ fn check_sealed(segment: &Segment, config: &LogConfig) -> std::result::Result<i6
                 b.base_offset == base + i64::from(t.relative_offset)
                     && b.max_timestamp == t.timestamp
             });
-            if !matches || t.timestamp < tail_max {
+            let covers = last || tail_max.is_none_or(|m| t.timestamp >= m.timestamp);
+            if !matches || !covers {
                 return Err(format!("last time entry {t:?} does not match the log"));
             }
         }
-        None if tail_max >= 0 => return Err("time index is empty".to_string()),
+        None if !last && tail_max.is_some() => return Err("time index is empty".to_string()),
         None => {}
     }
-    Ok(expected)
+    Ok(Checked {
+        next_offset: expected,
+        tail_bytes,
+        tail_max,
+        first_max_timestamp: Some(first.max_timestamp),
+    })
 }
 
 /// The result of reading a segment's `.log` batch by batch.
@@ -272,7 +651,29 @@ pub(crate) struct Scan {
     pub(crate) planner: IndexPlanner,
     pub(crate) first_max_timestamp: Option<i64>,
     /// Where and why the valid prefix ends, if it does not reach the end of the data.
-    pub(crate) problem: Option<(u64, Corruption)>,
+    pub(crate) problem: Option<Problem>,
+}
+
+/// The first invalid bytes of a scanned `.log`.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) position: u64,
+    pub(crate) corruption: Corruption,
+    /// The bytes where a batch header should start are all zero: the unused preallocated
+    /// space a crash leaves, not damage.
+    pub(crate) zero_fill: bool,
+}
+
+impl Problem {
+    fn at(rest: &[u8], position: u64, corruption: Corruption) -> Self {
+        const HEADER: usize = 61;
+        let header = rest.get(..HEADER.min(rest.len())).unwrap_or_default();
+        Self {
+            position,
+            corruption,
+            zero_fill: header.iter().all(|b| *b == 0),
+        }
+    }
 }
 
 /// Reads `data` (a whole `.log`) batch by batch with full checks (module docs), computing
@@ -293,7 +694,7 @@ pub(crate) fn scan(data: &[u8], base_offset: i64, index_interval_bytes: u32) -> 
         let view = match BatchView::parse_verified(rest) {
             Ok(view) => view,
             Err(e) => {
-                out.problem = Some((pos, Corruption::Batch(e)));
+                out.problem = Some(Problem::at(rest, pos, Corruption::Batch(e)));
                 break;
             }
         };
@@ -305,7 +706,7 @@ pub(crate) fn scan(data: &[u8], base_offset: i64, index_interval_bytes: u32) -> 
                 out.time_entries.extend(entries.time);
             }
             Err(corruption) => {
-                out.problem = Some((pos, corruption));
+                out.problem = Some(Problem::at(rest, pos, corruption));
                 break;
             }
         }
@@ -379,27 +780,34 @@ fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<Scan> {
     Ok(scan(data, base, config.index_interval_bytes))
 }
 
-/// Makes the scanned last segment the active one: preallocates its `.log` again and rewrites
-/// its indexes (always: a crash leaves them in an unknown state).
+/// Makes the scanned last segment the active one: preallocates its `.log` again (a full disk
+/// only skips that), fsyncs it, and rewrites its indexes (always: a crash leaves them in an
+/// unknown state).
 fn activate(
+    fs: &SharedFs,
     dir: &Path,
     base: i64,
     log: FileHandle,
     scan: Scan,
     config: &LogConfig,
 ) -> Result<Segment> {
-    let capacity = scan.valid_len.max(config.segment_limit());
-    log.set_len(capacity)?;
+    let capacity = log
+        .preallocate(scan.valid_len.max(config.segment_limit()), false)?
+        .max(scan.valid_len);
     log.sync_all()?;
     let offset_index = Index::create_active(
+        fs,
         &segment_path(dir, base, INDEX_SUFFIX),
         &scan.offset_entries,
         max_entries::<OffsetEntry>(config.segment_index_bytes),
+        false,
     )?;
     let time_index = Index::create_active(
+        fs,
         &segment_path(dir, base, TIME_INDEX_SUFFIX),
         &scan.time_entries,
         max_entries::<TimeEntry>(config.segment_index_bytes),
+        false,
     )?;
     Segment::from_parts(SegmentParts {
         base_offset: base,
@@ -414,48 +822,4 @@ fn activate(
             planner: scan.planner,
         }),
     })
-}
-
-/// A fully scanned, valid, non-last segment: keeps its index files if they already equal the
-/// rebuilt ones, otherwise replaces them.
-fn seal_from_scan(dir: &Path, base: i64, log: FileHandle, mut scan: Scan) -> Result<Segment> {
-    scan.time_entries.extend(scan.planner.seal_entry());
-    let offset_index = sealed_index(&segment_path(dir, base, INDEX_SUFFIX), &scan.offset_entries)?;
-    let time_index = sealed_index(
-        &segment_path(dir, base, TIME_INDEX_SUFFIX),
-        &scan.time_entries,
-    )?;
-    Segment::from_parts(SegmentParts {
-        base_offset: base,
-        log,
-        size: scan.valid_len,
-        capacity: scan.valid_len,
-        offset_index,
-        time_index,
-        next_offset: scan.next_offset,
-        active: None,
-    })
-}
-
-fn sealed_index<E: IndexEntry>(path: &Path, entries: &[E]) -> Result<Index<E>> {
-    if let Ok(index) = Index::open_sealed(path)? {
-        if index.to_vec() == entries {
-            return Ok(index);
-        }
-    }
-    info!(index = %path.display(), entries = entries.len(), "writing rebuilt index");
-    Index::write_sealed(path, entries)
-}
-
-fn delete_segments(dir: &Path, bases: &[i64]) -> Result<()> {
-    for &base in bases {
-        warn!(
-            segment = %segment_path(dir, base, LOG_SUFFIX).display(),
-            "deleting segment after a damaged one"
-        );
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            fs::remove_file(&segment_path(dir, base, suffix))?;
-        }
-    }
-    Ok(())
 }

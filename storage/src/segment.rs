@@ -7,12 +7,18 @@
 //!
 //! # Write path
 //!
-//! The active segment's `.log` is extended to `segment_bytes` with `set_len` (sparse) and
-//! mapped read-only once. A batch is written with one positioned write at the committed size
-//! and becomes readable only when the committed size is advanced, after the write and its
-//! index entries succeeded. Writing through `pwrite` rather than into a writable map means a
-//! full disk surfaces as an `ENOSPC` error from the write, not as `SIGBUS`, and a failed
-//! write leaves the segment unchanged, so it can simply be retried.
+//! The active segment's `.log` is preallocated to `segment_bytes` with `fallocate` (real
+//! blocks, not a sparse hole) and mapped read-only once. A batch is written with one
+//! positioned write at the committed size and becomes readable only when the committed size
+//! is advanced, after the write and its index entries succeeded. Because the space is
+//! allocated before it is mapped or written, a full disk is an `ENOSPC` error when a segment
+//! is created or grown, never a `SIGBUS`; and writing through `pwrite` rather than into a
+//! writable map means a failed write leaves the segment unchanged, so it can be retried.
+//!
+//! A new segment's three files are created, preallocated and fsynced before the segment is
+//! used (the caller fsyncs the directory), so after a crash the files exist with their full
+//! length and an `fdatasync` of the `.log` later suffices to make appended data durable. If
+//! creation fails, the files created so far are removed again.
 //!
 //! Sealing (on roll) trims the `.log` and the indexes to their used length, fsyncs them, and
 //! remaps the `.log` at its exact length. A clean close does the same without sealing.
@@ -20,15 +26,20 @@
 //! File names are the segment's base offset, 20 digits zero-padded: `<base>.log`,
 //! `<base>.index`, `<base>.timeindex`.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::SystemTime,
+};
 
 use brook_protocol::batch::BatchView;
 use bytes::Bytes;
+use tracing::warn;
 
 use crate::{
     config::LogConfig,
     error::{Corruption, StorageError},
-    fs::FileHandle,
+    fs::{self, FileHandle, SharedFs},
     index::{Index, IndexPlanner, OffsetEntry, PlannedBatch, TimeEntry},
     mmap::Mapping,
 };
@@ -98,7 +109,8 @@ pub(crate) struct ActiveState {
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
-    log: FileHandle,
+    /// Shared with [`crate::SyncPoint`]s, which fdatasync it without holding the log.
+    log: Arc<FileHandle>,
     /// Maps `capacity` bytes of the `.log`; only `0..size` is ever read.
     map: Option<Mapping>,
     /// Committed bytes: everything below is whole, valid batches.
@@ -138,7 +150,7 @@ impl Segment {
         };
         Ok(Self {
             base_offset: parts.base_offset,
-            log: parts.log,
+            log: Arc::new(parts.log),
             map,
             size: parts.size,
             capacity: parts.capacity,
@@ -150,24 +162,48 @@ impl Segment {
         })
     }
 
-    /// Creates a new, empty active segment in `dir` (overwriting stray files of that name).
-    /// The caller fsyncs the directory.
-    pub(crate) fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self> {
-        let log = FileHandle::create(&segment_path(dir, base_offset, LOG_SUFFIX))?;
+    /// Creates a new, empty active segment in `dir` (overwriting stray files of that name):
+    /// every file preallocated and fsynced (module docs). The caller fsyncs the directory. On
+    /// error (say, `NoSpace`) the files created so far are removed again, best effort.
+    pub(crate) fn create(
+        fs: &SharedFs,
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+    ) -> Result<Self> {
+        let result = Self::try_create(fs, dir, base_offset, config);
+        if let Err(e) = &result {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                let path = segment_path(dir, base_offset, suffix);
+                if let Err(cleanup) = fs::remove_file(fs, &path) {
+                    warn!(file = %path.display(), "after failing to create a segment ({e}): {cleanup}");
+                }
+            }
+        }
+        result
+    }
+
+    fn try_create(fs: &SharedFs, dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self> {
+        let log = FileHandle::create(fs, &segment_path(dir, base_offset, LOG_SUFFIX))?;
         let capacity = config.segment_limit();
-        // No fsync here: the first `flush` (fdatasync) also makes the new length durable,
-        // and until then a crash leaves a file of some length that recovery handles anyway.
-        log.set_len(capacity)?;
+        log.allocate(capacity)?;
+        log.sync_all()?;
         let offset_index = Index::create_active(
+            fs,
             &segment_path(dir, base_offset, INDEX_SUFFIX),
             &[],
             crate::index::max_entries::<OffsetEntry>(config.segment_index_bytes),
+            true,
         )?;
+        offset_index.sync()?;
         let time_index = Index::create_active(
+            fs,
             &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
             &[],
             crate::index::max_entries::<TimeEntry>(config.segment_index_bytes),
+            true,
         )?;
+        time_index.sync()?;
         Self::from_parts(SegmentParts {
             base_offset,
             log,
@@ -197,6 +233,14 @@ impl Segment {
     }
     pub(crate) fn log_path(&self) -> &Path {
         self.log.path()
+    }
+    /// The `.log` file, for syncing it outside the log's lock.
+    pub(crate) fn log_file(&self) -> Arc<FileHandle> {
+        Arc::clone(&self.log)
+    }
+    /// Modification time of the `.log` file.
+    pub(crate) fn modified(&self) -> Result<SystemTime> {
+        self.log.modified()
     }
     pub(crate) fn max_timestamp(&self) -> Option<TimeEntry> {
         self.max_timestamp
@@ -311,12 +355,36 @@ impl Segment {
         Ok(())
     }
 
-    /// Extends the preallocated `.log` to `capacity` and maps it anew. Readers holding the
-    /// old map keep it; new reads use the new one.
+    /// Extends the preallocated `.log` to `capacity` (real blocks) and maps it anew. Readers
+    /// holding the old map keep it; new reads use the new one.
     fn grow(&mut self, capacity: u64) -> Result<()> {
-        self.log.set_len(capacity)?;
+        self.log.allocate(capacity)?;
         self.map = self.log.map(capacity)?;
         self.capacity = capacity;
+        Ok(())
+    }
+
+    /// Makes a segment that was closed cleanly as the active one (trimmed files, checked by
+    /// recovery) active again: preallocates its `.log` and indexes and restores the planner
+    /// state recovery reconstructed. A full disk only skips the preallocation.
+    pub(crate) fn reactivate(&mut self, config: &LogConfig, state: ActiveState) -> Result<()> {
+        let capacity = self
+            .log
+            .preallocate(self.size.max(config.segment_limit()), false)?
+            .max(self.size);
+        self.log.sync_all()?;
+        self.map = self.log.map(capacity)?;
+        self.capacity = capacity;
+        self.offset_index.reopen_active(
+            crate::index::max_entries::<OffsetEntry>(config.segment_index_bytes),
+            false,
+        )?;
+        self.time_index.reopen_active(
+            crate::index::max_entries::<TimeEntry>(config.segment_index_bytes),
+            false,
+        )?;
+        self.max_timestamp = state.planner.max_timestamp();
+        self.active = Some(state);
         Ok(())
     }
 
@@ -403,18 +471,44 @@ impl Segment {
         Ok(None)
     }
 
-    /// The first batch whose max timestamp is `>= timestamp` (and >= 0), if any.
-    pub(crate) fn find_by_timestamp(&self, timestamp: i64) -> Result<Option<BatchInfo>> {
-        let start = self.time_index.floor(timestamp).map_or(0, |e| {
+    /// The first batch whose max timestamp is `>= timestamp` (and >= 0), ignoring batches
+    /// that end below `min_offset` (the log start offset), if any.
+    pub(crate) fn find_by_timestamp(
+        &self,
+        timestamp: i64,
+        min_offset: i64,
+    ) -> Result<Option<BatchInfo>> {
+        let by_time = self.time_index.floor(timestamp).map_or(0, |e| {
             self.position_floor(self.base_offset + i64::from(e.relative_offset))
         });
+        let start = by_time.max(self.position_floor(min_offset));
         for batch in self.batches_from(start) {
             let batch = batch?;
-            if batch.max_timestamp >= timestamp && batch.max_timestamp >= 0 {
+            if batch.last_offset >= min_offset
+                && batch.max_timestamp >= timestamp
+                && batch.max_timestamp >= 0
+            {
                 return Ok(Some(batch));
             }
         }
         Ok(None)
+    }
+
+    /// The first batch with the greatest max timestamp (>= 0) among those ending at or after
+    /// `min_offset`, by scanning from there. For a segment the log start offset cuts through,
+    /// where [`Segment::max_timestamp`] may name a batch below it.
+    pub(crate) fn max_timestamp_batch_from(&self, min_offset: i64) -> Result<Option<BatchInfo>> {
+        let mut best: Option<BatchInfo> = None;
+        for batch in self.batches_from(self.position_floor(min_offset)) {
+            let batch = batch?;
+            if batch.last_offset >= min_offset
+                && batch.max_timestamp >= 0
+                && best.is_none_or(|b| batch.max_timestamp > b.max_timestamp)
+            {
+                best = Some(batch);
+            }
+        }
+        Ok(best)
     }
 
     pub(crate) fn corrupt(&self, position: u64, corruption: Corruption) -> StorageError {

@@ -2,9 +2,14 @@
 //!
 //! Batches stay bytes: the header and CRC32C are checked, the base offset (by the log) and
 //! the partition leader epoch are patched (both outside the CRC), and the bytes are appended.
-//! Records are never decoded here. Versions 0-2 are advertised for old librdkafka feature
+//! Records are never decoded here. With acks=all the response waits until the batch is
+//! fsynced, by a group-commit round shared with every other producer of the partition (see
+//! [`crate::durability`]); acks=1 and 0 leave that to the background flush. Versions 0-2 are advertised for old librdkafka feature
 //! detection and answered with UNSUPPORTED_VERSION by the connection (see
 //! `brook_protocol::legacy_produce`).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use brook_protocol::batch::{self, BatchError, BatchView};
 use brook_protocol::kafka_protocol::messages::produce_response::{
@@ -17,8 +22,10 @@ use bytes::Bytes;
 
 use super::metadata::LEADER_EPOCH;
 use super::{now_ms, Ctx};
+use crate::durability::{self, WaitError};
+use crate::producers::{ProducerBatch, Verdict};
 use crate::state::BrokerState;
-use crate::topics::Topic;
+use crate::topics::{Partition, Topic};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 11 };
 
@@ -41,31 +48,74 @@ impl Rejection {
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> ProduceResponse {
     let state = ctx.state;
     let acks_ok = matches!(req.acks, -1..=1);
-    let mut appended = false;
-    let responses = req
-        .topic_data
+    let wait_for_fsync = req.acks == -1 && !state.config.unsafe_disable_fsync;
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
+
+    // Append everything first, so that one fsync round can cover all partitions' batches.
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = state.topics.get(&topic_data.name);
+        let results: Vec<(i32, Result<Appended, Rejection>)> = topic_data
+            .partition_data
+            .into_iter()
+            .map(|p| {
+                let result = if acks_ok {
+                    produce_partition(state, topic.as_deref(), p.index, p.records)
+                } else {
+                    Err(Rejection::new(
+                        ErrorCode::InvalidRequiredAcks,
+                        format!("acks must be -1, 0 or 1, not {}", req.acks),
+                    ))
+                };
+                (p.index, result)
+            })
+            .collect();
+        topics.push((topic_data.name, topic_data.topic_id, results));
+    }
+    if topics.iter().flat_map(|t| &t.2).any(|(_, r)| r.is_ok()) {
+        state.notify_appended();
+    }
+    if wait_for_fsync {
+        for (_, _, results) in &topics {
+            for (_, r) in results.iter() {
+                if let Ok(a) = r {
+                    durability::request_sync(&a.partition);
+                }
+            }
+        }
+        for (_, _, results) in &mut topics {
+            for (_, r) in results.iter_mut() {
+                if let Ok(a) = r {
+                    if let Err(e) = a
+                        .partition
+                        .durability
+                        .wait_durable(a.end_offset, timeout)
+                        .await
+                    {
+                        *r = Err(match e {
+                            WaitError::Failed => Rejection::new(ErrorCode::KafkaStorageError, "fsync failed: the partition accepts no writes until the broker restarts"),
+                            WaitError::TimedOut => Rejection::new(ErrorCode::RequestTimedOut, "the batch was not durable within the request timeout"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    let responses = topics
         .into_iter()
-        .map(|topic_data| {
-            let topic = state.topics.get(&topic_data.name);
-            let partition_responses = topic_data
-                .partition_data
+        .map(|(name, topic_id, results)| {
+            let partition_responses = results
                 .into_iter()
-                .map(|p| {
-                    let result = if acks_ok {
-                        produce_partition(state, topic.as_deref(), p.index, p.records)
-                    } else {
-                        Err(Rejection::new(ErrorCode::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {}", req.acks)))
-                    };
-                    let resp = PartitionProduceResponse::default().with_index(p.index);
+                .map(|(index, result)| {
+                    let resp = PartitionProduceResponse::default().with_index(index);
                     match result {
-                        Ok(ok) => {
-                            appended = true;
-                            resp.with_base_offset(ok.base_offset)
-                                .with_log_append_time_ms(ok.log_append_time)
-                                .with_log_start_offset(ok.log_start_offset)
-                        }
+                        Ok(ok) => resp
+                            .with_base_offset(ok.base_offset)
+                            .with_log_append_time_ms(ok.log_append_time)
+                            .with_log_start_offset(ok.log_start_offset),
                         Err(r) => {
-                            tracing::debug!(topic = %topic_data.name.as_str(), partition = p.index, error = ?r.code, message = %r.message, "produce rejected");
+                            tracing::debug!(topic = %name.as_str(), partition = index, error = ?r.code, message = %r.message, "produce rejected");
                             resp.with_error_code(r.code.code())
                                 .with_base_offset(-1)
                                 .with_log_start_offset(-1)
@@ -75,19 +125,19 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> ProduceRespons
                 })
                 .collect();
             TopicProduceResponse::default()
-                .with_name(topic_data.name)
-                .with_topic_id(topic_data.topic_id)
+                .with_name(name)
+                .with_topic_id(topic_id)
                 .with_partition_responses(partition_responses)
         })
         .collect();
-    if appended {
-        state.notify_appended();
-    }
     ProduceResponse::default().with_responses(responses)
 }
 
 struct Appended {
+    partition: Arc<Partition>,
     base_offset: i64,
+    /// One past the last offset written: durable once the log's durable offset reaches it.
+    end_offset: i64,
     log_append_time: i64,
     log_start_offset: i64,
 }
@@ -109,6 +159,10 @@ fn produce_partition(
     let config = topic.config();
     let records = records.unwrap_or_default();
     validate_single_batch(&records, config.max_message_bytes(&state.config))?;
+    let view = BatchView::parse(&records)
+        .map_err(|e| Rejection::new(ErrorCode::CorruptMessage, e.to_string()))?;
+    let record_count = i64::from(view.records_count());
+    let producer = ProducerBatch::of(&view);
 
     let mut data = records.to_vec();
     batch::set_partition_leader_epoch(&mut data, LEADER_EPOCH);
@@ -119,16 +173,57 @@ fn produce_partition(
     } else {
         -1
     };
-    partition.with_log(|log| {
+    let outcome = partition.with_log_and_producers(|log, producers| {
+        if let Some(p) = &producer {
+            match producers.check(p) {
+                Err(e) => return Err(Rejection::new(e.code, e.message)),
+                // A retry of a batch already written: answer with its original offset.
+                Ok(Verdict::Duplicate {
+                    first_offset,
+                    last_offset,
+                }) => {
+                    return Ok((first_offset, last_offset + 1, log.log_start_offset(), true));
+                }
+                Ok(Verdict::Append) => {}
+            }
+        }
         let info = log.append(&mut data, now).map_err(|e| {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
             Rejection::new(ErrorCode::KafkaStorageError, format!("append failed: {e}"))
         })?;
-        Ok(Appended {
-            base_offset: info.base_offset,
+        if let Some(p) = &producer {
+            producers.record(p, info.base_offset);
+        }
+        Ok((
+            info.base_offset,
+            info.last_offset + 1,
+            log.log_start_offset(),
+            false,
+        ))
+    });
+    let (base_offset, end_offset, log_start_offset, duplicate) = outcome?;
+    if duplicate {
+        tracing::debug!(topic = %topic.name, partition = index, base_offset, "duplicate batch acknowledged with its original offset");
+        return Ok(Appended {
+            partition,
+            base_offset,
+            end_offset,
             log_append_time,
-            log_start_offset: log.log_start_offset(),
-        })
+            log_start_offset,
+        });
+    }
+    if !state.config.unsafe_disable_fsync {
+        let unflushed = partition.durability.note_append(record_count);
+        if unflushed >= config.flush_messages(&state.config) {
+            durability::request_sync(&partition);
+        }
+    }
+    Ok(Appended {
+        partition,
+        base_offset,
+        end_offset,
+        log_append_time,
+        log_start_offset,
     })
 }
 

@@ -16,9 +16,9 @@ use brook_protocol::batch::{
 use super::*;
 use crate::error::Corruption;
 
-const SEGMENT_MS: i64 = 1 << 40;
+pub(super) const SEGMENT_MS: i64 = 1 << 40;
 
-fn config() -> LogConfig {
+pub(super) fn config() -> LogConfig {
     LogConfig {
         segment_bytes: 1 << 20,
         segment_ms: SEGMENT_MS,
@@ -28,29 +28,29 @@ fn config() -> LogConfig {
 }
 
 /// Appends one `simple_batch(ts, n)`; returns the stored (patched) bytes.
-fn append_simple(log: &mut PartitionLog, ts: i64, n: usize) -> Vec<u8> {
+pub(super) fn append_simple(log: &mut PartitionLog, ts: i64, n: usize) -> Vec<u8> {
     let mut b = simple_batch(ts, n);
     log.append(&mut b, 0).unwrap();
     b
 }
 
-fn concat(parts: &[Bytes]) -> Vec<u8> {
+pub(super) fn concat(parts: &[Bytes]) -> Vec<u8> {
     parts.iter().flat_map(|b| b.iter().copied()).collect()
 }
 
 /// (base offset, last offset) of every batch in `buf`.
-fn offsets(buf: &[u8]) -> Vec<(i64, i64)> {
+pub(super) fn offsets(buf: &[u8]) -> Vec<(i64, i64)> {
     Batches::new(buf)
         .map(|b| (b.base_offset(), b.last_offset()))
         .collect()
 }
 
-fn read_all(log: &PartitionLog) -> Vec<u8> {
+pub(super) fn read_all(log: &PartitionLog) -> Vec<u8> {
     concat(&log.read(log.log_start_offset(), usize::MAX).unwrap())
 }
 
 /// All files in `dir` with their contents.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(super) fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     stdfs::read_dir(dir)
         .unwrap()
         .map(|e| {
@@ -64,7 +64,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Compares two snapshots, naming the first differing file (not dumping bytes).
-fn assert_same_files(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>, what: &str) {
+pub(super) fn assert_same_files(
+    a: &BTreeMap<String, Vec<u8>>,
+    b: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
     assert_eq!(
         a.keys().collect::<Vec<_>>(),
         b.keys().collect::<Vec<_>>(),
@@ -75,11 +79,11 @@ fn assert_same_files(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>
     }
 }
 
-fn seg_file(dir: &Path, base: i64, ext: &str) -> std::path::PathBuf {
+pub(super) fn seg_file(dir: &Path, base: i64, ext: &str) -> std::path::PathBuf {
     dir.join(format!("{base:020}.{ext}"))
 }
 
-fn base_offsets(dir: &Path) -> Vec<i64> {
+pub(super) fn base_offsets(dir: &Path) -> Vec<i64> {
     let mut v: Vec<i64> = stdfs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
@@ -717,7 +721,7 @@ fn stray_files_are_ignored() {
 }
 
 /// Reference answer: first batch with max_timestamp >= ts (and >= 0).
-fn expected_for_timestamp(batches: &[Vec<u8>], ts: i64) -> Option<Vec<u8>> {
+pub(super) fn expected_for_timestamp(batches: &[Vec<u8>], ts: i64) -> Option<Vec<u8>> {
     batches
         .iter()
         .find(|b| {
@@ -727,7 +731,7 @@ fn expected_for_timestamp(batches: &[Vec<u8>], ts: i64) -> Option<Vec<u8>> {
         .cloned()
 }
 
-fn expected_max(batches: &[Vec<u8>]) -> Option<Vec<u8>> {
+pub(super) fn expected_max(batches: &[Vec<u8>]) -> Option<Vec<u8>> {
     let mut best: Option<(&Vec<u8>, i64)> = None;
     for b in batches {
         let m = BatchView::parse(b).unwrap().max_timestamp();
@@ -832,20 +836,20 @@ fn corrupt_data_in_a_sealed_segment_is_reported_on_read() {
 }
 
 /// Deterministic xorshift generator for the model test.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
-fn random_batch(rng: &mut Rng) -> Vec<u8> {
+pub(super) fn random_batch(rng: &mut Rng) -> Vec<u8> {
     // One batch in ten has no timestamp (-1 everywhere, so max_timestamp is -1).
     let base_ts = if rng.below(10) == 0 {
         -1
@@ -863,11 +867,83 @@ fn random_batch(rng: &mut Rng) -> Vec<u8> {
     build_batch(base_ts, &records)
 }
 
-/// Random appends, reads, rolls, lookups and reopens checked against a plain list of
-/// batches.
+/// The reference model: every batch ever appended (stored bytes), the log start offset and
+/// the durable offset. Batches below the log start stay in the list; lookups skip them.
+struct Model {
+    batches: Vec<Vec<u8>>,
+    next_offset: i64,
+    log_start: i64,
+    durable: i64,
+}
+
+impl Model {
+    fn live(&self) -> Vec<Vec<u8>> {
+        self.batches
+            .iter()
+            .filter(|b| BatchView::parse(b).unwrap().last_offset() >= self.log_start)
+            .cloned()
+            .collect()
+    }
+
+    fn read(&self, offset: i64, max: usize) -> Vec<u8> {
+        let mut want = Vec::new();
+        for b in &self.batches {
+            let v = BatchView::parse(b).unwrap();
+            if v.last_offset() < offset {
+                continue;
+            }
+            if !want.is_empty() && want.len() + b.len() > max {
+                break;
+            }
+            want.extend(b);
+        }
+        want
+    }
+
+    /// After a crash that cut the active segment (base `active_base`) at byte `cut` and put
+    /// `tail` after it: keeps the batches that lie wholly before the cut (garbage or zeros
+    /// after it never form a valid batch). Returns the new log end.
+    fn crash(&mut self, active_base: i64, cut: u64) -> i64 {
+        let mut position = 0u64;
+        let mut keep = 0;
+        for (i, b) in self.batches.iter().enumerate() {
+            let v = BatchView::parse(b).unwrap();
+            if v.base_offset() < active_base {
+                keep = i + 1;
+                continue;
+            }
+            position += b.len() as u64;
+            if position > cut {
+                break;
+            }
+            keep = i + 1;
+        }
+        self.batches.truncate(keep);
+        self.next_offset = self
+            .batches
+            .last()
+            .map_or(active_base, |b| {
+                BatchView::parse(b).unwrap().last_offset() + 1
+            })
+            .max(active_base);
+        if self.next_offset < self.log_start {
+            // Recovery cut below the log start: the log restarts empty there.
+            self.batches.clear();
+            self.next_offset = self.log_start;
+        }
+        self.durable = self.next_offset;
+        self.next_offset
+    }
+}
+
+/// Random appends, reads, rolls, lookups, syncs, DeleteRecords, retention, clean and
+/// unclean reopens, and crashes that cut the active segment at a random byte at or after
+/// the durable position (leaving zeros or garbage after the cut), checked against a plain
+/// list of batches: after each crash the recovered log is the longest valid prefix of the
+/// reference and keeps everything below the durable offset.
 #[test]
 fn model_random_operations_match_a_list_of_batches() {
-    for seed in 1..=5u64 {
+    for seed in 1..=8u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let dir = tempfile::tempdir().unwrap();
         let cfg = LogConfig {
@@ -877,12 +953,18 @@ fn model_random_operations_match_a_list_of_batches() {
             segment_index_bytes: 60 + rng.below(200) as u32,
         };
         let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
-        let mut model: Vec<Vec<u8>> = Vec::new();
-        let mut next_offset = 0i64;
+        let mut m = Model {
+            batches: Vec::new(),
+            next_offset: 0,
+            log_start: 0,
+            durable: 0,
+        };
         let mut now = 0i64;
-        for step in 0..300 {
+        let mut crashes = 0;
+        for step in 0..400 {
+            let what = format!("seed {seed} step {step}");
             now += rng.below(50) as i64;
-            match rng.below(20) {
+            match rng.below(26) {
                 0..=8 => {
                     let mut buf = Vec::new();
                     let n = 1 + rng.below(3);
@@ -890,50 +972,114 @@ fn model_random_operations_match_a_list_of_batches() {
                         buf.extend(random_batch(&mut rng));
                     }
                     let info = log.append(&mut buf, now).unwrap();
-                    assert_eq!(info.base_offset, next_offset);
+                    assert_eq!(info.base_offset, m.next_offset, "{what}");
                     for b in Batches::new(&buf) {
-                        model.push(b.bytes().to_vec());
-                        next_offset = b.last_offset() + 1;
+                        m.batches.push(b.bytes().to_vec());
+                        m.next_offset = b.last_offset() + 1;
                     }
-                    assert_eq!(info.last_offset, next_offset - 1);
+                    assert_eq!(info.last_offset, m.next_offset - 1, "{what}");
                 }
-                9..=14 => {
-                    let offset = rng.below(next_offset as u64 + 1) as i64;
+                9..=13 => {
+                    let span = (m.next_offset - m.log_start) as u64;
+                    let offset = m.log_start + rng.below(span + 1) as i64;
                     let max = rng.below(3000) as usize;
                     let got = concat(&log.read(offset, max).unwrap());
-                    let mut want = Vec::new();
-                    for b in &model {
-                        let v = BatchView::parse(b).unwrap();
-                        if v.last_offset() < offset {
-                            continue;
-                        }
-                        if !want.is_empty() && want.len() + b.len() > max {
-                            break;
-                        }
-                        want.extend(b);
+                    assert_eq!(got, m.read(offset, max), "{what}: read {offset} {max}");
+                    if m.log_start > 0 {
+                        assert!(log.read(m.log_start - 1, max).is_err(), "{what}");
                     }
-                    assert_eq!(got, want, "seed {seed} step {step} read {offset} {max}");
                 }
-                15 => {
+                14 => {
                     let ts = rng.below(2100) as i64;
+                    let live = m.live();
                     let got = log.batch_for_timestamp(ts).unwrap().map(|b| b.to_vec());
-                    assert_eq!(
-                        got,
-                        expected_for_timestamp(&model, ts),
-                        "seed {seed} ts {ts}"
-                    );
+                    assert_eq!(got, expected_for_timestamp(&live, ts), "{what}: ts {ts}");
                     let got = log.batch_with_max_timestamp().unwrap().map(|b| b.to_vec());
-                    assert_eq!(got, expected_max(&model), "seed {seed} step {step}");
+                    assert_eq!(got, expected_max(&live), "{what}");
                 }
-                16 => log.roll(now).unwrap(),
-                17 => {
+                15 => log.roll(now).unwrap(),
+                16 => {
                     log.close().unwrap();
                     log = PartitionLog::open(dir.path(), cfg).unwrap();
                 }
+                17 => {
+                    log.close().unwrap();
+                    let options = crate::OpenOptions::default()
+                        .with_mode(crate::config::OpenMode::AfterCleanShutdown);
+                    log = PartitionLog::open_with(dir.path(), cfg, options).unwrap();
+                    assert_eq!(log.recovery_report().segments_scanned, 0, "{what}");
+                }
                 18 => {
                     log.flush().unwrap();
+                    m.durable = m.next_offset;
                     drop(log);
                     log = PartitionLog::open(dir.path(), cfg).unwrap();
+                }
+                19 => {
+                    let point = log.sync_point().unwrap();
+                    point.sync().unwrap();
+                    log.mark_durable(point.end_offset());
+                    m.durable = m.durable.max(point.end_offset());
+                    if rng.below(2) == 0 {
+                        log.write_checkpoint().unwrap();
+                    }
+                }
+                20 => {
+                    let span = (m.next_offset - m.log_start) as u64;
+                    let offset = m.log_start + rng.below(span / 4 + 2).min(span) as i64;
+                    assert_eq!(log.delete_records_before(offset).unwrap(), offset, "{what}");
+                    m.log_start = offset;
+                }
+                21 => {
+                    let keep = rng.below(8000) as i64;
+                    let outcome = log.apply_retention(now, -1, keep).unwrap();
+                    assert!(outcome.log_start_offset >= m.log_start, "{what}");
+                    let first = base_offsets(dir.path())[0];
+                    assert_eq!(outcome.log_start_offset, m.log_start.max(first), "{what}");
+                    assert!(log.size_in_bytes() as i64 >= keep.min(log.size_in_bytes() as i64));
+                    m.log_start = outcome.log_start_offset;
+                }
+                22 | 23 => {
+                    // Crash, losing a random part of what was not yet durable.
+                    crashes += 1;
+                    assert!(log.durable_offset() >= m.durable, "{what}");
+                    m.durable = log.durable_offset();
+                    drop(log);
+                    let active_base = *base_offsets(dir.path()).last().unwrap();
+                    let path = seg_file(dir.path(), active_base, "log");
+                    let (mut durable_pos, mut committed) = (0u64, 0u64);
+                    for b in &m.batches {
+                        let v = BatchView::parse(b).unwrap();
+                        if v.base_offset() >= active_base {
+                            committed += b.len() as u64;
+                            if v.last_offset() < m.durable {
+                                durable_pos = committed;
+                            }
+                        }
+                    }
+                    let cut = durable_pos + rng.below(committed - durable_pos + 200);
+                    let file = stdfs::OpenOptions::new().write(true).open(&path).unwrap();
+                    file.set_len(cut).unwrap();
+                    match rng.below(3) {
+                        0 => {}
+                        1 => file.write_all_at(&[0; 300], cut).unwrap(),
+                        _ => {
+                            let garbage: Vec<u8> =
+                                (0..1 + rng.below(300)).map(|_| rng.next() as u8).collect();
+                            file.write_all_at(&garbage, cut).unwrap();
+                        }
+                    }
+                    drop(file);
+                    let durable_before = m.durable;
+                    let end = m.crash(active_base, cut);
+                    log = PartitionLog::open(dir.path(), cfg).unwrap();
+                    assert_eq!(
+                        log.log_end_offset(),
+                        end,
+                        "{what}: cut {cut} of {committed}"
+                    );
+                    assert!(end >= durable_before, "{what}: lost durable data");
+                    assert_eq!(log.log_start_offset(), m.log_start, "{what}");
                 }
                 _ => {
                     // Rebuilding every index gives the same files.
@@ -945,13 +1091,15 @@ fn model_random_operations_match_a_list_of_batches() {
                     }
                     log = PartitionLog::open(dir.path(), cfg).unwrap();
                     log.close().unwrap();
-                    let what = format!("seed {seed} step {step}");
                     assert_same_files(&snapshot(dir.path()), &before, &what);
                     log = PartitionLog::open(dir.path(), cfg).unwrap();
                 }
             }
-            assert_eq!(log.log_end_offset(), next_offset);
+            assert_eq!(log.log_end_offset(), m.next_offset, "{what}");
+            assert_eq!(log.log_start_offset(), m.log_start, "{what}");
+            assert!(log.durable_offset() >= m.durable, "{what}");
         }
-        assert_eq!(read_all(&log), model.concat(), "seed {seed}");
+        assert!(crashes > 10, "seed {seed}: {crashes} crashes");
+        assert_eq!(read_all(&log), m.live().concat(), "seed {seed}");
     }
 }

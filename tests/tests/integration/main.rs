@@ -8,7 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod disk_full;
 mod external_clients;
+mod faults;
 mod librdkafka;
 mod metadata;
 mod restart;
+mod retention;
+mod wire;

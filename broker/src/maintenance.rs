@@ -1,0 +1,99 @@
+//! Background upkeep of the logs: the periodic flush that bounds how long acknowledged data
+//! stays unflushed (`flush.ms`, `flush.messages`), recovery-point checkpoints, and retention
+//! (`retention.ms`, `retention.bytes`). One task runs them all until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::{interval, MissedTickBehavior};
+
+use crate::durability;
+use crate::handlers::now_ms;
+use crate::state::BrokerState;
+
+/// How often partitions are checked for data past their `flush.ms`. A flush therefore happens
+/// at most this much later than `flush.ms` asks.
+const FLUSH_CHECK: Duration = Duration::from_millis(50);
+
+/// Runs until `shutdown` changes.
+pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+    let config = &state.config;
+    let mut flush_tick = interval(FLUSH_CHECK);
+    let mut checkpoint_tick = interval(Duration::from_millis(
+        config.log_flush_offset_checkpoint_interval_ms,
+    ));
+    let mut retention_tick = interval(Duration::from_millis(
+        config.log_retention_check_interval_ms,
+    ));
+    for tick in [&mut flush_tick, &mut checkpoint_tick, &mut retention_tick] {
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    }
+    // The first tick of an interval completes at once; retention and checkpoints can wait.
+    checkpoint_tick.tick().await;
+    retention_tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = flush_tick.tick(), if !config.unsafe_disable_fsync => flush_due(&state),
+            _ = checkpoint_tick.tick() => {
+                let state = state.clone();
+                let _ = tokio::task::spawn_blocking(move || write_checkpoints(&state)).await;
+            }
+            _ = retention_tick.tick() => {
+                let state = state.clone();
+                let _ = tokio::task::spawn_blocking(move || apply_retention(&state)).await;
+            }
+        }
+    }
+}
+
+/// Starts a sync round for every partition whose unflushed data is due.
+fn flush_due(state: &BrokerState) {
+    for topic in state.topics.list() {
+        let config = topic.config();
+        let flush_ms = config.flush_ms(&state.config);
+        let flush_messages = config.flush_messages(&state.config);
+        for partition in topic.partitions() {
+            if partition.durability.flush_due(flush_ms, flush_messages) {
+                durability::request_sync(&partition);
+            }
+        }
+    }
+}
+
+fn write_checkpoints(state: &BrokerState) {
+    for topic in state.topics.list() {
+        for partition in topic.partitions() {
+            if let Err(e) = partition.with_log(|log| log.write_checkpoint()) {
+                tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "writing the checkpoint failed");
+            }
+        }
+    }
+}
+
+/// Deletes expired segments of every partition (never the active one).
+pub(crate) fn apply_retention(state: &BrokerState) {
+    let now = now_ms();
+    for topic in state.topics.list() {
+        let config = topic.config();
+        let retention_ms = config.retention_ms(&state.config);
+        let retention_bytes = config.retention_bytes(&state.config);
+        for partition in topic.partitions() {
+            match partition.with_log(|log| log.apply_retention(now, retention_ms, retention_bytes))
+            {
+                Ok(outcome) if outcome.deleted_segments > 0 => tracing::info!(
+                    topic = %topic.name,
+                    partition = partition.index,
+                    deleted_segments = outcome.deleted_segments,
+                    log_start_offset = outcome.log_start_offset,
+                    "retention deleted segments"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "retention failed")
+                }
+            }
+        }
+    }
+}
