@@ -55,3 +55,59 @@ fn failed_fsync_stops_writes_to_that_partition_only() {
     assert_eq!(produce(&mut c, "bystander", 0, simple_batch(4, 2)), (0, 0));
     broker.shutdown();
 }
+
+/// Waits (bounded) until the file system has seen more than `than` syncs.
+fn wait_for_syncs(fs: &FaultyFileSystem, than: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if fs.sync_calls() > than {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+#[test]
+fn acks_1_data_is_flushed_in_the_background() {
+    let fs = Arc::new(FaultyFileSystem::new());
+    let config = BrokerConfig {
+        auto_create_topics_enable: false,
+        file_system: Some(fs.clone()),
+        ..BrokerConfig::ephemeral()
+    };
+    let broker = EmbeddedBroker::start(config).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    // flush.ms: an hour here, so only flush.messages can trigger the first flush.
+    assert_eq!(
+        create(
+            &mut c,
+            "by-count",
+            1,
+            &[("flush.ms", "3600000"), ("flush.messages", "5")]
+        ),
+        0
+    );
+    assert_eq!(create(&mut c, "by-time", 1, &[("flush.ms", "100")]), 0);
+
+    let acks_1 = |c: &mut RawClient, topic: &str, n: usize| {
+        let req = crate::wire::produce_request(topic, 0, simple_batch(1, n), 1);
+        let resp = c.call(9, &req).unwrap();
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    };
+    let before = fs.sync_calls();
+    acks_1(&mut c, "by-count", 3);
+    acks_1(&mut c, "by-count", 3);
+    assert!(
+        wait_for_syncs(&fs, before),
+        "6 unflushed records with flush.messages=5 were never flushed"
+    );
+
+    let before = fs.sync_calls();
+    acks_1(&mut c, "by-time", 1);
+    assert!(
+        wait_for_syncs(&fs, before),
+        "acks=1 data was not flushed within flush.ms"
+    );
+    broker.shutdown();
+}
