@@ -108,7 +108,8 @@ impl OpenOptions {
 #[non_exhaustive]
 pub enum RecoveryPolicy {
     /// Verify only the last segment, the only one a crash can leave half written (segments
-    /// are trimmed and fsynced before a new one is created).
+    /// are trimmed and fsynced before the next one takes appends; a crash in the middle of a
+    /// roll leaves an untrimmed segment that fails the cheap checks).
     #[default]
     LastSegment,
     /// Verify the segment containing this offset and every later one (a recovery checkpoint:

@@ -424,7 +424,7 @@ impl PartitionLog {
             .collect()
     }
 
-    /// Applies retention ([`crate::retention`]): deletes the oldest sealed segments that
+    /// Applies retention ([`plan_retention`]): deletes the oldest sealed segments that
     /// `retention_ms` / `retention_bytes` (-1 = unlimited) or the log start offset select
     /// (never the active segment), moves the log start offset up to the first remaining
     /// segment (never backwards) and writes the checkpoint.

@@ -30,8 +30,13 @@ pub struct SegmentSummary {
     pub largest_timestamp_ms: i64,
 }
 
-/// How many of the oldest segments retention deletes (module docs). `segments` are in
-/// offset order and the last one is the active segment, which is never counted.
+/// How many of the oldest segments retention deletes. `segments` are in offset order and
+/// the last one is the active segment, which is never counted.
+///
+/// Kafka's rules, each selecting a prefix of the oldest segments, the union deleted: by time
+/// while `now_ms - largest_timestamp_ms > retention_ms`; by size while the total size minus
+/// the selected segments (this one included) stays `>= retention_bytes`; and every segment
+/// whose `next_offset <= log_start_offset`. `-1` disables a limit.
 pub fn plan_retention(
     segments: &[SegmentSummary],
     now_ms: i64,
