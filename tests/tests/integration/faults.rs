@@ -12,8 +12,8 @@ use brook_tests::RawClient;
 
 use crate::wire::{create, fetch, latest, produce};
 
-#[test]
-fn failed_fsync_stops_writes_to_that_partition_only() {
+/// A broker whose logs live on a file system the test can make fail, and a client.
+fn broker_on_faulty_fs() -> (Arc<FaultyFileSystem>, EmbeddedBroker, RawClient) {
     let fs = Arc::new(FaultyFileSystem::new());
     let config = BrokerConfig {
         auto_create_topics_enable: false,
@@ -21,7 +21,13 @@ fn failed_fsync_stops_writes_to_that_partition_only() {
         ..BrokerConfig::ephemeral()
     };
     let broker = EmbeddedBroker::start(config).unwrap();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let client = RawClient::connect(&broker.bootstrap()).unwrap();
+    (fs, broker, client)
+}
+
+#[test]
+fn failed_fsync_stops_writes_to_that_partition_only() {
+    let (fs, broker, mut c) = broker_on_faulty_fs();
     assert_eq!(create(&mut c, "victim", 1, &[]), 0);
     assert_eq!(create(&mut c, "bystander", 1, &[]), 0);
 
@@ -70,14 +76,7 @@ fn wait_for_syncs(fs: &FaultyFileSystem, than: u64) -> bool {
 
 #[test]
 fn acks_1_data_is_flushed_in_the_background() {
-    let fs = Arc::new(FaultyFileSystem::new());
-    let config = BrokerConfig {
-        auto_create_topics_enable: false,
-        file_system: Some(fs.clone()),
-        ..BrokerConfig::ephemeral()
-    };
-    let broker = EmbeddedBroker::start(config).unwrap();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let (fs, broker, mut c) = broker_on_faulty_fs();
     // flush.ms: an hour here, so only flush.messages can trigger the first flush.
     assert_eq!(
         create(
