@@ -3,10 +3,14 @@
 //! A reader task splits the socket's bytes into frames as they arrive (so pipelined requests are
 //! read without waiting for earlier responses) and hands them over through a bounded channel.
 //! The connection task handles them one at a time, in order, which keeps appends from one
-//! producer connection in the order they were sent, and batches the encoded responses into
-//! few write calls. `acks=0` produce requests get no response. Any framing or decoding error
-//! closes the connection, as Kafka does.
+//! producer connection in the order they were sent. A writer task sends the replies strictly
+//! in request order, batching what is ready into few write calls; a produce waiting for its
+//! fsync (acks=all) is a reply that completes later, so the batches after it are appended
+//! meanwhile and share the next fsync. `acks=0` produce requests get no response. Any framing
+//! or decoding error closes the connection, as Kafka does.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use brook_protocol::frame::decode_frame;
@@ -16,7 +20,7 @@ use brook_protocol::response::{encode_raw_response, encode_response};
 use brook_protocol::{api_versions, legacy_produce, DecodeError, ErrorCode};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
@@ -42,6 +46,14 @@ enum CloseReason {
     Io(#[from] std::io::Error),
 }
 
+/// A response in the making. Most are encoded while their request is handled; a produce
+/// that waits for its fsync (acks=all) completes later, while the requests after it are
+/// already being handled.
+enum Reply {
+    Now(BytesMut),
+    Later(Pin<Box<dyn Future<Output = Result<BytesMut, CloseReason>> + Send>>),
+}
+
 /// Serves one connection until the peer closes it, an error closes it, or shutdown.
 pub(crate) async fn serve(
     stream: TcpStream,
@@ -50,39 +62,68 @@ pub(crate) async fn serve(
 ) {
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
-    let (read_half, mut write_half) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel(READ_AHEAD);
+    let (read_half, write_half) = stream.into_split();
+    let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD);
     let max_frame = state.config.socket_request_max_bytes;
-    let reader = tokio::spawn(read_frames(read_half, tx, max_frame));
+    let reader = tokio::spawn(read_frames(read_half, frames_tx, max_frame));
+    let (replies_tx, replies) = mpsc::channel(READ_AHEAD);
+    let mut writer = tokio::spawn(write_replies(write_half, replies));
 
-    let mut out = BytesMut::with_capacity(WRITE_BATCH);
     let result: Result<(), CloseReason> = async {
         loop {
             let frame = tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
-                frame = rx.recv() => frame,
+                frame = frames.recv() => frame,
             };
             let Some(frame) = frame else {
                 return Ok(());
             };
-            handle_frame(&state, frame?, &mut out).await?;
-            if rx.is_empty() || out.len() >= WRITE_BATCH {
-                write_half.write_all(&out).await?;
-                out.clear();
+            if let Some(reply) = handle_frame(&state, frame?).await? {
+                if replies_tx.send(reply).await.is_err() {
+                    // The writer stopped: its error is reported below.
+                    return Ok(());
+                }
             }
         }
     }
     .await;
-    if !out.is_empty() {
-        let _ = write_half.write_all(&out).await;
-    }
     reader.abort();
-    match result {
+    drop(replies_tx);
+    // Let the writer send what is ready (bounded: a pending produce waits at most its
+    // timeout), unless we are shutting down.
+    let written = tokio::select! {
+        w = &mut writer => w.unwrap_or(Ok(())),
+        _ = shutdown.changed() => { writer.abort(); Ok(()) }
+    };
+    match result.and(written) {
         Ok(()) => tracing::debug!(?peer, "connection closed"),
         Err(CloseReason::Io(e)) => tracing::debug!(?peer, error = %e, "connection ended"),
         Err(e) => tracing::info!(?peer, error = %e, "closing connection"),
     }
+}
+
+/// Writes replies strictly in request order, batching what is ready into few write calls.
+async fn write_replies(
+    mut write_half: OwnedWriteHalf,
+    mut replies: mpsc::Receiver<Reply>,
+) -> Result<(), CloseReason> {
+    let mut out = BytesMut::with_capacity(WRITE_BATCH);
+    while let Some(reply) = replies.recv().await {
+        let bytes = match reply {
+            Reply::Now(bytes) => bytes,
+            Reply::Later(pending) => pending.await?,
+        };
+        out.extend_from_slice(&bytes);
+        if replies.is_empty() || out.len() >= WRITE_BATCH {
+            write_half.write_all(&out).await?;
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        write_half.write_all(&out).await?;
+    }
+    Ok(())
 }
 
 async fn read_frames(
@@ -123,8 +164,8 @@ async fn read_frames(
 async fn handle_frame(
     state: &Arc<BrokerState>,
     payload: Bytes,
-    out: &mut BytesMut,
-) -> Result<(), CloseReason> {
+) -> Result<Option<Reply>, CloseReason> {
+    let mut out = BytesMut::new();
     let api_versions_range = handlers::supported_versions(ApiKey::ApiVersions);
     if let (Some((key, version, correlation_id)), Some(range)) =
         (peek_fixed_header(&payload), api_versions_range)
@@ -134,13 +175,13 @@ async fn handle_frame(
             // with, reading no more of the header than its fixed part.
             let body = api_versions::unsupported_version_response(range);
             encode_response(
-                out,
+                &mut out,
                 ApiKey::ApiVersions,
                 0,
                 correlation_id,
                 &ResponseKind::ApiVersions(body),
             )?;
-            return Ok(());
+            return Ok(Some(Reply::Now(out)));
         }
     }
     let frame = decode_header(payload)?;
@@ -158,20 +199,39 @@ async fn handle_frame(
         )));
     }
     if key == ApiKey::Produce && version < 3 {
-        return answer_legacy_produce(&frame, out);
+        answer_legacy_produce(&frame, &mut out)?;
+        return Ok((!out.is_empty()).then_some(Reply::Now(out)));
     }
     let request = decode_body(&frame)?;
-    let no_response = matches!(&request, RequestKind::Produce(p) if p.acks == 0);
     let span = tracing::debug_span!("request", api = ?key, version, correlation_id, client = frame.header.client_id.as_deref().unwrap_or(""));
     let ctx = Ctx {
         state,
         header: &frame.header,
     };
-    let response = handlers::dispatch(&ctx, request).instrument(span).await;
-    if !no_response {
-        encode_response(out, key, version, correlation_id, &response)?;
+    if let RequestKind::Produce(produce) = request {
+        let acks = produce.acks;
+        // Appends happen now, in request order; the fsync wait (acks=all) overlaps with the
+        // requests that follow.
+        let pending = span.in_scope(|| handlers::begin_produce(&ctx, produce));
+        if acks == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(Reply::Later(Box::pin(async move {
+            let response = pending.finish().await;
+            let mut out = BytesMut::new();
+            encode_response(
+                &mut out,
+                key,
+                version,
+                correlation_id,
+                &ResponseKind::Produce(response),
+            )?;
+            Ok(out)
+        }))));
     }
-    Ok(())
+    let response = handlers::dispatch(&ctx, request).instrument(span).await;
+    encode_response(&mut out, key, version, correlation_id, &response)?;
+    Ok(Some(Reply::Now(out)))
 }
 
 /// Produce v0-2 carries message sets Brook does not store: every partition gets

@@ -22,6 +22,8 @@ mod list_offsets;
 mod metadata;
 mod produce;
 
+pub(crate) use produce::begin as begin_produce;
+
 /// What a handler sees of the request beyond its body.
 pub(crate) struct Ctx<'a> {
     pub(crate) state: &'a std::sync::Arc<BrokerState>,

@@ -15,10 +15,11 @@ use brook_protocol::batch::{self, BatchError, BatchView};
 use brook_protocol::kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
-use brook_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use brook_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 use bytes::Bytes;
+use uuid::Uuid;
 
 use super::metadata::LEADER_EPOCH;
 use super::{now_ms, Ctx};
@@ -46,6 +47,24 @@ impl Rejection {
 }
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> ProduceResponse {
+    begin(ctx, req).finish().await
+}
+
+/// Per topic of a request: its name and id, and each partition's outcome.
+type TopicOutcome = (TopicName, Uuid, Vec<(i32, Result<Appended, Rejection>)>);
+
+/// A produce request whose batches are appended; what is left is waiting for durability
+/// (acks=all) and building the response. The connection runs [`begin`] in request order and
+/// lets [`PendingProduce::finish`] overlap with the requests that follow, so the next batch
+/// is appended while this one's fsync runs.
+pub(crate) struct PendingProduce {
+    topics: Vec<TopicOutcome>,
+    wait_for_fsync: bool,
+    timeout: Duration,
+}
+
+/// Appends every batch of the request now and starts the fsync rounds acks=all needs.
+pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest) -> PendingProduce {
     let state = ctx.state;
     let acks_ok = matches!(req.acks, -1..=1);
     let wait_for_fsync = req.acks == -1 && !state.config.unsafe_disable_fsync;
@@ -83,25 +102,46 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> ProduceRespons
                 }
             }
         }
-        for (_, _, results) in &mut topics {
-            for (_, r) in results.iter_mut() {
-                if let Ok(a) = r {
-                    if let Err(e) = a
-                        .partition
-                        .durability
-                        .wait_durable(a.end_offset, timeout)
-                        .await
-                    {
-                        *r = Err(match e {
-                            WaitError::Failed => Rejection::new(ErrorCode::KafkaStorageError, "fsync failed: the partition accepts no writes until the broker restarts"),
-                            WaitError::TimedOut => Rejection::new(ErrorCode::RequestTimedOut, "the batch was not durable within the request timeout"),
-                        });
+    }
+    PendingProduce {
+        topics,
+        wait_for_fsync,
+        timeout,
+    }
+}
+
+impl PendingProduce {
+    /// Waits until the appended batches are durable (acks=all) and builds the response.
+    pub(crate) async fn finish(self) -> ProduceResponse {
+        let PendingProduce {
+            mut topics,
+            wait_for_fsync,
+            timeout,
+        } = self;
+        if wait_for_fsync {
+            for (_, _, results) in &mut topics {
+                for (_, r) in results.iter_mut() {
+                    if let Ok(a) = r {
+                        if let Err(e) = a
+                            .partition
+                            .durability
+                            .wait_durable(a.end_offset, timeout)
+                            .await
+                        {
+                            *r = Err(match e {
+                                WaitError::Failed => Rejection::new(ErrorCode::KafkaStorageError, "fsync failed: the partition accepts no writes until the broker restarts"),
+                                WaitError::TimedOut => Rejection::new(ErrorCode::RequestTimedOut, "the batch was not durable within the request timeout"),
+                            });
+                        }
                     }
                 }
             }
         }
+        build_response(topics)
     }
+}
 
+fn build_response(topics: Vec<TopicOutcome>) -> ProduceResponse {
     let responses = topics
         .into_iter()
         .map(|(name, topic_id, results)| {

@@ -261,6 +261,36 @@ fn fetch_semantics_for_clients() {
 }
 
 #[test]
+fn pipelined_requests_are_answered_in_request_order() {
+    let broker = broker();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "pipelined", 1, &[]), 0);
+    // acks=all produces complete after their fsync; the requests between them are answered
+    // at once by the broker, yet every response must come back in request order.
+    let mut frames = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let frame = if i % 2 == 0 {
+            c.encode(9, &produce_request("pipelined", 0, simple_batch(i, 3), -1))
+        } else {
+            c.encode(3, &ApiVersionsRequest::default())
+        };
+        expected.push(i32::from_be_bytes(frame[8..12].try_into().unwrap()));
+        frames.extend_from_slice(&frame);
+    }
+    c.send_raw(&frames).unwrap();
+    let got: Vec<i32> = (0..20)
+        .map(|_| {
+            let mut payload = c.read_frame().unwrap();
+            brook_tests::correlation_id(&mut payload)
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(latest(&mut c, "pipelined", 0), 30);
+    broker.shutdown();
+}
+
+#[test]
 fn list_offsets_special_and_exact_timestamps() {
     use brook_protocol::batch::testing::{build_batch, TestRecord};
     let broker = broker();
