@@ -1,1 +1,26 @@
-//! Brook benchmark tooling. The load generator arrives with the benchmark issue.
+//! `brook-bench`: an end-to-end load tool that drives any Kafka-compatible broker by its
+//! bootstrap address with librdkafka (through the `rdkafka` crate), so Brook and its peers
+//! are measured by the same client.
+//!
+//! Workloads: [`produce`], [`consume`], [`e2e`] (produce-to-consume latency) and [`startup`]
+//! (spawn to first answered ApiVersions, idle RSS). [`compare`] runs one against two
+//! brokers in alternation. The logic that does not need a broker is pure and unit-tested:
+//! [`cli`], [`latency`], [`procfs`], [`pace`], [`report`], [`compare`]'s table.
+//!
+//! Criterion micro-benchmarks of the hot paths are separate from this tool.
+
+pub mod app;
+pub mod cli;
+pub mod compare;
+pub mod consume;
+pub mod e2e;
+pub mod error;
+pub mod kafka;
+pub mod latency;
+pub mod pace;
+pub mod procfs;
+pub mod produce;
+pub mod report;
+pub mod startup;
+
+pub use error::BenchError;

@@ -1,0 +1,230 @@
+//! `consume`: read every partition of a topic from the beginning (assigned, no group
+//! membership, no commits) until `--count` records or the end offsets taken at the start.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::cli::{ConsumeOpts, ProduceOpts};
+use crate::error::BenchError;
+use crate::procfs::Probe;
+use crate::report::{rates, ConsumeReport};
+use crate::{kafka, produce};
+
+/// Where a consume run stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// After this many records.
+    Count(u64),
+    /// When every partition reached its end offset (partition → end); empty partitions are
+    /// left out.
+    Ends(HashMap<i32, i64>),
+}
+
+impl Until {
+    /// From `--count` or the `(partition, low, high)` watermarks.
+    pub(crate) fn new(count: Option<u64>, marks: &[(i32, i64, i64)]) -> Self {
+        match count {
+            Some(n) => Until::Count(n),
+            None => Until::Ends(
+                marks
+                    .iter()
+                    .filter(|(_, low, high)| high > low)
+                    .map(|&(p, _, high)| (p, high))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether nothing is to be read.
+    pub(crate) fn is_done_already(&self) -> bool {
+        matches!(self, Until::Ends(ends) if ends.is_empty())
+    }
+
+    /// Accounts one record (the `records`-th, at `offset` of `partition`); true when the run
+    /// is complete.
+    pub(crate) fn record(&mut self, records: u64, partition: i32, offset: i64) -> bool {
+        match self {
+            Until::Count(n) => records >= *n,
+            Until::Ends(ends) => {
+                if ends.get(&partition).is_some_and(|&end| offset + 1 >= end) {
+                    ends.remove(&partition);
+                    ends.is_empty()
+                } else {
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// Notices a run that stopped making progress, looking at the clock only when a poll
+/// came back empty.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleWatch {
+    records: u64,
+    since: Instant,
+}
+
+impl IdleWatch {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            records: 0,
+            since: now,
+        }
+    }
+
+    /// True when `records` has not moved for longer than `limit` up to `now`.
+    pub(crate) fn stalled(
+        &mut self,
+        records: u64,
+        now: Instant,
+        limit: std::time::Duration,
+    ) -> bool {
+        if records != self.records {
+            self.records = records;
+            self.since = now;
+            return false;
+        }
+        now.duration_since(self.since) > limit
+    }
+}
+
+/// Reads `topic` (after `--fill` if asked) and reports throughput.
+pub fn run(
+    bootstrap: &str,
+    topic: &str,
+    opts: &ConsumeOpts,
+    broker_pid: Option<u32>,
+) -> Result<ConsumeReport, BenchError> {
+    if let Some(n) = opts.fill {
+        fill(bootstrap, topic, n, opts)?;
+    }
+    let consumer = kafka::throughput_consumer(bootstrap)?;
+    let marks = kafka::watermarks(&consumer, topic)?;
+    let mut until = Until::new(opts.count, &marks);
+    if until.is_done_already() {
+        return Err(BenchError::Failed(format!(
+            "topic {topic} is empty (fill it first, e.g. with --fill)"
+        )));
+    }
+    let mut assignment = TopicPartitionList::new();
+    for &(p, _, _) in &marks {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| BenchError::kafka("building the assignment", e))?;
+    }
+
+    let probe = Probe::start(broker_pid)?;
+    let start = Instant::now();
+    consumer
+        .assign(&assignment)
+        .map_err(|e| BenchError::kafka(format!("assigning {topic}"), e))?;
+    let mut records = 0u64;
+    let mut bytes = 0u64;
+    let mut idle = IdleWatch::new(start);
+    loop {
+        match consumer.poll(kafka::POLL_INTERVAL) {
+            Some(Ok(m)) => {
+                records += 1;
+                bytes += m.payload_len() as u64;
+                if until.record(records, m.partition(), m.offset()) {
+                    break;
+                }
+            }
+            Some(Err(e)) => {
+                // Fetch errors are often transient (a reconnect); the idle timeout ends a
+                // run that makes no progress.
+                eprintln!("brook-bench: consumer: {e}");
+            }
+            None => {
+                if idle.stalled(records, Instant::now(), opts.idle_timeout) {
+                    return Err(BenchError::Timeout(format!(
+                        "no record from {topic} for {:?} after {records} records",
+                        opts.idle_timeout
+                    )));
+                }
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let broker = probe.map(|p| p.finish(bytes)).transpose()?;
+    let (records_per_sec, mb_per_sec) = rates(records, bytes, seconds);
+    Ok(ConsumeReport {
+        bootstrap: bootstrap.into(),
+        topic: topic.into(),
+        partitions: marks.len(),
+        filled: opts.fill,
+        records,
+        bytes,
+        seconds,
+        records_per_sec,
+        mb_per_sec,
+        broker,
+    })
+}
+
+/// Produces `count` records to `topic` as fast as the client goes, creating it if missing.
+pub fn fill(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    opts: &ConsumeOpts,
+) -> Result<(), BenchError> {
+    let fill = ProduceOpts::fill(count, opts.record_size, opts.partitions);
+    let report = produce::run(bootstrap, topic, &fill, None)?;
+    if report.records < count {
+        return Err(BenchError::Failed(format!(
+            "fill: only {} of {count} records acknowledged ({} errors)",
+            report.records, report.errors
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_count() {
+        let mut u = Until::new(Some(3), &[(0, 0, 100)]);
+        assert!(!u.is_done_already());
+        assert!(!u.record(1, 0, 0));
+        assert!(!u.record(2, 0, 1));
+        assert!(u.record(3, 0, 2));
+    }
+
+    #[test]
+    fn until_end_offsets_of_every_partition() {
+        // Partition 2 is empty, partition 1 starts after retention removed 0..5.
+        let mut u = Until::new(None, &[(0, 0, 2), (1, 5, 6), (2, 3, 3)]);
+        assert_eq!(u, Until::Ends(HashMap::from([(0, 2), (1, 6)])));
+        assert!(!u.record(1, 0, 0));
+        assert!(!u.record(2, 1, 5));
+        // A record of a partition already complete changes nothing.
+        assert!(!u.record(3, 1, 6));
+        assert!(u.record(4, 0, 1));
+    }
+
+    #[test]
+    fn idle_watch() {
+        use std::time::Duration;
+        let t0 = Instant::now();
+        let limit = Duration::from_secs(5);
+        let mut w = IdleWatch::new(t0);
+        assert!(!w.stalled(0, t0 + Duration::from_secs(4), limit));
+        assert!(!w.stalled(10, t0 + Duration::from_secs(6), limit));
+        assert!(!w.stalled(10, t0 + Duration::from_secs(10), limit));
+        assert!(w.stalled(10, t0 + Duration::from_secs(12), limit));
+    }
+
+    #[test]
+    fn empty_topic_is_done_already() {
+        assert!(Until::new(None, &[(0, 4, 4)]).is_done_already());
+        assert!(!Until::new(Some(1), &[(0, 4, 4)]).is_done_already());
+    }
+}

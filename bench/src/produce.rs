@@ -1,0 +1,402 @@
+//! `produce`: producer threads, each with its own librdkafka producer, optionally paced,
+//! with a warm-up; per-record delivery latency (send → delivery report) into a histogram.
+//!
+//! The send loop is shared with `e2e` (`drive`), which also stamps the send time into
+//! each payload for its consumer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use crate::cli::{ProduceOpts, Stop};
+use crate::error::BenchError;
+use crate::kafka;
+use crate::latency::{mono_ns, LatencyHistogram};
+use crate::pace::Pacer;
+use crate::procfs::Probe;
+use crate::report::{rates, ProduceReport};
+
+/// How long the end of a run waits for outstanding deliveries.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+/// Pause before retrying a send that found librdkafka's queue full.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(100);
+
+/// Delivery reports of one producer. The opaque of each record is its send time
+/// ([`mono_ns`]); records sent before `measure_from_ns` are warm-up and only count as errors.
+struct Deliveries {
+    measure_from_ns: u64,
+    histogram: Mutex<LatencyHistogram>,
+    delivered: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    last_ns: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    fn new(measure_from_ns: u64) -> Self {
+        Self {
+            measure_from_ns,
+            histogram: Mutex::new(LatencyHistogram::new()),
+            delivered: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_ns: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        }
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: usize) {
+        let now = mono_ns();
+        let sent = sent as u64;
+        match result {
+            Ok(message) => {
+                if sent >= self.measure_from_ns {
+                    self.histogram
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .record_ns(now.saturating_sub(sent));
+                    self.delivered.fetch_add(1, Ordering::Relaxed);
+                    let len = message.payload_len() as u64;
+                    self.bytes.fetch_add(len, Ordering::Relaxed);
+                    self.last_ns.fetch_max(now, Ordering::Relaxed);
+                }
+            }
+            Err((error, _)) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                let mut first = self
+                    .first_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if first.is_none() {
+                    *first = Some(error.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// What [`drive`] measured.
+pub(crate) struct Driven {
+    pub(crate) measure_from_ns: u64,
+    /// Delivery time of the last measured record ([`mono_ns`]); 0 when none.
+    pub(crate) last_ns: u64,
+    pub(crate) delivered: u64,
+    pub(crate) bytes: u64,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+    pub(crate) latency: LatencyHistogram,
+    /// Broker sampled at the start of the measured phase.
+    pub(crate) probe: Option<Probe>,
+}
+
+impl Driven {
+    /// From the start of the measured phase to the last measured delivery.
+    pub(crate) fn seconds(&self) -> f64 {
+        self.last_ns.saturating_sub(self.measure_from_ns) as f64 / 1e9
+    }
+
+    fn check_delivered(&self) -> Result<(), BenchError> {
+        if self.delivered > 0 {
+            return Ok(());
+        }
+        Err(BenchError::Failed(format!(
+            "no record was acknowledged in the measured phase ({} delivery errors{})",
+            self.errors,
+            self.first_error
+                .as_deref()
+                .map(|e| format!(", first: {e}"))
+                .unwrap_or_default()
+        )))
+    }
+}
+
+/// Producer configuration of a workload.
+fn producer_config(bootstrap: &str, opts: &ProduceOpts) -> rdkafka::ClientConfig {
+    let mut config = kafka::base_config(bootstrap);
+    config
+        .set("acks", opts.acks.as_config())
+        .set("linger.ms", opts.linger_ms.to_string())
+        .set("batch.size", opts.batch_size.to_string())
+        .set("compression.type", opts.compression.as_config())
+        .set("enable.idempotence", opts.idempotence.to_string())
+        .set("message.timeout.ms", "60000")
+        // The byte bound decides; the record bound is out of the way even for tiny records.
+        .set("queue.buffering.max.messages", "10000000")
+        .set("queue.buffering.max.kbytes", opts.queue_kbytes.to_string())
+        // Room for one record or one batch per request, whichever is bigger.
+        .set("message.max.bytes", message_max_bytes(opts).to_string());
+    config
+}
+
+/// librdkafka's `message.max.bytes` (its largest request): at least its default, one
+/// record with framing or one batch with framing.
+fn message_max_bytes(opts: &ProduceOpts) -> usize {
+    let batch = usize::try_from(opts.batch_size).unwrap_or(usize::MAX);
+    (opts.record_size + 65_536)
+        .max(batch.saturating_add(65_536))
+        .clamp(1_000_000, 1_000_000_000)
+}
+
+/// Incompressible payload bytes (xorshift), different per producer.
+pub(crate) fn payload(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+/// When the send loops stop.
+#[derive(Debug, Clone, Copy)]
+enum StopAt {
+    /// `mono_ns` deadline.
+    Deadline(u64),
+    /// Total measured records over all threads.
+    Count(u64),
+}
+
+/// One producer thread: sends until the stop condition, then waits for every delivery.
+#[allow(clippy::too_many_arguments)]
+fn send_loop(
+    producer: &ThreadedProducer<Deliveries>,
+    topic: &str,
+    mut buf: Vec<u8>,
+    stamp: bool,
+    pacer: Option<Pacer>,
+    start: Instant,
+    stop: StopAt,
+    claimed: &AtomicU64,
+) -> Result<(), BenchError> {
+    let measure_from_ns = producer.context().measure_from_ns;
+    let mut i = 0u64;
+    loop {
+        if let Some(p) = pacer {
+            p.pace(start, i);
+        }
+        let sent = mono_ns();
+        let keep_going = match stop {
+            StopAt::Deadline(deadline) => sent < deadline,
+            StopAt::Count(n) => {
+                sent < measure_from_ns || claimed.fetch_add(1, Ordering::Relaxed) < n
+            }
+        };
+        if !keep_going {
+            break;
+        }
+        if stamp {
+            buf[..8].copy_from_slice(&sent.to_le_bytes());
+        }
+        // The send time stays that of the first attempt: time spent waiting for room in
+        // a full queue is part of the latency.
+        loop {
+            let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, sent as usize)
+                .payload(&buf[..]);
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(QUEUE_FULL_PAUSE);
+                }
+                Err((e, _)) => return Err(BenchError::kafka(format!("sending to {topic}"), e)),
+            }
+        }
+        i += 1;
+    }
+    producer
+        .flush(FLUSH_TIMEOUT)
+        .map_err(|e| BenchError::kafka("waiting for outstanding deliveries", e))
+}
+
+/// Runs the producers of `opts` against `topic`. The measured phase starts at
+/// `measure_from_ns` ([`mono_ns`]); `stamp` writes each record's send time into its first
+/// 8 payload bytes (little-endian).
+pub(crate) fn drive(
+    bootstrap: &str,
+    topic: &str,
+    opts: &ProduceOpts,
+    stamp: bool,
+    measure_from_ns: u64,
+    broker_pid: Option<u32>,
+) -> Result<Driven, BenchError> {
+    let config = producer_config(bootstrap, opts);
+    let producers = (0..opts.producers)
+        .map(|_| {
+            config
+                .create_with_context(Deliveries::new(measure_from_ns))
+                .map_err(|e| BenchError::kafka("creating producer", e))
+        })
+        .collect::<Result<Vec<ThreadedProducer<Deliveries>>, _>>()?;
+    if let Some(first) = producers.first() {
+        // Fail fast on a wrong address instead of after message.timeout.ms.
+        first
+            .client()
+            .fetch_metadata(None, kafka::CONNECT_TIMEOUT)
+            .map_err(|e| BenchError::kafka(format!("reaching {bootstrap}"), e))?;
+    }
+    let stop = match opts.stop() {
+        Stop::Count(n) => StopAt::Count(n),
+        Stop::After(d) => {
+            let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            StopAt::Deadline(measure_from_ns.saturating_add(nanos))
+        }
+    };
+    let pacer = opts.rate.map(|r| Pacer::share(r, opts.producers));
+    let claimed = AtomicU64::new(0);
+    let start = Instant::now();
+
+    let (results, probe) = std::thread::scope(|scope| {
+        let handles: Vec<_> = producers
+            .iter()
+            .enumerate()
+            .map(|(n, producer)| {
+                let buf = payload(opts.record_size, n as u64 + 1);
+                let claimed = &claimed;
+                scope.spawn(move || {
+                    send_loop(producer, topic, buf, stamp, pacer, start, stop, claimed)
+                })
+            })
+            .collect();
+        let wait = measure_from_ns.saturating_sub(mono_ns());
+        std::thread::sleep(Duration::from_nanos(wait));
+        let probe = Probe::start(broker_pid);
+        let results: Vec<Result<(), BenchError>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(BenchError::Failed("a producer thread panicked".into()))
+                })
+            })
+            .collect();
+        (results, probe)
+    });
+    for r in results {
+        r?;
+    }
+    let probe = probe?;
+
+    let mut driven = Driven {
+        measure_from_ns,
+        last_ns: 0,
+        delivered: 0,
+        bytes: 0,
+        errors: 0,
+        first_error: None,
+        latency: LatencyHistogram::new(),
+        probe,
+    };
+    for producer in &producers {
+        let d = producer.context();
+        driven.delivered += d.delivered.load(Ordering::Relaxed);
+        driven.bytes += d.bytes.load(Ordering::Relaxed);
+        driven.errors += d.errors.load(Ordering::Relaxed);
+        driven.last_ns = driven.last_ns.max(d.last_ns.load(Ordering::Relaxed));
+        driven
+            .latency
+            .merge(&d.histogram.lock().unwrap_or_else(PoisonError::into_inner));
+        if driven.first_error.is_none() {
+            driven.first_error = d
+                .first_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+        }
+    }
+    Ok(driven)
+}
+
+/// Produces to `topic` as `opts` says and reports throughput and delivery latency.
+pub fn run(
+    bootstrap: &str,
+    topic: &str,
+    opts: &ProduceOpts,
+    broker_pid: Option<u32>,
+) -> Result<ProduceReport, BenchError> {
+    if opts.create_topic {
+        kafka::ensure_topic(bootstrap, topic, opts.partitions)?;
+    }
+    let warmup = u64::try_from(opts.warmup.as_nanos()).unwrap_or(u64::MAX);
+    let measure_from_ns = mono_ns().saturating_add(warmup);
+    let driven = drive(bootstrap, topic, opts, false, measure_from_ns, broker_pid)?;
+    driven.check_delivered()?;
+    let broker = driven.probe.map(|p| p.finish(driven.bytes)).transpose()?;
+    let seconds = driven.seconds();
+    let (records_per_sec, mb_per_sec) = rates(driven.delivered, driven.bytes, seconds);
+    Ok(ProduceReport {
+        bootstrap: bootstrap.into(),
+        topic: topic.into(),
+        acks: opts.acks,
+        producers: opts.producers,
+        record_size: opts.record_size,
+        compression: opts.compression,
+        linger_ms: opts.linger_ms,
+        batch_size: opts.batch_size,
+        idempotence: opts.idempotence,
+        rate_limit: opts.rate,
+        records: driven.delivered,
+        bytes: driven.bytes,
+        errors: driven.errors,
+        seconds,
+        records_per_sec,
+        mb_per_sec,
+        latency: driven.latency.percentiles(),
+        broker,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_has_the_size_and_differs_per_seed() {
+        for size in [1, 7, 8, 9, 1024] {
+            assert_eq!(payload(size, 1).len(), size);
+        }
+        assert_ne!(payload(64, 1), payload(64, 2));
+        assert_eq!(payload(64, 3), payload(64, 3));
+    }
+
+    #[test]
+    fn seconds_from_measure_start_to_last_delivery() {
+        let d = Driven {
+            measure_from_ns: 1_000_000_000,
+            last_ns: 3_500_000_000,
+            delivered: 10,
+            bytes: 10,
+            errors: 0,
+            first_error: None,
+            latency: LatencyHistogram::new(),
+            probe: None,
+        };
+        assert_eq!(d.seconds(), 2.5);
+        assert!(d.check_delivered().is_ok());
+        let none = Driven {
+            delivered: 0,
+            last_ns: 0,
+            errors: 3,
+            first_error: Some("Broker: timed out".into()),
+            ..d
+        };
+        assert_eq!(none.seconds(), 0.0);
+        let msg = none.check_delivered().unwrap_err().to_string();
+        assert!(
+            msg.contains("3 delivery errors, first: Broker: timed out"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Smoke run of the workloads against an in-process ephemeral Brook: the counts add up and
+//! the reports are sane. No figure is asserted beyond "non-zero and ordered".
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use brook_bench::cli::{Cli, Command, ConsumeOpts, E2eOpts, ProduceOpts};
+use brook_bench::{consume, e2e, produce};
+use brook_broker::EmbeddedBroker;
+
+fn parse(args: &[&str]) -> Command {
+    let all = std::iter::once("brook-bench").chain(args.iter().copied());
+    Cli::parse_checked(all).unwrap().command
+}
+
+fn produce_opts(args: &[&str]) -> ProduceOpts {
+    let mut all = vec!["produce"];
+    all.extend_from_slice(args);
+    match parse(&all) {
+        Command::Produce(c) => c.workload,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn consume_opts(args: &[&str]) -> ConsumeOpts {
+    let mut all = vec!["consume"];
+    all.extend_from_slice(args);
+    match parse(&all) {
+        Command::Consume(c) => c.workload,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn e2e_opts(args: &[&str]) -> E2eOpts {
+    let mut all = vec!["e2e"];
+    all.extend_from_slice(args);
+    match parse(&all) {
+        Command::E2e(c) => c.workload,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn produce_consume_e2e_against_ephemeral_brook() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let me = Some(std::process::id());
+
+    // produce: an exact count after a short warm-up, two producers, three partitions.
+    let opts = produce_opts(&[
+        "--create-topic",
+        "--partitions",
+        "3",
+        "--count",
+        "5000",
+        "--record-size",
+        "200",
+        "--producers",
+        "2",
+        "--warmup",
+        "0.2",
+        "--linger-ms",
+        "1",
+    ]);
+    let p = produce::run(&bootstrap, "smoke-produce", &opts, me).unwrap();
+    println!("{p}");
+    assert_eq!(p.records, 5000);
+    assert_eq!(p.bytes, 5000 * 200);
+    assert_eq!(p.errors, 0);
+    assert!(p.seconds > 0.0 && p.records_per_sec > 0.0 && p.mb_per_sec > 0.0);
+    assert!(p.latency.is_ordered(), "{:?}", p.latency);
+    assert_eq!(p.latency.count, 5000);
+    // The "broker" is this process.
+    let usage = p.broker.unwrap();
+    assert!(usage.peak_rss_kib > 0 && usage.cpu_seconds >= 0.0);
+
+    // consume: everything produced above (warm-up included), to the end offsets.
+    let c = consume::run(&bootstrap, "smoke-produce", &consume_opts(&[]), None).unwrap();
+    println!("{c}");
+    assert_eq!(c.partitions, 3);
+    assert!(c.records > 5000, "{} records", c.records);
+    assert_eq!(c.bytes, c.records * 200);
+    assert!(c.records_per_sec > 0.0 && c.mb_per_sec > 0.0);
+
+    // consume --fill into a fresh topic, then --count stops early.
+    let fill = consume_opts(&[
+        "--fill",
+        "3000",
+        "--partitions",
+        "2",
+        "--record-size",
+        "100",
+    ]);
+    let c = consume::run(&bootstrap, "smoke-fill", &fill, None).unwrap();
+    assert_eq!((c.records, c.bytes, c.filled), (3000, 300_000, Some(3000)));
+    let c = consume::run(
+        &bootstrap,
+        "smoke-fill",
+        &consume_opts(&["--count", "1000"]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.records, 1000);
+
+    // e2e: one second at 2000 rec/s.
+    let opts = e2e_opts(&[
+        "--rate",
+        "2000",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.2",
+        "--record-size",
+        "64",
+        "--partitions",
+        "2",
+    ]);
+    let e = e2e::run(&bootstrap, "smoke-e2e", &opts, me).unwrap();
+    println!("{e}");
+    assert!(e.sent > 1000, "{} sent", e.sent);
+    assert_eq!(e.received, e.sent);
+    assert_eq!(e.errors, 0);
+    assert!(e.latency.is_ordered(), "{:?}", e.latency);
+    assert!(e.delivery_latency.is_ordered(), "{:?}", e.delivery_latency);
+    assert_eq!(e.latency.count, e.received);
+    assert!(e.records_per_sec > 200.0, "{}", e.records_per_sec);
+
+    // A paced produce keeps to its rate.
+    let opts = produce_opts(&[
+        "--rate",
+        "1000",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0",
+        "--create-topic",
+    ]);
+    let p = produce::run(&bootstrap, "smoke-paced", &opts, None).unwrap();
+    assert!(
+        (250..=510).contains(&p.records),
+        "{} records at 1000/s for 0.5 s",
+        p.records
+    );
+
+    broker.shutdown();
+}
