@@ -32,6 +32,9 @@ use crate::state::BrokerState;
 const READ_AHEAD: usize = 64;
 /// Flush encoded responses once this many bytes are pending, even if more requests wait.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Initial read buffer: small, so a thousand idle connections cost little memory. It grows to
+/// whole frames as they arrive (`decode_frame` reserves a frame's size once it is known).
+const READ_BUFFER: usize = 8 * 1024;
 
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +111,8 @@ async fn write_replies(
     mut write_half: OwnedWriteHalf,
     mut replies: mpsc::Receiver<Reply>,
 ) -> Result<(), CloseReason> {
-    let mut out = BytesMut::with_capacity(WRITE_BATCH);
+    // Grows to the largest batch of replies written, then is reused.
+    let mut out = BytesMut::new();
     while let Some(reply) = replies.recv().await {
         let bytes = match reply {
             Reply::Now(bytes) => bytes,
@@ -131,7 +135,7 @@ async fn read_frames(
     tx: mpsc::Sender<Result<Bytes, CloseReason>>,
     max_frame: usize,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
     loop {
         loop {
             match decode_frame(&mut buf, max_frame) {
@@ -147,8 +151,8 @@ async fn read_frames(
                 }
             }
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(64 * 1024);
+        if buf.capacity() - buf.len() < READ_BUFFER / 2 {
+            buf.reserve(READ_BUFFER);
         }
         match read_half.read_buf(&mut buf).await {
             Ok(0) => return,
