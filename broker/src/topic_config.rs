@@ -406,6 +406,9 @@ impl TopicConfig {
                 10 * 1024 * 1024,
             ))
             .unwrap_or(d.segment_index_bytes),
+            preallocate: self
+                .get(broker, "preallocate")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -480,5 +483,8 @@ mod tests {
         assert_eq!(c.max_message_bytes(&broker), 2000);
         assert_eq!(c.log_config(&broker).segment_bytes, 4096);
         assert!(!c.log_append_time(&broker));
+        assert!(!c.log_config(&broker).preallocate);
+        let pre = TopicConfig::from_pairs([("preallocate", Some("TRUE"))]).unwrap();
+        assert!(pre.log_config(&broker).preallocate);
     }
 }

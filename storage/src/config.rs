@@ -25,16 +25,27 @@ pub struct LogConfig {
     /// `segment.index.bytes`: space preallocated for each index file of the active segment;
     /// a segment is rolled when either index is full.
     pub segment_index_bytes: u32,
+    /// `preallocate` (default false): when true, the active segment's `.log` is allocated
+    /// (`fallocate`, real blocks) to `segment_bytes` and each index to `segment_index_bytes`
+    /// up front, when the segment is created or reactivated, so every active partition holds
+    /// a whole segment of disk. When false, the files are extended sparsely to that size but
+    /// real blocks are allocated in chunks just ahead of the write position
+    /// (for the `.log` 1 MiB first, then growing with the segment up to 8 MiB; 64 KiB for
+    /// each index), so an empty partition costs about 1 MiB. Either way a full disk is an `ENOSPC` error before
+    /// anything is written, never a `SIGBUS`.
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
-    /// Kafka's defaults: 1 GiB segments, 7 days, an index entry every 4 KiB, 10 MiB indexes.
+    /// Kafka's defaults: 1 GiB segments, 7 days, an index entry every 4 KiB, 10 MiB indexes,
+    /// no up-front preallocation.
     fn default() -> Self {
         Self {
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 60 * 60 * 1000,
             index_interval_bytes: 4096,
             segment_index_bytes: 10 * 1024 * 1024,
+            preallocate: false,
         }
     }
 }

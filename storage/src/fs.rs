@@ -51,9 +51,10 @@ pub trait FileSystem: Send + Sync + Debug {
     fn sync_data(&self, file: &File) -> io::Result<()>;
     /// fsync: data and all metadata.
     fn sync_all(&self, file: &File) -> io::Result<()>;
-    /// Reserves disk blocks for the first `len` bytes (extending the file to `len` if it is
-    /// shorter; never shortening it), so later writes below `len` cannot hit a full disk.
-    fn allocate(&self, file: &File, len: u64) -> io::Result<()>;
+    /// Reserves disk blocks for the `len` bytes from `offset` (extending the file to
+    /// `offset + len` if it is shorter; never shortening it), so later writes into that range
+    /// cannot hit a full disk. A full disk is `ENOSPC` here, with nothing written.
+    fn allocate(&self, file: &File, offset: u64, len: u64) -> io::Result<()>;
     /// Sets the file's length (shortening it, or extending it sparsely).
     fn set_len(&self, file: &File, len: u64) -> io::Result<()>;
     /// The file's current length.
@@ -107,18 +108,19 @@ impl FileSystem for OsFileSystem {
         file.sync_all()
     }
 
-    /// `fallocate(fd, 0, 0, len)`: real blocks, so a full disk shows up here rather than as
-    /// `SIGBUS` or `ENOSPC` later. File systems without fallocate (`EOPNOTSUPP`) get a sparse
-    /// `set_len` instead, the best they offer.
-    fn allocate(&self, file: &File, len: u64) -> io::Result<()> {
+    /// `fallocate(fd, 0, offset, len)`: real blocks, so a full disk shows up here rather
+    /// than as `ENOSPC` from a later write. File systems without fallocate (`EOPNOTSUPP`) get
+    /// a sparse `set_len` instead, the best they offer.
+    fn allocate(&self, file: &File, offset: u64, len: u64) -> io::Result<()> {
         if len == 0 {
             return Ok(());
         }
-        match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len) {
+        match rustix::fs::fallocate(file, FallocateFlags::empty(), offset, len) {
             Ok(()) => Ok(()),
             Err(Errno::OPNOTSUPP) => {
-                if file.metadata()?.len() < len {
-                    file.set_len(len)?;
+                let end = offset.saturating_add(len);
+                if file.metadata()?.len() < end {
+                    file.set_len(end)?;
                 }
                 Ok(())
             }
@@ -241,25 +243,54 @@ impl FileHandle {
             .map_err(StorageError::io("set_len", &self.path))
     }
 
-    /// Reserves real blocks for the first `len` bytes, extending the file if shorter.
-    pub(crate) fn allocate(&self, len: u64) -> Result<()> {
+    /// Reserves real blocks for the `len` bytes from `offset`, extending the file if shorter.
+    pub(crate) fn allocate(&self, offset: u64, len: u64) -> Result<()> {
         self.fs
-            .allocate(&self.file, len)
+            .allocate(&self.file, offset, len)
             .map_err(StorageError::io("fallocate", &self.path))
     }
 
-    /// Preallocates the first `len` bytes, returning the length now backed by real blocks.
-    /// When `required` is false a full disk is not an error: it is logged and the file keeps
-    /// its current length (later growth then fails cleanly with `NoSpace`). Used when
-    /// reopening, so that a log on a full disk can still be opened and read.
-    pub(crate) fn preallocate(&self, len: u64, required: bool) -> Result<u64> {
-        match self.allocate(len) {
-            Ok(()) => Ok(len),
+    /// Makes sure the blocks below `need` are allocated, given that those below `*allocated`
+    /// already are: if `need` is past `*allocated`, allocates from there up to
+    /// [`chunk_end`]`(need, chunk, limit)` and advances `*allocated`. On error (`NoSpace` on
+    /// a full disk) nothing was written and `*allocated` is unchanged.
+    pub(crate) fn allocate_ahead(
+        &self,
+        allocated: &mut u64,
+        need: u64,
+        chunk: u64,
+        limit: u64,
+    ) -> Result<()> {
+        if need <= *allocated {
+            return Ok(());
+        }
+        let end = chunk_end(need, chunk, limit);
+        self.allocate(*allocated, end - *allocated)?;
+        *allocated = end;
+        Ok(())
+    }
+
+    /// [`FileHandle::allocate_ahead`] when (re)activating a file. When `required` is false a
+    /// full disk is not an error: it is logged and nothing more is allocated (the next
+    /// growth then fails cleanly with `NoSpace`). Used when reopening, so that a log on a
+    /// full disk can still be opened and read.
+    pub(crate) fn preallocate(
+        &self,
+        allocated: &mut u64,
+        need: u64,
+        chunk: u64,
+        limit: u64,
+        required: bool,
+    ) -> Result<()> {
+        match self.allocate_ahead(allocated, need, chunk, limit) {
             Err(e) if !required && e.is_no_space() => {
-                tracing::warn!(file = %self.path.display(), "cannot preallocate {len} bytes: {e}");
-                self.file_len()
+                tracing::warn!(
+                    file = %self.path.display(),
+                    "cannot preallocate from byte {allocated} on: {e}"
+                );
+                Ok(())
             }
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -305,6 +336,18 @@ impl FileHandle {
             .map(&self.file, len)
             .map_err(StorageError::io("mmap", &self.path))
     }
+}
+
+/// Where to allocate up to so that the bytes below `need` are backed by blocks: `need`
+/// rounded up to a multiple of `chunk`, but not past `limit` (the file's preallocated
+/// maximum), and never below `need` itself (a batch larger than its segment). With `chunk`
+/// = `u64::MAX` (Kafka's `preallocate=true`) that is the whole of `limit` at once.
+pub(crate) fn chunk_end(need: u64, chunk: u64, limit: u64) -> u64 {
+    let chunk = chunk.max(1);
+    need.div_ceil(chunk)
+        .saturating_mul(chunk)
+        .min(limit)
+        .max(need)
 }
 
 /// Creates `dir` (and missing parents) unless it exists; whether it was created.

@@ -27,12 +27,19 @@
 //!
 //! # Files on disk
 //!
-//! The active segment's index files are preallocated with real blocks (`fallocate`, zero
-//! filled) for `segment_index_bytes` plus one spare entry, and memory mapped once; entries are
-//! added with positioned writes and become visible to lookups when committed. The spare entry
-//! is for the time entry written when a full segment is sealed, so sealing never needs new
-//! disk space. Sealing and clean close trim the files to their entries. Lookups read entries
-//! from the mapping, so a sealed segment's index costs no heap memory.
+//! The active segment's index files are sized for `segment_index_bytes` plus one spare entry
+//! and memory mapped once at that size; entries are added with positioned writes and become
+//! visible to lookups when committed. The spare entry is for the time entry written when a
+//! full segment is sealed. With `preallocate` the whole size gets real blocks (`fallocate`,
+//! zero filled) up front. Without it (the default) the file is extended sparsely to that size
+//! and blocks are allocated in chunks of [`INDEX_ALLOCATION_CHUNK`] bytes (whole entries)
+//! ahead of the next entry: before an entry is written, the space for it *and for the entry
+//! after it* must be allocated, otherwise the next chunk is (capped at the sized length). So
+//! a full disk fails the append cleanly before anything is written, and the seal entry
+//! always finds its slot allocated: sealing never needs new disk space. Lookups only read
+//! committed entries, which were written into allocated blocks; the sparse rest of the
+//! mapping is never touched. Sealing and clean close trim the files to their entries.
+//! Lookups read entries from the mapping, so a sealed segment's index costs no heap memory.
 
 use std::{fmt::Debug, marker::PhantomData, path::Path};
 
@@ -41,6 +48,10 @@ use crate::{
     fs::{FileHandle, SharedFs},
     mmap::Mapping,
 };
+
+/// Bytes of an active index allocated at a time when `preallocate` is off (rounded down to
+/// whole entries): 8192 offset entries, 5461 time entries.
+pub(crate) const INDEX_ALLOCATION_CHUNK: u64 = 64 * 1024;
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -144,36 +155,86 @@ pub(crate) struct Index<E> {
     entries: usize,
     /// Entries at which the index counts as full (active segments; `usize::MAX` if sealed).
     max_entries: usize,
+    /// Bytes from the start known to be backed by real blocks (written or allocated).
+    allocated: u64,
+    /// The length the active file is sized (and mapped) to: `max_entries` plus the spare.
+    capacity: u64,
+    /// Allocation granularity: [`index_chunk`], or `u64::MAX` with `preallocate`.
+    chunk: u64,
     _entry: PhantomData<E>,
 }
 
+/// The allocation chunk of an index of `E`: [`INDEX_ALLOCATION_CHUNK`] in whole entries.
+fn index_chunk<E: IndexEntry>() -> u64 {
+    let size = E::SIZE as u64;
+    (INDEX_ALLOCATION_CHUNK / size).max(1) * size
+}
+
 impl<E: IndexEntry> Index<E> {
-    /// Creates (or overwrites) an active index holding `entries`, preallocated (one spare
-    /// entry included) and mapped for `max_entries`. With `required` false a full disk only
-    /// skips the preallocation (the index then grows entry by entry, each growth able to fail
-    /// cleanly); with `required` true it is an error.
+    /// Creates (or overwrites) an active index holding `entries`, sized and mapped for
+    /// `max_entries` plus the spare, with the whole of it (`preallocate`) or the first chunk
+    /// allocated. With `required` false a full disk only skips the allocation (the index then
+    /// allocates as it grows, each step able to fail cleanly); with `required` true it is an
+    /// error.
     pub(crate) fn create_active(
         fs: &SharedFs,
         path: &Path,
         entries: &[E],
         max_entries: usize,
+        preallocate: bool,
         required: bool,
     ) -> Result<Self> {
         let file = FileHandle::create(fs, path)?;
-        let len = byte_len::<E>(max_entries.max(entries.len()).saturating_add(1));
-        let len = file.preallocate(len, required)?;
-        if !entries.is_empty() {
-            file.write_all_at(&encode_all(entries), 0)?;
-        }
-        let len = len.max(byte_len::<E>(entries.len()));
-        let map = file.map(len)?;
-        Ok(Self {
+        let mut index = Self {
             file,
-            map,
+            map: None,
             entries: entries.len(),
             max_entries,
+            allocated: 0,
+            capacity: 0,
+            chunk: u64::MAX,
             _entry: PhantomData,
-        })
+        };
+        // Allocated from byte 0: the entries' space too, before they are written.
+        index.activate(max_entries, preallocate, required)?;
+        if !entries.is_empty() {
+            index.file.write_all_at(&encode_all(entries), 0)?;
+            index.allocated = index.allocated.max(byte_len::<E>(entries.len()));
+        }
+        Ok(index)
+    }
+
+    /// Sizes the file for `max_entries` plus the spare (sparse), allocates ahead of the next
+    /// entry (module docs) and maps the file at that size.
+    fn activate(&mut self, max_entries: usize, preallocate: bool, required: bool) -> Result<()> {
+        self.capacity = byte_len::<E>(max_entries.max(self.entries).saturating_add(1));
+        self.chunk = if preallocate {
+            u64::MAX
+        } else {
+            index_chunk::<E>()
+        };
+        let need = self.need_for_next();
+        self.file.preallocate(
+            &mut self.allocated,
+            need,
+            self.chunk,
+            self.capacity,
+            required,
+        )?;
+        if self.file.file_len()? < self.capacity {
+            self.file.set_len(self.capacity)?;
+        }
+        self.map = self.file.map(self.capacity)?;
+        self.max_entries = max_entries;
+        Ok(())
+    }
+
+    /// The bytes that must be allocated before the next entry is written: its slot and, while
+    /// within the sized length, the slot after it (so the seal entry never needs new space).
+    fn need_for_next(&self) -> u64 {
+        let slot_end = byte_len::<E>(self.entries.saturating_add(1));
+        let with_spare = byte_len::<E>(self.entries.saturating_add(2)).min(self.capacity);
+        slot_end.max(with_spare)
     }
 
     /// Opens a sealed index file, checking that it is well formed: a whole number of entries,
@@ -198,6 +259,9 @@ impl<E: IndexEntry> Index<E> {
             file,
             map,
             max_entries: usize::MAX,
+            allocated: len,
+            capacity: len,
+            chunk: u64::MAX,
             _entry: PhantomData,
         };
         let mut prev: Option<E> = None;
@@ -231,12 +295,16 @@ impl<E: IndexEntry> Index<E> {
         crate::fs::rename(fs, &tmp, path)?;
         let file = FileHandle::open_existing(fs, path)?
             .ok_or_else(|| StorageError::io("open", path)(std::io::ErrorKind::NotFound.into()))?;
-        let map = file.map(byte_len::<E>(entries.len()))?;
+        let len = byte_len::<E>(entries.len());
+        let map = file.map(len)?;
         Ok(Self {
             file,
             map,
             entries: entries.len(),
             max_entries: usize::MAX,
+            allocated: len,
+            capacity: len,
+            chunk: u64::MAX,
             _entry: PhantomData,
         })
     }
@@ -282,18 +350,19 @@ impl<E: IndexEntry> Index<E> {
         lo.checked_sub(1).and_then(|i| self.entry(i))
     }
 
-    /// Writes `entry` into the next slot without committing it; if the slot lies beyond the
-    /// mapping (the preallocated space), it is allocated first and the file remapped. Writing
-    /// again overwrites the same slot, so a failed append can be retried.
+    /// Writes `entry` into the next slot without committing it. First the blocks for the slot
+    /// (and the spare after it) are allocated if they are not yet (module docs); a slot
+    /// beyond the mapping (past the sized length) is mapped after writing. Writing again
+    /// overwrites the same slot, so a failed append can be retried.
     pub(crate) fn write_pending(&mut self, entry: E) -> Result<()> {
         let mut buf = Vec::with_capacity(E::SIZE);
         entry.encode(&mut buf);
         let slot_end = byte_len::<E>(self.entries + 1);
-        let mapped = self.map.as_ref().map_or(0, |m| m.len() as u64);
-        if mapped < slot_end {
-            self.file.allocate(slot_end)?;
-        }
+        let need = self.need_for_next();
+        self.file
+            .allocate_ahead(&mut self.allocated, need, self.chunk, self.capacity)?;
         self.file.write_all_at(&buf, slot_end - E::SIZE as u64)?;
+        let mapped = self.map.as_ref().map_or(0, |m| m.len() as u64);
         if mapped < slot_end {
             self.map = self.file.map(slot_end)?;
         }
@@ -311,17 +380,17 @@ impl<E: IndexEntry> Index<E> {
     }
 
     /// Makes a trimmed index (of a segment closed cleanly) active again without rewriting
-    /// it: preallocates room for `max_entries` (plus the spare) after the existing entries,
-    /// which stay as they are, and maps it. `required` as for [`Index::create_active`].
-    pub(crate) fn reopen_active(&mut self, max_entries: usize, required: bool) -> Result<()> {
-        let len = byte_len::<E>(max_entries.max(self.entries).saturating_add(1));
-        let len = self
-            .file
-            .preallocate(len, required)?
-            .max(byte_len::<E>(self.entries));
-        self.map = self.file.map(len)?;
-        self.max_entries = max_entries;
-        Ok(())
+    /// it: sizes it for `max_entries` (plus the spare) after the existing entries, which stay
+    /// as they are, allocates ahead as [`Index::create_active`] does, and maps it.
+    /// `preallocate` and `required` as for [`Index::create_active`].
+    pub(crate) fn reopen_active(
+        &mut self,
+        max_entries: usize,
+        preallocate: bool,
+        required: bool,
+    ) -> Result<()> {
+        self.allocated = self.allocated.min(byte_len::<E>(self.entries));
+        self.activate(max_entries, preallocate, required)
     }
 
     /// Shortens the file to its committed entries, fsyncs it and maps exactly those. The
@@ -332,6 +401,8 @@ impl<E: IndexEntry> Index<E> {
         self.file.sync_all()?;
         self.map = self.file.map(len)?;
         self.max_entries = usize::MAX;
+        self.allocated = len;
+        self.capacity = len;
         Ok(())
     }
 }
@@ -453,7 +524,7 @@ mod tests {
                 position,
             })
             .collect();
-        Index::create_active(&os(), &dir.join("x.index"), &entries, 100, true).unwrap()
+        Index::create_active(&os(), &dir.join("x.index"), &entries, 100, false, true).unwrap()
     }
 
     #[test]
@@ -489,8 +560,15 @@ mod tests {
                 timestamp,
                 relative_offset,
             });
-        let idx = Index::create_active(&os(), &dir.path().join("x.timeindex"), &entries, 10, true)
-            .unwrap();
+        let idx = Index::create_active(
+            &os(),
+            &dir.path().join("x.timeindex"),
+            &entries,
+            10,
+            false,
+            true,
+        )
+        .unwrap();
         let rel = |t| idx.floor(t).map(|e| e.relative_offset);
         assert_eq!(rel(99), None);
         assert_eq!(rel(100), Some(0));
@@ -504,7 +582,8 @@ mod tests {
     fn pending_entries_are_invisible_until_committed_and_full_is_tracked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.index");
-        let mut idx = Index::<OffsetEntry>::create_active(&os(), &path, &[], 2, true).unwrap();
+        let mut idx =
+            Index::<OffsetEntry>::create_active(&os(), &path, &[], 2, false, true).unwrap();
         let e = |r, p| OffsetEntry {
             relative_offset: r,
             position: p,

@@ -58,9 +58,11 @@
 //! # Durability
 //!
 //! Appended batches are readable at once and durable after [`PartitionLog::flush`] or a
-//! [`SyncPoint::sync`]. Segments are preallocated with `fallocate` before they are mapped,
-//! so a full disk is an error ([`StorageError::is_no_space`]) that leaves the log writable
-//! once space is freed, never a `SIGBUS`. A segment is trimmed and fsynced when it rolls, so
+//! [`SyncPoint::sync`]. Disk blocks are allocated with `fallocate` before anything is
+//! written into them (in 8 MiB chunks ahead of the write position, or the whole segment up
+//! front with [`LogConfig::preallocate`]), so a full disk is an error
+//! ([`StorageError::is_no_space`]) that leaves the log writable once space is freed, never a
+//! `SIGBUS`. A segment is trimmed and fsynced when it rolls, so
 //! only the last segment can be left half written by a crash; opening the log verifies it
 //! batch by batch (CRC32C, offsets) and truncates it at the first invalid byte. After a
 //! failed write or fsync the log refuses further writes ([`StorageError::WritesDisabled`])

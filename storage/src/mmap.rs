@@ -24,7 +24,16 @@
 //!    write strictly at or beyond the committed size. Trimming (roll, clean close) shortens a
 //!    file only down to its committed size. Recovery truncates invalid tails before any
 //!    slice of that file exists, and after dropping the map it scanned with.
-//! 3. **Deleted files stay readable.** A [`Bytes`] may outlive its log; deleting or replacing
+//! 3. **No reference reaches a page that could fault.** A map may be longer than the
+//!    written data: an active segment's `.log` and indexes are extended *sparsely* to their
+//!    full size and mapped once, while disk blocks are allocated in chunks ahead of the
+//!    writes (see [`crate::segment`]). Only committed bytes are referenced (rule 1), and they
+//!    were written with `pwrite` into blocks allocated beforehand, so they are in the page
+//!    cache or on disk; nothing is ever written through a map, so a full disk can never turn
+//!    into a `SIGBUS` on a dirty mapped page. The unallocated rest of a map is never touched
+//!    (a read there would see zeros, as the file is never shorter than a map while its
+//!    committed range is read: files are only shortened to their committed size, rule 2).
+//! 4. **Deleted files stay readable.** A [`Bytes`] may outlive its log; deleting or replacing
 //!    a file only unlinks it, and the kernel keeps the inode alive while it is mapped.
 //!
 //! The remaining assumption, shared by every mmap-based store, is that no other process

@@ -26,7 +26,8 @@
 //! * **Full scan**: every batch is parsed (length bounds, magic 2), its CRC32C verified, base
 //!   offsets checked to start at or after the segment base and to continue exactly where the
 //!   previous batch ended. The `.log` is truncated at the first invalid byte — which removes
-//!   the zero-filled preallocation left by a crash as well as torn or corrupt tails — and
+//!   the zeros a crash leaves after the last batch (the allocated but unwritten chunk and
+//!   the sparse, unallocated rest read alike) as well as torn or corrupt tails — and
 //!   the indexes are rebuilt from the valid prefix. If the damaged segment is not the last
 //!   one, every later segment is deleted: offsets must stay contiguous, so nothing after the
 //!   damage is kept.
@@ -34,8 +35,9 @@
 //!   way: the later segments are deleted.
 //!
 //! Rebuilt indexes of sealed segments are written to a temporary file and renamed into place.
-//! The last segment is preallocated again and fsynced, so everything the opened log holds is
-//! durable.
+//! The last segment is sized and allocated again like a new one (wholly with
+//! [`LogConfig::preallocate`], else one chunk ahead of its data) and fsynced, so everything
+//! the opened log holds is durable.
 //!
 //! # Log start offset
 //!
@@ -65,8 +67,8 @@ use crate::{
         TimeEntry,
     },
     segment::{
-        parse_log_file_name, segment_path, ActiveState, Segment, SegmentParts, INDEX_SUFFIX,
-        LOG_SUFFIX, TIME_INDEX_SUFFIX,
+        parse_log_file_name, prepare_active_log, segment_path, ActiveState, Segment, SegmentParts,
+        INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
     },
 };
 
@@ -352,6 +354,7 @@ impl Recovery<'_> {
             log,
             size: scan.valid_len,
             capacity: scan.valid_len,
+            allocated: scan.valid_len,
             offset_index,
             time_index,
             next_offset: scan.next_offset,
@@ -528,6 +531,7 @@ fn open_checked(
         log,
         size,
         capacity: size,
+        allocated: size,
         offset_index,
         time_index,
         next_offset: base,
@@ -780,7 +784,8 @@ fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<Scan> {
     Ok(scan(data, base, config.index_interval_bytes))
 }
 
-/// Makes the scanned last segment the active one: preallocates its `.log` again (a full disk
+/// Makes the scanned last segment the active one: sizes and allocates its `.log` again as a
+/// new segment's (wholly with `preallocate`, else one chunk after the valid data; a full disk
 /// only skips that), fsyncs it, and rewrites its indexes (always: a crash leaves them in an
 /// unknown state).
 fn activate(
@@ -791,15 +796,14 @@ fn activate(
     scan: Scan,
     config: &LogConfig,
 ) -> Result<Segment> {
-    let capacity = log
-        .preallocate(scan.valid_len.max(config.segment_limit()), false)?
-        .max(scan.valid_len);
+    let (capacity, allocated) = prepare_active_log(&log, scan.valid_len, config, false)?;
     log.sync_all()?;
     let offset_index = Index::create_active(
         fs,
         &segment_path(dir, base, INDEX_SUFFIX),
         &scan.offset_entries,
         max_entries::<OffsetEntry>(config.segment_index_bytes),
+        config.preallocate,
         false,
     )?;
     let time_index = Index::create_active(
@@ -807,6 +811,7 @@ fn activate(
         &segment_path(dir, base, TIME_INDEX_SUFFIX),
         &scan.time_entries,
         max_entries::<TimeEntry>(config.segment_index_bytes),
+        config.preallocate,
         false,
     )?;
     Segment::from_parts(SegmentParts {
@@ -814,6 +819,7 @@ fn activate(
         log,
         size: scan.valid_len,
         capacity,
+        allocated,
         offset_index,
         time_index,
         next_offset: scan.next_offset,

@@ -7,21 +7,51 @@
 //!
 //! # Write path
 //!
-//! The active segment's `.log` is preallocated to `segment_bytes` with `fallocate` (real
-//! blocks, not a sparse hole) and mapped read-only once. A batch is written with one
-//! positioned write at the committed size and becomes readable only when the committed size
-//! is advanced, after the write and its index entries succeeded. Because the space is
-//! allocated before it is mapped or written, a full disk is an `ENOSPC` error when a segment
-//! is created or grown, never a `SIGBUS`; and writing through `pwrite` rather than into a
+//! The active segment's `.log` is extended to `segment_bytes` and mapped read-only once at
+//! that length (its *capacity*). A batch is written with one positioned write at the
+//! committed size and becomes readable only when the committed size is advanced, after the
+//! write and its index entries succeeded. Writing through `pwrite` rather than into a
 //! writable map means a failed write leaves the segment unchanged, so it can be retried.
 //!
-//! A new segment's three files are created, preallocated and fsynced before the segment is
-//! used (the caller fsyncs the directory), so after a crash the files exist with their full
-//! length and an `fdatasync` of the `.log` later suffices to make appended data durable. If
-//! creation fails, the files created so far are removed again.
+//! # Allocation: up front or in chunks
+//!
+//! Real disk blocks (`fallocate`, not a sparse hole) back every byte before it is written,
+//! so a full disk is an `ENOSPC` error *before* anything is written: nothing half written,
+//! the log stays writable and the append can be retried once space is freed. How far ahead
+//! they are allocated depends on [`LogConfig::preallocate`] (Kafka's `preallocate`):
+//!
+//! * `true`: the whole capacity is allocated when the segment is created or reactivated, so
+//!   each active segment occupies `segment_bytes` of disk.
+//! * `false` (the default): the file is extended to its capacity sparsely (`set_len`, no
+//!   blocks) and blocks are allocated in chunks ahead of the write position. The segment
+//!   remembers how many bytes from the start are allocated; before a write whose end passes
+//!   that, the range from there up to the write's end rounded up to a chunk (capped at the
+//!   capacity) is allocated. A new segment gets its first chunk, [`LOG_FIRST_CHUNK`] (1 MiB),
+//!   when it is created; each later chunk is as large as what is already allocated, up to
+//!   [`LOG_ALLOCATION_CHUNK`] (8 MiB). So an idle partition costs 1 MiB, not a segment.
+//!
+//! The map may cover sparse, unallocated pages; that is safe because nothing ever touches
+//! them. Readers only ever read committed bytes (`0..size`), which were written with
+//! `pwrite` into blocks allocated before the write, and nothing writes through the map. A
+//! page of a hole is never faulted in, and even reading one would give zeros, not `SIGBUS`
+//! (that needs an access past the end of the file; trimming only ever shortens a file down
+//! to its committed size, see [`crate::mmap`]). A full disk thus
+//! surfaces only as `ENOSPC` from `fallocate` (or, on a file system without it, from the
+//! write itself), never as a fault in a reader.
+//!
+//! A batch larger than the capacity grows the segment: the blocks up to its end are
+//! allocated (extending the file) and the file is mapped anew.
+//!
+//! A new segment's three files are created, allocated as above and fsynced before the
+//! segment is used (the caller fsyncs the directory), so after a crash the files exist with
+//! their full length and an `fdatasync` of the `.log` later suffices to make appended data
+//! durable (the file's length does not change while it is active, unless a batch outgrows
+//! it). If creation fails, the files created so far are removed again.
 //!
 //! Sealing (on roll) trims the `.log` and the indexes to their used length, fsyncs them, and
-//! remaps the `.log` at its exact length. A clean close does the same without sealing.
+//! remaps the `.log` at its exact length. A clean close does the same without sealing. After
+//! a crash, the tail after the last batch (zeros: allocated, never-written blocks and the
+//! sparse rest, which also reads as zeros) is cut by recovery.
 //!
 //! File names are the segment's base offset, 20 digits zero-padded: `<base>.log`,
 //! `<base>.index`, `<base>.timeindex`.
@@ -49,6 +79,51 @@ type Result<T> = std::result::Result<T, StorageError>;
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// The most bytes of an active `.log` allocated at a time when `preallocate` is off
+/// (module docs).
+pub(crate) const LOG_ALLOCATION_CHUNK: u64 = 8 * 1024 * 1024;
+/// The first chunk of a new segment. Chunks then grow with the segment (each as large as
+/// what is allocated already, up to [`LOG_ALLOCATION_CHUNK`]), so a thousand idle partitions
+/// hold about 1 GiB of disk rather than 8 GiB, while a busy one allocates every 8 MiB.
+pub(crate) const LOG_FIRST_CHUNK: u64 = 1024 * 1024;
+
+/// The `.log` allocation granularity for `config` with `allocated` bytes allocated so far:
+/// the whole segment with `preallocate`.
+fn log_chunk(config: &LogConfig, allocated: u64) -> u64 {
+    if config.preallocate {
+        u64::MAX
+    } else {
+        allocated.clamp(LOG_FIRST_CHUNK, LOG_ALLOCATION_CHUNK)
+    }
+}
+
+/// Readies the `.log` of a segment becoming active with `size` committed bytes: allocates
+/// ahead of `size` (the whole capacity with `preallocate`, else one chunk) and extends the
+/// file sparsely to its capacity, `segment_bytes` (or `size` if larger). Returns the
+/// capacity and the bytes from the start now allocated. With `required` false a full disk
+/// only skips the allocation. The caller fsyncs.
+pub(crate) fn prepare_active_log(
+    log: &FileHandle,
+    size: u64,
+    config: &LogConfig,
+    required: bool,
+) -> Result<(u64, u64)> {
+    let capacity = size.max(config.segment_limit());
+    let mut allocated = size;
+    let need = size.saturating_add(1).min(capacity);
+    log.preallocate(
+        &mut allocated,
+        need,
+        log_chunk(config, size),
+        capacity,
+        required,
+    )?;
+    if log.file_len()? < capacity {
+        log.set_len(capacity)?;
+    }
+    Ok((capacity, allocated))
+}
 
 /// The path of a segment file: `dir/<base, 20 digits><suffix>`.
 pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -115,7 +190,10 @@ pub(crate) struct Segment {
     map: Option<Mapping>,
     /// Committed bytes: everything below is whole, valid batches.
     size: u64,
+    /// Length of the file and of the map (active: `segment_bytes` or more; sealed: `size`).
     capacity: u64,
+    /// Bytes from the start backed by real blocks, `size..=capacity` (module docs).
+    allocated: u64,
     offset_index: Index<OffsetEntry>,
     time_index: Index<TimeEntry>,
     /// Offset after the last batch (the base offset when empty).
@@ -131,8 +209,10 @@ pub(crate) struct SegmentParts {
     pub(crate) base_offset: i64,
     pub(crate) log: FileHandle,
     pub(crate) size: u64,
-    /// Length to map: the committed size for sealed segments, the preallocation if active.
+    /// Length to map: the committed size for sealed segments, the file's length if active.
     pub(crate) capacity: u64,
+    /// Bytes from the start backed by real blocks (the committed size for sealed segments).
+    pub(crate) allocated: u64,
     pub(crate) offset_index: Index<OffsetEntry>,
     pub(crate) time_index: Index<TimeEntry>,
     pub(crate) next_offset: i64,
@@ -154,6 +234,7 @@ impl Segment {
             map,
             size: parts.size,
             capacity: parts.capacity,
+            allocated: parts.allocated.max(parts.size),
             offset_index: parts.offset_index,
             time_index: parts.time_index,
             next_offset: parts.next_offset,
@@ -163,7 +244,7 @@ impl Segment {
     }
 
     /// Creates a new, empty active segment in `dir` (overwriting stray files of that name):
-    /// every file preallocated and fsynced (module docs). The caller fsyncs the directory. On
+    /// every file sized, allocated (wholly or its first chunk) and fsynced (module docs). The caller fsyncs the directory. On
     /// error (say, `NoSpace`) the files created so far are removed again, best effort.
     pub(crate) fn create(
         fs: &SharedFs,
@@ -185,14 +266,14 @@ impl Segment {
 
     fn try_create(fs: &SharedFs, dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self> {
         let log = FileHandle::create(fs, &segment_path(dir, base_offset, LOG_SUFFIX))?;
-        let capacity = config.segment_limit();
-        log.allocate(capacity)?;
+        let (capacity, allocated) = prepare_active_log(&log, 0, config, true)?;
         log.sync_all()?;
         let offset_index = Index::create_active(
             fs,
             &segment_path(dir, base_offset, INDEX_SUFFIX),
             &[],
             crate::index::max_entries::<OffsetEntry>(config.segment_index_bytes),
+            config.preallocate,
             true,
         )?;
         offset_index.sync()?;
@@ -201,6 +282,7 @@ impl Segment {
             &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
             &[],
             crate::index::max_entries::<TimeEntry>(config.segment_index_bytes),
+            config.preallocate,
             true,
         )?;
         time_index.sync()?;
@@ -209,6 +291,7 @@ impl Segment {
             log,
             size: 0,
             capacity,
+            allocated,
             offset_index,
             time_index,
             next_offset: base_offset,
@@ -328,6 +411,12 @@ impl Segment {
             },
             config.index_interval_bytes,
         );
+        // Blocks first (a full disk fails here, before anything is written), then the map if
+        // the batch outgrows the segment.
+        let limit = self.capacity.max(config.segment_limit());
+        let chunk = log_chunk(config, self.allocated);
+        self.log
+            .allocate_ahead(&mut self.allocated, end, chunk, limit)?;
         if end > self.capacity {
             self.grow(end.max(config.segment_limit()))?;
         }
@@ -355,32 +444,36 @@ impl Segment {
         Ok(())
     }
 
-    /// Extends the preallocated `.log` to `capacity` (real blocks) and maps it anew. Readers
-    /// holding the old map keep it; new reads use the new one.
+    /// Extends the `.log` to `capacity` (sparsely beyond what is allocated; a batch is only
+    /// written after its blocks were) and maps it anew. Readers holding the old map keep it;
+    /// new reads use the new one.
     fn grow(&mut self, capacity: u64) -> Result<()> {
-        self.log.allocate(capacity)?;
+        if self.log.file_len()? < capacity {
+            self.log.set_len(capacity)?;
+        }
         self.map = self.log.map(capacity)?;
         self.capacity = capacity;
         Ok(())
     }
 
     /// Makes a segment that was closed cleanly as the active one (trimmed files, checked by
-    /// recovery) active again: preallocates its `.log` and indexes and restores the planner
-    /// state recovery reconstructed. A full disk only skips the preallocation.
+    /// recovery) active again: sizes and allocates its `.log` and indexes as a new segment's
+    /// (module docs) and restores the planner state recovery reconstructed. A full disk only
+    /// skips the allocation.
     pub(crate) fn reactivate(&mut self, config: &LogConfig, state: ActiveState) -> Result<()> {
-        let capacity = self
-            .log
-            .preallocate(self.size.max(config.segment_limit()), false)?
-            .max(self.size);
+        let (capacity, allocated) = prepare_active_log(&self.log, self.size, config, false)?;
         self.log.sync_all()?;
         self.map = self.log.map(capacity)?;
         self.capacity = capacity;
+        self.allocated = allocated;
         self.offset_index.reopen_active(
             crate::index::max_entries::<OffsetEntry>(config.segment_index_bytes),
+            config.preallocate,
             false,
         )?;
         self.time_index.reopen_active(
             crate::index::max_entries::<TimeEntry>(config.segment_index_bytes),
+            config.preallocate,
             false,
         )?;
         self.max_timestamp = state.planner.max_timestamp();
@@ -411,6 +504,7 @@ impl Segment {
         self.log.sync_all()?;
         self.map = self.log.map(self.size)?;
         self.capacity = self.size;
+        self.allocated = self.size;
         self.offset_index.trim()?;
         self.time_index.trim()
     }

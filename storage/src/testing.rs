@@ -59,7 +59,7 @@ struct Faults {
     failing_syncs: u64,
     /// Every positioned write fails with this.
     writes: Option<Fault>,
-    /// `allocate` and writes that would extend a file fail with ENOSPC.
+    /// `allocate` and writes that would need new blocks fail with ENOSPC.
     disk_full: bool,
 }
 
@@ -93,9 +93,16 @@ impl FaultyFileSystem {
         self.faults.lock().writes = Some(fault);
     }
 
-    /// Simulates a full disk, as a real one behaves: `allocate` fails with `ENOSPC`, and so
-    /// does any write that would extend a file past its current length; writes into space
-    /// already allocated still succeed. `false` frees the space again.
+    /// Simulates a full disk, as a real one behaves: `allocate` of a range that is not
+    /// backed by blocks yet fails with `ENOSPC`, and so does any write that would need new
+    /// blocks (past the file's end, or into a sparse hole); writes into space already
+    /// allocated still succeed. `false` frees the space again.
+    ///
+    /// What is allocated is judged from the file's block count: the first
+    /// `min(length, blocks * 512)` bytes count as allocated. That is exact for the files this
+    /// crate writes, which are allocated (or written) from the start without gaps, and
+    /// conservative for anything else (a hole in the middle makes the tail count as
+    /// unallocated).
     pub fn set_disk_full(&self, full: bool) {
         self.faults.lock().disk_full = full;
     }
@@ -133,6 +140,13 @@ impl FaultyFileSystem {
     }
 }
 
+/// The bytes of `file` counted as backed by blocks (see [`FaultyFileSystem::set_disk_full`]).
+fn allocated_prefix(file: &File) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata()?;
+    Ok(meta.len().min(meta.blocks().saturating_mul(512)))
+}
+
 impl FileSystem for FaultyFileSystem {
     fn create(&self, path: &Path) -> io::Result<File> {
         self.inner.create(path)
@@ -151,7 +165,7 @@ impl FileSystem for FaultyFileSystem {
             return Err(fault.to_io_error());
         }
         let end = position.saturating_add(buf.len() as u64);
-        if full && end > self.inner.file_len(file)? {
+        if full && end > allocated_prefix(file)? {
             return Err(Fault::NoSpace.to_io_error());
         }
         self.inner.write_at(file, buf, position)
@@ -165,11 +179,11 @@ impl FileSystem for FaultyFileSystem {
         self.sync(|| self.inner.sync_all(file))
     }
 
-    fn allocate(&self, file: &File, len: u64) -> io::Result<()> {
-        if self.disk_full() && len > self.inner.file_len(file)? {
+    fn allocate(&self, file: &File, offset: u64, len: u64) -> io::Result<()> {
+        if self.disk_full() && len > 0 && offset.saturating_add(len) > allocated_prefix(file)? {
             return Err(Fault::NoSpace.to_io_error());
         }
-        self.inner.allocate(file, len)
+        self.inner.allocate(file, offset, len)
     }
 
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {

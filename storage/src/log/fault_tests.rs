@@ -287,3 +287,89 @@ fn sync_points_are_cheap_send_and_sync() {
     assert_send_sync::<SyncPoint>();
     assert_send_sync::<FaultyFileSystem>();
 }
+
+#[test]
+fn a_full_disk_at_an_allocation_chunk_boundary_fails_cleanly_and_appends_resume() {
+    use super::tests::big_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 64 << 20,
+        index_interval_bytes: 0, // an index entry per batch
+        segment_index_bytes: 10 << 20,
+        ..config()
+    };
+    assert!(!cfg.preallocate);
+    let (mut log, faults) = open_faulty(dir.path(), cfg);
+    let mut expected = Vec::new();
+
+    // Index chunk: appends go on into the allocated chunks until the time index (5461
+    // entries a chunk, one kept spare for the seal entry) needs its next chunk.
+    faults.set_disk_full(true);
+    let err = loop {
+        let mut b = simple_batch(log.log_end_offset(), 1);
+        match log.append(&mut b, 0) {
+            Ok(_) => expected.extend(b),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_no_space(), "{err}");
+    assert_eq!(err.io_kind(), Some(io::ErrorKind::StorageFull));
+    assert_eq!(log.log_end_offset(), 5460);
+    assert_eq!(log.failure(), None);
+    assert!(read_all(&log) == expected);
+    assert!(log.batch_with_max_timestamp().unwrap().is_some());
+    faults.set_disk_full(false);
+    let next = append_simple(&mut log, 5460, 1);
+    assert_eq!(offsets(&next), vec![(5460, 5460)]);
+    expected.extend(next);
+
+    // `.log` chunk: 1 MiB batches fill the allocated chunks (1 MiB first, then growing); the
+    // batch crossing into unallocated space fails before anything is written, however often
+    // it is retried.
+    faults.set_disk_full(true);
+    let mut big = loop {
+        let mut b = big_batch(log.log_end_offset(), 1 << 20);
+        match log.append(&mut b, 0) {
+            Ok(_) => expected.extend(b),
+            Err(e) => {
+                assert!(e.is_no_space(), "{e}");
+                break b;
+            }
+        }
+    };
+    let end = log.log_end_offset();
+    let size = expected.len() as u64;
+    // The first chunk is 1 MiB: the index part above wrote less than that, so the first big
+    // batch already crosses it.
+    assert!(
+        size <= crate::segment::LOG_FIRST_CHUNK
+            && size + big.len() as u64 > crate::segment::LOG_FIRST_CHUNK,
+        "{size}"
+    );
+    for _ in 0..3 {
+        assert!(log.append(&mut big, 0).unwrap_err().is_no_space());
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(log.failure(), None);
+    }
+    assert!(read_all(&log) == expected);
+    log.flush().unwrap();
+    assert_eq!(log.durable_offset(), end);
+
+    faults.heal();
+    let info = log.append(&mut big, 0).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (end, end));
+    expected.extend(&big);
+    let next = append_simple(&mut log, 7, 2);
+    assert_eq!(offsets(&next), vec![(end + 1, end + 2)]);
+    expected.extend(next);
+    assert!(read_all(&log) == expected);
+    log.close().unwrap();
+    let log = PartitionLog::open_with(
+        dir.path(),
+        cfg,
+        OpenOptions::default().with_mode(OpenMode::AfterCleanShutdown),
+    )
+    .unwrap();
+    assert!(read_all(&log) == expected);
+    assert_eq!(log.log_end_offset(), end + 3);
+}

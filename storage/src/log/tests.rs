@@ -24,6 +24,7 @@ pub(super) fn config() -> LogConfig {
         segment_ms: SEGMENT_MS,
         index_interval_bytes: 256,
         segment_index_bytes: 4096,
+        preallocate: false,
     }
 }
 
@@ -951,6 +952,7 @@ fn model_random_operations_match_a_list_of_batches() {
             segment_ms: 3000,
             index_interval_bytes: rng.below(600) as u32,
             segment_index_bytes: 60 + rng.below(200) as u32,
+            preallocate: seed % 2 == 0,
         };
         let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
         let mut m = Model {
@@ -1102,4 +1104,163 @@ fn model_random_operations_match_a_list_of_batches() {
         assert!(crashes > 10, "seed {seed}: {crashes} crashes");
         assert_eq!(read_all(&log), m.live().concat(), "seed {seed}");
     }
+}
+
+/// Bytes of real disk blocks a file occupies (`st_blocks` * 512).
+pub(super) fn allocated_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    stdfs::metadata(path).unwrap().blocks() * 512
+}
+
+/// A batch of one record whose value is `len` bytes of a pattern that depends on `ts`.
+pub(super) fn big_batch(ts: i64, len: usize) -> Vec<u8> {
+    let value = (0..len).map(|i| (i as i64 * 31 + ts) as u8).collect();
+    build_batch(
+        ts,
+        &[TestRecord {
+            value: Some(value),
+            ..TestRecord::default()
+        }],
+    )
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn without_preallocate_a_gigabyte_segment_allocates_only_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 1 << 30,
+        ..LogConfig::default()
+    };
+    assert!(!cfg.preallocate, "Kafka's default");
+    let check = |what: &str| {
+        let log_file = seg_file(dir.path(), 0, "log");
+        assert!(
+            allocated_bytes(&log_file) < 16 * MIB,
+            "{what}: .log has {} bytes allocated",
+            allocated_bytes(&log_file)
+        );
+        for ext in ["index", "timeindex"] {
+            let f = seg_file(dir.path(), 0, ext);
+            assert!(
+                allocated_bytes(&f) < MIB,
+                "{what}: .{ext} has {} bytes allocated",
+                allocated_bytes(&f)
+            );
+        }
+    };
+    let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+    check("created");
+    // Sized (sparsely) for the whole segment, so it is mapped once.
+    assert_eq!(
+        stdfs::metadata(seg_file(dir.path(), 0, "log"))
+            .unwrap()
+            .len(),
+        1 << 30
+    );
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        expected.extend(append_simple(&mut log, i, 3));
+    }
+    let mut big = big_batch(99, 100_000);
+    log.append(&mut big, 0).unwrap();
+    expected.extend(big);
+    log.flush().unwrap();
+    check("after appends");
+    assert_eq!(read_all(&log), expected);
+    drop(log); // crash: the allocated chunk (zeros) and the sparse rest stay
+    let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+    assert_eq!(read_all(&log), expected);
+    assert!(log.recovery_report().bytes_truncated > (1 << 29));
+    check("recovered");
+    let next = append_simple(&mut log, 5, 1);
+    assert_eq!(offsets(&next), vec![(61, 61)]);
+    expected.extend(next);
+    log.close().unwrap();
+    let len = stdfs::metadata(seg_file(dir.path(), 0, "log"))
+        .unwrap()
+        .len();
+    assert_eq!(len, expected.len() as u64, "trimmed on close");
+    let log = PartitionLog::open_with(
+        dir.path(),
+        cfg,
+        crate::OpenOptions::default().with_mode(crate::config::OpenMode::AfterCleanShutdown),
+    )
+    .unwrap();
+    check("reactivated");
+    assert_eq!(read_all(&log), expected);
+}
+
+#[test]
+fn with_preallocate_the_whole_segment_and_indexes_are_allocated_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 64 * MIB,
+        segment_index_bytes: 1 << 20,
+        preallocate: true,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+    let check = |what: &str| {
+        let got = allocated_bytes(&seg_file(dir.path(), 0, "log"));
+        assert!(got >= 64 * MIB, "{what}: .log has {got} bytes allocated");
+        for ext in ["index", "timeindex"] {
+            let got = allocated_bytes(&seg_file(dir.path(), 0, ext));
+            assert!(got >= MIB, "{what}: .{ext} has {got} bytes allocated");
+        }
+    };
+    check("created");
+    let expected = append_simple(&mut log, 1, 2);
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), cfg).unwrap();
+    check("reopened");
+    assert_eq!(read_all(&log), expected);
+}
+
+#[test]
+fn appends_across_many_allocation_chunks_read_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 64 * MIB,
+        index_interval_bytes: 0, // an index entry per batch: index chunks are crossed too
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+    let mut expected = Vec::new();
+    // Batch sizes that do not divide the chunk, so batches straddle chunk boundaries.
+    for i in 0..90 {
+        let mut b = big_batch(i, 300_000 + (i as usize * 7919) % 50_000);
+        log.append(&mut b, 0).unwrap();
+        expected.extend(b);
+    }
+    // > 8192 offset entries and > 5461 time entries: several index chunks.
+    for i in 0..9000 {
+        expected.extend(append_simple(&mut log, 1000 + i, 1));
+    }
+    assert!(expected.len() as u64 > 3 * 8 * MIB);
+    assert_eq!(log.segment_count(), 1);
+    assert!(read_all(&log) == expected);
+    let end = log.log_end_offset();
+    assert_eq!(end, 90 + 9000);
+    for offset in [0, 45, 89, 90, 5000, end - 1] {
+        let got = concat(&log.read(offset, 1).unwrap());
+        let (base, last) = offsets(&got)[0];
+        assert!(base <= offset && offset <= last);
+    }
+    let found = log.batch_for_timestamp(5000).unwrap().unwrap();
+    assert_eq!(offsets(&found), vec![(90 + 4000, 90 + 4000)]);
+    // Allocated only a chunk ahead of the data.
+    let used = expected.len() as u64;
+    assert!(allocated_bytes(&seg_file(dir.path(), 0, "log")) < used + 9 * MIB);
+    drop(log); // crash
+    let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+    assert!(read_all(&log) == expected);
+    assert_eq!(log.log_end_offset(), end);
+    let next = append_simple(&mut log, 1, 1);
+    assert_eq!(offsets(&next), vec![(end, end)]);
+    expected.extend(next);
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), cfg).unwrap();
+    assert!(read_all(&log) == expected);
 }
