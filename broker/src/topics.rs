@@ -120,7 +120,8 @@ pub struct Topic {
     pub name: String,
     pub id: Uuid,
     partitions: RwLock<Vec<Arc<Partition>>>,
-    config: RwLock<TopicConfig>,
+    /// Set when the topic is created; shared, because every produce and flush check reads it.
+    config: Arc<TopicConfig>,
 }
 
 impl Topic {
@@ -134,8 +135,8 @@ impl Topic {
     pub fn partition_count(&self) -> i32 {
         self.partitions.read().len() as i32
     }
-    pub fn config(&self) -> TopicConfig {
-        self.config.read().clone()
+    pub fn config(&self) -> Arc<TopicConfig> {
+        self.config.clone()
     }
 }
 
@@ -235,7 +236,7 @@ impl TopicRegistry {
                 name: t.name.clone(),
                 id: t.id,
                 partitions: RwLock::new(partitions),
-                config: RwLock::new(t.configs),
+                config: Arc::new(t.configs),
             };
             registry.topics.write().insert(t.name, Arc::new(topic));
         }
@@ -304,7 +305,7 @@ impl TopicRegistry {
             name: name.to_string(),
             id: new_topic_id(),
             partitions: RwLock::new(logs),
-            config: RwLock::new(config),
+            config: Arc::new(config),
         });
         self.topics.write().insert(name.to_string(), topic.clone());
         if let Err(e) = self.persist() {
@@ -465,7 +466,7 @@ impl TopicRegistry {
                     name: t.name.clone(),
                     id: t.id,
                     partitions: t.partition_count(),
-                    configs: t.config(),
+                    configs: TopicConfig::clone(&t.config),
                 })
                 .collect(),
             producer_id_block_end: self.producer_ids.lock().block_end,

@@ -198,9 +198,7 @@ fn produce_partition(
     let partition = topic.partition(index).ok_or_else(unknown)?;
     let config = topic.config();
     let records = records.unwrap_or_default();
-    validate_single_batch(&records, config.max_message_bytes(&state.config))?;
-    let view = BatchView::parse(&records)
-        .map_err(|e| Rejection::new(ErrorCode::CorruptMessage, e.to_string()))?;
+    let view = validate_single_batch(&records, config.max_message_bytes(&state.config))?;
     let record_count = i64::from(view.records_count());
     let producer = ProducerBatch::of(&view);
 
@@ -268,8 +266,11 @@ fn produce_partition(
 }
 
 /// Produce v3+ carries exactly one v2 batch per partition (as Kafka requires). Checks its
-/// framing, size, CRC and the header fields a client may not set.
-fn validate_single_batch(records: &[u8], max_message_bytes: usize) -> Result<(), Rejection> {
+/// framing, size, CRC and the header fields a client may not set, and returns its view.
+fn validate_single_batch(
+    records: &[u8],
+    max_message_bytes: usize,
+) -> Result<BatchView<'_>, Rejection> {
     use ErrorCode::{CorruptMessage, InvalidRecord, MessageTooLarge};
     if records.is_empty() {
         return Err(Rejection::new(
@@ -326,7 +327,7 @@ fn validate_single_batch(records: &[u8], max_message_bytes: usize) -> Result<(),
             ),
         ));
     }
-    Ok(())
+    Ok(view)
 }
 
 #[cfg(test)]
@@ -334,7 +335,7 @@ mod tests {
     use super::*;
     use brook_protocol::batch::testing::simple_batch;
 
-    fn code(r: Result<(), Rejection>) -> Option<ErrorCode> {
+    fn code(r: Result<BatchView<'_>, Rejection>) -> Option<ErrorCode> {
         r.err().map(|r| r.code)
     }
 
