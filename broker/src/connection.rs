@@ -6,19 +6,25 @@
 //! producer connection in the order they were sent. A writer task sends the replies strictly
 //! in request order, batching what is ready into few write calls; a produce waiting for its
 //! fsync (acks=all) is a reply that completes later, so the batches after it are appended
-//! meanwhile and share the next fsync. `acks=0` produce requests get no response. Any framing
+//! meanwhile and share the next fsync. Fetch record sets are written to the socket straight
+//! from the log's memory map with vectored writes, never copied into the response.
+//! `acks=0` produce requests get no response. Any framing
 //! or decoding error closes the connection, as Kafka does.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use brook_protocol::frame::decode_frame;
 use brook_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use brook_protocol::request::{decode_body, decode_header, peek_fixed_header, RequestFrame};
-use brook_protocol::response::{encode_raw_response, encode_response};
+use brook_protocol::response::{
+    encode_raw_response, encode_response, encode_response_shared, ResponseParts,
+};
 use brook_protocol::{api_versions, legacy_produce, DecodeError, ErrorCode};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -32,6 +38,11 @@ use crate::state::BrokerState;
 const READ_AHEAD: usize = 64;
 /// Flush encoded responses once this many bytes are pending, even if more requests wait.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Pieces smaller than this are copied together into one buffer before writing; larger ones
+/// (record sets from the log) are written from where they are, by vectored writes.
+const COALESCE_BELOW: usize = 16 * 1024;
+/// Pieces handed to one vectored write call.
+const MAX_WRITE_PIECES: usize = 64;
 /// Initial read buffer: small, so a thousand idle connections cost little memory. It grows to
 /// whole frames as they arrive (`decode_frame` reserves a frame's size once it is known).
 const READ_BUFFER: usize = 8 * 1024;
@@ -53,8 +64,8 @@ enum CloseReason {
 /// that waits for its fsync (acks=all) completes later, while the requests after it are
 /// already being handled.
 enum Reply {
-    Now(BytesMut),
-    Later(Pin<Box<dyn Future<Output = Result<BytesMut, CloseReason>> + Send>>),
+    Now(ResponseParts),
+    Later(Pin<Box<dyn Future<Output = Result<ResponseParts, CloseReason>> + Send>>),
 }
 
 /// Serves one connection until the peer closes it, an error closes it, or shutdown.
@@ -111,23 +122,79 @@ async fn write_replies(
     mut write_half: OwnedWriteHalf,
     mut replies: mpsc::Receiver<Reply>,
 ) -> Result<(), CloseReason> {
-    // Grows to the largest batch of replies written, then is reused.
-    let mut out = BytesMut::new();
+    let mut out = Outgoing::default();
     while let Some(reply) = replies.recv().await {
-        let bytes = match reply {
-            Reply::Now(bytes) => bytes,
+        let parts = match reply {
+            Reply::Now(parts) => parts,
             Reply::Later(pending) => pending.await?,
         };
-        out.extend_from_slice(&bytes);
-        if replies.is_empty() || out.len() >= WRITE_BATCH {
-            write_half.write_all(&out).await?;
-            out.clear();
+        out.push(parts);
+        if replies.is_empty() || out.len >= WRITE_BATCH {
+            out.write_to(&mut write_half).await?;
         }
     }
-    if !out.is_empty() {
-        write_half.write_all(&out).await?;
-    }
+    out.write_to(&mut write_half).await?;
     Ok(())
+}
+
+/// Bytes waiting to be written: small encoded pieces copied together, large record sets kept
+/// as the log's own memory and written from there.
+#[derive(Default)]
+struct Outgoing {
+    queue: VecDeque<Bytes>,
+    /// Small pieces after the last queued one; reused once what it was split into is written.
+    small: BytesMut,
+    len: usize,
+}
+
+impl Outgoing {
+    fn push(&mut self, reply: ResponseParts) {
+        self.len += reply.len();
+        for part in reply.into_parts() {
+            if part.len() < COALESCE_BELOW {
+                self.small.extend_from_slice(&part);
+            } else {
+                self.close_small();
+                self.queue.push_back(part);
+            }
+        }
+    }
+
+    fn close_small(&mut self) {
+        if !self.small.is_empty() {
+            self.queue.push_back(self.small.split().freeze());
+        }
+    }
+
+    async fn write_to(&mut self, socket: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        self.close_small();
+        while !self.queue.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .queue
+                .iter()
+                .take(MAX_WRITE_PIECES)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            let mut written = socket.write_vectored(&slices).await?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.len = self.len.saturating_sub(written);
+            while written > 0 {
+                let Some(front) = self.queue.front_mut() else {
+                    break;
+                };
+                if written >= front.len() {
+                    written -= front.len();
+                    self.queue.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn read_frames(
@@ -185,7 +252,7 @@ async fn handle_frame(
                 correlation_id,
                 &ResponseKind::ApiVersions(body),
             )?;
-            return Ok(Some(Reply::Now(out)));
+            return Ok(Some(Reply::Now(out.into())));
         }
     }
     let frame = decode_header(payload)?;
@@ -204,7 +271,7 @@ async fn handle_frame(
     }
     if key == ApiKey::Produce && version < 3 {
         answer_legacy_produce(&frame, &mut out)?;
-        return Ok((!out.is_empty()).then_some(Reply::Now(out)));
+        return Ok((!out.is_empty()).then_some(Reply::Now(out.into())));
     }
     let request = decode_body(&frame)?;
     let span = tracing::debug_span!("request", api = ?key, version, correlation_id, client = frame.header.client_id.as_deref().unwrap_or(""));
@@ -230,12 +297,23 @@ async fn handle_frame(
                 correlation_id,
                 &ResponseKind::Produce(response),
             )?;
-            Ok(out)
+            Ok(out.into())
         }))));
     }
     let response = handlers::dispatch(&ctx, request).instrument(span).await;
+    if let ResponseKind::Fetch(fetch) = &response {
+        // Record sets go from the log's memory map to the socket without a copy.
+        let shared: Vec<Bytes> = fetch
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.records.clone())
+            .collect();
+        let parts = encode_response_shared(key, version, correlation_id, fetch, &shared)?;
+        return Ok(Some(Reply::Now(parts)));
+    }
     encode_response(&mut out, key, version, correlation_id, &response)?;
-    Ok(Some(Reply::Now(out)))
+    Ok(Some(Reply::Now(out.into())))
 }
 
 /// Produce v0-2 carries message sets Brook does not store: every partition gets
