@@ -89,6 +89,27 @@ pub struct BrokerConfig {
     /// `log.retention.check.interval.ms`: how often retention runs.
     #[serde(rename = "log.retention.check.interval.ms")]
     pub log_retention_check_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members to join (extended by each join, up to the rebalance timeout).
+    /// Kafka's default is 3 s; ephemeral brokers (tests) use 0.
+    #[serde(rename = "group.initial.rebalance.delay.ms")]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`: the shortest session timeout a member may ask for.
+    #[serde(rename = "group.min.session.timeout.ms")]
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`: the longest session timeout a member may ask for.
+    #[serde(rename = "group.max.session.timeout.ms")]
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`: the most members a group may have.
+    #[serde(rename = "group.max.size")]
+    pub group_max_size: usize,
+    /// `offsets.retention.minutes`: committed offsets of an empty group are removed this long
+    /// after their commit (or after the group became empty).
+    #[serde(rename = "offsets.retention.minutes")]
+    pub offsets_retention_minutes: u64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
+    #[serde(rename = "offsets.retention.check.interval.ms")]
+    pub offsets_retention_check_interval_ms: u64,
     /// Never fsync. Acknowledged data then survives a crash of the broker process (it is in
     /// the page cache) but not a power loss or an OS crash. For tests and throwaway setups
     /// only; logged loudly at startup.
@@ -120,6 +141,12 @@ impl Default for BrokerConfig {
             log_retention_ms: 7 * 24 * 60 * 60 * 1000,
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 300_000,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: usize::MAX,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
             unsafe_disable_fsync: false,
             file_system: None,
         }
@@ -132,6 +159,7 @@ impl BrokerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             ephemeral: true,
+            group_initial_rebalance_delay_ms: 0,
             ..Self::default()
         }
     }
@@ -187,6 +215,23 @@ impl BrokerConfig {
                 "log.flush.offset.checkpoint.interval.ms",
                 "must be at least 1",
             );
+        }
+        if self.group_min_session_timeout_ms < 0
+            || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
+        {
+            return invalid(
+                "group.max.session.timeout.ms",
+                "must be at least group.min.session.timeout.ms (and both at least 0)",
+            );
+        }
+        if self.group_max_size < 1 {
+            return invalid("group.max.size", "must be at least 1");
+        }
+        if self.offsets_retention_minutes < 1 {
+            return invalid("offsets.retention.minutes", "must be at least 1");
+        }
+        if self.offsets_retention_check_interval_ms < 1 {
+            return invalid("offsets.retention.check.interval.ms", "must be at least 1");
         }
         if self.log_retention_ms < -1 {
             return invalid("log.retention.ms", "must be -1 (unlimited) or at least 0");
