@@ -93,7 +93,7 @@ pub(crate) async fn serve(
             let Some(frame) = frame else {
                 return Ok(());
             };
-            if let Some(reply) = handle_frame(&state, frame?).await? {
+            if let Some(reply) = handle_frame(&state, frame?, peer).await? {
                 if replies_tx.send(reply).await.is_err() {
                     // The writer stopped: its error is reported below.
                     return Ok(());
@@ -235,6 +235,7 @@ async fn read_frames(
 async fn handle_frame(
     state: &Arc<BrokerState>,
     payload: Bytes,
+    peer: Option<std::net::SocketAddr>,
 ) -> Result<Option<Reply>, CloseReason> {
     let mut out = BytesMut::new();
     let api_versions_range = handlers::supported_versions(ApiKey::ApiVersions);
@@ -278,6 +279,7 @@ async fn handle_frame(
     let ctx = Ctx {
         state,
         header: &frame.header,
+        peer,
     };
     if let RequestKind::Produce(produce) = request {
         let acks = produce.acks;

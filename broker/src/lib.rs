@@ -4,6 +4,7 @@
 //! - [`server`]: starting, embedding and stopping a broker ([`Broker`], [`EmbeddedBroker`]).
 //! - `connection`: one client connection, requests in and responses out in order.
 //! - `durability`: the fsync contract per partition (group commit, background flush).
+//! - `groups`: the group coordinator (consumer groups, committed offsets, `__consumer_offsets`).
 //! - `maintenance`: periodic flush, checkpoints and retention.
 //! - `producers`: idempotent producer state and Kafka's sequence rules.
 //! - `handlers`: one module per Kafka API and the registry ApiVersions is derived from.
@@ -21,6 +22,7 @@
 pub mod config;
 mod connection;
 mod durability;
+mod groups;
 mod handlers;
 mod maintenance;
 mod producers;

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{parse_host_port, BrokerConfig, ConfigError};
+use crate::groups::GroupCoordinator;
 use crate::state::BrokerState;
 use crate::topics::{TopicError, TopicRegistry};
 
@@ -81,22 +83,26 @@ impl Broker {
             })?,
             None => (local_addr.ip().to_string(), local_addr.port()),
         };
-        let topics = {
+        let (topics, groups) = {
             let dir = data_dir.clone();
             let config = config.clone();
-            tokio::task::spawn_blocking(move || TopicRegistry::open(&dir, &config))
-                .await
-                .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
-                .map_err(|source| BrokerError::Open {
-                    dir: data_dir.clone(),
-                    source,
-                })?
+            tokio::task::spawn_blocking(move || {
+                let topics = TopicRegistry::open(&dir, &config)?;
+                let groups = GroupCoordinator::open(&topics, &config)?;
+                Ok::<_, TopicError>((topics, groups))
+            })
+            .await
+            .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
+            .map_err(|source| BrokerError::Open {
+                dir: data_dir.clone(),
+                source,
+            })?
         };
         let cluster_id = topics.cluster_id().to_string();
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");
         }
-        let state = Arc::new(BrokerState::new(config, topics, host, port));
+        let state = Arc::new(BrokerState::new(config, topics, groups, host, port));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(run(listener, state, shutdown_rx, temp_dir));
         Ok(Broker {
@@ -143,6 +149,11 @@ async fn run(
 ) {
     let mut connections = JoinSet::new();
     let maintenance = tokio::spawn(crate::maintenance::run(state.clone(), shutdown.clone()));
+    let group_timers = tokio::spawn(crate::groups::run_timers(
+        state.clone(),
+        Duration::from_millis(state.config.offsets_retention_check_interval_ms),
+        shutdown.clone(),
+    ));
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -162,6 +173,7 @@ async fn run(
     drop(listener);
     while connections.join_next().await.is_some() {}
     let _ = maintenance.await;
+    let _ = group_timers.await;
     match Arc::try_unwrap(state) {
         Ok(state) => {
             let _ = tokio::task::spawn_blocking(move || state.topics.close()).await;

@@ -3,12 +3,14 @@
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::groups::GroupCoordinator;
 use crate::topics::TopicRegistry;
 
 /// The broker's shared state.
 pub(crate) struct BrokerState {
     pub(crate) config: BrokerConfig,
     pub(crate) topics: TopicRegistry,
+    pub(crate) groups: GroupCoordinator,
     /// Host and port announced in Metadata and DescribeCluster.
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
@@ -20,12 +22,14 @@ impl BrokerState {
     pub(crate) fn new(
         config: BrokerConfig,
         topics: TopicRegistry,
+        groups: GroupCoordinator,
         advertised_host: String,
         advertised_port: u16,
     ) -> Self {
         Self {
             config,
             topics,
+            groups,
             advertised_host,
             advertised_port: i32::from(advertised_port),
             appended: watch::channel(0).0,

@@ -42,6 +42,8 @@ pub enum TopicError {
     InvalidName(String),
     #[error("{0}")]
     InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidConfig(String),
     #[error("storage error on {path}: {source}")]
     Storage {
         path: PathBuf,

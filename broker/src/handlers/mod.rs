@@ -13,14 +13,25 @@ use crate::state::BrokerState;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 pub(crate) use produce::begin as begin_produce;
 
@@ -28,11 +39,24 @@ pub(crate) use produce::begin as begin_produce;
 pub(crate) struct Ctx<'a> {
     pub(crate) state: &'a std::sync::Arc<BrokerState>,
     pub(crate) header: &'a RequestHeader,
+    /// The client's address, when the socket knows it.
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl Ctx<'_> {
     pub(crate) fn version(&self) -> i16 {
         self.header.request_api_version
+    }
+
+    pub(crate) fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// The client's host as Kafka reports it in group descriptions (`/127.0.0.1`).
+    pub(crate) fn client_host(&self) -> String {
+        self.peer
+            .map(|p| format!("/{}", p.ip()))
+            .unwrap_or_default()
     }
 }
 
@@ -66,12 +90,23 @@ handlers! {
     Fetch => fetch,
     ListOffsets => list_offsets,
     Metadata => metadata,
+    OffsetCommit => offset_commit,
+    OffsetFetch => offset_fetch,
+    FindCoordinator => find_coordinator,
+    JoinGroup => join_group,
+    Heartbeat => heartbeat,
+    LeaveGroup => leave_group,
+    SyncGroup => sync_group,
+    DescribeGroups => describe_groups,
+    ListGroups => list_groups,
     ApiVersions => api_versions,
     CreateTopics => create_topics,
     DeleteTopics => delete_topics,
     DeleteRecords => delete_records,
     InitProducerId => init_producer_id,
     CreatePartitions => create_partitions,
+    DeleteGroups => delete_groups,
+    OffsetDelete => offset_delete,
     DescribeCluster => describe_cluster,
 }
 

@@ -195,6 +195,13 @@ fn produce_partition(
         )
     };
     let topic = topic.ok_or_else(unknown)?;
+    if topic.name == crate::groups::OFFSETS_TOPIC {
+        // Only the group coordinator writes there, as in Kafka.
+        return Err(Rejection::new(
+            ErrorCode::InvalidTopicException,
+            "Cannot append to internal topic __consumer_offsets",
+        ));
+    }
     let partition = topic.partition(index).ok_or_else(unknown)?;
     let config = topic.config();
     let records = records.unwrap_or_default();

@@ -1,0 +1,617 @@
+//! The group coordinator: every consumer group of this broker, their committed offsets, and
+//! the internal `__consumer_offsets` topic that makes both durable.
+//!
+//! Brook is a single broker, so it coordinates every group. The state machine of one group is
+//! in [`group`]; the records it is persisted as are in [`store`]. This module holds the groups
+//! behind one lock, writes their changes to the offsets topic in the order they happen, waits
+//! for commits to be durable, replays the topic on startup, and runs the timers (session and
+//! rebalance timeouts, offset expiry).
+
+pub(crate) mod group;
+pub(crate) mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brook_protocol::batch::Batches;
+use brook_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use brook_protocol::records::Records;
+use brook_protocol::ErrorCode;
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::durability::{self, WaitError};
+use crate::handlers::now_ms;
+use crate::topic_config::TopicConfig;
+use crate::topics::{Partition, TopicError, TopicRegistry};
+use group::{
+    CommittedOffset, Group, GroupLimits, GroupState, JoinRequest, JoinResult, Reply, SyncRequest,
+    SyncResult,
+};
+use store::StoreRecord;
+
+/// Kafka's name for the internal topic of committed offsets and group metadata.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Kafka's `offset.metadata.max.bytes` default: longer commit metadata is refused.
+const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+/// How often group timeouts are checked; sessions expire at most this late.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+/// How long a commit waits for its fsync before failing with REQUEST_TIMED_OUT.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Replay reads the offsets topic in chunks of this size.
+const REPLAY_CHUNK: usize = 1024 * 1024;
+
+/// One partition's commit as the coordinator receives it.
+#[derive(Debug, Clone)]
+pub(crate) struct OffsetCommit {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+    pub(crate) metadata: String,
+}
+
+/// The groups of this broker.
+pub(crate) struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    limits: GroupLimits,
+    offsets: Arc<Partition>,
+    fsync: bool,
+    retention_ms: i64,
+}
+
+impl GroupCoordinator {
+    /// Opens (creating on first start) the offsets topic and replays it.
+    pub(crate) fn open(topics: &TopicRegistry, config: &BrokerConfig) -> Result<Self, TopicError> {
+        let topic = match topics.get(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => {
+                let configs = TopicConfig::from_pairs([
+                    ("cleanup.policy", Some("compact")),
+                    ("retention.ms", Some("-1")),
+                    ("retention.bytes", Some("-1")),
+                    ("segment.bytes", Some("104857600")),
+                ])
+                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+                topics.create(OFFSETS_TOPIC, 1, configs)?
+            }
+        };
+        let offsets = topic.partition(0).ok_or_else(|| {
+            TopicError::InvalidPartitions("__consumer_offsets has no partition 0".into())
+        })?;
+        let limits = GroupLimits {
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            max_size: config.group_max_size,
+        };
+        let coordinator = GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            limits,
+            offsets,
+            fsync: !config.unsafe_disable_fsync,
+            retention_ms: i64::try_from(config.offsets_retention_minutes.saturating_mul(60_000))
+                .unwrap_or(i64::MAX),
+        };
+        coordinator.replay();
+        Ok(coordinator)
+    }
+
+    /// Rebuilds groups and offsets from the offsets topic.
+    fn replay(&self) {
+        let started = Instant::now();
+        let now = Instant::now();
+        let now_ms = now_ms();
+        let mut groups = self.groups.lock();
+        let mut records = 0u64;
+        let mut bad = 0u64;
+        self.offsets.with_log(|log| {
+            let mut offset = log.log_start_offset();
+            let end = log.log_end_offset();
+            while offset < end {
+                let chunks = match log.read(offset, REPLAY_CHUNK) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, offset, "reading __consumer_offsets failed; groups after this offset are not restored");
+                        return;
+                    }
+                };
+                let mut next = offset;
+                for chunk in &chunks {
+                    for view in Batches::new(chunk) {
+                        next = next.max(view.last_offset() + 1);
+                        if view.last_offset() < offset {
+                            continue;
+                        }
+                        if view.compression().is_some_and(|c| c.id() != 0) {
+                            bad += 1;
+                            continue;
+                        }
+                        for record in Records::new(view.records_data(), view.records_count()) {
+                            let Ok(record) = record else {
+                                bad += 1;
+                                break;
+                            };
+                            let Some(key) = record.key else { continue };
+                            match store::decode(key, record.value) {
+                                Ok(r) => {
+                                    records += 1;
+                                    apply(&mut groups, r, self.limits, now, now_ms);
+                                }
+                                Err(_) => bad += 1,
+                            }
+                        }
+                    }
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        });
+        if records > 0 || bad > 0 {
+            tracing::info!(
+                groups = groups.len(),
+                records,
+                skipped = bad,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "restored consumer groups from __consumer_offsets"
+            );
+        }
+    }
+
+    fn new_group(&self, id: &str) -> Group {
+        Group::new(id, self.limits, now_ms())
+    }
+
+    // ------------------------------------------------------------ membership
+
+    pub(crate) fn join(&self, group_id: &str, req: JoinRequest) -> Reply<JoinResult> {
+        if group_id.is_empty() {
+            return Reply::Now(JoinResult::error(ErrorCode::InvalidGroupId, &req.member_id));
+        }
+        let mut groups = self.groups.lock();
+        if !req.member_id.is_empty() && !groups.contains_key(group_id) {
+            return Reply::Now(JoinResult::error(
+                ErrorCode::UnknownMemberId,
+                &req.member_id,
+            ));
+        }
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| self.new_group(group_id));
+        let prefix = req
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| req.client_id.clone());
+        let reply = group.join(
+            req,
+            || format!("{prefix}-{}", uuid::Uuid::new_v4()),
+            Instant::now(),
+            now_ms(),
+        );
+        self.persist_if_dirty(group);
+        reply
+    }
+
+    pub(crate) fn sync(&self, group_id: &str, req: SyncRequest) -> Reply<SyncResult> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Reply::Now(SyncResult::error(ErrorCode::UnknownMemberId));
+        };
+        let reply = group.sync(req, Instant::now(), now_ms());
+        self.persist_if_dirty(group);
+        reply
+    }
+
+    pub(crate) fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Option<ErrorCode> {
+        let mut groups = self.groups.lock();
+        match groups.get_mut(group_id) {
+            Some(group) => group.heartbeat(member_id, instance_id, generation, Instant::now()),
+            None => Some(ErrorCode::UnknownMemberId),
+        }
+    }
+
+    /// LeaveGroup for several members; one error per member.
+    pub(crate) fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<ErrorCode>>, ErrorCode> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(ErrorCode::UnknownMemberId);
+        };
+        let (now, ms) = (Instant::now(), now_ms());
+        let errors = members
+            .iter()
+            .map(|(m, i)| group.leave(m, i.as_deref(), now, ms))
+            .collect();
+        self.persist_if_dirty(group);
+        Ok(errors)
+    }
+
+    // ------------------------------------------------------------ offsets
+
+    /// Validates and stores offset commits; waits until they are durable. Returns one error
+    /// per commit, in order.
+    pub(crate) async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        commits: Vec<OffsetCommit>,
+    ) -> Vec<Option<ErrorCode>> {
+        if group_id.is_empty() {
+            return vec![Some(ErrorCode::InvalidGroupId); commits.len()];
+        }
+        let end_offset = {
+            let mut groups = self.groups.lock();
+            let group = match groups.get_mut(group_id) {
+                Some(g) => g,
+                None if generation < 0 => groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| self.new_group(group_id)),
+                None => return vec![Some(ErrorCode::IllegalGeneration); commits.len()],
+            };
+            if let Some(error) =
+                group.validate_commit(member_id, instance_id, generation, Instant::now())
+            {
+                return vec![Some(error); commits.len()];
+            }
+            let now = now_ms();
+            let mut errors = Vec::with_capacity(commits.len());
+            let mut records = Vec::new();
+            let mut accepted = Vec::new();
+            for c in commits {
+                if c.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                    errors.push(Some(ErrorCode::OffsetMetadataTooLarge));
+                    continue;
+                }
+                let value = CommittedOffset {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: c.metadata,
+                    commit_timestamp_ms: now,
+                };
+                records.push((
+                    store::offset_key(group_id, &c.topic, c.partition),
+                    Some(store::offset_value(&value)),
+                ));
+                accepted.push(((c.topic, c.partition), value));
+                errors.push(None);
+            }
+            match self.append(records) {
+                Ok(end) => {
+                    group.offsets.extend(accepted);
+                    (end, errors)
+                }
+                Err(code) => return errors.into_iter().map(|e| e.or(Some(code))).collect(),
+            }
+        };
+        let (end, errors) = end_offset;
+        match self.wait_durable(end).await {
+            Ok(()) => errors,
+            Err(code) => errors.into_iter().map(|e| e.or(Some(code))).collect(),
+        }
+    }
+
+    /// The committed offsets of a group: all of them, or those of the given partitions
+    /// (partitions without a commit are absent). `None` when the group is unknown.
+    pub(crate) fn committed(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Option<Vec<((String, i32), CommittedOffset)>> {
+        let groups = self.groups.lock();
+        let group = groups.get(group_id)?;
+        Some(match partitions {
+            None => group
+                .offsets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            Some(wanted) => wanted
+                .iter()
+                .filter_map(|k| group.offsets.get(k).map(|v| (k.clone(), v.clone())))
+                .collect(),
+        })
+    }
+
+    /// OffsetDelete: removes committed offsets of partitions the group is not subscribed to.
+    pub(crate) fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ErrorCode>>, ErrorCode> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(ErrorCode::GroupIdNotFound);
+        };
+        if group.state == GroupState::Dead {
+            return Err(ErrorCode::GroupIdNotFound);
+        }
+        let subscribed = if group.is_empty() {
+            None
+        } else if group.protocol_type.as_deref() == Some("consumer") {
+            match group.subscribed_topics() {
+                Some(topics) => Some(topics),
+                None => return Err(ErrorCode::NonEmptyGroup),
+            }
+        } else {
+            return Err(ErrorCode::NonEmptyGroup);
+        };
+        let mut errors = Vec::new();
+        let mut records = Vec::new();
+        for (topic, partition) in partitions {
+            if subscribed.as_ref().is_some_and(|s| s.contains(topic)) {
+                errors.push(Some(ErrorCode::GroupSubscribedToTopic));
+                continue;
+            }
+            if group.offsets.remove(&(topic.clone(), *partition)).is_some() {
+                records.push((store::offset_key(group_id, topic, *partition), None));
+            }
+            errors.push(None);
+        }
+        if !records.is_empty() {
+            self.append(records)?;
+        }
+        Ok(errors)
+    }
+
+    // ------------------------------------------------------------ admin
+
+    pub(crate) fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.lock();
+        let g = groups.get(group_id)?;
+        Some(GroupDescription {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if g.state == GroupState::Stable {
+                g.protocol.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            members: g.describe_members(),
+        })
+    }
+
+    /// Every group with its protocol type and state.
+    pub(crate) fn list(&self) -> Vec<(String, String, GroupState)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> = groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// DeleteGroups for one group.
+    pub(crate) fn delete_group(&self, group_id: &str) -> Option<ErrorCode> {
+        if group_id.is_empty() {
+            return Some(ErrorCode::InvalidGroupId);
+        }
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Some(ErrorCode::GroupIdNotFound);
+        };
+        if let Some(error) = group.can_delete() {
+            return Some(error);
+        }
+        let mut records: Vec<(Bytes, Option<Bytes>)> = group
+            .offsets
+            .keys()
+            .map(|(t, p)| (store::offset_key(group_id, t, *p), None))
+            .collect();
+        records.push((store::group_key(group_id), None));
+        if let Err(code) = self.append(records) {
+            return Some(code);
+        }
+        group.mark_dead(now_ms());
+        groups.remove(group_id);
+        None
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Applies timeouts in every group.
+    fn tick(&self) {
+        let (now, ms) = (Instant::now(), now_ms());
+        let mut groups = self.groups.lock();
+        for group in groups.values_mut() {
+            group.tick(now, ms);
+            self.persist_if_dirty(group);
+        }
+    }
+
+    /// Removes expired offsets, and groups left with neither members nor offsets.
+    fn expire_offsets(&self) {
+        let ms = now_ms();
+        let mut groups = self.groups.lock();
+        let mut records = Vec::new();
+        let mut gone = Vec::new();
+        for group in groups.values_mut() {
+            for (topic, partition) in group.expire_offsets(ms, self.retention_ms) {
+                records.push((store::offset_key(&group.id, &topic, partition), None));
+            }
+            if group.is_empty() && group.offsets.is_empty() && group.members.is_empty() {
+                records.push((store::group_key(&group.id), None));
+                gone.push(group.id.clone());
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        if self.append(records).is_ok() {
+            for id in gone {
+                groups.remove(&id);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ the offsets topic
+
+    fn persist_if_dirty(&self, group: &mut Group) {
+        if !group.take_dirty() {
+            return;
+        }
+        let value = (group.state != GroupState::Dead).then(|| store::group_value(&group.stored()));
+        // A failed write is logged by append; members keep working, and a restart before the
+        // next successful write would rebalance the group.
+        let _ = self.append(vec![(store::group_key(&group.id), value)]);
+    }
+
+    /// Appends records as one batch; returns the offset after it.
+    fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<i64, ErrorCode> {
+        if records.is_empty() {
+            return Ok(self.offsets.with_log(|log| log.log_end_offset()));
+        }
+        let now = now_ms();
+        let batch: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            })
+            .collect();
+        let count = batch.len() as i64;
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        if let Err(e) = RecordBatchEncoder::encode(&mut buf, &batch, &options) {
+            tracing::error!(error = %e, "encoding a __consumer_offsets batch failed");
+            return Err(ErrorCode::UnknownServerError);
+        }
+        let result = self.offsets.with_log(|log| log.append(&mut buf, now));
+        match result {
+            Ok(info) => {
+                if self.fsync {
+                    self.offsets.durability.note_append(count);
+                }
+                Ok(info.last_offset + 1)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "appending to __consumer_offsets failed");
+                Err(ErrorCode::KafkaStorageError)
+            }
+        }
+    }
+
+    async fn wait_durable(&self, end_offset: i64) -> Result<(), ErrorCode> {
+        if !self.fsync {
+            return Ok(());
+        }
+        durability::request_sync(&self.offsets);
+        self.offsets
+            .durability
+            .wait_durable(end_offset, COMMIT_TIMEOUT)
+            .await
+            .map_err(|e| match e {
+                WaitError::Failed => ErrorCode::KafkaStorageError,
+                WaitError::TimedOut => ErrorCode::RequestTimedOut,
+            })
+    }
+}
+
+/// A group as DescribeGroups reports it.
+pub(crate) struct GroupDescription {
+    pub(crate) state: GroupState,
+    pub(crate) protocol_type: String,
+    pub(crate) protocol: String,
+    pub(crate) members: Vec<group::DescribedMember>,
+}
+
+/// Applies one replayed record.
+fn apply(
+    groups: &mut HashMap<String, Group>,
+    record: StoreRecord,
+    limits: GroupLimits,
+    now: Instant,
+    now_ms: i64,
+) {
+    match record {
+        StoreRecord::Offset {
+            group,
+            topic,
+            partition,
+            value,
+        } => {
+            let g = groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, limits, now_ms));
+            match value {
+                Some(v) => {
+                    g.offsets.insert((topic, partition), v);
+                }
+                None => {
+                    g.offsets.remove(&(topic, partition));
+                }
+            }
+        }
+        StoreRecord::Group { group, value } => match value {
+            Some(stored) => {
+                let g = groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, limits, now_ms));
+                g.restore(stored, now);
+            }
+            None => {
+                groups.remove(&group);
+            }
+        },
+    }
+}
+
+/// Runs the group timers until `shutdown` changes.
+pub(crate) async fn run_timers(
+    state: Arc<crate::state::BrokerState>,
+    retention_check: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(GROUP_TICK);
+    let mut expiry = tokio::time::interval(retention_check);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    expiry.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => state.groups.tick(),
+            _ = expiry.tick() => state.groups.expire_offsets(),
+        }
+    }
+}

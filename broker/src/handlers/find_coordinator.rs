@@ -1,0 +1,62 @@
+//! FindCoordinator (key 10): Brook coordinates every group (and transactional id) itself.
+
+use brook_protocol::kafka_protocol::messages::find_coordinator_response::Coordinator;
+use brook_protocol::kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse,
+};
+use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
+use brook_protocol::ErrorCode;
+
+use super::Ctx;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
+
+/// Key types: consumer groups, transactional ids (KIP-98), share groups (KIP-932).
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// From v4 several keys are looked up in one request (KIP-699).
+const BATCHED_FROM: i16 = 4;
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let state = ctx.state;
+    let host = StrBytes::from_string(state.advertised_host.clone());
+    let node = BrokerId(state.node_id());
+    let error = if req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_TRANSACTION {
+        None
+    } else {
+        Some(ErrorCode::InvalidRequest)
+    };
+    if ctx.version() < BATCHED_FROM {
+        let resp = FindCoordinatorResponse::default();
+        return match error.or(req.key.is_empty().then_some(ErrorCode::InvalidRequest)) {
+            Some(e) => resp
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_static_str("invalid coordinator key")))
+                .with_node_id(BrokerId(-1))
+                .with_port(-1),
+            None => resp
+                .with_node_id(node)
+                .with_host(host)
+                .with_port(state.advertised_port),
+        };
+    }
+    let coordinators = req
+        .coordinator_keys
+        .into_iter()
+        .map(|key| {
+            let c = Coordinator::default().with_key(key.clone());
+            match error.or(key.is_empty().then_some(ErrorCode::InvalidRequest)) {
+                Some(e) => c
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_static_str("invalid coordinator key")))
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1),
+                None => c
+                    .with_node_id(node)
+                    .with_host(host.clone())
+                    .with_port(state.advertised_port),
+            }
+        })
+        .collect();
+    FindCoordinatorResponse::default().with_coordinators(coordinators)
+}

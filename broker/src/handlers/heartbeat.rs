@@ -1,0 +1,18 @@
+//! Heartbeat (key 12): keeps a member's session alive and tells it about rebalances.
+
+use brook_protocol::kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use brook_protocol::kafka_protocol::protocol::VersionRange;
+
+use super::Ctx;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: HeartbeatRequest) -> HeartbeatResponse {
+    let error = ctx.state.groups.heartbeat(
+        &req.group_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(error.map_or(0, |e| e.code()))
+}

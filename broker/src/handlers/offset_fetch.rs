@@ -1,0 +1,144 @@
+//! OffsetFetch (key 9): a group's committed offsets; from v8 for several groups at once.
+//!
+//! Partitions without a commit (and unknown groups) answer offset -1 with no error, as Kafka
+//! does. With the log end offset from ListOffsets this gives a group's lag per partition.
+
+use brook_protocol::kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use brook_protocol::kafka_protocol::messages::{
+    GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
+
+use super::Ctx;
+use crate::groups::group::CommittedOffset;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 };
+
+/// From v8 the request names several groups.
+const GROUPS_FROM: i16 = 8;
+
+/// One group's answer: per topic, per partition.
+type GroupOffsets = Vec<(TopicName, Vec<(i32, Option<CommittedOffset>)>)>;
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    if ctx.version() >= GROUPS_FROM {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name, t.partition_indexes))
+                        .collect::<Vec<_>>()
+                });
+                let topics = lookup(ctx, &g.group_id, wanted)
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(name)
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|(index, o)| {
+                                        let (offset, epoch, metadata) = fields(o);
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(index)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(metadata))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect::<Vec<_>>()
+    });
+    let topics = lookup(ctx, &req.group_id, wanted)
+        .into_iter()
+        .map(|(name, parts)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(name)
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(index, o)| {
+                            let (offset, epoch, metadata) = fields(o);
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(metadata))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// The committed offsets asked for (`None`: every partition the group has committed).
+fn lookup(
+    ctx: &Ctx<'_>,
+    group: &GroupId,
+    wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> GroupOffsets {
+    let groups = &ctx.state.groups;
+    match wanted {
+        Some(topics) => {
+            let keys: Vec<(String, i32)> = topics
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.to_string(), *p)))
+                .collect();
+            let found = groups.committed(group, Some(&keys)).unwrap_or_default();
+            topics
+                .into_iter()
+                .map(|(name, parts)| {
+                    let parts = parts
+                        .into_iter()
+                        .map(|p| {
+                            let o = found
+                                .iter()
+                                .find(|((t, i), _)| *i == p && t.as_str() == name.as_str())
+                                .map(|(_, o)| o.clone());
+                            (p, o)
+                        })
+                        .collect();
+                    (name, parts)
+                })
+                .collect()
+        }
+        None => {
+            let mut out: GroupOffsets = Vec::new();
+            for ((topic, partition), o) in groups.committed(group, None).unwrap_or_default() {
+                match out.iter_mut().find(|(n, _)| n.as_str() == topic) {
+                    Some((_, parts)) => parts.push((partition, Some(o))),
+                    None => out.push((
+                        TopicName(StrBytes::from_string(topic)),
+                        vec![(partition, Some(o))],
+                    )),
+                }
+            }
+            out
+        }
+    }
+}
+
+fn fields(o: Option<CommittedOffset>) -> (i64, i32, StrBytes) {
+    match o {
+        Some(o) => (o.offset, o.leader_epoch, StrBytes::from_string(o.metadata)),
+        None => (-1, -1, StrBytes::default()),
+    }
+}
