@@ -523,6 +523,10 @@ impl Group {
             self.static_members
                 .insert(instance.clone(), member_id.clone());
         }
+        // As in Kafka, the first member to join leads until it leaves.
+        if self.leader.is_none() {
+            self.leader = Some(member_id.clone());
+        }
         self.members.insert(
             member_id.clone(),
             Member {
@@ -824,7 +828,13 @@ impl Group {
         }
         self.pending_sync.retain(|m| m != member_id);
         if self.leader.as_deref() == Some(member_id) {
-            self.leader = None;
+            // Prefer a member that is already rejoining, so a rebalance need not wait.
+            self.leader = self
+                .members
+                .values()
+                .find(|m| m.awaiting_join())
+                .or_else(|| self.members.values().next())
+                .map(|m| m.member_id.clone());
         }
         self.dirty = true;
     }
@@ -1171,4 +1181,365 @@ pub(crate) struct DescribedMember {
 
 fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION_MS: i32 = 10_000;
+    const REBALANCE_MS: i32 = 30_000;
+    /// Lets the first two members join the same generation.
+    const DELAY_MS: u64 = 100;
+
+    fn limits(delay_ms: u64) -> GroupLimits {
+        GroupLimits {
+            initial_rebalance_delay: Duration::from_millis(delay_ms),
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: 100,
+        }
+    }
+
+    fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.to_string(),
+            instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: SESSION_MS,
+            rebalance_timeout_ms: REBALANCE_MS,
+            protocol_type: "consumer".into(),
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+                .collect(),
+            require_known_member_id: true,
+            supports_skip_assignment: false,
+        }
+    }
+
+    fn now_result<T>(reply: Reply<T>) -> T {
+        match reply {
+            Reply::Now(r) => r,
+            Reply::Later(_) => panic!("expected an immediate answer"),
+        }
+    }
+
+    fn later<T>(reply: Reply<T>) -> oneshot::Receiver<T> {
+        match reply {
+            Reply::Later(rx) => rx,
+            Reply::Now(_) => panic!("expected to wait"),
+        }
+    }
+
+    /// Joins a new dynamic member through the MEMBER_ID_REQUIRED round; returns its id and
+    /// the pending join.
+    fn join_new(
+        g: &mut Group,
+        id: &str,
+        protocols: &[&str],
+        now: Instant,
+    ) -> oneshot::Receiver<JoinResult> {
+        let first = now_result(g.join(request("", protocols), || id.to_string(), now, 0));
+        assert_eq!(first.error, Some(ErrorCode::MemberIdRequired));
+        assert_eq!(first.member_id, id);
+        later(g.join(request(id, protocols), || unreachable!(), now, 0))
+    }
+
+    fn sync(
+        g: &mut Group,
+        id: &str,
+        generation: i32,
+        assignments: &[(&str, &str)],
+        now: Instant,
+    ) -> Reply<SyncResult> {
+        g.sync(
+            SyncRequest {
+                member_id: id.into(),
+                instance_id: None,
+                generation,
+                protocol_type: None,
+                protocol_name: None,
+                assignments: assignments
+                    .iter()
+                    .map(|(m, a)| (m.to_string(), Bytes::from(a.to_string())))
+                    .collect(),
+            },
+            now,
+            0,
+        )
+    }
+
+    fn after_delay(t: Instant) -> Instant {
+        t + Duration::from_millis(DELAY_MS)
+    }
+
+    /// Makes `g` a stable group of `a` (leader) and `b`; returns the generation.
+    fn stable_pair(g: &mut Group, t: Instant) -> i32 {
+        let mut ja = join_new(g, "a", &["range"], t);
+        let mut jb = join_new(g, "b", &["range"], t);
+        g.tick(after_delay(t), 0);
+        let ra = ja.try_recv().unwrap();
+        let rb = jb.try_recv().unwrap();
+        assert_eq!(ra.leader, "a");
+        assert_eq!(ra.members.len(), 2);
+        assert!(rb.members.is_empty());
+        let generation = ra.generation;
+        let mut sb = later(sync(g, "b", generation, &[], t));
+        let sa = later(sync(g, "a", generation, &[("a", "A"), ("b", "B")], t));
+        drop(sa);
+        assert_eq!(sb.try_recv().unwrap().assignment, Bytes::from("B"));
+        assert_eq!(g.state, GroupState::Stable);
+        generation
+    }
+
+    #[test]
+    fn member_id_required_then_join_completes_when_all_members_joined() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(0), 0);
+        let mut ja = join_new(&mut g, "a", &["range"], t);
+        let r = ja.try_recv().unwrap();
+        assert_eq!(r.error, None);
+        assert_eq!(r.generation, 1);
+        assert_eq!(r.protocol_name.as_deref(), Some("range"));
+        assert_eq!(g.state, GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn initial_delay_holds_the_first_rebalance_and_is_extended_by_joins() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(3_000), 0);
+        let mut ja = join_new(&mut g, "a", &["range"], t);
+        g.tick(t + Duration::from_millis(2_000), 0);
+        assert!(ja.try_recv().is_err(), "still in the initial delay");
+        let mut jb = join_new(&mut g, "b", &["range"], t + Duration::from_millis(2_000));
+        g.tick(t + Duration::from_millis(3_500), 0);
+        assert!(ja.try_recv().is_err(), "the second join extended the delay");
+        g.tick(t + Duration::from_millis(5_001), 0);
+        assert_eq!(ja.try_recv().unwrap().members.len(), 2);
+        assert_eq!(jb.try_recv().unwrap().generation, 1);
+    }
+
+    #[test]
+    fn join_during_rebalance_waits_for_the_members_that_must_rejoin() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        let generation = stable_pair(&mut g, t);
+        // A third member starts a rebalance: a and b must rejoin before it completes.
+        let mut jc = join_new(&mut g, "c", &["range"], t);
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(
+            g.heartbeat("a", None, generation, t),
+            Some(ErrorCode::RebalanceInProgress)
+        );
+        let mut ja = later(g.join(request("a", &["range"]), || unreachable!(), t, 0));
+        assert!(jc.try_recv().is_err(), "b has not rejoined yet");
+        let mut jb = later(g.join(request("b", &["range"]), || unreachable!(), t, 0));
+        let (ra, rb, rc) = (
+            ja.try_recv().unwrap(),
+            jb.try_recv().unwrap(),
+            jc.try_recv().unwrap(),
+        );
+        assert_eq!(ra.generation, generation + 1);
+        assert_eq!(rb.generation, generation + 1);
+        assert_eq!(rc.generation, generation + 1);
+        assert_eq!(ra.members.len(), 3, "a stays leader");
+    }
+
+    #[test]
+    fn members_that_do_not_rejoin_are_removed_at_the_rebalance_timeout() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        stable_pair(&mut g, t);
+        let mut ja = later(g.join(
+            request("a", &["roundrobin", "range"]),
+            || unreachable!(),
+            t,
+            0,
+        ));
+        g.tick(t + Duration::from_millis(5_000), 0);
+        assert!(ja.try_recv().is_err());
+        g.tick(t + Duration::from_millis(REBALANCE_MS as u64 + 1), 0);
+        let r = ja.try_recv().unwrap();
+        assert_eq!(r.members.len(), 1);
+        assert!(!g.members.contains_key("b"));
+        // With b gone, a's first preference wins the vote.
+        assert_eq!(r.protocol_name.as_deref(), Some("roundrobin"));
+    }
+
+    #[test]
+    fn heartbeat_with_a_stale_generation_or_unknown_member_is_refused() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        let generation = stable_pair(&mut g, t);
+        assert_eq!(g.heartbeat("a", None, generation, t), None);
+        assert_eq!(
+            g.heartbeat("a", None, generation - 1, t),
+            Some(ErrorCode::IllegalGeneration)
+        );
+        assert_eq!(
+            g.heartbeat("zz", None, generation, t),
+            Some(ErrorCode::UnknownMemberId)
+        );
+        assert!(matches!(
+            now_result(sync(&mut g, "a", generation + 5, &[], t)).error,
+            Some(ErrorCode::IllegalGeneration)
+        ));
+    }
+
+    #[test]
+    fn session_expiry_removes_the_member_and_rebalances() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        let generation = stable_pair(&mut g, t);
+        let later_t = t + Duration::from_millis(SESSION_MS as u64 - 1);
+        assert_eq!(g.heartbeat("a", None, generation, later_t), None);
+        g.tick(t + Duration::from_millis(SESSION_MS as u64 + 1), 0);
+        assert!(!g.members.contains_key("b"), "b sent no heartbeat");
+        assert!(g.members.contains_key("a"));
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(
+            g.heartbeat("b", None, generation, later_t),
+            Some(ErrorCode::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn leader_leaving_mid_sync_fails_the_waiting_followers_and_rebalances() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        let mut ja = join_new(&mut g, "a", &["range"], t);
+        let mut jb = join_new(&mut g, "b", &["range"], t);
+        g.tick(after_delay(t), 0);
+        let generation = ja.try_recv().unwrap().generation;
+        jb.try_recv().unwrap();
+        let mut sb = later(sync(&mut g, "b", generation, &[], t));
+        assert_eq!(g.leave("a", None, t, 0), None);
+        assert_eq!(
+            sb.try_recv().unwrap().error,
+            Some(ErrorCode::RebalanceInProgress)
+        );
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        let mut jb2 = later(g.join(request("b", &["range"]), || unreachable!(), t, 0));
+        let r = jb2.try_recv().unwrap();
+        assert_eq!(r.leader, "b", "the remaining member leads");
+        assert_eq!(r.generation, generation + 1);
+    }
+
+    #[test]
+    fn unknown_or_inconsistent_protocols_are_refused() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        stable_pair(&mut g, t);
+        let mut other_type = request("", &["range"]);
+        other_type.protocol_type = "connect".into();
+        let r = now_result(g.join(other_type, || "x".into(), t, 0));
+        assert_eq!(r.error, Some(ErrorCode::InconsistentGroupProtocol));
+        let r = now_result(g.join(request("", &["sticky"]), || "x".into(), t, 0));
+        assert_eq!(r.error, Some(ErrorCode::InconsistentGroupProtocol));
+        let mut no_type = request("", &["range"]);
+        no_type.protocol_type = String::new();
+        let r = now_result(Group::new("h", limits(0), 0).join(no_type, || "x".into(), t, 0));
+        assert_eq!(r.error, Some(ErrorCode::InconsistentGroupProtocol));
+        let mut short = request("", &["range"]);
+        short.session_timeout_ms = 100;
+        let r = now_result(g.join(short, || "x".into(), t, 0));
+        assert_eq!(r.error, Some(ErrorCode::InvalidSessionTimeout));
+    }
+
+    #[test]
+    fn static_member_restart_gets_its_assignment_back_without_a_rebalance() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        let mut req = request("", &["range"]);
+        req.instance_id = Some("node-1".into());
+        let mut ja = later(g.join(req.clone(), || "s-1".into(), t, 0));
+        let mut jb = join_new(&mut g, "b", &["range"], t);
+        g.tick(after_delay(t), 0);
+        let generation = ja.try_recv().unwrap().generation;
+        jb.try_recv().unwrap();
+        drop(later(sync(&mut g, "b", generation, &[], t)));
+        drop(later(sync(
+            &mut g,
+            "s-1",
+            generation,
+            &[("s-1", "S"), ("b", "B")],
+            t,
+        )));
+        assert_eq!(g.state, GroupState::Stable);
+        // Restart: the static member comes back with no member id and gets a new one.
+        let r = now_result(g.join(req.clone(), || "s-2".into(), t, 0));
+        assert_eq!(r.error, None);
+        assert_eq!(r.member_id, "s-2");
+        assert_eq!(r.generation, generation, "no new generation");
+        assert_eq!(g.state, GroupState::Stable);
+        assert_eq!(
+            now_result(sync(&mut g, "s-2", generation, &[], t)).assignment,
+            Bytes::from("S")
+        );
+        // The old member id is fenced; b was never disturbed.
+        assert_eq!(
+            g.heartbeat("s-1", Some("node-1"), generation, t),
+            Some(ErrorCode::FencedInstanceId)
+        );
+        assert_eq!(g.heartbeat("b", None, generation, t), None);
+    }
+
+    #[test]
+    fn commits_are_checked_against_membership_and_generation() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        // An empty group accepts admin commits (generation -1, no member).
+        assert_eq!(g.validate_commit("", None, -1, t), None);
+        let generation = stable_pair(&mut g, t);
+        assert_eq!(g.validate_commit("a", None, generation, t), None);
+        assert_eq!(
+            g.validate_commit("a", None, generation - 1, t),
+            Some(ErrorCode::IllegalGeneration)
+        );
+        assert_eq!(
+            g.validate_commit("", None, -1, t),
+            Some(ErrorCode::UnknownMemberId),
+            "a group with members takes commits only from members"
+        );
+        assert_eq!(
+            g.validate_commit("zz", None, generation, t),
+            Some(ErrorCode::UnknownMemberId)
+        );
+    }
+
+    #[test]
+    fn offsets_of_an_empty_group_expire_after_retention() {
+        let mut g = Group::new("g", limits(0), 1_000);
+        g.offsets.insert(
+            ("t".into(), 0),
+            CommittedOffset {
+                offset: 5,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 1_000,
+            },
+        );
+        assert!(g.expire_offsets(1_500, 1_000).is_empty());
+        assert_eq!(g.expire_offsets(2_000, 1_000), vec![("t".to_string(), 0)]);
+        assert!(g.offsets.is_empty());
+    }
+
+    #[test]
+    fn restored_groups_are_stable_with_their_members_and_assignments() {
+        let t = Instant::now();
+        let mut g = Group::new("g", limits(DELAY_MS), 0);
+        let generation = stable_pair(&mut g, t);
+        let stored = g.stored();
+        let mut restored = Group::new("g", limits(0), 0);
+        restored.restore(stored, t);
+        assert_eq!(restored.state, GroupState::Stable);
+        assert_eq!(restored.generation, generation);
+        assert_eq!(restored.heartbeat("b", None, generation, t), None);
+        assert_eq!(
+            now_result(sync(&mut restored, "b", generation, &[], t)).assignment,
+            Bytes::from("B")
+        );
+    }
 }
