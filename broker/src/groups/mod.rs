@@ -45,6 +45,11 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replay reads the offsets topic in chunks of this size.
 const REPLAY_CHUNK: usize = 1024 * 1024;
+/// The offsets topic is rewritten once it holds this many records more than twice the live
+/// ones (see [`GroupCoordinator::maybe_compact`]).
+const COMPACT_SLACK: i64 = 100_000;
+/// Records per batch when the live state is rewritten.
+const SNAPSHOT_BATCH: usize = 10_000;
 
 /// One partition's commit as the coordinator receives it.
 #[derive(Debug, Clone)]
@@ -60,14 +65,52 @@ pub(crate) struct OffsetCommit {
 pub(crate) struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     limits: GroupLimits,
-    offsets: Arc<Partition>,
+    /// Partition 0 of the offsets topic; created on the first FindCoordinator for a group,
+    /// as Kafka does, so a broker that never saw a group lists no internal topic.
+    offsets: parking_lot::RwLock<Option<Arc<Partition>>>,
     fsync: bool,
     retention_ms: i64,
+    /// [`COMPACT_SLACK`], lower in tests.
+    compact_slack: i64,
 }
 
 impl GroupCoordinator {
-    /// Opens (creating on first start) the offsets topic and replays it.
+    /// Opens the coordinator and replays the offsets topic if it exists.
     pub(crate) fn open(topics: &TopicRegistry, config: &BrokerConfig) -> Result<Self, TopicError> {
+        let offsets = match topics.get(OFFSETS_TOPIC) {
+            Some(topic) => Some(topic.partition(0).ok_or_else(|| {
+                TopicError::InvalidPartitions("__consumer_offsets has no partition 0".into())
+            })?),
+            None => None,
+        };
+        let limits = GroupLimits {
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            max_size: config.group_max_size,
+        };
+        let coordinator = GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            limits,
+            offsets: parking_lot::RwLock::new(offsets),
+            fsync: !config.unsafe_disable_fsync,
+            retention_ms: i64::try_from(config.offsets_retention_minutes.saturating_mul(60_000))
+                .unwrap_or(i64::MAX),
+            compact_slack: COMPACT_SLACK,
+        };
+        coordinator.replay();
+        Ok(coordinator)
+    }
+
+    /// Creates the offsets topic unless it exists (FindCoordinator calls this).
+    pub(crate) fn ensure_offsets_topic(&self, topics: &TopicRegistry) -> Result<(), TopicError> {
+        if self.offsets.read().is_some() {
+            return Ok(());
+        }
+        let mut slot = self.offsets.write();
+        if slot.is_some() {
+            return Ok(());
+        }
         let topic = match topics.get(OFFSETS_TOPIC) {
             Some(t) => t,
             None => {
@@ -81,36 +124,26 @@ impl GroupCoordinator {
                 topics.create(OFFSETS_TOPIC, 1, configs)?
             }
         };
-        let offsets = topic.partition(0).ok_or_else(|| {
-            TopicError::InvalidPartitions("__consumer_offsets has no partition 0".into())
-        })?;
-        let limits = GroupLimits {
-            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
-            min_session_timeout_ms: config.group_min_session_timeout_ms,
-            max_session_timeout_ms: config.group_max_session_timeout_ms,
-            max_size: config.group_max_size,
-        };
-        let coordinator = GroupCoordinator {
-            groups: Mutex::new(HashMap::new()),
-            limits,
-            offsets,
-            fsync: !config.unsafe_disable_fsync,
-            retention_ms: i64::try_from(config.offsets_retention_minutes.saturating_mul(60_000))
-                .unwrap_or(i64::MAX),
-        };
-        coordinator.replay();
-        Ok(coordinator)
+        *slot = topic.partition(0);
+        Ok(())
+    }
+
+    fn partition(&self) -> Option<Arc<Partition>> {
+        self.offsets.read().clone()
     }
 
     /// Rebuilds groups and offsets from the offsets topic.
     fn replay(&self) {
+        let Some(offsets) = self.partition() else {
+            return;
+        };
         let started = Instant::now();
         let now = Instant::now();
         let now_ms = now_ms();
         let mut groups = self.groups.lock();
         let mut records = 0u64;
         let mut bad = 0u64;
-        self.offsets.with_log(|log| {
+        offsets.with_log(|log| {
             let mut offset = log.log_start_offset();
             let end = log.log_end_offset();
             while offset < end {
@@ -434,13 +467,59 @@ impl GroupCoordinator {
 
     // ------------------------------------------------------------ timers
 
-    /// Applies timeouts in every group.
+    /// Applies timeouts in every group, then compacts the offsets topic if it is due.
     fn tick(&self) {
         let (now, ms) = (Instant::now(), now_ms());
         let mut groups = self.groups.lock();
         for group in groups.values_mut() {
             group.tick(now, ms);
             self.persist_if_dirty(group);
+        }
+        self.maybe_compact(&groups);
+    }
+
+    /// Keeps the offsets topic from growing without bound (it has one record per commit):
+    /// once it holds far more records than there are live keys, the live state (every
+    /// group's metadata and committed offsets) is appended again, fsynced, and the log start
+    /// moves to it, so the older segments are deleted. This gives what Kafka's compaction of
+    /// `__consumer_offsets` gives: the latest value of every key, in order, and nothing else.
+    fn maybe_compact(&self, groups: &HashMap<String, Group>) {
+        let Some(offsets) = self.partition() else {
+            return;
+        };
+        let live: usize = groups.values().map(|g| g.offsets.len() + 1).sum();
+        let (start, end) = offsets.with_log(|log| (log.log_start_offset(), log.log_end_offset()));
+        let live = i64::try_from(live).unwrap_or(i64::MAX);
+        if end - start <= live.saturating_mul(2).saturating_add(self.compact_slack) {
+            return;
+        }
+        let mut records: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+        for group in groups.values() {
+            records.push((
+                store::group_key(&group.id),
+                Some(store::group_value(&group.stored())),
+            ));
+            for ((topic, partition), offset) in &group.offsets {
+                records.push((
+                    store::offset_key(&group.id, topic, *partition),
+                    Some(store::offset_value(offset)),
+                ));
+            }
+        }
+        let mut chunks = records.chunks(SNAPSHOT_BATCH);
+        let result = chunks.try_for_each(|chunk| self.append(chunk.to_vec()).map(|_| ()));
+        if result.is_err() {
+            return;
+        }
+        let moved =
+            offsets.with_log(|log| log.flush().and_then(|()| log.delete_records_before(end)));
+        match moved {
+            Ok(new_start) => tracing::info!(
+                removed = new_start - start,
+                live,
+                "compacted __consumer_offsets"
+            ),
+            Err(e) => tracing::warn!(error = %e, "compacting __consumer_offsets failed"),
         }
     }
 
@@ -482,9 +561,14 @@ impl GroupCoordinator {
     }
 
     /// Appends records as one batch; returns the offset after it.
+    /// COORDINATOR_NOT_AVAILABLE until the offsets topic exists (clients then look up the
+    /// coordinator, which creates it).
     fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<i64, ErrorCode> {
+        let Some(offsets) = self.partition() else {
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        };
         if records.is_empty() {
-            return Ok(self.offsets.with_log(|log| log.log_end_offset()));
+            return Ok(offsets.with_log(|log| log.log_end_offset()));
         }
         let now = now_ms();
         let batch: Vec<Record> = records
@@ -516,11 +600,11 @@ impl GroupCoordinator {
             tracing::error!(error = %e, "encoding a __consumer_offsets batch failed");
             return Err(ErrorCode::UnknownServerError);
         }
-        let result = self.offsets.with_log(|log| log.append(&mut buf, now));
+        let result = offsets.with_log(|log| log.append(&mut buf, now));
         match result {
             Ok(info) => {
                 if self.fsync {
-                    self.offsets.durability.note_append(count);
+                    offsets.durability.note_append(count);
                 }
                 Ok(info.last_offset + 1)
             }
@@ -535,8 +619,11 @@ impl GroupCoordinator {
         if !self.fsync {
             return Ok(());
         }
-        durability::request_sync(&self.offsets);
-        self.offsets
+        let Some(offsets) = self.partition() else {
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        };
+        durability::request_sync(&offsets);
+        offsets
             .durability
             .wait_durable(end_offset, COMMIT_TIMEOUT)
             .await
@@ -613,5 +700,111 @@ pub(crate) async fn run_timers(
             _ = tick.tick() => state.groups.tick(),
             _ = expiry.tick() => state.groups.expire_offsets(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(partition: i32, offset: i64) -> OffsetCommit {
+        OffsetCommit {
+            topic: "orders".into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: format!("at {offset}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_survive_reopen_and_compaction_keeps_only_live_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            unsafe_disable_fsync: true,
+            ..BrokerConfig::with_data_dir(dir.path())
+        };
+        let topics = TopicRegistry::open(dir.path(), &config).unwrap();
+        let mut coordinator = GroupCoordinator::open(&topics, &config).unwrap();
+        coordinator.ensure_offsets_topic(&topics).unwrap();
+        coordinator.compact_slack = 10;
+        for offset in 0..60 {
+            let errors = coordinator
+                .commit("g", "", None, -1, vec![commit((offset % 3) as i32, offset)])
+                .await;
+            assert_eq!(errors, vec![None]);
+        }
+        coordinator.tick();
+        let (start, end) = coordinator
+            .partition()
+            .unwrap()
+            .with_log(|log| (log.log_start_offset(), log.log_end_offset()));
+        // One group record and three offsets are live.
+        assert_eq!(end - start, 4, "start {start} end {end}");
+        drop(coordinator);
+        topics.close();
+
+        let topics = TopicRegistry::open(dir.path(), &config).unwrap();
+        let coordinator = GroupCoordinator::open(&topics, &config).unwrap();
+        let committed = coordinator.committed("g", None).unwrap();
+        let got: Vec<(i32, i64, String)> = committed
+            .into_iter()
+            .map(|((_, p), o)| (p, o.offset, o.metadata))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 57, "at 57".to_string()),
+                (1, 58, "at 58".to_string()),
+                (2, 59, "at 59".to_string())
+            ]
+        );
+        topics.close();
+    }
+
+    #[tokio::test]
+    async fn deleted_groups_stay_deleted_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            unsafe_disable_fsync: true,
+            ..BrokerConfig::with_data_dir(dir.path())
+        };
+        let topics = TopicRegistry::open(dir.path(), &config).unwrap();
+        let coordinator = GroupCoordinator::open(&topics, &config).unwrap();
+        assert_eq!(
+            coordinator
+                .commit("keep", "", None, -1, vec![commit(0, 1)])
+                .await,
+            vec![Some(ErrorCode::CoordinatorNotAvailable)],
+            "no offsets topic before the first FindCoordinator"
+        );
+        assert!(topics.get(OFFSETS_TOPIC).is_none());
+        coordinator.ensure_offsets_topic(&topics).unwrap();
+        coordinator
+            .commit("keep", "", None, -1, vec![commit(0, 5)])
+            .await;
+        coordinator
+            .commit("drop", "", None, -1, vec![commit(0, 7)])
+            .await;
+        assert_eq!(coordinator.delete_group("drop"), None);
+        assert_eq!(
+            coordinator.delete_group("drop"),
+            Some(ErrorCode::GroupIdNotFound)
+        );
+        drop(coordinator);
+        topics.close();
+        let topics = TopicRegistry::open(dir.path(), &config).unwrap();
+        let coordinator = GroupCoordinator::open(&topics, &config).unwrap();
+        assert!(coordinator.committed("drop", None).is_none());
+        assert_eq!(coordinator.committed("keep", None).unwrap().len(), 1);
+        assert_eq!(
+            coordinator
+                .list()
+                .into_iter()
+                .map(|g| g.0)
+                .collect::<Vec<_>>(),
+            vec!["keep".to_string()]
+        );
+        topics.close();
     }
 }

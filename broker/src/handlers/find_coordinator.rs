@@ -21,11 +21,18 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCo
     let state = ctx.state;
     let host = StrBytes::from_string(state.advertised_host.clone());
     let node = BrokerId(state.node_id());
-    let error = if req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_TRANSACTION {
+    let mut error = if req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_TRANSACTION {
         None
     } else {
         Some(ErrorCode::InvalidRequest)
     };
+    if req.key_type == KEY_TYPE_GROUP {
+        // Like Kafka, the offsets topic is created when a group coordinator is first needed.
+        if let Err(e) = state.groups.ensure_offsets_topic(&state.topics) {
+            tracing::error!(error = %e, "creating __consumer_offsets failed");
+            error = Some(ErrorCode::CoordinatorNotAvailable);
+        }
+    }
     if ctx.version() < BATCHED_FROM {
         let resp = FindCoordinatorResponse::default();
         return match error.or(req.key.is_empty().then_some(ErrorCode::InvalidRequest)) {

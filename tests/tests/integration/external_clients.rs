@@ -13,7 +13,7 @@ use brook_tests::{python, repo_root, require_tool};
 use crate::librdkafka::create_topic;
 
 /// Runs a command with optional stdin, failing the test after `timeout`.
-fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
+pub(crate) fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -51,7 +51,7 @@ fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
     }
 }
 
-fn assert_success(out: &Output, what: &str) -> String {
+pub(crate) fn assert_success(out: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -11,6 +11,7 @@ mod bad_input;
 mod disk_full;
 mod external_clients;
 mod faults;
+mod groups;
 mod librdkafka;
 mod metadata;
 mod restart;
