@@ -484,7 +484,7 @@ impl Group {
                     .is_some_and(|m| m.same_protocols(&req.protocols));
                 if same {
                     // A retry of a join whose answer was lost: answer it again.
-                    Reply::Now(self.join_result_for(&member_id, false))
+                    Reply::Now(self.join_result_for(&member_id))
                 } else {
                     self.update_member_and_rebalance(req, now, now_ms)
                 }
@@ -499,7 +499,7 @@ impl Group {
                     self.update_member_and_rebalance(req, now, now_ms)
                 } else {
                     // A follower rejoining with unchanged metadata gets the current generation.
-                    Reply::Now(self.join_result_for(&member_id, false))
+                    Reply::Now(self.join_result_for(&member_id))
                 }
             }
             GroupState::Empty | GroupState::Dead => {
@@ -621,7 +621,7 @@ impl Group {
                 // rejoining leader does not compute an assignment a stable group would not
                 // hand out, unless it can be told to skip assigning (v9).
                 let skip = was_leader && req.supports_skip_assignment;
-                let mut result = self.join_result_for(&new_id, false);
+                let mut result = self.join_result_for(&new_id);
                 result.leader = old_leader.unwrap_or_default();
                 if skip {
                     result.skip_assignment = true;
@@ -740,7 +740,7 @@ impl Group {
         self.pending_sync = self.members.keys().cloned().collect();
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for id in ids {
-            let result = self.join_result_for(&id, false);
+            let result = self.join_result_for(&id);
             if let Some(m) = self.members.get_mut(&id) {
                 m.is_new = false;
                 m.last_heartbeat = now;
@@ -794,7 +794,7 @@ impl Group {
             .collect()
     }
 
-    fn join_result_for(&self, member_id: &str, skip_assignment: bool) -> JoinResult {
+    fn join_result_for(&self, member_id: &str) -> JoinResult {
         let is_leader = self.leader.as_deref() == Some(member_id);
         JoinResult {
             error: None,
@@ -802,7 +802,7 @@ impl Group {
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             leader: self.leader.clone().unwrap_or_default(),
-            skip_assignment,
+            skip_assignment: false,
             member_id: member_id.to_string(),
             members: if is_leader {
                 self.member_list()

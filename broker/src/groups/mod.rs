@@ -290,7 +290,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return vec![Some(ErrorCode::InvalidGroupId); commits.len()];
         }
-        let end_offset = {
+        let (end, errors) = {
             let mut groups = self.groups.lock();
             let group = match groups.get_mut(group_id) {
                 Some(g) => g,
@@ -331,13 +331,12 @@ impl GroupCoordinator {
                     group.offsets.extend(accepted);
                     (end, errors)
                 }
-                Err(code) => return errors.into_iter().map(|e| e.or(Some(code))).collect(),
+                Err(code) => return fail_accepted(errors, code),
             }
         };
-        let (end, errors) = end_offset;
         match self.wait_durable(end).await {
             Ok(()) => errors,
-            Err(code) => errors.into_iter().map(|e| e.or(Some(code))).collect(),
+            Err(code) => fail_accepted(errors, code),
         }
     }
 
@@ -640,6 +639,12 @@ pub(crate) struct GroupDescription {
     pub(crate) protocol_type: String,
     pub(crate) protocol: String,
     pub(crate) members: Vec<group::DescribedMember>,
+}
+
+/// The commits that passed validation failed after all (their write or fsync): they get
+/// `code`, the others keep their own error.
+fn fail_accepted(errors: Vec<Option<ErrorCode>>, code: ErrorCode) -> Vec<Option<ErrorCode>> {
+    errors.into_iter().map(|e| e.or(Some(code))).collect()
 }
 
 /// Applies one replayed record.

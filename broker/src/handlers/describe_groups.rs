@@ -13,7 +13,7 @@ use super::Ctx;
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
 /// READ (3), DELETE (6) and DESCRIBE (8): Brook has no ACLs, so every client may do all three.
-pub(crate) const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let operations = if req.include_authorized_operations {
