@@ -86,6 +86,12 @@ pub struct BrokerConfig {
     /// `log.retention.bytes`: default `retention.bytes` of topics (-1: no size limit).
     #[serde(rename = "log.retention.bytes")]
     pub log_retention_bytes: i64,
+    /// `log.cache.window.bytes` (Brook's own): per partition, how much of the newest durable
+    /// data is left in the OS page cache; older data is released from the cache once
+    /// fsynced, so steady writes reuse pages (see `brook_storage::LogConfig`). -1 leaves the
+    /// page cache to the kernel.
+    #[serde(rename = "log.cache.window.bytes")]
+    pub log_cache_window_bytes: i64,
     /// `log.retention.check.interval.ms`: how often retention runs.
     #[serde(rename = "log.retention.check.interval.ms")]
     pub log_retention_check_interval_ms: u64,
@@ -140,6 +146,7 @@ impl Default for BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: 60_000,
             log_retention_ms: 7 * 24 * 60 * 60 * 1000,
             log_retention_bytes: -1,
+            log_cache_window_bytes: brook_storage::DEFAULT_CACHE_WINDOW_BYTES as i64,
             log_retention_check_interval_ms: 300_000,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
@@ -242,6 +249,12 @@ impl BrokerConfig {
                 "must be -1 (unlimited) or at least 0",
             );
         }
+        if self.log_cache_window_bytes < -1 {
+            return invalid(
+                "log.cache.window.bytes",
+                "must be -1 (leave the page cache to the kernel) or at least 0",
+            );
+        }
         if self.log_retention_check_interval_ms < 1 {
             return invalid("log.retention.check.interval.ms", "must be at least 1");
         }
@@ -296,6 +309,14 @@ mod tests {
         assert!(matches!(
             BrokerConfig::from_file(&path),
             Err(ConfigError::Parse { .. })
+        ));
+        std::fs::write(&path, "\"log.cache.window.bytes\" = -1\n").unwrap();
+        let c = BrokerConfig::from_file(&path).unwrap();
+        assert_eq!(c.log_cache_window_bytes, -1);
+        std::fs::write(&path, "\"log.cache.window.bytes\" = -2\n").unwrap();
+        assert!(matches!(
+            BrokerConfig::from_file(&path),
+            Err(ConfigError::Invalid { .. })
         ));
         std::fs::write(&path, "\"num.partitions\" = 0\n").unwrap();
         assert!(matches!(

@@ -9,6 +9,11 @@
 //! by the next round, which starts as soon as the current one ends: one fsync acknowledges
 //! every batch written before it started, however many producers wrote them.
 //!
+//! A partition with a page-cache window (`log.cache.window.bytes`) is also synced once half
+//! a window is unflushed, whatever `flush.ms` says: the storage releases cached pages only
+//! once they are durable, so without this a fast `acks=1` writer would take fresh pages for
+//! a whole `flush.ms` of data before any could be reused.
+//!
 //! A failed fsync puts the log into its failed state: it refuses further appends, and waiting
 //! producers get an error, because the data they wrote may not be on disk.
 //!
@@ -50,6 +55,14 @@ struct Pending {
     oldest_unflushed: Option<Instant>,
     /// Records appended since the last sync round started.
     unflushed_records: i64,
+    /// Bytes appended since the last sync round started.
+    unflushed_bytes: u64,
+}
+
+/// How many unflushed bytes make a sync due (module docs): half the page-cache window, or
+/// never without one.
+pub(crate) fn flush_bytes(config: &crate::config::BrokerConfig) -> u64 {
+    u64::try_from(config.log_cache_window_bytes).map_or(u64::MAX, |window| (window / 2).max(1))
 }
 
 /// Durability bookkeeping of one partition; lives next to its log.
@@ -72,12 +85,14 @@ impl Durability {
         }
     }
 
-    /// Records an append of `records` records; returns how many records are now unflushed.
-    pub(crate) fn note_append(&self, records: i64) -> i64 {
+    /// Records an append of `records` records in `bytes` bytes; returns how many records
+    /// and bytes are now unflushed.
+    pub(crate) fn note_append(&self, records: i64, bytes: u64) -> (i64, u64) {
         let mut p = self.pending.lock();
         p.oldest_unflushed.get_or_insert_with(Instant::now);
         p.unflushed_records += records;
-        p.unflushed_records
+        p.unflushed_bytes += bytes;
+        (p.unflushed_records, p.unflushed_bytes)
     }
 
     /// True when unflushed data is older than `flush_ms` or more than `flush_messages`
@@ -138,6 +153,7 @@ fn run_sync_rounds(partition: &Partition) {
             let mut p = durability.pending.lock();
             p.oldest_unflushed = None;
             p.unflushed_records = 0;
+            p.unflushed_bytes = 0;
             p.again = false;
         }
         let result = partition
@@ -176,13 +192,26 @@ mod tests {
     fn flush_is_due_by_age_or_count_but_not_while_a_round_runs() {
         let d = Durability::new(0);
         assert!(!d.flush_due(0, 10), "nothing unflushed");
-        assert_eq!(d.note_append(3), 3);
+        assert_eq!(d.note_append(3, 300), (3, 300));
         assert!(d.flush_due(0, i64::MAX), "older than 0 ms");
         assert!(!d.flush_due(60_000, 10));
-        assert_eq!(d.note_append(7), 10);
+        assert_eq!(d.note_append(7, 700), (10, 1000));
         assert!(d.flush_due(60_000, 10), "10 records reach flush.messages");
         d.pending.lock().in_flight = true;
         assert!(!d.flush_due(0, 1));
+    }
+
+    #[test]
+    fn half_the_cache_window_unflushed_makes_a_sync_due() {
+        let mut config = crate::config::BrokerConfig {
+            log_cache_window_bytes: 64 << 20,
+            ..Default::default()
+        };
+        assert_eq!(flush_bytes(&config), 32 << 20);
+        config.log_cache_window_bytes = -1;
+        assert_eq!(flush_bytes(&config), u64::MAX);
+        config.log_cache_window_bytes = 0;
+        assert_eq!(flush_bytes(&config), 1);
     }
 
     #[tokio::test]

@@ -409,6 +409,7 @@ impl TopicConfig {
             preallocate: self
                 .get(broker, "preallocate")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            cache_window_bytes: u64::try_from(broker.log_cache_window_bytes).ok(),
         }
     }
 }

@@ -34,11 +34,22 @@ pub struct LogConfig {
     /// each index), so an empty partition costs about 1 MiB. Either way a full disk is an `ENOSPC` error before
     /// anything is written, never a `SIGBUS`.
     pub preallocate: bool,
+    /// How much of the newest durable data stays in the OS page cache (Brook's own setting,
+    /// `log.cache.window.bytes`; `None` leaves the cache to the kernel). Pages further back
+    /// are released once fsynced, so a partition that is written steadily reuses the pages it
+    /// released instead of taking fresh ones from the kernel for every byte: on machines
+    /// where fresh pages are expensive (VMs that hand free memory back to their host) that
+    /// is most of the cost of an append. Consumers within the window read from memory; those
+    /// further behind read from the file system, as after a restart.
+    pub cache_window_bytes: Option<u64>,
 }
+
+/// The default [`LogConfig::cache_window_bytes`]: 64 MiB per partition.
+pub const DEFAULT_CACHE_WINDOW_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Default for LogConfig {
     /// Kafka's defaults: 1 GiB segments, 7 days, an index entry every 4 KiB, 10 MiB indexes,
-    /// no up-front preallocation.
+    /// no up-front preallocation; and a [`DEFAULT_CACHE_WINDOW_BYTES`] page-cache window.
     fn default() -> Self {
         Self {
             segment_bytes: 1 << 30,
@@ -46,6 +57,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             segment_index_bytes: 10 * 1024 * 1024,
             preallocate: false,
+            cache_window_bytes: Some(DEFAULT_CACHE_WINDOW_BYTES),
         }
     }
 }

@@ -55,6 +55,10 @@ pub trait FileSystem: Send + Sync + Debug {
     /// `offset + len` if it is shorter; never shortening it), so later writes into that range
     /// cannot hit a full disk. A full disk is `ENOSPC` here, with nothing written.
     fn allocate(&self, file: &File, offset: u64, len: u64) -> io::Result<()>;
+    /// Asks the kernel to evict the clean page-cache pages of the `len` bytes from `offset`
+    /// (`POSIX_FADV_DONTNEED`). Advisory: the file's bytes are unchanged, only where later
+    /// reads find them.
+    fn drop_cache(&self, file: &File, offset: u64, len: u64) -> io::Result<()>;
     /// Sets the file's length (shortening it, or extending it sparsely).
     fn set_len(&self, file: &File, len: u64) -> io::Result<()>;
     /// The file's current length.
@@ -126,6 +130,14 @@ impl FileSystem for OsFileSystem {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn drop_cache(&self, file: &File, offset: u64, len: u64) -> io::Result<()> {
+        let Some(len) = std::num::NonZeroU64::new(len) else {
+            return Ok(());
+        };
+        rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed)?;
+        Ok(())
     }
 
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
@@ -241,6 +253,13 @@ impl FileHandle {
         self.fs
             .set_len(&self.file, len)
             .map_err(StorageError::io("set_len", &self.path))
+    }
+
+    /// Evicts the clean page-cache pages of the `len` bytes from `offset` (advisory).
+    pub(crate) fn drop_cache(&self, offset: u64, len: u64) -> Result<()> {
+        self.fs
+            .drop_cache(&self.file, offset, len)
+            .map_err(StorageError::io("fadvise", &self.path))
     }
 
     /// Reserves real blocks for the `len` bytes from `offset`, extending the file if shorter.

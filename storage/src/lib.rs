@@ -88,7 +88,7 @@ mod retention;
 mod segment;
 pub mod testing;
 
-pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy};
+pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE_WINDOW_BYTES};
 pub use durability::SyncPoint;
 pub use error::{Corruption, StorageError};
 pub use fs::{FileSystem, OsFileSystem};

@@ -332,6 +332,28 @@ impl PartitionLog {
     pub fn mark_durable(&mut self, end_offset: i64) {
         if self.failed.reason().is_none() {
             self.durable = self.durable.max(end_offset.min(self.log_end_offset()));
+            self.release_cache();
+        }
+    }
+
+    /// Releases the page cache of durable data further back than the cache window from the
+    /// durable end (see [`crate::segment`]): the active segment up to there, then sealed
+    /// segments, newest first, until one that was released wholly before.
+    fn release_cache(&mut self) {
+        let Some(mut keep) = self.config.cache_window_bytes else {
+            return;
+        };
+        let durable_end = self.active.position_below(self.durable);
+        let kept = keep.min(durable_end);
+        self.active.release_cache_below(durable_end - kept);
+        keep -= kept;
+        for segment in self.sealed.values_mut().rev() {
+            if segment.cache_fully_released() {
+                break;
+            }
+            let kept = keep.min(segment.size());
+            segment.release_cache_below(segment.size() - kept);
+            keep -= kept;
         }
     }
 
@@ -669,3 +691,6 @@ mod recovery_tests;
 
 #[cfg(test)]
 mod retention_tests;
+
+#[cfg(test)]
+mod cache_tests;

@@ -33,7 +33,12 @@
 //!    into a `SIGBUS` on a dirty mapped page. The unallocated rest of a map is never touched
 //!    (a read there would see zeros, as the file is never shorter than a map while its
 //!    committed range is read: files are only shortened to their committed size, rule 2).
-//! 4. **Deleted files stay readable.** A [`Bytes`] may outlive its log; deleting or replacing
+//! 4. **Releasing pages keeps their bytes.** [`Mapping::release`] (`MADV_DONTNEED`) only
+//!    drops this process's page-table entries for a range of a *shared, file-backed* map;
+//!    the next access faults the same file bytes back in (from the page cache or the disk).
+//!    It is only used on committed ranges, which never change (rule 2), so a reference into
+//!    such a range sees the same bytes before and after.
+//! 5. **Deleted files stay readable.** A [`Bytes`] may outlive its log; deleting or replacing
 //!    a file only unlinks it, and the kernel keeps the inode alive while it is mapped.
 //!
 //! The remaining assumption, shared by every mmap-based store, is that no other process
@@ -44,7 +49,7 @@
 use std::{fs::File, io, ops::Range, sync::Arc};
 
 use bytes::Bytes;
-use memmap2::{Mmap, MmapOptions};
+use memmap2::{Mmap, MmapOptions, UncheckedAdvice};
 
 /// A shared, read-only memory map of a file's first bytes, as returned by
 /// [`crate::FileSystem::map`]. Opaque outside this crate; cloning shares the map.
@@ -79,6 +84,24 @@ impl Mapping {
     /// Callers pass committed ranges only (module docs, rule 1).
     pub(crate) fn get(&self, range: Range<usize>) -> Option<&[u8]> {
         slice(&self.0, range)
+    }
+
+    /// Unmaps the pages of `range` from this process (`MADV_DONTNEED`) so the kernel may then
+    /// evict them from the page cache: it never evicts a page that is mapped. The bytes stay
+    /// readable (module docs, rule 4). Advisory: an error only means the pages stay.
+    ///
+    /// Callers pass committed ranges only (module docs, rule 1).
+    pub(crate) fn release(&self, range: Range<usize>) -> io::Result<()> {
+        if range.start >= range.end || range.end > self.0.len() {
+            return Ok(());
+        }
+        // SAFETY: the map is shared and file-backed, so MADV_DONTNEED drops page-table
+        // entries only: later reads fault the file's bytes back in, and the range is
+        // committed, so those bytes are the ones any live reference saw (module docs, rule 4).
+        unsafe {
+            self.0
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, range.start, range.len())
+        }
     }
 
     /// The bytes in `range` as a [`Bytes`] that keeps the mapping alive, without copying.

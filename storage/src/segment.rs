@@ -53,6 +53,17 @@
 //! a crash, the tail after the last batch (zeros: allocated, never-written blocks and the
 //! sparse rest, which also reads as zeros) is cut by recovery.
 //!
+//! # Releasing the page cache behind the writes
+//!
+//! Once a range is durable and further back than [`LogConfig::cache_window_bytes`] from
+//! the newest durable data, the log releases its pages: this process's mapping of them is
+//! dropped (`MADV_DONTNEED`, see [`crate::mmap`]) and the kernel is asked to evict them
+//! (`POSIX_FADV_DONTNEED`, which evicts only clean pages: hence only durable ranges). The
+//! next appends then reuse those pages. A segment remembers how far from its start it has
+//! released ([`Segment::release_cache_below`]); releasing is advisory, so a failure is logged
+//! and otherwise ignored. Reading a released range works as before and simply faults the
+//! bytes in from the file again.
+//!
 //! File names are the segment's base offset, 20 digits zero-padded: `<base>.log`,
 //! `<base>.index`, `<base>.timeindex`.
 
@@ -64,7 +75,7 @@ use std::{
 
 use brook_protocol::batch::BatchView;
 use bytes::Bytes;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::{
     config::LogConfig,
@@ -87,6 +98,12 @@ pub(crate) const LOG_ALLOCATION_CHUNK: u64 = 8 * 1024 * 1024;
 /// what is allocated already, up to [`LOG_ALLOCATION_CHUNK`]), so a thousand idle partitions
 /// hold about 1 GiB of disk rather than 8 GiB, while a busy one allocates every 8 MiB.
 pub(crate) const LOG_FIRST_CHUNK: u64 = 1024 * 1024;
+
+/// The active segment releases cached pages in steps of at least this much, so a group
+/// commit every millisecond does not cost two system calls each.
+const RELEASE_STEP: u64 = 4 * 1024 * 1024;
+/// Releases are whole pages.
+const PAGE: u64 = 4096;
 
 /// The `.log` allocation granularity for `config` with `allocated` bytes allocated so far:
 /// the whole segment with `preallocate`.
@@ -202,6 +219,8 @@ pub(crate) struct Segment {
     max_timestamp: Option<TimeEntry>,
     /// `Some` while this is the active segment.
     active: Option<ActiveState>,
+    /// Bytes from the start whose cached pages were released (module docs).
+    cache_released: u64,
 }
 
 /// The parts a segment is assembled from (by creation or recovery).
@@ -240,6 +259,7 @@ impl Segment {
             next_offset: parts.next_offset,
             max_timestamp,
             active: parts.active,
+            cache_released: 0,
         })
     }
 
@@ -513,6 +533,45 @@ impl Segment {
     /// so they need no sync until sealed).
     pub(crate) fn flush(&self) -> Result<()> {
         self.log.sync_data()
+    }
+
+    /// Releases the cached pages of this segment below `position` (rounded down to a page,
+    /// capped at the committed size), which the caller knows to be durable (module docs).
+    /// Releases in steps of at least [`RELEASE_STEP`], except for the last pages of a sealed
+    /// segment.
+    pub(crate) fn release_cache_below(&mut self, position: u64) {
+        let whole_pages = self.size / PAGE * PAGE;
+        let target = position.min(self.size) / PAGE * PAGE;
+        let last = self.active.is_none() && target == whole_pages;
+        if target <= self.cache_released || (target - self.cache_released < RELEASE_STEP && !last) {
+            return;
+        }
+        let (start, end) = (self.cache_released, target);
+        self.cache_released = target;
+        let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
+        if let (Some(map), Some((s, e))) = (&self.map, range) {
+            if let Err(e) = map.release(s..e) {
+                debug!(file = %self.log.path().display(), "madvise(DONTNEED): {e}");
+            }
+        }
+        if let Err(e) = self.log.drop_cache(start, end - start) {
+            debug!("{e}");
+        }
+    }
+
+    /// Whether every whole page of this segment has been released.
+    pub(crate) fn cache_fully_released(&self) -> bool {
+        self.cache_released >= self.size / PAGE * PAGE
+    }
+
+    /// A position below which every byte holds offsets below `offset`: the whole segment if
+    /// `offset` is past its end, else the start of the nearest indexed batch at or before it.
+    pub(crate) fn position_below(&self, offset: i64) -> u64 {
+        if offset >= self.next_offset {
+            self.size
+        } else {
+            self.position_floor(offset)
+        }
     }
 
     /// The committed bytes.

@@ -198,6 +198,10 @@ impl FileSystem for FaultyFileSystem {
         self.inner.modified(file)
     }
 
+    fn drop_cache(&self, file: &File, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.drop_cache(file, offset, len)
+    }
+
     fn map(&self, file: &File, len: u64) -> io::Result<Option<Mapping>> {
         self.inner.map(file, len)
     }

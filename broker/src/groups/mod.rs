@@ -603,7 +603,7 @@ impl GroupCoordinator {
         match result {
             Ok(info) => {
                 if self.fsync {
-                    offsets.durability.note_append(count);
+                    offsets.durability.note_append(count, buf.len() as u64);
                 }
                 Ok(info.last_offset + 1)
             }

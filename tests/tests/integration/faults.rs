@@ -110,3 +110,39 @@ fn acks_1_data_is_flushed_in_the_background() {
     );
     broker.shutdown();
 }
+
+#[test]
+fn acks_1_data_is_flushed_once_half_the_cache_window_is_unflushed() {
+    let fs = Arc::new(FaultyFileSystem::new());
+    let config = BrokerConfig {
+        file_system: Some(fs.clone()),
+        log_cache_window_bytes: 64 * 1024,
+        ..BrokerConfig::ephemeral()
+    };
+    let broker = EmbeddedBroker::start(config).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    // Neither flush.ms nor flush.messages will trigger a flush during the test.
+    assert_eq!(create(&mut c, "window", 1, &[("flush.ms", "3600000")]), 0);
+    let big = brook_protocol::batch::testing::build_batch(
+        1,
+        &[brook_protocol::batch::testing::TestRecord {
+            value: Some(vec![7; 20_000]),
+            ..Default::default()
+        }],
+    );
+    let acks_1 = |c: &mut RawClient| {
+        let req = crate::wire::produce_request("window", 0, big.clone(), 1);
+        let resp = c.call(9, &req).unwrap();
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    };
+    let before = fs.sync_calls();
+    acks_1(&mut c);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(fs.sync_calls(), before, "20 KB is below half the window");
+    acks_1(&mut c);
+    assert!(
+        wait_for_syncs(&fs, before),
+        "40 KB unflushed with a 64 KiB window was never flushed"
+    );
+    broker.shutdown();
+}
