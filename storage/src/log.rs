@@ -103,7 +103,7 @@ impl PartitionLog {
     }
 
     fn from_opened(fs: SharedFs, dir: &Path, config: LogConfig, opened: recovery::Opened) -> Self {
-        Self {
+        let mut log = Self {
             fs,
             dir: dir.to_path_buf(),
             config,
@@ -114,7 +114,11 @@ impl PartitionLog {
             failed: Arc::default(),
             checkpoint: opened.checkpoint,
             report: opened.report,
-        }
+        };
+        // Everything opened is durable: what lies behind the cache window (say, pages the
+        // recovery scan read) is released now, as it would have been while running.
+        log.release_cache();
+        log
     }
 
     /// Appends one or more already validated v2 batches laid end to end in `batches`,

@@ -64,6 +64,10 @@
 //! and otherwise ignored. Reading a released range works as before and simply faults the
 //! bytes in from the file again.
 //!
+//! Reads of a released range are left alone: they cache what they read, and the kernel evicts
+//! it when memory is short. Releasing behind readers too would make a replay on such a VM
+//! cheaper, but every later replay would then read from disk again.
+//!
 //! File names are the segment's base offset, 20 digits zero-padded: `<base>.log`,
 //! `<base>.index`, `<base>.timeindex`.
 
@@ -104,6 +108,11 @@ pub(crate) const LOG_FIRST_CHUNK: u64 = 1024 * 1024;
 const RELEASE_STEP: u64 = 4 * 1024 * 1024;
 /// Releases are whole pages.
 const PAGE: u64 = 4096;
+/// Release boundaries inside a segment fall on multiples of this. The page cache holds file
+/// data in naturally aligned folios of up to 2 MiB (readahead and large-folio writes build
+/// them), and the kernel evicts no folio that a range covers only in part: a boundary that
+/// cut through one would keep it cached for good.
+const RELEASE_ALIGN: u64 = 2 * 1024 * 1024;
 
 /// The `.log` allocation granularity for `config` with `allocated` bytes allocated so far:
 /// the whole segment with `preallocate`.
@@ -535,33 +544,45 @@ impl Segment {
         self.log.sync_data()
     }
 
-    /// Releases the cached pages of this segment below `position` (rounded down to a page,
-    /// capped at the committed size), which the caller knows to be durable (module docs).
-    /// Releases in steps of at least [`RELEASE_STEP`], except for the last pages of a sealed
-    /// segment.
+    /// Releases the cached pages of this segment below `position`, which the caller knows to
+    /// be durable (module docs): below `position` rounded down to [`RELEASE_ALIGN`], in steps
+    /// of at least [`RELEASE_STEP`], or the whole segment if it is sealed and `position` is at
+    /// or past its end.
     pub(crate) fn release_cache_below(&mut self, position: u64) {
-        let whole_pages = self.size / PAGE * PAGE;
-        let target = position.min(self.size) / PAGE * PAGE;
-        let last = self.active.is_none() && target == whole_pages;
-        if target <= self.cache_released || (target - self.cache_released < RELEASE_STEP && !last) {
+        let whole = self.active.is_none() && position >= self.size;
+        let target = if whole {
+            self.size
+        } else {
+            position.min(self.size) / RELEASE_ALIGN * RELEASE_ALIGN
+        };
+        if target <= self.cache_released || (target - self.cache_released < RELEASE_STEP && !whole)
+        {
             return;
         }
-        let (start, end) = (self.cache_released, target);
+        let start = self.cache_released;
         self.cache_released = target;
+        self.release_range(start, target);
+    }
+
+    /// Unmaps and evicts the cached pages of `start..end`, a durable, committed range.
+    fn release_range(&self, start: u64, end: u64) {
         let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
         if let (Some(map), Some((s, e))) = (&self.map, range) {
             if let Err(e) = map.release(s..e) {
                 debug!(file = %self.log.path().display(), "madvise(DONTNEED): {e}");
             }
         }
+        // The kernel keeps a partly covered last page; past the end of the file there is
+        // nothing to keep, so a sealed segment's last partial page goes too.
+        let end = end.div_ceil(PAGE) * PAGE;
         if let Err(e) = self.log.drop_cache(start, end - start) {
             debug!("{e}");
         }
     }
 
-    /// Whether every whole page of this segment has been released.
+    /// Whether all of this segment has been released.
     pub(crate) fn cache_fully_released(&self) -> bool {
-        self.cache_released >= self.size / PAGE * PAGE
+        self.cache_released >= self.size
     }
 
     /// A position below which every byte holds offsets below `offset`: the whole segment if

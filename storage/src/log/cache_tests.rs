@@ -68,13 +68,16 @@ fn durable_data_behind_the_window_leaves_the_page_cache_and_still_reads_back() {
 
     log.flush().unwrap();
     let resident = resident_pages(&path, size);
+    // Released up to the window's start, rounded down to 2 MiB (whole folios).
     let window_start = (size - 4 * MIB) as usize / PAGE;
+    let released_end = ((size - 4 * MIB) / (2 * MIB) * (2 * MIB)) as usize / PAGE;
+    assert!(released_end * PAGE >= (size - 6 * MIB) as usize);
     assert!(
-        resident[..window_start - 1].iter().all(|r| !r),
+        resident[..released_end].iter().all(|r| !r),
         "durable pages behind the window were released"
     );
     assert!(
-        resident[window_start + 1..].iter().all(|r| *r),
+        resident[window_start..].iter().all(|r| *r),
         "the window stays cached"
     );
     assert!(
@@ -134,13 +137,33 @@ fn sealed_segments_behind_the_window_are_released() {
         cached.push(pages.iter().filter(|r| **r).count() * PAGE);
     }
     // The active segment is whole in the window and the one before it partly; that one
-    // keeps its pages until a release step is worth it. Everything older is released but
-    // its last, partly filled page.
+    // keeps its pages until a release step is worth it. Everything older is released.
     let n = cached.len();
-    assert!(cached[..n - 2].iter().all(|c| *c <= PAGE), "{cached:?}");
+    assert!(cached[..n - 2].iter().all(|c| *c == 0), "{cached:?}");
     assert!(
         cached[n - 1] as u64 >= 2 * MIB - 2 * PAGE as u64,
         "{cached:?}"
+    );
+    assert!(read_all(&log) == expected);
+}
+
+#[test]
+fn reopening_releases_what_lies_behind_the_window() {
+    let dir = disk_tempdir();
+    let config = window_config(Some(MIB), 1 << 30);
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    let expected = fill(&mut log, 16);
+    log.flush().unwrap();
+    let path = seg_file(dir.path(), 0, "log");
+    drop(log); // a crash: the reopen scans the whole segment again
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    let size = expected.len() as u64;
+    let resident = resident_pages(&path, size);
+    assert!(
+        resident[..((size - 2 * MIB) as usize / PAGE)]
+            .iter()
+            .all(|r| !r),
+        "the recovery scan's pages behind the window were released"
     );
     assert!(read_all(&log) == expected);
 }
