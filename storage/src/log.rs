@@ -334,8 +334,9 @@ impl PartitionLog {
     /// [`SyncPoint::sync`]). Lower values than already recorded, and any value once the log
     /// has failed, are ignored; values past the log end are capped to it.
     pub fn mark_durable(&mut self, end_offset: i64) {
-        if self.failed.reason().is_none() {
-            self.durable = self.durable.max(end_offset.min(self.log_end_offset()));
+        let end = end_offset.min(self.log_end_offset());
+        if self.failed.reason().is_none() && end > self.durable {
+            self.durable = end;
             self.release_cache();
         }
     }

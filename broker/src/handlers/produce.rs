@@ -210,7 +210,6 @@ fn produce_partition(
     let producer = ProducerBatch::of(&view);
 
     let mut data = records.to_vec();
-    let data_len = data.len();
     batch::set_partition_leader_epoch(&mut data, LEADER_EPOCH);
     let now = now_ms();
     let log_append_time = if config.log_append_time(&state.config) {
@@ -261,7 +260,7 @@ fn produce_partition(
     if !state.config.unsafe_disable_fsync {
         let (records, bytes) = partition
             .durability
-            .note_append(record_count, data_len as u64);
+            .note_append(record_count, records.len() as u64);
         if records >= config.flush_messages(&state.config)
             || bytes >= durability::flush_bytes(&state.config)
         {
