@@ -73,6 +73,34 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes`: the largest request frame accepted.
     #[serde(rename = "socket.request.max.bytes")]
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`: the most record bytes one Fetch response carries, whatever the
+    /// request asks for (the first batch of a response is returned whole, KIP-74).
+    #[serde(rename = "fetch.max.bytes")]
+    pub fetch_max_bytes: i32,
+    /// `queued.max.request.bytes`: request bytes read from all connections but not yet handled;
+    /// once reached, connections stop reading until handled requests free room. -1: no
+    /// broker-wide limit (each connection still reads ahead only a bounded amount).
+    #[serde(rename = "queued.max.request.bytes")]
+    pub queued_max_request_bytes: i64,
+    /// `connections.max.idle.ms`: a connection that sends no request for this long is closed.
+    #[serde(rename = "connections.max.idle.ms")]
+    pub connections_max_idle_ms: u64,
+    /// `max.connections`: connections beyond this many are closed as soon as they are
+    /// accepted.
+    #[serde(rename = "max.connections")]
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: the same, per client address.
+    #[serde(rename = "max.connections.per.ip")]
+    pub max_connections_per_ip: usize,
+    /// `max.partitions.per.request` (Brook's own): the most partitions one CreateTopics,
+    /// CreatePartitions or auto-creating Metadata request may create together; topics past
+    /// the limit are refused with POLICY_VIOLATION.
+    #[serde(rename = "max.partitions.per.request")]
+    pub max_partitions_per_request: i64,
+    /// `auto.create.topics.max.per.request` (Brook's own): the most topics one Metadata
+    /// request may auto-create; further unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
+    #[serde(rename = "auto.create.topics.max.per.request")]
+    pub auto_create_topics_max_per_request: usize,
     /// `log.flush.interval.ms`: default `flush.ms` of topics, the longest acknowledged data
     /// stays unflushed (acks=1 and 0; acks=all waits for its own fsync).
     #[serde(rename = "log.flush.interval.ms")]
@@ -142,6 +170,13 @@ impl Default for BrokerConfig {
             log_roll_ms: 7 * 24 * 60 * 60 * 1000,
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: brook_protocol::frame::DEFAULT_MAX_FRAME_SIZE,
+            fetch_max_bytes: 55 * 1024 * 1024,
+            queued_max_request_bytes: -1,
+            connections_max_idle_ms: 600_000,
+            max_connections: i32::MAX as usize,
+            max_connections_per_ip: i32::MAX as usize,
+            max_partitions_per_request: 10_000,
+            auto_create_topics_max_per_request: 100,
             log_flush_interval_ms: 1000,
             log_flush_offset_checkpoint_interval_ms: 60_000,
             log_retention_ms: 7 * 24 * 60 * 60 * 1000,
@@ -260,6 +295,27 @@ impl BrokerConfig {
         }
         if self.socket_request_max_bytes < 1024 {
             return invalid("socket.request.max.bytes", "must be at least 1024");
+        }
+        if self.fetch_max_bytes < 0 {
+            return invalid("fetch.max.bytes", "must be at least 0");
+        }
+        if self.queued_max_request_bytes == 0 || self.queued_max_request_bytes < -1 {
+            return invalid(
+                "queued.max.request.bytes",
+                "must be -1 (no broker-wide limit) or at least 1",
+            );
+        }
+        if self.connections_max_idle_ms < 1 {
+            return invalid("connections.max.idle.ms", "must be at least 1");
+        }
+        if self.max_connections < 1 {
+            return invalid("max.connections", "must be at least 1");
+        }
+        if self.max_connections_per_ip < 1 {
+            return invalid("max.connections.per.ip", "must be at least 1");
+        }
+        if self.max_partitions_per_request < 1 {
+            return invalid("max.partitions.per.request", "must be at least 1");
         }
         if let Some(adv) = &self.advertise {
             parse_host_port(adv).map_err(|reason| ConfigError::Invalid {

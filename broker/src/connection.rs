@@ -10,14 +10,23 @@
 //! from the log's memory map with vectored writes, never copied into the response.
 //! `acks=0` produce requests get no response. Any framing
 //! or decoding error closes the connection, as Kafka does.
+//!
+//! Memory per connection is bounded whatever the client does. Requests are read ahead only up
+//! to [`READ_AHEAD_BYTES`] (plus the frame being read), and the broker-wide
+//! `queued.max.request.bytes` is taken before a frame's body is read. Replies are queued only
+//! up to [`QUEUED_RESPONSE_BYTES`] (plus one reply): a client that stops reading stops having
+//! its requests handled, as Kafka mutes a connection while a response is outstanding, and is
+//! closed after `connections.max.idle.ms` without progress. Until a connection has sent
+//! ApiVersions or SaslHandshake, its frames are capped at [`pre_handshake_max_frame`].
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use brook_protocol::frame::decode_frame;
+use brook_protocol::frame::{peek_frame_size, SIZE_PREFIX};
 use brook_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use brook_protocol::request::{decode_body, decode_header, peek_fixed_header, RequestFrame};
 use brook_protocol::response::{
@@ -28,14 +37,23 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::config::BrokerConfig;
 use crate::handlers::{self, Ctx};
 use crate::state::BrokerState;
 
-/// Frames read ahead of the one being handled.
+/// Frames read ahead of the one being handled (also bounded in bytes, below).
 const READ_AHEAD: usize = 64;
+/// Request bytes one connection reads ahead of the request being handled, beyond one frame.
+const READ_AHEAD_BYTES: usize = 1024 * 1024;
+/// Reply bytes queued for one connection, beyond one reply. Once reached, no further request
+/// of the connection is handled until the client has read what is queued.
+const QUEUED_RESPONSE_BYTES: usize = 1024 * 1024;
+/// What a reply still waiting for its fsync is counted as (its final size is small).
+const PENDING_REPLY_COST: usize = 1024;
 /// Flush encoded responses once this many bytes are pending, even if more requests wait.
 const WRITE_BATCH: usize = 64 * 1024;
 /// Pieces smaller than this are copied together into one buffer before writing; larger ones
@@ -46,6 +64,14 @@ const MAX_WRITE_PIECES: usize = 64;
 /// Initial read buffer: small, so a thousand idle connections cost little memory. It grows to
 /// whole frames as they arrive (`decode_frame` reserves a frame's size once it is known).
 const READ_BUFFER: usize = 8 * 1024;
+
+/// The largest frame a connection may send before its first ApiVersions or SaslHandshake:
+/// enough for a produce request of one `message.max.bytes` batch (clients configured with a
+/// fixed API version skip ApiVersions), and far below `socket.request.max.bytes`.
+pub(crate) fn pre_handshake_max_frame(config: &BrokerConfig) -> usize {
+    let message = usize::try_from(config.message_max_bytes).unwrap_or(0);
+    (message.max(1024 * 1024) + 64 * 1024).min(config.socket_request_max_bytes)
+}
 
 /// Why a connection was closed by the broker.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +84,10 @@ enum CloseReason {
     Encode(#[from] brook_protocol::response::EncodeError),
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
+    #[error("no request for {0:?} (connections.max.idle.ms)")]
+    Idle(Duration),
+    #[error("the client read none of its queued responses for {0:?} (connections.max.idle.ms)")]
+    Stalled(Duration),
 }
 
 /// A response in the making. Most are encoded while their request is handled; a produce
@@ -66,6 +96,36 @@ enum CloseReason {
 enum Reply {
     Now(ResponseParts),
     Later(Pin<Box<dyn Future<Output = Result<ResponseParts, CloseReason>> + Send>>),
+}
+
+impl Reply {
+    /// Bytes this reply is counted as against [`QUEUED_RESPONSE_BYTES`].
+    fn cost(&self) -> usize {
+        match self {
+            Reply::Now(parts) => parts.len(),
+            Reply::Later(_) => PENDING_REPLY_COST,
+        }
+    }
+}
+
+/// A request frame and the read-ahead room it holds until it is handled.
+struct Frame {
+    payload: Bytes,
+    _room: Room,
+}
+
+/// Room taken from the connection's and the broker's request budgets; freed on drop.
+struct Room {
+    _connection: Option<OwnedSemaphorePermit>,
+    _broker: Option<OwnedSemaphorePermit>,
+}
+
+/// Permits for `bytes` from a budget of `total`: a frame larger than the whole budget takes all
+/// of it, so it goes ahead once nothing else holds room. Budgets are never closed, so this is
+/// always `Some`.
+async fn take(budget: &Arc<Semaphore>, total: usize, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    let n = u32::try_from(bytes.clamp(1, total)).unwrap_or(u32::MAX);
+    budget.clone().acquire_many_owned(n).await.ok()
 }
 
 /// Serves one connection until the peer closes it, an error closes it, or shutdown.
@@ -78,23 +138,41 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD);
-    let max_frame = state.config.socket_request_max_bytes;
-    let reader = tokio::spawn(read_frames(read_half, frames_tx, max_frame));
+    let limits = ReadLimits {
+        max_frame: state.config.socket_request_max_bytes,
+        pre_handshake_max_frame: pre_handshake_max_frame(&state.config),
+        connection: Arc::new(Semaphore::new(READ_AHEAD_BYTES)),
+        broker: state.queued_requests.clone(),
+    };
+    let reader = tokio::spawn(read_frames(read_half, frames_tx, limits));
     let (replies_tx, replies) = mpsc::channel(READ_AHEAD);
     let mut writer = tokio::spawn(write_replies(write_half, replies));
+    let reply_budget = Arc::new(Semaphore::new(QUEUED_RESPONSE_BYTES));
+    let idle = Duration::from_millis(state.config.connections_max_idle_ms);
 
     let result: Result<(), CloseReason> = async {
         loop {
+            let idle_deadline = Instant::now() + idle;
             let frame = tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Ok(()),
                 frame = frames.recv() => frame,
+                _ = tokio::time::sleep_until(idle_deadline) => return Err(CloseReason::Idle(idle)),
             };
             let Some(frame) = frame else {
                 return Ok(());
             };
-            if let Some(reply) = handle_frame(&state, frame?, peer).await? {
-                if replies_tx.send(reply).await.is_err() {
+            let frame = frame?;
+            if let Some(reply) = handle_frame(&state, frame.payload, peer).await? {
+                // Wait for room among the queued replies: a client that does not read stops
+                // being served instead of making the broker buffer without bound.
+                let room = tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => return Ok(()),
+                    room = take(&reply_budget, QUEUED_RESPONSE_BYTES, reply.cost()) => room,
+                    _ = tokio::time::sleep(idle) => return Err(CloseReason::Stalled(idle)),
+                };
+                if replies_tx.send((reply, room)).await.is_err() {
                     // The writer stopped: its error is reported below.
                     return Ok(());
                 }
@@ -105,32 +183,45 @@ pub(crate) async fn serve(
     reader.abort();
     drop(replies_tx);
     // Let the writer send what is ready (bounded: a pending produce waits at most its
-    // timeout), unless we are shutting down.
-    let written = tokio::select! {
-        w = &mut writer => w.unwrap_or(Ok(())),
-        _ = shutdown.changed() => { writer.abort(); Ok(()) }
+    // timeout), unless we are shutting down or the client stopped reading.
+    let written = if matches!(result, Err(CloseReason::Stalled(_))) {
+        writer.abort();
+        Ok(())
+    } else {
+        tokio::select! {
+            w = &mut writer => w.unwrap_or(Ok(())),
+            _ = shutdown.changed() => { writer.abort(); Ok(()) }
+            _ = tokio::time::sleep(idle) => { writer.abort(); Ok(()) }
+        }
     };
     match result.and(written) {
         Ok(()) => tracing::debug!(?peer, "connection closed"),
         Err(CloseReason::Io(e)) => tracing::debug!(?peer, error = %e, "connection ended"),
+        Err(e @ (CloseReason::Idle(_) | CloseReason::Stalled(_))) => {
+            tracing::debug!(?peer, reason = %e, "closing connection")
+        }
         Err(e) => tracing::info!(?peer, error = %e, "closing connection"),
     }
 }
 
 /// Writes replies strictly in request order, batching what is ready into few write calls.
+/// Each reply's room in the connection's reply budget is freed once it is written.
 async fn write_replies(
     mut write_half: OwnedWriteHalf,
-    mut replies: mpsc::Receiver<Reply>,
+    mut replies: mpsc::Receiver<(Reply, Option<OwnedSemaphorePermit>)>,
 ) -> Result<(), CloseReason> {
     let mut out = Outgoing::default();
-    while let Some(reply) = replies.recv().await {
+    let mut rooms = Vec::new();
+    while let Some((reply, room)) = replies.recv().await {
         let parts = match reply {
             Reply::Now(parts) => parts,
             Reply::Later(pending) => pending.await?,
         };
         out.push(parts);
+        rooms.push(room);
         if replies.is_empty() || out.len >= WRITE_BATCH {
             out.write_to(&mut write_half).await?;
+            rooms.clear();
         }
     }
     out.write_to(&mut write_half).await?;
@@ -193,41 +284,112 @@ impl Outgoing {
                 }
             }
         }
+        // The buffer may have grown for a burst; an idle connection keeps only a small one.
+        if self.small.capacity() > WRITE_BATCH {
+            self.small = BytesMut::new();
+        }
         Ok(())
     }
 }
 
+/// How much a connection may read, and from which budgets.
+struct ReadLimits {
+    /// `socket.request.max.bytes`.
+    max_frame: usize,
+    /// The cap before the first ApiVersions or SaslHandshake.
+    pre_handshake_max_frame: usize,
+    /// [`READ_AHEAD_BYTES`] of this connection.
+    connection: Arc<Semaphore>,
+    /// `queued.max.request.bytes`, shared by every connection, when set.
+    broker: Option<(Arc<Semaphore>, usize)>,
+}
+
+impl ReadLimits {
+    async fn room_for(&self, size: usize) -> Room {
+        let connection = take(&self.connection, READ_AHEAD_BYTES, size).await;
+        let broker = match &self.broker {
+            Some((budget, total)) => take(budget, *total, size).await,
+            None => None,
+        };
+        Room {
+            _connection: connection,
+            _broker: broker,
+        }
+    }
+}
+
+/// Reads frames: the size prefix first (checked against the limits before anything is
+/// allocated), then room in the read-ahead budgets, then the body.
 async fn read_frames(
     mut read_half: OwnedReadHalf,
-    tx: mpsc::Sender<Result<Bytes, CloseReason>>,
-    max_frame: usize,
+    tx: mpsc::Sender<Result<Frame, CloseReason>>,
+    limits: ReadLimits,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    let mut handshake_seen = false;
     loop {
-        loop {
-            match decode_frame(&mut buf, max_frame) {
-                Ok(Some(frame)) => {
-                    if tx.send(Ok(frame.freeze())).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
+        let max = if handshake_seen {
+            limits.max_frame
+        } else {
+            limits.pre_handshake_max_frame
+        };
+        let size = loop {
+            match peek_frame_size(&buf, max) {
+                Ok(Some(size)) => break size,
+                Ok(None) => {}
                 Err(e) => {
                     let _ = tx.send(Err(e.into())).await;
                     return;
                 }
             }
-        }
-        if buf.capacity() - buf.len() < READ_BUFFER / 2 {
-            buf.reserve(READ_BUFFER);
-        }
-        match read_half.read_buf(&mut buf).await {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
+            if !fill(&mut read_half, &mut buf, &tx).await {
                 return;
             }
+        };
+        let room = limits.room_for(size).await;
+        let whole = SIZE_PREFIX + size;
+        if buf.len() < whole {
+            buf.reserve(whole - buf.len());
+        }
+        while buf.len() < whole {
+            if !fill(&mut read_half, &mut buf, &tx).await {
+                return;
+            }
+        }
+        buf.advance(SIZE_PREFIX);
+        let payload = buf.split_to(size).freeze();
+        if let Some((key, _, _)) = peek_fixed_header(&payload) {
+            handshake_seen |=
+                key == ApiKey::ApiVersions as i16 || key == ApiKey::SaslHandshake as i16;
+        }
+        if tx
+            .send(Ok(Frame {
+                payload,
+                _room: room,
+            }))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Reads more bytes into `buf`; false once the peer closed or the socket failed (reported).
+async fn fill(
+    read_half: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    tx: &mpsc::Sender<Result<Frame, CloseReason>>,
+) -> bool {
+    if buf.capacity() - buf.len() < READ_BUFFER / 2 {
+        buf.reserve(READ_BUFFER);
+    }
+    match read_half.read_buf(buf).await {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => {
+            let _ = tx.send(Err(e.into())).await;
+            false
         }
     }
 }

@@ -19,6 +19,7 @@
 //! broker.shutdown();
 //! ```
 
+mod admission;
 pub mod config;
 mod connection;
 mod durability;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::admission::{is_out_of_fds, Admission, SpareFd};
 use crate::config::{parse_host_port, BrokerConfig, ConfigError};
 use crate::groups::GroupCoordinator;
 use crate::state::BrokerState;
@@ -55,6 +56,8 @@ impl Broker {
     /// Opens the data directory, binds the listener and starts serving.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
         config.validate()?;
+        let fd_limit = crate::admission::raise_fd_limit();
+        tracing::debug!(?fd_limit, "open-file limit");
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -148,6 +151,11 @@ async fn run(
     temp_dir: Option<tempfile::TempDir>,
 ) {
     let mut connections = JoinSet::new();
+    let admission = Admission::new(
+        state.config.max_connections,
+        state.config.max_connections_per_ip,
+    );
+    let mut spare_fd = SpareFd::reserve();
     let maintenance = tokio::spawn(crate::maintenance::run(state.clone(), shutdown.clone()));
     let group_timers = tokio::spawn(crate::groups::run_timers(
         state.clone(),
@@ -158,13 +166,31 @@ async fn run(
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(crate::connection::serve(stream, state.clone(), shutdown.clone()));
+                Ok((stream, peer)) => match admission.admit(peer.ip()) {
+                    Ok(admitted) => {
+                        let (state, shutdown) = (state.clone(), shutdown.clone());
+                        connections.spawn(async move {
+                            crate::connection::serve(stream, state, shutdown).await;
+                            drop(admitted);
+                        });
+                    }
+                    // Closed at once: the client sees the refusal instead of a hang.
+                    Err(refused) => {
+                        admission.warn_refused(&refused);
+                        drop(stream);
+                    }
+                },
+                Err(e) if is_out_of_fds(&e) => {
+                    // The waiting connection cannot be accepted into a descriptor we do not
+                    // have: free the spare one, accept it and close it at once.
+                    admission.warn_refused(&e);
+                    if !spare_fd.refuse_one(&listener).await {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
                 Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

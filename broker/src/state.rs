@@ -14,6 +14,9 @@ pub(crate) struct BrokerState {
     /// Host and port announced in Metadata and DescribeCluster.
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
+    /// `queued.max.request.bytes`: the broker-wide budget of request bytes read but not yet
+    /// handled, and its size; `None` when unlimited.
+    pub(crate) queued_requests: Option<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
     /// Bumped after every append, so that waiting fetches re-check their partitions.
     appended: watch::Sender<u64>,
 }
@@ -26,12 +29,16 @@ impl BrokerState {
         advertised_host: String,
         advertised_port: u16,
     ) -> Self {
+        let queued_requests = usize::try_from(config.queued_max_request_bytes)
+            .ok()
+            .map(|n| (std::sync::Arc::new(tokio::sync::Semaphore::new(n)), n));
         Self {
             config,
             topics,
             groups,
             advertised_host,
             advertised_port: i32::from(advertised_port),
+            queued_requests,
             appended: watch::channel(0).0,
         }
     }

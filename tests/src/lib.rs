@@ -31,6 +31,16 @@ impl RawClient {
         })
     }
 
+    /// A second handle on the socket, e.g. to write from another thread.
+    pub fn try_clone_stream(&self) -> TcpStream {
+        self.stream.try_clone().expect("socket cloned")
+    }
+
+    /// Shuts the socket down both ways (unblocks a writer on another handle).
+    pub fn shutdown(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Writes bytes as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes)

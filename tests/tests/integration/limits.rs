@@ -1,0 +1,243 @@
+//! Connection limits and hostile clients: memory per connection stays bounded when a client
+//! never reads, idle connections close, connections over the limits (or past the process's
+//! file-descriptor limit) are refused at once, and large frames need a handshake first.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use brook_broker::{BrokerConfig, EmbeddedBroker};
+use brook_protocol::batch::testing::{build_batch, TestRecord};
+use brook_protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use brook_protocol::kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use brook_protocol::kafka_protocol::messages::{
+    ApiVersionsRequest, DescribeGroupsRequest, GroupId, JoinGroupRequest, SyncGroupRequest,
+};
+use brook_protocol::kafka_protocol::protocol::StrBytes;
+use brook_protocol::ErrorCode;
+use brook_tests::RawClient;
+use bytes::Bytes;
+
+use crate::process::BrokerProcess;
+use crate::wire::{create, produce_request};
+
+fn api_versions(c: &mut RawClient) {
+    let resp = c.call(2, &ApiVersionsRequest::default()).unwrap();
+    assert_eq!(resp.error_code, 0);
+}
+
+fn broker_with(config: BrokerConfig) -> EmbeddedBroker {
+    EmbeddedBroker::start(BrokerConfig {
+        auto_create_topics_enable: false,
+        ..config
+    })
+    .unwrap()
+}
+
+/// A client that pipelines requests with large responses and never reads them: the broker
+/// stops handling its requests once a bounded amount is queued, instead of buffering every
+/// response (each 8 MiB here: 150 of them would be 1.2 GB).
+#[test]
+fn a_client_that_never_reads_holds_bounded_memory() {
+    let broker = BrokerProcess::start(
+        "listen = \"127.0.0.1:0\"\nephemeral = true\n\"group.initial.rebalance.delay.ms\" = 0\n",
+    );
+    let mut c = RawClient::connect(broker.bootstrap()).unwrap();
+    api_versions(&mut c);
+    let group = GroupId(StrBytes::from_static_str("big"));
+    let big = Bytes::from(vec![7u8; 4 << 20]);
+    let join = c
+        .call(
+            2,
+            &JoinGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_session_timeout_ms(30_000)
+                .with_rebalance_timeout_ms(30_000)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(big.clone())]),
+        )
+        .unwrap();
+    assert_eq!(join.error_code, 0);
+    let sync = c
+        .call(
+            1,
+            &SyncGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id(join.generation_id)
+                .with_member_id(join.member_id.clone())
+                .with_assignments(vec![SyncGroupRequestAssignment::default()
+                    .with_member_id(join.member_id.clone())
+                    .with_assignment(big)]),
+        )
+        .unwrap();
+    assert_eq!(sync.error_code, 0);
+    let describe = DescribeGroupsRequest::default().with_groups(vec![group]);
+    let described = c.call(1, &describe).unwrap();
+    let member = &described.groups[0].members[0];
+    assert_eq!(
+        (member.member_metadata.len(), member.member_assignment.len()),
+        (4 << 20, 4 << 20)
+    );
+
+    let before = broker.peak_rss();
+    let frame = c.encode(1, &describe);
+    let mut writer = c.try_clone_stream();
+    let pump = std::thread::spawn(move || {
+        for _ in 0..150 {
+            // Blocks once the broker stops reading; fails once the socket is shut down.
+            if writer.write_all(&frame).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let grown = broker.peak_rss().saturating_sub(before);
+    c.shutdown();
+    let _ = pump.join();
+    assert!(
+        grown < 64 << 20,
+        "a never-reading client made the broker grow by {} MiB",
+        grown >> 20
+    );
+    // The broker still serves others.
+    api_versions(&mut RawClient::connect(broker.bootstrap()).unwrap());
+}
+
+#[test]
+fn idle_connections_are_closed_and_busy_ones_are_not() {
+    let broker = broker_with(BrokerConfig {
+        connections_max_idle_ms: 400,
+        ..BrokerConfig::ephemeral()
+    });
+    let mut busy = RawClient::connect(&broker.bootstrap()).unwrap();
+    let mut idle = RawClient::connect(&broker.bootstrap()).unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(1200) {
+        api_versions(&mut busy);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(idle.is_closed_by_peer(), "idle connection left open");
+    api_versions(&mut busy);
+    broker.shutdown();
+}
+
+/// Opens a connection and tells whether the broker serves it (true) or closed it at once.
+fn served(bootstrap: &str) -> bool {
+    let mut c = RawClient::connect(bootstrap).unwrap();
+    match c.call(2, &ApiVersionsRequest::default()) {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+                "a refused connection must be closed, not left hanging"
+            );
+            false
+        }
+    }
+}
+
+#[test]
+fn connections_over_the_limits_are_closed_at_once() {
+    for (total, per_ip) in [(3, 100), (100, 3)] {
+        let broker = broker_with(BrokerConfig {
+            max_connections: total,
+            max_connections_per_ip: per_ip,
+            ..BrokerConfig::ephemeral()
+        });
+        let bootstrap = broker.bootstrap();
+        let mut open: Vec<RawClient> = (0..3)
+            .map(|_| {
+                let mut c = RawClient::connect(&bootstrap).unwrap();
+                api_versions(&mut c);
+                c
+            })
+            .collect();
+        assert!(!served(&bootstrap), "limit {total}/{per_ip}: 4th served");
+        for c in &mut open {
+            api_versions(c);
+        }
+        // A closed connection frees its place.
+        drop(open.pop());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !served(&bootstrap) {
+            assert!(Instant::now() < deadline, "the freed place was not reused");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker.shutdown();
+    }
+}
+
+/// With the process's descriptors used up, new connections are closed at once (not left in the
+/// listen backlog), and the broker serves again once connections close.
+#[test]
+fn connections_past_the_fd_limit_are_closed_not_left_hanging() {
+    let broker =
+        BrokerProcess::start_with_fd_limit("listen = \"127.0.0.1:0\"\nephemeral = true\n", 64);
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..100 {
+        let mut c = RawClient::connect(broker.bootstrap()).unwrap();
+        match c.call(2, &ApiVersionsRequest::default()) {
+            Ok(_) => held.push(c),
+            Err(e) => {
+                assert!(
+                    !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "connection left hanging at the fd limit"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 0 && !held.is_empty(),
+        "{} held, {refused} refused",
+        held.len()
+    );
+    held.clear();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !served(broker.bootstrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "not served after connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Before ApiVersions a frame is capped near `message.max.bytes`; after it, frames up to
+/// `socket.request.max.bytes` are read (and a too-large batch is refused by Produce).
+#[test]
+fn large_frames_need_a_handshake_first() {
+    let broker = broker_with(BrokerConfig::ephemeral());
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "big", 1, &[]), 0);
+    let records = build_batch(
+        0,
+        &[TestRecord {
+            value: Some(vec![1; 3 << 20]),
+            ..Default::default()
+        }],
+    );
+    let request = produce_request("big", 0, records, 1);
+
+    let mut fresh = RawClient::connect(&broker.bootstrap()).unwrap();
+    let frame = fresh.encode(9, &request);
+    let _ = fresh.send_raw(&frame);
+    assert!(fresh.is_closed_by_peer(), "3 MiB frame before ApiVersions");
+
+    let mut shook = RawClient::connect(&broker.bootstrap()).unwrap();
+    api_versions(&mut shook);
+    let resp = shook.call(9, &request).unwrap();
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ErrorCode::MessageTooLarge.code()
+    );
+    broker.shutdown();
+}
