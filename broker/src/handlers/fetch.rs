@@ -3,12 +3,18 @@
 //! Sessionless only (session id 0 in every response, which KIP-227 allows): each request names
 //! its partitions. Size limits follow KIP-74: the first partition that returns data returns at
 //! least one whole batch even if it is larger than the limits; after that, a partition
-//! contributes only batches that fit in what is left of `max_bytes`. A fetch that has fewer
-//! than `min_bytes` waits up to `max_wait_ms` for appends and then reads again.
+//! contributes only batches that fit in what is left of `max_bytes`, itself capped by the
+//! broker's `fetch.max.bytes`. A fetch that has fewer than `min_bytes` waits up to
+//! `max_wait_ms` for appends and then reads again.
+//!
+//! A partition named twice is read and answered once (Kafka keys a fetch by topic-partition;
+//! the later entry's offset and limit win), so a small request cannot multiply its response.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use brook_protocol::batch;
+use brook_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use brook_protocol::kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, PartitionData,
 };
@@ -28,6 +34,9 @@ pub(crate) const VERSIONS: VersionRange = VersionRange { min: 4, max: 17 };
 const TOPIC_IDS_FROM: i16 = 13;
 /// Isolation level READ_COMMITTED.
 const READ_COMMITTED: i8 = 1;
+/// Record bytes a response never exceeds, whatever batch KIP-74 would return whole: room is
+/// left below the largest frame size a response can state (i32::MAX) for the rest of it.
+const MAX_RESPONSE_RECORDS: usize = i32::MAX as usize - 64 * 1024 * 1024;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: FetchRequest) -> FetchResponse {
     let replica_id = if ctx.version() >= 15 {
@@ -62,81 +71,125 @@ struct Outcome {
     has_error: bool,
 }
 
+/// One topic of a fetch, with each of its partitions once (the last entry for a partition
+/// wins, in the place of its first).
+struct Wanted<'a> {
+    topic: &'a FetchTopic,
+    partitions: Vec<&'a FetchPartition>,
+}
+
+/// The request's topics and partitions without repeats, in the order first named.
+fn wanted(req: &FetchRequest, by_id: bool) -> Vec<Wanted<'_>> {
+    let mut out: Vec<Wanted<'_>> = Vec::with_capacity(req.topics.len());
+    let mut topic_at: HashMap<(uuid::Uuid, &str), usize> = HashMap::new();
+    let mut partition_at: HashMap<(usize, i32), usize> = HashMap::new();
+    for ft in &req.topics {
+        let key = if by_id {
+            (ft.topic_id, "")
+        } else {
+            (uuid::Uuid::nil(), ft.topic.as_str())
+        };
+        let t = *topic_at.entry(key).or_insert_with(|| {
+            out.push(Wanted {
+                topic: ft,
+                partitions: Vec::new(),
+            });
+            out.len() - 1
+        });
+        for fp in &ft.partitions {
+            let partitions = &mut out[t].partitions;
+            match partition_at.get(&(t, fp.partition)) {
+                Some(&at) => partitions[at] = fp,
+                None => {
+                    partition_at.insert((t, fp.partition), partitions.len());
+                    partitions.push(fp);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn read_all(
     ctx: &Ctx<'_>,
     req: &FetchRequest,
     forced_error: Option<ErrorCode>,
 ) -> (FetchResponse, Outcome) {
     let version = ctx.version();
+    let by_id = version >= TOPIC_IDS_FROM;
     let mut outcome = Outcome::default();
-    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let max_bytes =
+        usize::try_from(req.max_bytes.min(ctx.state.config.fetch_max_bytes)).unwrap_or(0);
     let read_committed = req.isolation_level == READ_COMMITTED;
-    let responses = req
-        .topics
-        .iter()
-        .map(|ft| {
-            let topic = if version >= TOPIC_IDS_FROM {
-                ctx.state.topics.get_by_id(ft.topic_id)
-            } else {
-                ctx.state.topics.get(&ft.topic)
-            };
-            let missing_topic = if version >= TOPIC_IDS_FROM {
-                ErrorCode::UnknownTopicId
-            } else {
-                ErrorCode::UnknownTopicOrPartition
-            };
-            let partitions = ft
-                .partitions
-                .iter()
-                .map(|fp| {
-                    let mut data = PartitionData::default()
-                        .with_partition_index(fp.partition)
-                        .with_preferred_read_replica(BrokerId(-1))
-                        .with_aborted_transactions(read_committed.then(Vec::new))
-                        // Never null: librdkafka fails on a null record set.
-                        .with_records(Some(Bytes::new()));
-                    let result = match (forced_error, topic.as_deref()) {
-                        (Some(code), _) => Err((code, -1, -1)),
-                        (None, None) => Err((missing_topic, -1, -1)),
-                        (None, Some(t)) => {
-                            let remaining = max_bytes.saturating_sub(outcome.bytes);
-                            let limit =
-                                remaining.min(usize::try_from(fp.partition_max_bytes).unwrap_or(0));
-                            read_partition(
-                                t,
-                                fp.partition,
-                                fp.fetch_offset,
-                                limit,
-                                outcome.bytes == 0,
-                            )
+    let responses = wanted(req, by_id)
+        .into_iter()
+        .map(
+            |Wanted {
+                 topic: ft,
+                 partitions,
+             }| {
+                let topic = if by_id {
+                    ctx.state.topics.get_by_id(ft.topic_id)
+                } else {
+                    ctx.state.topics.get(&ft.topic)
+                };
+                let missing_topic = if by_id {
+                    ErrorCode::UnknownTopicId
+                } else {
+                    ErrorCode::UnknownTopicOrPartition
+                };
+                let partitions = partitions
+                    .into_iter()
+                    .map(|fp| {
+                        let mut data = PartitionData::default()
+                            .with_partition_index(fp.partition)
+                            .with_preferred_read_replica(BrokerId(-1))
+                            .with_aborted_transactions(read_committed.then(Vec::new))
+                            // Never null: librdkafka fails on a null record set.
+                            .with_records(Some(Bytes::new()));
+                        let result = match (forced_error, topic.as_deref()) {
+                            (Some(code), _) => Err((code, -1, -1)),
+                            (None, None) => Err((missing_topic, -1, -1)),
+                            (None, Some(t)) => {
+                                let remaining = max_bytes.saturating_sub(outcome.bytes);
+                                let limit = remaining
+                                    .min(usize::try_from(fp.partition_max_bytes).unwrap_or(0));
+                                read_partition(
+                                    t,
+                                    fp.partition,
+                                    fp.fetch_offset,
+                                    limit,
+                                    outcome.bytes == 0,
+                                )
+                            }
+                        };
+                        match result {
+                            Ok(read) => {
+                                outcome.bytes += read.records.len();
+                                data = data
+                                    .with_high_watermark(read.high_watermark)
+                                    .with_last_stable_offset(read.high_watermark)
+                                    .with_log_start_offset(read.log_start_offset)
+                                    .with_records(Some(read.records));
+                            }
+                            Err((code, hw, start)) => {
+                                outcome.has_error = true;
+                                data = data
+                                    .with_error_code(code.code())
+                                    .with_high_watermark(hw)
+                                    .with_last_stable_offset(hw)
+                                    .with_log_start_offset(start);
+                            }
                         }
-                    };
-                    match result {
-                        Ok(read) => {
-                            outcome.bytes += read.records.len();
-                            data = data
-                                .with_high_watermark(read.high_watermark)
-                                .with_last_stable_offset(read.high_watermark)
-                                .with_log_start_offset(read.log_start_offset)
-                                .with_records(Some(read.records));
-                        }
-                        Err((code, hw, start)) => {
-                            outcome.has_error = true;
-                            data = data
-                                .with_error_code(code.code())
-                                .with_high_watermark(hw)
-                                .with_last_stable_offset(hw)
-                                .with_log_start_offset(start);
-                        }
-                    }
-                    data
-                })
-                .collect();
-            FetchableTopicResponse::default()
-                .with_topic(ft.topic.clone())
-                .with_topic_id(ft.topic_id)
-                .with_partitions(partitions)
-        })
+                        data
+                    })
+                    .collect();
+                FetchableTopicResponse::default()
+                    .with_topic(ft.topic.clone())
+                    .with_topic_id(ft.topic_id)
+                    .with_partitions(partitions)
+            },
+        )
         .collect();
     (FetchResponse::default().with_responses(responses), outcome)
 }
@@ -168,7 +221,8 @@ fn read_partition(
                 (ErrorCode::KafkaStorageError, hw, start)
             }
         })?;
-        let records = if !min_one && first_batch_size(&chunks) > limit {
+        let first = first_batch_size(&chunks);
+        let records = if first > limit && (!min_one || first > MAX_RESPONSE_RECORDS) {
             Bytes::new()
         } else {
             concat(chunks)

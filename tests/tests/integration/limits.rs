@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use brook_broker::{BrokerConfig, EmbeddedBroker};
 use brook_protocol::batch::testing::{build_batch, TestRecord};
+use brook_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use brook_protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use brook_protocol::kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use brook_protocol::kafka_protocol::messages::{
-    ApiVersionsRequest, DescribeGroupsRequest, GroupId, JoinGroupRequest, SyncGroupRequest,
+    ApiVersionsRequest, BrokerId, DescribeGroupsRequest, FetchRequest, GroupId, JoinGroupRequest,
+    SyncGroupRequest,
 };
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 use brook_protocol::ErrorCode;
@@ -239,5 +241,64 @@ fn large_frames_need_a_handshake_first() {
         resp.responses[0].partition_responses[0].error_code,
         ErrorCode::MessageTooLarge.code()
     );
+    broker.shutdown();
+}
+
+/// A fetch that names one partition 20,000 times is answered once (as Kafka keys a fetch by
+/// topic-partition), and `fetch.max.bytes` bounds a response whatever `max_bytes` asks for.
+#[test]
+fn fetch_answers_each_partition_once_within_fetch_max_bytes() {
+    let broker = broker_with(BrokerConfig {
+        fetch_max_bytes: 64 * 1024,
+        ..BrokerConfig::ephemeral()
+    });
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "dup", 2, &[]), 0);
+    for partition in 0..2 {
+        for _ in 0..10 {
+            let batch = build_batch(
+                0,
+                &[TestRecord {
+                    value: Some(vec![9; 20_000]),
+                    ..Default::default()
+                }],
+            );
+            let resp = c
+                .call(9, &produce_request("dup", partition, batch, 1))
+                .unwrap();
+            assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        }
+    }
+    let partition = |p: i32| {
+        FetchPartition::default()
+            .with_partition(p)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(i32::MAX)
+    };
+    let many: Vec<FetchPartition> = (0..20_000).map(|i| partition(i % 2)).collect();
+    // The topic is named twice too; its partitions are merged into one entry.
+    let topic = |partitions| {
+        FetchTopic::default()
+            .with_topic(crate::wire::name("dup"))
+            .with_partitions(partitions)
+    };
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(i32::MAX)
+        .with_session_epoch(-1)
+        .with_topics(vec![topic(many), topic(vec![partition(1)])]);
+    let resp = c.call(11, &req).unwrap();
+    assert_eq!(resp.responses.len(), 1, "the topic is answered once");
+    let partitions = &resp.responses[0].partitions;
+    let indexes: Vec<i32> = partitions.iter().map(|p| p.partition_index).collect();
+    assert_eq!(indexes, vec![0, 1], "each partition is answered once");
+    let total: usize = partitions
+        .iter()
+        .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+        .sum();
+    // fetch.max.bytes (64 KiB) rather than max_bytes (2 GiB): three 20 KB batches fit, and
+    // the first batch of a response may exceed the limit by itself (KIP-74).
+    assert!(total > 0 && total <= 64 * 1024, "{total} record bytes");
     broker.shutdown();
 }
