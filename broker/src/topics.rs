@@ -40,6 +40,12 @@ pub enum TopicError {
     Unknown(String),
     #[error("{0}")]
     InvalidName(String),
+    #[error("Topic '{name}' collides with existing topic: {existing}")]
+    Collision { name: String, existing: String },
+    #[error(
+        "Topic '{0}' is an internal topic: only the broker creates, deletes or repartitions it."
+    )]
+    Internal(String),
     #[error("{0}")]
     InvalidPartitions(String),
     #[error("{0}")]
@@ -82,6 +88,21 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
         ));
     }
     Ok(())
+}
+
+/// Kafka's internal topics: written by the broker's coordinators only. Clients may read them but
+/// not produce to, delete or repartition them.
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+/// True for the names in [`INTERNAL_TOPICS`].
+pub fn is_internal(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
+/// The name with '.' and '_' unified: Kafka refuses a topic whose unified name equals another
+/// topic's (`a.b` and `a_b` collide in metric names).
+fn unify_collision_chars(name: &str) -> String {
+    name.replace('.', "_")
 }
 
 /// One partition: its log behind a lock, and its durability state. Appends and reads are
@@ -300,6 +321,12 @@ impl TopicRegistry {
         if self.get(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
+        if let Some(existing) = self.colliding_topic(name) {
+            return Err(TopicError::Collision {
+                name: name.to_string(),
+                existing,
+            });
+        }
         let logs = (0..partitions)
             .map(|i| self.open_partition(name, i, &config))
             .collect::<Result<Vec<_>, _>>()?;
@@ -318,8 +345,24 @@ impl TopicRegistry {
         Ok(topic)
     }
 
-    /// Deletes a topic and its partition directories.
+    /// Another topic whose name differs from `name` only in '.' versus '_', if there is one.
+    pub fn colliding_topic(&self, name: &str) -> Option<String> {
+        if !name.contains(['.', '_']) {
+            return None;
+        }
+        let unified = unify_collision_chars(name);
+        self.topics
+            .read()
+            .keys()
+            .find(|t| t.as_str() != name && unify_collision_chars(t) == unified)
+            .cloned()
+    }
+
+    /// Deletes a topic and its partition directories. Internal topics are refused.
     pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        if is_internal(name) {
+            return Err(TopicError::Internal(name.to_string()));
+        }
         let _guard = self.changes.lock();
         let topic = self
             .topics
@@ -342,8 +385,11 @@ impl TopicRegistry {
         Ok(topic)
     }
 
-    /// Raises a topic's partition count to `count`.
+    /// Raises a topic's partition count to `count`. Internal topics are refused.
     pub fn create_partitions(&self, name: &str, count: i32) -> Result<(), TopicError> {
+        if is_internal(name) {
+            return Err(TopicError::Internal(name.to_string()));
+        }
         let _guard = self.changes.lock();
         let topic = self
             .get(name)
@@ -578,6 +624,34 @@ mod tests {
         for bad in ["", ".", "..", "a b", "a/b", "é", &"x".repeat(250)] {
             assert!(validate_topic_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn dot_and_underscore_names_collide_and_internal_topics_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = TopicRegistry::open(dir.path(), &BrokerConfig::default()).unwrap();
+        r.create("dot.name", 1, TopicConfig::default()).unwrap();
+        assert!(matches!(
+            r.create("dot_name", 1, TopicConfig::default()),
+            Err(TopicError::Collision { existing, .. }) if existing == "dot.name"
+        ));
+        assert!(matches!(
+            r.create("dot.name", 1, TopicConfig::default()),
+            Err(TopicError::AlreadyExists(_))
+        ));
+        assert_eq!(r.colliding_topic("dot_name").as_deref(), Some("dot.name"));
+        assert_eq!(r.colliding_topic("dot.name"), None);
+        r.create("__consumer_offsets", 1, TopicConfig::default())
+            .unwrap();
+        assert!(matches!(
+            r.delete("__consumer_offsets"),
+            Err(TopicError::Internal(_))
+        ));
+        assert!(matches!(
+            r.create_partitions("__consumer_offsets", 3),
+            Err(TopicError::Internal(_))
+        ));
+        assert!(r.get("__consumer_offsets").is_some());
     }
 
     #[test]

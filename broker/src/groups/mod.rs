@@ -51,6 +51,17 @@ const COMPACT_SLACK: i64 = 100_000;
 /// Records per batch when the live state is rewritten.
 const SNAPSHOT_BATCH: usize = 10_000;
 
+/// The configs the offsets topic is created with.
+pub(crate) fn offsets_topic_config() -> Result<TopicConfig, TopicError> {
+    TopicConfig::from_pairs([
+        ("cleanup.policy", Some("compact")),
+        ("retention.ms", Some("-1")),
+        ("retention.bytes", Some("-1")),
+        ("segment.bytes", Some("104857600")),
+    ])
+    .map_err(|e| TopicError::InvalidConfig(e.to_string()))
+}
+
 /// One partition's commit as the coordinator receives it.
 #[derive(Debug, Clone)]
 pub(crate) struct OffsetCommit {
@@ -113,16 +124,7 @@ impl GroupCoordinator {
         }
         let topic = match topics.get(OFFSETS_TOPIC) {
             Some(t) => t,
-            None => {
-                let configs = TopicConfig::from_pairs([
-                    ("cleanup.policy", Some("compact")),
-                    ("retention.ms", Some("-1")),
-                    ("retention.bytes", Some("-1")),
-                    ("segment.bytes", Some("104857600")),
-                ])
-                .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
-                topics.create(OFFSETS_TOPIC, 1, configs)?
-            }
+            None => topics.create(OFFSETS_TOPIC, 1, offsets_topic_config()?)?,
         };
         *slot = topic.partition(0);
         Ok(())

@@ -1,4 +1,6 @@
-//! CreatePartitions (key 37): raise a topic's partition count.
+//! CreatePartitions (key 37): raise a topic's partition count. Internal topics are refused
+//! (INVALID_TOPIC_EXCEPTION); a request adding more than `max.partitions.per.request`
+//! partitions in all is refused whole (POLICY_VIOLATION).
 
 use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use brook_protocol::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -16,11 +18,29 @@ pub(crate) async fn handle(
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
+    let added: i64 = req
+        .topics
+        .iter()
+        .map(|t| {
+            let current = ctx
+                .state
+                .topics
+                .get(&t.name)
+                .map_or(0, |topic| topic.partition_count());
+            i64::from(t.count.saturating_sub(current).max(0))
+        })
+        .sum();
+    let too_many = added > ctx.state.config.max_partitions_per_request;
     let results = req
         .topics
         .iter()
         .map(|t| {
-            let outcome = if duplicates.contains(t.name.as_str()) {
+            let outcome = if too_many {
+                Err((
+                    ErrorCode::PolicyViolation,
+                    super::create_topics::TOO_MANY_PARTITIONS.to_string(),
+                ))
+            } else if duplicates.contains(t.name.as_str()) {
                 Err((
                     ErrorCode::InvalidRequest,
                     "Duplicate topic in request.".to_string(),
@@ -53,6 +73,12 @@ fn add_partitions(
             format!("The topic '{}' does not exist.", t.name.as_str()),
         )
     })?;
+    if crate::topics::is_internal(&topic.name) {
+        return Err((
+            ErrorCode::InvalidTopicException,
+            TopicError::Internal(topic.name.clone()).to_string(),
+        ));
+    }
     let current = topic.partition_count();
     if t.count <= current {
         let message = if t.count == current {
@@ -84,6 +110,7 @@ fn add_partitions(
     topics.create_partitions(&t.name, t.count).map_err(|e| match e {
         TopicError::InvalidPartitions(m) => (ErrorCode::InvalidPartitions, m),
         TopicError::Unknown(_) => (ErrorCode::UnknownTopicOrPartition, e.to_string()),
+        TopicError::Internal(_) => (ErrorCode::InvalidTopicException, e.to_string()),
         other => {
             tracing::error!(topic = %t.name.as_str(), error = %other, "adding partitions failed");
             (ErrorCode::KafkaStorageError, other.to_string())

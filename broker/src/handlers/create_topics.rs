@@ -1,5 +1,9 @@
 //! CreateTopics (key 19): validate every topic as Kafka does, then create it (unless
 //! `validate_only`). Single node: the replication factor must be 1 (or -1 for the default).
+//! A request that would create more than `max.partitions.per.request` partitions in all is
+//! refused whole with POLICY_VIOLATION, as Kafka's controller refuses over 10,000. Internal
+//! topics are the coordinators': `__consumer_offsets` is created as the group coordinator
+//! creates it, `__transaction_state` not at all from here.
 
 use brook_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
 use brook_protocol::kafka_protocol::messages::create_topics_response::{
@@ -10,16 +14,34 @@ use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
 use super::{duplicate_names, Ctx};
+use crate::groups::OFFSETS_TOPIC;
 use crate::topic_config::TopicConfig;
-use crate::topics::{validate_topic_name, TopicError};
+use crate::topics::{is_internal, validate_topic_name, TopicError};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 
 /// A topic refused, with Kafka's code and a message for the client.
 type Refusal = (ErrorCode, String);
 
+/// The message Kafka's controller gives for too many partitions in one request.
+pub(crate) const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
+/// Partitions the request asks for in all (what each topic would get if valid).
+fn requested_partitions(req: &CreateTopicsRequest, default: i32) -> i64 {
+    req.topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(default),
+            (0, n) => i64::from(n.max(0)),
+            (n, _) => n as i64,
+        })
+        .sum()
+}
+
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
+    let too_many = requested_partitions(&req, ctx.state.config.num_partitions)
+        > ctx.state.config.max_partitions_per_request;
     let topics = req
         .topics
         .iter()
@@ -28,7 +50,9 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
                 .with_name(t.name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
-            let outcome = if duplicates.contains(t.name.as_str()) {
+            let outcome = if too_many {
+                Err((ErrorCode::PolicyViolation, TOO_MANY_PARTITIONS.to_string()))
+            } else if duplicates.contains(t.name.as_str()) {
                 Err((
                     ErrorCode::InvalidRequest,
                     format!(
@@ -81,6 +105,18 @@ fn create_one(ctx: &Ctx<'_>, t: &CreatableTopic, validate_only: bool) -> Result<
             ErrorCode::TopicAlreadyExists,
             format!("Topic '{}' already exists.", t.name.as_str()),
         ));
+    }
+    if let Some(existing) = state.topics.colliding_topic(&t.name) {
+        return Err((
+            ErrorCode::InvalidTopicException,
+            format!(
+                "Topic '{}' collides with existing topic: {existing}",
+                t.name.as_str()
+            ),
+        ));
+    }
+    if is_internal(&t.name) {
+        return create_internal(ctx, &t.name, validate_only);
     }
     let partitions = if t.assignments.is_empty() {
         match t.num_partitions {
@@ -142,9 +178,48 @@ fn create_one(ctx: &Ctx<'_>, t: &CreatableTopic, validate_only: bool) -> Result<
             ErrorCode::TopicAlreadyExists,
             format!("Topic '{name}' already exists."),
         )),
+        Err(e @ TopicError::Collision { .. }) => {
+            Err((ErrorCode::InvalidTopicException, e.to_string()))
+        }
         Err(e) => {
             tracing::error!(topic = %t.name.as_str(), error = %e, "creating topic failed");
             Err((ErrorCode::KafkaStorageError, e.to_string()))
         }
     }
+}
+
+/// An internal topic named in CreateTopics: `__consumer_offsets` is created as the group
+/// coordinator creates it (its partition count and configs, not the request's), and the
+/// response says what exists; the others belong to coordinators not reachable from here.
+fn create_internal(ctx: &Ctx<'_>, name: &str, validate_only: bool) -> Result<Created, Refusal> {
+    let state = ctx.state;
+    if name != OFFSETS_TOPIC {
+        return Err((
+            ErrorCode::InvalidRequest,
+            TopicError::Internal(name.to_string()).to_string(),
+        ));
+    }
+    if validate_only {
+        return Ok(Created {
+            id: uuid::Uuid::nil(),
+            partitions: 1,
+            config: crate::groups::offsets_topic_config()
+                .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))?,
+        });
+    }
+    state
+        .groups
+        .ensure_offsets_topic(&state.topics)
+        .map_err(|e| (ErrorCode::KafkaStorageError, e.to_string()))?;
+    let topic = state.topics.get(name).ok_or_else(|| {
+        (
+            ErrorCode::KafkaStorageError,
+            format!("Topic '{name}' was not created."),
+        )
+    })?;
+    Ok(Created {
+        id: topic.id,
+        partitions: topic.partition_count(),
+        config: crate::topic_config::TopicConfig::clone(&topic.config()),
+    })
 }

@@ -1,4 +1,6 @@
 //! DeleteTopics (key 20): remove topics by name (v1-5) or by name or id (v6), files included.
+//! Internal topics are refused with INVALID_TOPIC_EXCEPTION: deleting `__consumer_offsets`
+//! would lose every committed offset.
 
 use brook_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use brook_protocol::kafka_protocol::messages::{
@@ -55,6 +57,9 @@ fn delete_one(ctx: &Ctx<'_>, name: Option<TopicName>, id: Uuid) -> DeletableTopi
     match topics.delete(&topic.name) {
         Ok(_) => result,
         Err(TopicError::Unknown(_)) => result.with_error_code(missing.code()),
+        Err(e @ TopicError::Internal(_)) => result
+            .with_error_code(ErrorCode::InvalidTopicException.code())
+            .with_error_message(Some(StrBytes::from_string(e.to_string()))),
         Err(e) => {
             tracing::error!(topic = %topic.name, error = %e, "deleting topic failed");
             result

@@ -2,7 +2,9 @@
 //!
 //! Brook is a single node, so this broker leads every partition (leader epoch 0) and is the
 //! controller. Unknown topics are created when the request allows it (always before v4) and
-//! `auto.create.topics.enable` is on.
+//! `auto.create.topics.enable` is on, at most `auto.create.topics.max.per.request` topics and
+//! `max.partitions.per.request` partitions per request; `__consumer_offsets` is created as
+//! the group coordinator creates it, other internal topics never.
 
 use brook_protocol::kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -15,8 +17,9 @@ use brook_protocol::ErrorCode;
 use uuid::Uuid;
 
 use super::Ctx;
+use crate::groups::OFFSETS_TOPIC;
 use crate::topic_config::TopicConfig;
-use crate::topics::{validate_topic_name, Topic, TopicError};
+use crate::topics::{is_internal, validate_topic_name, Topic, TopicError};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
 
@@ -57,14 +60,20 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
         // Null (v1+) or an empty list at v0 means every topic.
         None => all_topics(ctx, ops),
         Some(t) if t.is_empty() && version == 0 => all_topics(ctx, ops),
-        Some(requested) => requested
-            .into_iter()
-            // A non-zero topic id names the topic (v10+); the name is then null or empty.
-            .map(|t| match t.name {
-                Some(name) if t.topic_id.is_nil() => by_name(ctx, ops, name, allow_create),
-                _ => by_id(ctx, ops, t.topic_id),
-            })
-            .collect(),
+        Some(requested) => {
+            let mut budget = allow_create.then(|| CreateBudget {
+                topics: state.config.auto_create_topics_max_per_request,
+                partitions: state.config.max_partitions_per_request,
+            });
+            requested
+                .into_iter()
+                // A non-zero topic id names the topic (v10+); the name is then null or empty.
+                .map(|t| match t.name {
+                    Some(name) if t.topic_id.is_nil() => by_name(ctx, ops, name, &mut budget),
+                    _ => by_id(ctx, ops, t.topic_id),
+                })
+                .collect()
+        }
     };
 
     MetadataResponse::default()
@@ -78,6 +87,12 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
         .with_controller_id(node)
         .with_cluster_authorized_operations(cluster_ops)
         .with_topics(topics)
+}
+
+/// What one request may still auto-create.
+struct CreateBudget {
+    topics: usize,
+    partitions: i64,
 }
 
 /// The authorized-operations value to report for topics in this response.
@@ -95,8 +110,15 @@ fn all_topics(ctx: &Ctx<'_>, ops: Ops) -> Vec<MetadataResponseTopic> {
         .collect()
 }
 
-fn by_name(ctx: &Ctx<'_>, ops: Ops, name: TopicName, allow_create: bool) -> MetadataResponseTopic {
-    let topics = &ctx.state.topics;
+/// A topic by name, auto-created if `budget` allows (None: creation not allowed at all).
+fn by_name(
+    ctx: &Ctx<'_>,
+    ops: Ops,
+    name: TopicName,
+    budget: &mut Option<CreateBudget>,
+) -> MetadataResponseTopic {
+    let state = ctx.state;
+    let topics = &state.topics;
     if let Some(t) = topics.get(&name) {
         return describe(ctx, ops, &t);
     }
@@ -109,20 +131,35 @@ fn by_name(ctx: &Ctx<'_>, ops: Ops, name: TopicName, allow_create: bool) -> Meta
     if validate_topic_name(&name).is_err() {
         return error(ErrorCode::InvalidTopicException);
     }
-    if !allow_create {
+    let partitions = state.config.num_partitions;
+    let Some(left) = budget
+        .as_mut()
+        .filter(|b| b.topics > 0 && b.partitions >= i64::from(partitions))
+    else {
+        return error(ErrorCode::UnknownTopicOrPartition);
+    };
+    if is_internal(&name) && name.as_str() != OFFSETS_TOPIC {
         return error(ErrorCode::UnknownTopicOrPartition);
     }
-    match topics.create(
-        &name,
-        ctx.state.config.num_partitions,
-        TopicConfig::default(),
-    ) {
+    left.topics -= 1;
+    left.partitions -= i64::from(partitions);
+    let created = if name.as_str() == OFFSETS_TOPIC {
+        state.groups.ensure_offsets_topic(topics).and_then(|()| {
+            topics
+                .get(OFFSETS_TOPIC)
+                .ok_or_else(|| TopicError::Unknown(OFFSETS_TOPIC.to_string()))
+        })
+    } else {
+        topics.create(&name, partitions, TopicConfig::default())
+    };
+    match created {
         Ok(t) => describe(ctx, ops, &t),
         // Another request created it meanwhile.
         Err(TopicError::AlreadyExists(_)) => match topics.get(&name) {
             Some(t) => describe(ctx, ops, &t),
             None => error(ErrorCode::LeaderNotAvailable),
         },
+        Err(TopicError::Collision { .. }) => error(ErrorCode::InvalidTopicException),
         Err(e) => {
             tracing::warn!(topic = %name.as_str(), error = %e, "auto-creating topic failed");
             error(ErrorCode::KafkaStorageError)
@@ -145,10 +182,7 @@ fn describe(ctx: &Ctx<'_>, ops: Ops, topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(matches!(
-            topic.name.as_str(),
-            "__consumer_offsets" | "__transaction_state"
-        ))
+        .with_is_internal(is_internal(&topic.name))
         .with_topic_authorized_operations(ops.topic)
         .with_partitions(
             (0..topic.partition_count())

@@ -456,3 +456,129 @@ fn admin_errors_match_kafka() {
     );
     broker.shutdown();
 }
+
+/// Internal topics are the broker's: clients cannot delete, repartition or write them, and
+/// CreateTopics reports the real topic (created as the coordinator creates it).
+#[test]
+fn internal_topics_refuse_deletion_produce_and_partition_changes() {
+    let broker = broker();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let offsets = "__consumer_offsets";
+    let create_req = |partitions| {
+        CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name(offsets))
+            .with_num_partitions(partitions)
+            .with_replication_factor(-1)])
+    };
+    let created = c.call(7, &create_req(50)).unwrap();
+    let t = &created.topics[0];
+    assert_eq!(t.error_code, 0);
+    assert_eq!(t.num_partitions, 1, "the coordinator's partition count");
+    assert!(!t.topic_id.is_nil());
+    assert_eq!(
+        c.call(7, &create_req(1)).unwrap().topics[0].error_code,
+        ErrorCode::TopicAlreadyExists.code()
+    );
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![name(offsets)]);
+    assert_eq!(
+        c.call(4, &del).unwrap().responses[0].error_code,
+        ErrorCode::InvalidTopicException.code()
+    );
+    let grow =
+        CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name(offsets))
+            .with_count(3)]);
+    assert_eq!(
+        c.call(3, &grow).unwrap().results[0].error_code,
+        ErrorCode::InvalidTopicException.code()
+    );
+    assert_eq!(
+        produce(&mut c, offsets, 0, simple_batch(1, 1)).0,
+        ErrorCode::InvalidTopicException.code()
+    );
+    let meta = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .unwrap();
+    let t = meta
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(offsets))
+        .expect("__consumer_offsets still exists");
+    assert!(t.is_internal);
+    assert_eq!(t.partitions.len(), 1);
+    let other = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name("__transaction_state"))
+        .with_num_partitions(1)
+        .with_replication_factor(-1)]);
+    assert_ne!(c.call(7, &other).unwrap().topics[0].error_code, 0);
+    broker.shutdown();
+}
+
+#[test]
+fn colliding_names_and_oversized_creations_are_refused() {
+    let broker = EmbeddedBroker::start(BrokerConfig {
+        auto_create_topics_max_per_request: 5,
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "dot.name", 1, &[]), 0);
+    assert_eq!(
+        create(&mut c, "dot_name", 1, &[]),
+        ErrorCode::InvalidTopicException.code()
+    );
+    assert_eq!(
+        create(&mut c, "dot.name", 1, &[]),
+        ErrorCode::TopicAlreadyExists.code()
+    );
+    // 3 x 5,000 partitions pass max.partitions.per.request (10,000): refused whole.
+    let big = |n: &str| {
+        CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(5000)
+            .with_replication_factor(-1)
+    };
+    let resp = c
+        .call(
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![big("b1"), big("b2"), big("b3")]),
+        )
+        .unwrap();
+    assert!(resp
+        .topics
+        .iter()
+        .all(|t| t.error_code == ErrorCode::PolicyViolation.code()));
+    assert_eq!(
+        create(&mut c, "huge", 100_000, &[]),
+        ErrorCode::PolicyViolation.code()
+    );
+    let grow =
+        CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("dot.name"))
+            .with_count(100_000)]);
+    assert_eq!(
+        c.call(3, &grow).unwrap().results[0].error_code,
+        ErrorCode::PolicyViolation.code()
+    );
+    // One Metadata request auto-creates at most 5 topics.
+    let wanted: Vec<_> = (0..20)
+        .map(|i| {
+            brook_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(name(&format!("auto-{i}"))))
+        })
+        .collect();
+    let req = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(wanted));
+    let resp = c.call(12, &req).unwrap();
+    let created = resp.topics.iter().filter(|t| t.error_code == 0).count();
+    assert_eq!(created, 5);
+    assert!(resp.topics[5..]
+        .iter()
+        .all(|t| t.error_code == ErrorCode::UnknownTopicOrPartition.code()));
+    let all = c
+        .call(12, &MetadataRequest::default().with_topics(None))
+        .unwrap();
+    assert_eq!(all.topics.len(), 6, "dot.name and five auto-created topics");
+    broker.shutdown();
+}
