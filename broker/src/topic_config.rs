@@ -132,6 +132,13 @@ const TOPIC_CONFIGS: &[Known] = &[
         kind: LONG0,
         default: "9223372036854775807",
     },
+    // Deprecated in Kafka 3.6 and gone from 4.x; still accepted, as the fallback of the two
+    // above when they are not set.
+    Known {
+        name: "message.timestamp.difference.max.ms",
+        kind: LONG0,
+        default: "9223372036854775807",
+    },
     Known {
         name: "message.timestamp.type",
         kind: Kind::OneOf(&["CreateTime", "LogAppendTime"]),
@@ -287,6 +294,23 @@ pub struct ConfigEntry {
     pub source: ConfigSource,
 }
 
+/// The configs Produce applies to every batch, resolved from a topic's configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducePolicy {
+    /// `max.message.bytes`.
+    pub(crate) max_message_bytes: usize,
+    /// `message.timestamp.type` is LogAppendTime.
+    pub(crate) log_append_time: bool,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    pub(crate) compacted: bool,
+    /// `message.timestamp.before.max.ms` (or the deprecated `difference.max.ms`).
+    pub(crate) timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (or the deprecated `difference.max.ms`).
+    pub(crate) timestamp_after_max_ms: i64,
+    /// `flush.messages`.
+    pub(crate) flush_messages: i64,
+}
+
 /// A topic's explicitly set configs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
@@ -385,6 +409,23 @@ impl TopicConfig {
     /// True when `message.timestamp.type` is LogAppendTime.
     pub fn log_append_time(&self, broker: &BrokerConfig) -> bool {
         self.get(broker, "message.timestamp.type").as_deref() == Some("LogAppendTime")
+    }
+
+    /// What Produce checks against, resolved once (Produce reads it for every batch).
+    pub(crate) fn produce_policy(&self, broker: &BrokerConfig) -> ProducePolicy {
+        let explicit = |name: &str| self.overrides.get(name).and_then(|v| v.parse::<i64>().ok());
+        let difference = explicit("message.timestamp.difference.max.ms");
+        let window = |name: &str, default: i64| explicit(name).or(difference).unwrap_or(default);
+        ProducePolicy {
+            max_message_bytes: self.max_message_bytes(broker),
+            log_append_time: self.log_append_time(broker),
+            compacted: self
+                .get(broker, "cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact")),
+            timestamp_before_max_ms: window("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: window("message.timestamp.after.max.ms", 3_600_000),
+            flush_messages: self.flush_messages(broker),
+        }
     }
 
     /// The storage settings derived from this topic's configs.

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::durability::Durability;
 use crate::producers::ProducerStates;
-use crate::topic_config::TopicConfig;
+use crate::topic_config::{ProducePolicy, TopicConfig};
 
 const METADATA_FILE: &str = "brook-metadata.json";
 /// Written after every log was closed cleanly, removed when the broker starts: its presence
@@ -145,9 +145,29 @@ pub struct Topic {
     partitions: RwLock<Vec<Arc<Partition>>>,
     /// Set when the topic is created; shared, because every produce and flush check reads it.
     config: Arc<TopicConfig>,
+    /// What Produce checks, resolved from `config` once.
+    produce: ProducePolicy,
 }
 
 impl Topic {
+    fn new(
+        name: String,
+        id: Uuid,
+        partitions: Vec<Arc<Partition>>,
+        config: TopicConfig,
+        broker: &BrokerConfig,
+    ) -> Self {
+        Self {
+            name,
+            id,
+            partitions: RwLock::new(partitions),
+            produce: config.produce_policy(broker),
+            config: Arc::new(config),
+        }
+    }
+    pub(crate) fn produce_policy(&self) -> &ProducePolicy {
+        &self.produce
+    }
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let i = usize::try_from(index).ok()?;
         self.partitions.read().get(i).cloned()
@@ -255,12 +275,7 @@ impl TopicRegistry {
             let partitions = (0..t.partitions)
                 .map(|i| registry.open_partition(&t.name, i, &t.configs))
                 .collect::<Result<Vec<_>, _>>()?;
-            let topic = Topic {
-                name: t.name.clone(),
-                id: t.id,
-                partitions: RwLock::new(partitions),
-                config: Arc::new(t.configs),
-            };
+            let topic = Topic::new(t.name.clone(), t.id, partitions, t.configs, broker);
             registry.topics.write().insert(t.name, Arc::new(topic));
         }
         let partitions: usize = registry
@@ -330,12 +345,13 @@ impl TopicRegistry {
         let logs = (0..partitions)
             .map(|i| self.open_partition(name, i, &config))
             .collect::<Result<Vec<_>, _>>()?;
-        let topic = Arc::new(Topic {
-            name: name.to_string(),
-            id: new_topic_id(),
-            partitions: RwLock::new(logs),
-            config: Arc::new(config),
-        });
+        let topic = Arc::new(Topic::new(
+            name.to_string(),
+            new_topic_id(),
+            logs,
+            config,
+            &self.broker,
+        ));
         self.topics.write().insert(name.to_string(), topic.clone());
         if let Err(e) = self.persist() {
             self.topics.write().remove(name);

@@ -268,11 +268,22 @@ pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
 /// and recomputes the CRC (both fields are inside it). Returns false if `buf` holds no whole
 /// batch header.
 pub fn set_log_append_time(buf: &mut [u8], timestamp: i64) -> bool {
+    rewrite_max_timestamp(buf, timestamp, 0x08)
+}
+
+/// Sets the max timestamp of the batch at the start of `buf` (for a batch whose header does
+/// not match its records) and recomputes the CRC. Returns false if `buf` holds no whole batch.
+pub fn set_max_timestamp(buf: &mut [u8], timestamp: i64) -> bool {
+    rewrite_max_timestamp(buf, timestamp, 0)
+}
+
+/// Writes the max timestamp, ORs `attribute_bits` into the attributes, and reseals the CRC.
+fn rewrite_max_timestamp(buf: &mut [u8], timestamp: i64, attribute_bits: i16) -> bool {
     let Some(size) = total_size(buf).filter(|s| *s >= HEADER_SIZE && *s <= buf.len()) else {
         return false;
     };
     let attributes =
-        i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]) | 0x08;
+        i16::from_be_bytes([buf[ATTRIBUTES_OFFSET], buf[ATTRIBUTES_OFFSET + 1]]) | attribute_bits;
     buf[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     buf[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
     let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..size]);
@@ -470,6 +481,11 @@ mod tests {
         assert!(v.is_log_append_time());
         assert_eq!(v.max_timestamp(), 99);
         assert!(!set_log_append_time(&mut b[..20], 1));
+        let mut c = simple_batch(5, 2);
+        assert!(set_max_timestamp(&mut c, 77));
+        let v = BatchView::parse_verified(&c).unwrap();
+        assert!(!v.is_log_append_time());
+        assert_eq!(v.max_timestamp(), 77);
     }
 
     #[test]

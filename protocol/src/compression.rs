@@ -1,9 +1,10 @@
 //! Record-batch decompression with a bound on the output size.
 //!
-//! Batches stay compressed on the produce and fetch paths; only features that need individual
-//! records (exact timestamp lookups today; compaction and per-key indexes later) decompress.
-//! Every decoder stops at `limit` bytes of output so a small "zip bomb" batch cannot make the
-//! broker allocate without bound.
+//! Batches stay compressed on the fetch path; produce validation streams through a batch's
+//! records with [`reader`] (holding at most one snappy block, never the whole output), and
+//! features that need individual records (exact timestamp lookups today; compaction and
+//! per-key indexes later) [`decompress`] a batch. Every decoder stops at `limit` bytes of
+//! output so a small "zip bomb" batch cannot make the broker allocate or work without bound.
 
 use std::io::Read;
 
@@ -25,92 +26,182 @@ pub enum DecompressError {
 const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
 const XERIAL_HEADER_LEN: usize = 16;
 
+/// The error a [`reader`] returns (inside an `io::Error`) once its output passes the limit.
+#[derive(Debug, Error)]
+#[error("decompressed size exceeds the limit of {limit} bytes")]
+pub struct LimitExceeded {
+    pub limit: usize,
+}
+
+/// Turns an error from a [`reader`] of `codec` into a [`DecompressError`].
+pub fn classify(codec: Compression, e: &std::io::Error) -> DecompressError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<LimitExceeded>())
+    {
+        Some(l) => DecompressError::TooLarge { limit: l.limit },
+        None => DecompressError::Corrupt {
+            codec,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// A reader of a batch's decompressed record section that fails (with [`LimitExceeded`])
+/// rather than produce more than `limit` bytes. `Compression::None` reads `data` as it is.
+pub fn reader<'a>(
+    codec: Compression,
+    data: &'a [u8],
+    limit: usize,
+) -> Result<Box<dyn Read + 'a>, DecompressError> {
+    let corrupt = |reason: String| DecompressError::Corrupt { codec, reason };
+    let inner: Box<dyn Read + 'a> = match codec {
+        Compression::None => Box::new(data),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
+        Compression::Lz4 => Box::new(lz4::Decoder::new(data).map_err(|e| corrupt(e.to_string()))?),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(e.to_string()))?,
+        ),
+        Compression::Snappy => Box::new(SnappyReader::new(data, limit)),
+    };
+    Ok(Box::new(Limited {
+        inner,
+        left: limit,
+        limit,
+    }))
+}
+
 /// Decompresses a batch's record section. `Compression::None` returns the input unchanged.
 pub fn decompress(
     codec: Compression,
     data: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, DecompressError> {
-    let corrupt = |reason: String| DecompressError::Corrupt { codec, reason };
-    match codec {
-        Compression::None => {
-            if data.len() > limit {
-                return Err(DecompressError::TooLarge { limit });
-            }
-            Ok(data.to_vec())
-        }
-        Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(data), limit, codec),
-        Compression::Lz4 => {
-            let decoder = lz4::Decoder::new(data).map_err(|e| corrupt(e.to_string()))?;
-            read_bounded(decoder, limit, codec)
-        }
-        Compression::Zstd => {
-            let decoder =
-                zstd::stream::read::Decoder::new(data).map_err(|e| corrupt(e.to_string()))?;
-            read_bounded(decoder, limit, codec)
-        }
-        Compression::Snappy => decompress_snappy(data, limit),
-    }
-}
-
-fn read_bounded(
-    reader: impl Read,
-    limit: usize,
-    codec: Compression,
-) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(cap)
+    reader(codec, data, limit)?
         .read_to_end(&mut out)
-        .map_err(|e| DecompressError::Corrupt {
-            codec,
-            reason: e.to_string(),
-        })?;
-    if out.len() > limit {
-        return Err(DecompressError::TooLarge { limit });
-    }
+        .map_err(|e| classify(codec, &e))?;
     Ok(out)
 }
 
-fn decompress_snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, DecompressError> {
-    let corrupt = |reason: String| DecompressError::Corrupt {
-        codec: Compression::Snappy,
-        reason,
-    };
-    let raw_block = |block: &[u8], out: &mut Vec<u8>| -> Result<(), DecompressError> {
-        let len = snap::raw::decompress_len(block).map_err(|e| corrupt(e.to_string()))?;
-        if out.len().saturating_add(len) > limit {
-            return Err(DecompressError::TooLarge { limit });
+/// Passes at most `limit` bytes through, then fails if the inner reader has more.
+struct Limited<R> {
+    inner: R,
+    left: usize,
+    limit: usize,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
         }
-        let start = out.len();
-        out.resize(start + len, 0);
+        if self.left == 0 {
+            // Anything more is over the limit; nothing more is fine.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(LimitExceeded { limit: self.limit })),
+            };
+        }
+        let want = buf.len().min(self.left);
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+/// Snappy as Kafka clients write it: xerial framing (blocks with a length prefix) or, from
+/// some clients, one raw block. One block is decompressed at a time; a block that claims more
+/// than the limit is refused before anything is allocated for it.
+struct SnappyReader<'a> {
+    rest: &'a [u8],
+    /// None until the format is known.
+    xerial: Option<bool>,
+    block: Vec<u8>,
+    at: usize,
+    limit: usize,
+    produced: usize,
+}
+
+impl<'a> SnappyReader<'a> {
+    fn new(data: &'a [u8], limit: usize) -> Self {
+        Self {
+            rest: data,
+            xerial: None,
+            block: Vec::new(),
+            at: 0,
+            limit,
+            produced: 0,
+        }
+    }
+
+    fn corrupt(reason: impl Into<String>) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, reason.into())
+    }
+
+    /// Decompresses the next block into `self.block`; false at the end of the data.
+    fn next_block(&mut self) -> std::io::Result<bool> {
+        let xerial = match self.xerial {
+            Some(x) => x,
+            None => {
+                let x = self.rest.starts_with(XERIAL_MAGIC);
+                if x {
+                    self.rest = self
+                        .rest
+                        .get(XERIAL_HEADER_LEN..)
+                        .ok_or_else(|| Self::corrupt("truncated xerial header"))?;
+                }
+                self.xerial = Some(x);
+                x
+            }
+        };
+        if self.rest.is_empty() {
+            return Ok(false);
+        }
+        let compressed = if xerial {
+            let len_bytes: [u8; 4] = self
+                .rest
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| Self::corrupt("truncated xerial block length"))?;
+            let len = u32::from_be_bytes(len_bytes) as usize;
+            let block = self
+                .rest
+                .get(4..4 + len)
+                .ok_or_else(|| Self::corrupt("truncated xerial block"))?;
+            self.rest = &self.rest[4 + len..];
+            block
+        } else {
+            std::mem::take(&mut self.rest)
+        };
+        let len =
+            snap::raw::decompress_len(compressed).map_err(|e| Self::corrupt(e.to_string()))?;
+        if self.produced.saturating_add(len) > self.limit {
+            return Err(std::io::Error::other(LimitExceeded { limit: self.limit }));
+        }
+        self.block.resize(len, 0);
         snap::raw::Decoder::new()
-            .decompress(block, &mut out[start..])
-            .map_err(|e| corrupt(e.to_string()))?;
-        Ok(())
-    };
-    let mut out = Vec::new();
-    if !data.starts_with(XERIAL_MAGIC) {
-        raw_block(data, &mut out)?;
-        return Ok(out);
+            .decompress(compressed, &mut self.block)
+            .map_err(|e| Self::corrupt(e.to_string()))?;
+        self.produced += len;
+        self.at = 0;
+        Ok(true)
     }
-    let mut rest = data
-        .get(XERIAL_HEADER_LEN..)
-        .ok_or_else(|| corrupt("truncated xerial header".into()))?;
-    while !rest.is_empty() {
-        let len_bytes: [u8; 4] = rest
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| corrupt("truncated xerial block length".into()))?;
-        let len = u32::from_be_bytes(len_bytes) as usize;
-        let block = rest
-            .get(4..4 + len)
-            .ok_or_else(|| corrupt("truncated xerial block".into()))?;
-        raw_block(block, &mut out)?;
-        rest = &rest[4 + len..];
+}
+
+impl Read for SnappyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.block.len() {
+            if !self.next_block()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.at);
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -4,17 +4,21 @@
 //! A lookup by timestamp returns the first offset whose record timestamp is at or after the
 //! target. The log finds the first batch whose max timestamp reaches the target; that batch's
 //! records are then read (decompressed if needed) to find the exact record, as Kafka does.
+//! The batch is taken from the log under the partition lock (a zero-copy slice), and its
+//! records are walked after the lock is released; a compressed batch is walked on the
+//! blocking pool, through a bounded, streaming decompressor, so it never holds up the async
+//! workers or other clients of the partition.
 
-use brook_protocol::batch::BatchView;
-use brook_protocol::compression::decompress;
+use brook_protocol::batch::{BatchView, Compression};
 use brook_protocol::kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use brook_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
-use brook_protocol::records::Records;
+use brook_protocol::validate::check_records;
 use brook_protocol::ErrorCode;
 use brook_storage::PartitionLog;
+use bytes::Bytes;
 
 use super::metadata::LEADER_EPOCH;
 use super::Ctx;
@@ -44,41 +48,81 @@ const NOT_FOUND: Found = Found {
 };
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = ctx.state.topics.get(&t.name);
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
-                        return resp
-                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1);
-                    };
-                    if p.current_leader_epoch > LEADER_EPOCH {
-                        return resp.with_error_code(ErrorCode::UnknownLeaderEpoch.code()).with_offset(-1).with_timestamp(-1);
-                    }
-                    match partition.with_log(|log| lookup(log, p.timestamp)) {
-                        Ok(found) => resp
-                            .with_offset(found.offset)
-                            .with_timestamp(found.timestamp)
-                            .with_leader_epoch(if found.offset >= 0 { LEADER_EPOCH } else { -1 }),
-                        Err(e) => {
-                            tracing::error!(topic = %t.name.as_str(), partition = p.partition_index, error = %e, "offset lookup failed");
-                            resp.with_error_code(ErrorCode::KafkaStorageError.code()).with_offset(-1).with_timestamp(-1)
-                        }
-                    }
-                })
-                .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
-        })
-        .collect();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = ctx.state.topics.get(&t.name);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let resp =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let failed = |code: ErrorCode| {
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code.code())
+                    .with_offset(-1)
+                    .with_timestamp(-1)
+            };
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
+            else {
+                partitions.push(failed(ErrorCode::UnknownTopicOrPartition));
+                continue;
+            };
+            if p.current_leader_epoch > LEADER_EPOCH {
+                partitions.push(failed(ErrorCode::UnknownLeaderEpoch));
+                continue;
+            }
+            let located = partition.with_log(|log| locate(log, p.timestamp));
+            match search(located).await {
+                Ok(found) => partitions.push(
+                    resp.with_offset(found.offset)
+                        .with_timestamp(found.timestamp)
+                        .with_leader_epoch(if found.offset >= 0 { LEADER_EPOCH } else { -1 }),
+                ),
+                Err(e) => {
+                    tracing::error!(topic = %t.name.as_str(), partition = p.partition_index, error = %e, "offset lookup failed");
+                    partitions.push(failed(ErrorCode::KafkaStorageError));
+                }
+            }
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// What the log says under its lock: an answer, or a batch whose records hold it.
+enum Located {
+    Found(Found),
+    /// The first record at or after the target timestamp, in this batch.
+    AtOrAfter(Bytes, i64),
+    /// The record with the largest timestamp, in this batch.
+    Max(Bytes),
+}
+
+/// Finishes a lookup outside the partition lock; compressed batches on the blocking pool.
+async fn search(located: Result<Located, LookupError>) -> Result<Found, LookupError> {
+    let located = located?;
+    let compressed = match &located {
+        Located::Found(found) => return Ok(*found),
+        Located::AtOrAfter(b, _) | Located::Max(b) => BatchView::parse(b)
+            .map(|v| v.compression() != Some(Compression::None))
+            .unwrap_or(false),
+    };
+    let run = move || match located {
+        Located::Found(found) => Ok(found),
+        Located::AtOrAfter(b, target) => first_record_at_or_after(&b, target),
+        Located::Max(b) => max_record(&b),
+    };
+    if compressed {
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| LookupError::Batch(e.to_string()))?
+    } else {
+        run()
+    }
 }
 
 /// Why a lookup failed: the log could not be read or a stored batch does not decode.
@@ -90,23 +134,25 @@ enum LookupError {
     Batch(String),
 }
 
-fn lookup(log: &PartitionLog, timestamp: i64) -> Result<Found, LookupError> {
-    let at = |offset| Found {
-        offset,
-        timestamp: -1,
+fn locate(log: &PartitionLog, timestamp: i64) -> Result<Located, LookupError> {
+    let at = |offset| {
+        Located::Found(Found {
+            offset,
+            timestamp: -1,
+        })
     };
     Ok(match timestamp {
         LATEST => at(log.log_end_offset()),
         EARLIEST | EARLIEST_LOCAL => at(log.log_start_offset()),
         // No tiered storage: nothing is pending upload or tiered.
-        EARLIEST_PENDING_UPLOAD | LATEST_TIERED => NOT_FOUND,
+        EARLIEST_PENDING_UPLOAD | LATEST_TIERED => Located::Found(NOT_FOUND),
         MAX_TIMESTAMP => match log.batch_with_max_timestamp()? {
-            Some(b) => max_record(&b)?,
-            None => NOT_FOUND,
+            Some(b) => Located::Max(b),
+            None => Located::Found(NOT_FOUND),
         },
         target => match log.batch_for_timestamp(target)? {
-            Some(b) => first_record_at_or_after(&b, target)?,
-            None => NOT_FOUND,
+            Some(b) => Located::AtOrAfter(b, target),
+            None => Located::Found(NOT_FOUND),
         },
     })
 }
@@ -120,18 +166,14 @@ fn for_each_record(bytes: &[u8], mut f: impl FnMut(i64, i64) -> bool) -> Result<
         f(view.base_offset(), view.max_timestamp());
         return Ok(());
     }
-    let codec = view
-        .compression()
-        .ok_or_else(|| bad("unknown compression codec".into()))?;
-    let data =
-        decompress(codec, view.records_data(), MAX_DECOMPRESSED).map_err(|e| bad(e.to_string()))?;
-    for record in Records::new(&data, view.records_count()) {
-        let r = record.map_err(|e| bad(e.to_string()))?;
-        let offset = view.base_offset() + i64::from(r.offset_delta);
-        if !f(offset, view.base_timestamp() + r.timestamp_delta) {
-            break;
+    // Streams through the records (decompressing with a bound), holding none of them.
+    let mut going = true;
+    check_records(&view, MAX_DECOMPRESSED, |r| {
+        if going {
+            going = f(view.base_offset() + i64::from(r.index), r.timestamp);
         }
-    }
+    })
+    .map_err(|e| bad(e.to_string()))?;
     Ok(())
 }
 

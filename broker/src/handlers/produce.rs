@@ -1,8 +1,12 @@
 //! Produce (key 0): validate each partition's batch, stamp it, append it.
 //!
-//! Batches stay bytes: the header and CRC32C are checked, the base offset (by the log) and
-//! the partition leader epoch are patched (both outside the CRC), and the bytes are appended.
-//! Records are never decoded here. With acks=all the response waits until the batch is
+//! Batches stay bytes: the header and CRC32C are checked, every record is walked (in place,
+//! or through a decompressor bounded by [`max_decompressed`] for compressed batches; see
+//! `brook_protocol::validate`) and checked against the topic's timestamp and key rules as
+//! Kafka's `LogValidator` does, the base offset (by the log) and the partition leader epoch
+//! are patched (both outside the CRC), and the bytes are appended. A batch with any invalid
+//! record is refused whole (INVALID_RECORD or INVALID_TIMESTAMP, with `record_errors` and an
+//! `error_message` naming the record from v8). With acks=all the response waits until the batch is
 //! fsynced, by a group-commit round shared with every other producer of the partition (see
 //! [`crate::durability`]); acks=1 and 0 leave that to the background flush. Versions 0-2 are advertised for old librdkafka feature
 //! detection and answered with UNSUPPORTED_VERSION by the connection (see
@@ -13,10 +17,11 @@ use std::time::Duration;
 
 use brook_protocol::batch::{self, BatchError, BatchView};
 use brook_protocol::kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use brook_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
+use brook_protocol::validate::{self, InvalidRecords};
 use brook_protocol::ErrorCode;
 use bytes::Bytes;
 use uuid::Uuid;
@@ -26,15 +31,30 @@ use super::{now_ms, Ctx};
 use crate::durability::{self, WaitError};
 use crate::producers::{ProducerBatch, Verdict};
 use crate::state::BrokerState;
+use crate::topic_config::ProducePolicy;
 use crate::topics::{Partition, Topic};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 11 };
+
+/// Compressed records may expand to this many times `max.message.bytes` (at least
+/// [`MIN_DECOMPRESSED`]); a batch that expands further is refused as a compression bomb.
+const DECOMPRESSION_RATIO: usize = 64;
+const MIN_DECOMPRESSED: usize = 16 * 1024 * 1024;
+
+/// The decompressed size a compressed batch's records may reach for a topic.
+pub(crate) fn max_decompressed(max_message_bytes: usize) -> usize {
+    max_message_bytes
+        .saturating_mul(DECOMPRESSION_RATIO)
+        .max(MIN_DECOMPRESSED)
+}
 
 /// Why a partition's records were refused.
 #[derive(Debug)]
 struct Rejection {
     code: ErrorCode,
     message: String,
+    /// Per record (index in the batch, problem), as Produce v8+ reports them.
+    record_errors: Vec<(i32, String)>,
 }
 
 impl Rejection {
@@ -42,6 +62,7 @@ impl Rejection {
         Self {
             code,
             message: message.into(),
+            record_errors: Vec::new(),
         }
     }
 }
@@ -156,10 +177,22 @@ fn build_response(topics: Vec<TopicOutcome>) -> ProduceResponse {
                             .with_log_start_offset(ok.log_start_offset),
                         Err(r) => {
                             tracing::debug!(topic = %name.as_str(), partition = index, error = ?r.code, message = %r.message, "produce rejected");
+                            let record_errors = r
+                                .record_errors
+                                .into_iter()
+                                .map(|(i, m)| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(i)
+                                        .with_batch_index_error_message(Some(
+                                            StrBytes::from_string(m),
+                                        ))
+                                })
+                                .collect();
                             resp.with_error_code(r.code.code())
                                 .with_base_offset(-1)
                                 .with_log_start_offset(-1)
                                 .with_error_message(Some(StrBytes::from_string(r.message)))
+                                .with_record_errors(record_errors)
                         }
                     }
                 })
@@ -203,19 +236,25 @@ fn produce_partition(
         ));
     }
     let partition = topic.partition(index).ok_or_else(unknown)?;
-    let config = topic.config();
+    let policy = topic.produce_policy();
     let records = records.unwrap_or_default();
-    let view = validate_single_batch(&records, config.max_message_bytes(&state.config))?;
+    let view = validate_single_batch(&records, policy.max_message_bytes)?;
+    let now = now_ms();
+    let max_timestamp = check_records(&view, policy, now, &topic.name, index)?;
     let record_count = i64::from(view.records_count());
     let producer = ProducerBatch::of(&view);
 
     let mut data = records.to_vec();
     batch::set_partition_leader_epoch(&mut data, LEADER_EPOCH);
-    let now = now_ms();
-    let log_append_time = if config.log_append_time(&state.config) {
+    let log_append_time = if policy.log_append_time {
         batch::set_log_append_time(&mut data, now);
         now
     } else {
+        // Kafka sets a CreateTime batch's max timestamp from its records: the time index and
+        // timestamp lookups rely on it.
+        if view.max_timestamp() != max_timestamp {
+            batch::set_max_timestamp(&mut data, max_timestamp);
+        }
         -1
     };
     let outcome = partition.with_log_and_producers(|log, producers| {
@@ -261,9 +300,7 @@ fn produce_partition(
         let (records, bytes) = partition
             .durability
             .note_append(record_count, records.len() as u64);
-        if records >= config.flush_messages(&state.config)
-            || bytes >= durability::flush_bytes(&state.config)
-        {
+        if records >= policy.flush_messages || bytes >= durability::flush_bytes(&state.config) {
             durability::request_sync(&partition);
         }
     }
@@ -273,6 +310,74 @@ fn produce_partition(
         end_offset,
         log_append_time,
         log_start_offset,
+    })
+}
+
+/// Walks every record of the batch and applies the topic's rules; returns the largest record
+/// timestamp. The whole batch is refused if any record fails.
+fn check_records(
+    view: &BatchView<'_>,
+    policy: &ProducePolicy,
+    now: i64,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, Rejection> {
+    let create_time = !policy.log_append_time;
+    if create_time && view.is_log_append_time() {
+        return Err(Rejection {
+            record_errors: vec![(0, "Producer should not set timestamp type to LogAppendTime.".into())],
+            ..Rejection::new(ErrorCode::InvalidTimestamp, "Invalid timestamp type in the record batch: producers should not set timestamp type to LogAppendTime.")
+        });
+    }
+    let earliest = now.saturating_sub(policy.timestamp_before_max_ms);
+    let latest = now.saturating_add(policy.timestamp_after_max_ms);
+    let mut errors: Vec<(i32, String)> = Vec::new();
+    let mut bad_timestamp = false;
+    let checked = validate::check_records(
+        view,
+        max_decompressed(policy.max_message_bytes),
+        |r| {
+            if policy.compacted && !r.has_key {
+                errors.push((r.index, format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.")));
+            }
+            if create_time && r.timestamp != -1 && (r.timestamp < -1 || r.timestamp < earliest || r.timestamp > latest) {
+                bad_timestamp = true;
+                errors.push((r.index, format!("Timestamp {} of message {} of the batch is out of range. The timestamp should be within [{earliest}, {latest}]", r.timestamp, r.index)));
+            }
+        },
+    )
+    .map_err(|e| {
+        let (index, message) = match &e {
+            InvalidRecords::Record { index, reason } => (*index, reason.clone()),
+            other => (0, other.to_string()),
+        };
+        Rejection {
+            record_errors: vec![(index, message)],
+            ..Rejection::new(ErrorCode::InvalidRecord, format!("The record batch is invalid: {e}."))
+        }
+    })?;
+    if errors.is_empty() {
+        return Ok(checked.max_timestamp);
+    }
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|(i, m)| format!("{i}: {m}"))
+        .collect();
+    let (code, message) = if bad_timestamp {
+        (
+            ErrorCode::InvalidTimestamp,
+            "One or more records have been rejected due to invalid timestamp".to_string(),
+        )
+    } else {
+        (
+            ErrorCode::InvalidRecord,
+            format!("One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]", errors.len(), shown.join(", ")),
+        )
+    };
+    Err(Rejection {
+        record_errors: errors,
+        ..Rejection::new(code, message)
     })
 }
 

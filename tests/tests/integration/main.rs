@@ -18,4 +18,5 @@ mod metadata;
 mod process;
 mod restart;
 mod retention;
+mod validation;
 mod wire;

@@ -1,0 +1,653 @@
+//! Record-level validation of a produced v2 batch, as Kafka's `LogValidator` checks it on
+//! produce (and stricter where Kafka's laxness lets consumers skip data silently).
+//!
+//! Every record is walked: its length, attributes, timestamp and offset deltas, key and value
+//! lengths, header count and header lengths, and the varints they are written in. The batch
+//! must hold exactly `records_count` records and nothing after them. Compressed batches are
+//! checked the same way while streaming through a bounded decompressor (see
+//! [`crate::compression::reader`]): no record section is ever held in memory whole, and keys,
+//! values and headers are skipped, not copied. Uncompressed batches are checked in place
+//! without allocating.
+//!
+//! What counts as acceptable beyond structure (timestamps in range, keys on compacted topics)
+//! is the caller's policy: each record's [`RecordMeta`] is handed to a callback.
+
+use std::io::Read;
+
+use thiserror::Error;
+
+use crate::batch::{BatchView, Compression};
+use crate::compression::{self, DecompressError};
+
+/// What the policy callback sees of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// Position in the batch (its offset delta).
+    pub index: i32,
+    /// The record's timestamp: base timestamp plus its delta.
+    pub timestamp: i64,
+    pub has_key: bool,
+}
+
+/// What a valid batch's records add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    /// The largest record timestamp (the batch header's max timestamp should say the same).
+    pub max_timestamp: i64,
+}
+
+/// Why a batch's records are invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidRecords {
+    /// Record `index` does not parse; nothing after it was read.
+    #[error("record {index} is invalid: {reason}")]
+    Record { index: i32, reason: String },
+    /// The batch as a whole does not add up (count, trailing bytes).
+    #[error("{0}")]
+    Batch(String),
+    #[error("the records decompress to more than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the compressed records are corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Walks every record of `view`, handing each to `policy`. `max_decompressed` bounds the
+/// decompressed size of a compressed batch's records.
+pub fn check_records(
+    view: &BatchView<'_>,
+    max_decompressed: usize,
+    policy: impl FnMut(RecordMeta),
+) -> Result<Checked, InvalidRecords> {
+    let codec = view.compression().ok_or_else(|| {
+        InvalidRecords::Batch("unknown compression codec in the batch attributes".into())
+    })?;
+    let data = view.records_data();
+    match codec {
+        Compression::None => walk(view, &mut SliceSource { buf: data, pos: 0 }, policy),
+        codec => {
+            let reader =
+                compression::reader(codec, data, max_decompressed).map_err(|e| match e {
+                    DecompressError::TooLarge { limit } => InvalidRecords::TooLarge { limit },
+                    other => InvalidRecords::Corrupt(other.to_string()),
+                })?;
+            let mut source = StreamSource::new(reader, codec);
+            walk(view, &mut source, policy)
+        }
+    }
+}
+
+/// Why reading stopped.
+enum Stop {
+    /// The data ended.
+    End,
+    /// The decompressor failed or passed its limit.
+    Failed(InvalidRecords),
+}
+
+/// Bytes to check, from a slice or a decompressing stream. Monomorphized, so the slice case
+/// compiles to plain bounds-checked reads.
+trait Source {
+    fn byte(&mut self) -> Result<u8, Stop>;
+    fn skip(&mut self, n: usize) -> Result<(), Stop>;
+    /// Bytes consumed so far.
+    fn consumed(&self) -> u64;
+    fn at_end(&mut self) -> Result<bool, Stop>;
+}
+
+struct SliceSource<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Source for SliceSource<'_> {
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Stop> {
+        let b = *self.buf.get(self.pos).ok_or(Stop::End)?;
+        self.pos += 1;
+        Ok(b)
+    }
+    #[inline]
+    fn skip(&mut self, n: usize) -> Result<(), Stop> {
+        if self.buf.len() - self.pos < n {
+            self.pos = self.buf.len();
+            return Err(Stop::End);
+        }
+        self.pos += n;
+        Ok(())
+    }
+    fn consumed(&self) -> u64 {
+        self.pos as u64
+    }
+    fn at_end(&mut self) -> Result<bool, Stop> {
+        Ok(self.pos == self.buf.len())
+    }
+}
+
+/// Streams a decompressor through a small buffer.
+struct StreamSource<R> {
+    reader: R,
+    codec: Compression,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    consumed: u64,
+}
+
+const STREAM_BUFFER: usize = 16 * 1024;
+
+impl<R: Read> StreamSource<R> {
+    fn new(reader: R, codec: Compression) -> Self {
+        Self {
+            reader,
+            codec,
+            buf: vec![0u8; STREAM_BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            consumed: 0,
+        }
+    }
+
+    /// Refills the buffer; `End` when the stream is exhausted.
+    fn fill(&mut self) -> Result<(), Stop> {
+        loop {
+            match self.reader.read(&mut self.buf) {
+                Ok(0) => return Err(Stop::End),
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Stop::Failed(match compression::classify(self.codec, &e) {
+                        DecompressError::TooLarge { limit } => InvalidRecords::TooLarge { limit },
+                        other => InvalidRecords::Corrupt(other.to_string()),
+                    }))
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read> Source for StreamSource<R> {
+    fn byte(&mut self) -> Result<u8, Stop> {
+        if self.start == self.end {
+            self.fill()?;
+        }
+        let b = self.buf[self.start];
+        self.start += 1;
+        self.consumed += 1;
+        Ok(b)
+    }
+    fn skip(&mut self, mut n: usize) -> Result<(), Stop> {
+        while n > 0 {
+            if self.start == self.end {
+                self.fill()?;
+            }
+            let step = n.min(self.end - self.start);
+            self.start += step;
+            self.consumed += step as u64;
+            n -= step;
+        }
+        Ok(())
+    }
+    fn consumed(&self) -> u64 {
+        self.consumed
+    }
+    fn at_end(&mut self) -> Result<bool, Stop> {
+        if self.start < self.end {
+            return Ok(false);
+        }
+        match self.fill() {
+            Ok(()) => Ok(false),
+            Err(Stop::End) => Ok(true),
+            Err(failed) => Err(failed),
+        }
+    }
+}
+
+/// A problem inside one record, before it is tied to the record's index.
+enum Problem {
+    Stop(Stop),
+    Invalid(String),
+}
+
+impl From<Stop> for Problem {
+    fn from(s: Stop) -> Self {
+        Problem::Stop(s)
+    }
+}
+
+fn invalid<T>(reason: impl Into<String>) -> Result<T, Problem> {
+    Err(Problem::Invalid(reason.into()))
+}
+
+#[inline]
+fn varlong(s: &mut impl Source) -> Result<i64, Problem> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        let b = s.byte()?;
+        if i == 9 && b > 1 {
+            return invalid("a varlong is longer than 10 bytes");
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    invalid("a varlong is longer than 10 bytes")
+}
+
+#[inline]
+fn varint(s: &mut impl Source) -> Result<i32, Problem> {
+    let mut value: u32 = 0;
+    for i in 0..5 {
+        let b = s.byte()?;
+        if i == 4 && b > 0x0f {
+            return invalid("a varint is longer than 5 bytes");
+        }
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(((value >> 1) as i32) ^ -((value & 1) as i32));
+        }
+    }
+    invalid("a varint is longer than 5 bytes")
+}
+
+/// A nullable length (-1 is null) and the bytes it covers.
+#[inline]
+fn skip_bytes(s: &mut impl Source, what: &str) -> Result<bool, Problem> {
+    let len = varint(s)?;
+    if len < -1 {
+        return invalid(format!("{what} length {len} is below -1"));
+    }
+    if len >= 0 {
+        s.skip(len as usize)?;
+    }
+    Ok(len >= 0)
+}
+
+/// One record, from its length varint to its last header.
+#[inline]
+fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<RecordMeta, Problem> {
+    let len = varint(s)?;
+    if len < 0 {
+        return invalid(format!("record length {len} is negative"));
+    }
+    let start = s.consumed();
+    let attributes = s.byte()?;
+    if attributes != 0 {
+        return invalid(format!(
+            "record attributes are {attributes:#04x}; v2 records define none"
+        ));
+    }
+    let timestamp_delta = varlong(s)?;
+    let timestamp = base_timestamp
+        .checked_add(timestamp_delta)
+        .ok_or(())
+        .or_else(|()| invalid(format!("timestamp delta {timestamp_delta} overflows")))?;
+    let offset_delta = varint(s)?;
+    if offset_delta != index {
+        return invalid(format!(
+            "offset delta {offset_delta}, but it is record {index} of the batch"
+        ));
+    }
+    let has_key = skip_bytes(s, "key")?;
+    skip_bytes(s, "value")?;
+    let headers = varint(s)?;
+    if headers < 0 {
+        return invalid(format!("header count {headers} is negative"));
+    }
+    let len = u64::from(len.unsigned_abs());
+    for _ in 0..headers {
+        let key = varint(s)?;
+        if key < 0 {
+            return invalid(format!("header key length {key} is negative"));
+        }
+        s.skip(key as usize)?;
+        skip_bytes(s, "header value")?;
+        // Each header takes at least two bytes: a lying count ends here, not after 2^31 turns.
+        if s.consumed() - start > len {
+            break;
+        }
+    }
+    let read = s.consumed() - start;
+    if read != len {
+        return invalid(format!(
+            "record length {len} does not match its fields ({read} bytes)"
+        ));
+    }
+    Ok(RecordMeta {
+        index,
+        timestamp,
+        has_key,
+    })
+}
+
+fn walk(
+    view: &BatchView<'_>,
+    s: &mut impl Source,
+    mut policy: impl FnMut(RecordMeta),
+) -> Result<Checked, InvalidRecords> {
+    let count = view.records_count();
+    let base_timestamp = view.base_timestamp();
+    let mut max_timestamp = -1;
+    for index in 0..count {
+        let before = s.consumed();
+        match record(s, index, base_timestamp) {
+            Ok(meta) => {
+                max_timestamp = max_timestamp.max(meta.timestamp);
+                policy(meta);
+            }
+            Err(Problem::Invalid(reason)) => return Err(InvalidRecords::Record { index, reason }),
+            Err(Problem::Stop(Stop::Failed(e))) => return Err(e),
+            Err(Problem::Stop(Stop::End)) if s.consumed() > before => {
+                return Err(InvalidRecords::Record {
+                    index,
+                    reason: "the batch's data ends inside this record".into(),
+                })
+            }
+            Err(Problem::Stop(Stop::End)) => {
+                return Err(InvalidRecords::Batch(format!(
+                    "the batch declares {count} records but holds {index}"
+                )))
+            }
+        }
+    }
+    match s.at_end() {
+        Ok(true) => Ok(Checked { max_timestamp }),
+        Ok(false) => Err(InvalidRecords::Batch(format!(
+            "bytes follow the last of the {count} declared records"
+        ))),
+        Err(Stop::Failed(e)) => Err(e),
+        Err(Stop::End) => Ok(Checked { max_timestamp }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::testing::{build_batch, simple_batch, TestRecord};
+    use crate::batch::{BatchView, HEADER_SIZE};
+
+    fn check(bytes: &[u8]) -> Result<Checked, InvalidRecords> {
+        let view = BatchView::parse(bytes).unwrap();
+        check_records(&view, 1 << 20, |_| {})
+    }
+
+    /// Replaces the record section (and the count) of a batch built by the test builder.
+    fn with_records(count: i32, section: &[u8]) -> Vec<u8> {
+        let mut b = build_batch(0, &[]);
+        b.truncate(HEADER_SIZE);
+        b.extend_from_slice(section);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        b
+    }
+
+    fn zigzag(v: i64) -> Vec<u8> {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        let mut out = Vec::new();
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+        out
+    }
+
+    /// A record from raw fields: attributes, ts delta, offset delta, key len, value len,
+    /// header count; the length prefix is computed unless `len` is given.
+    fn raw_record(fields: &[&[u8]], len: Option<i64>) -> Vec<u8> {
+        let body: Vec<u8> = fields.concat();
+        let mut out = zigzag(len.unwrap_or(body.len() as i64));
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn well_formed_batches_pass_and_report_timestamps() {
+        let b = simple_batch(1_000, 5);
+        let mut seen = Vec::new();
+        let view = BatchView::parse(&b).unwrap();
+        let c = check_records(&view, 1 << 20, |m| seen.push(m)).unwrap();
+        assert_eq!(c.max_timestamp, 1_004);
+        assert_eq!(seen.len(), 5);
+        assert_eq!(
+            seen[2],
+            RecordMeta {
+                index: 2,
+                timestamp: 1_002,
+                has_key: true
+            }
+        );
+        let headers = build_batch(
+            7,
+            &[TestRecord {
+                key: None,
+                value: None,
+                timestamp_delta: -3,
+                headers: vec![("h".into(), None), ("h".into(), Some(vec![1; 300]))],
+            }],
+        );
+        assert_eq!(check(&headers).unwrap().max_timestamp, 4);
+    }
+
+    #[test]
+    fn lying_records_are_refused() {
+        let ok = |offset: i64| -> Vec<u8> {
+            raw_record(
+                &[
+                    &[0],
+                    &zigzag(0),
+                    &zigzag(offset),
+                    &zigzag(-1),
+                    &zigzag(1),
+                    b"v",
+                    &zigzag(0),
+                ],
+                None,
+            )
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "key length -5",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(0),
+                        &zigzag(0),
+                        &zigzag(-5),
+                        &zigzag(-1),
+                        &zigzag(0),
+                    ],
+                    None,
+                ),
+            ),
+            (
+                "header count -1",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(0),
+                        &zigzag(0),
+                        &zigzag(-1),
+                        &zigzag(-1),
+                        &zigzag(-1),
+                    ],
+                    None,
+                ),
+            ),
+            (
+                "header count 2^31-1",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(0),
+                        &zigzag(0),
+                        &zigzag(-1),
+                        &zigzag(-1),
+                        &zigzag(i64::from(i32::MAX)),
+                        &[0, 0, 0, 0],
+                    ],
+                    None,
+                ),
+            ),
+            (
+                "attributes",
+                raw_record(
+                    &[
+                        &[1],
+                        &zigzag(0),
+                        &zigzag(0),
+                        &zigzag(-1),
+                        &zigzag(-1),
+                        &zigzag(0),
+                    ],
+                    None,
+                ),
+            ),
+            ("offset delta 5", ok(5)),
+            (
+                "varint overflow",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(0),
+                        &[0xff, 0xff, 0xff, 0xff, 0x7f],
+                        &zigzag(-1),
+                        &zigzag(-1),
+                        &zigzag(0),
+                    ],
+                    None,
+                ),
+            ),
+            (
+                "length too long",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(0),
+                        &zigzag(0),
+                        &zigzag(-1),
+                        &zigzag(-1),
+                        &zigzag(0),
+                        &[0],
+                    ],
+                    Some(5),
+                ),
+            ),
+            (
+                "negative length",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(0),
+                        &zigzag(0),
+                        &zigzag(-1),
+                        &zigzag(-1),
+                        &zigzag(0),
+                    ],
+                    Some(-3),
+                ),
+            ),
+            (
+                "value past the end",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(0),
+                        &zigzag(0),
+                        &zigzag(-1),
+                        &zigzag(50),
+                        b"abc",
+                        &zigzag(0),
+                    ],
+                    None,
+                ),
+            ),
+            (
+                "timestamp overflow",
+                raw_record(
+                    &[
+                        &[0],
+                        &zigzag(i64::MAX),
+                        &zigzag(0),
+                        &zigzag(-1),
+                        &zigzag(-1),
+                        &zigzag(0),
+                    ],
+                    None,
+                ),
+            ),
+        ];
+        for (what, rec) in cases {
+            let mut b = with_records(1, &rec);
+            if what == "timestamp overflow" {
+                b[27..35].copy_from_slice(&10i64.to_be_bytes());
+            }
+            assert!(
+                matches!(check(&b), Err(InvalidRecords::Record { index: 0, .. })),
+                "{what}: {:?}",
+                check(&b)
+            );
+        }
+        // Count larger than the records present, and bytes after the last record.
+        let two = [ok(0), ok(1)].concat();
+        assert!(check(&with_records(2, &two)).is_ok());
+        assert!(matches!(
+            check(&with_records(3, &two)),
+            Err(InvalidRecords::Batch(_))
+        ));
+        assert!(check(&with_records(i32::MAX, &two)).is_err());
+        assert!(matches!(
+            check(&with_records(1, &two)),
+            Err(InvalidRecords::Batch(_))
+        ));
+    }
+
+    #[test]
+    fn compressed_batches_are_checked_and_bounded() {
+        let plain = simple_batch(10, 50);
+        let view = BatchView::parse(&plain).unwrap();
+        let section = view.records_data();
+        let zstd = zstd::encode_all(section, 1).unwrap();
+        let mut b = plain[..HEADER_SIZE].to_vec();
+        b.extend_from_slice(&zstd);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[21..23].copy_from_slice(&4i16.to_be_bytes());
+        let v = BatchView::parse(&b).unwrap();
+        assert_eq!(
+            check_records(&v, 1 << 20, |_| {}).unwrap().max_timestamp,
+            59
+        );
+        assert!(matches!(
+            check_records(&v, 100, |_| {}),
+            Err(InvalidRecords::TooLarge { limit: 100 })
+        ));
+        // A bomb: 64 MiB of zeros in a few KB; refused at the limit, never held in memory.
+        let bomb = zstd::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
+        assert!(bomb.len() < 16 * 1024);
+        let mut bb = plain[..HEADER_SIZE].to_vec();
+        bb.extend_from_slice(&bomb);
+        let len = (bb.len() - 12) as i32;
+        bb[8..12].copy_from_slice(&len.to_be_bytes());
+        bb[21..23].copy_from_slice(&4i16.to_be_bytes());
+        let v = BatchView::parse(&bb).unwrap();
+        assert!(check_records(&v, 1 << 20, |_| {}).is_err());
+        // Garbage that is not zstd at all.
+        let mut garbage = plain[..HEADER_SIZE].to_vec();
+        garbage.extend_from_slice(&[0xde; 100]);
+        let len = (garbage.len() - 12) as i32;
+        garbage[8..12].copy_from_slice(&len.to_be_bytes());
+        for codec in 1..=4i16 {
+            garbage[21..23].copy_from_slice(&codec.to_be_bytes());
+            let v = BatchView::parse(&garbage).unwrap();
+            assert!(check_records(&v, 1 << 20, |_| {}).is_err(), "codec {codec}");
+        }
+    }
+}
