@@ -184,7 +184,20 @@ impl<E: IndexEntry> Index<E> {
         preallocate: bool,
         required: bool,
     ) -> Result<Self> {
-        let file = FileHandle::create(fs, path)?;
+        // An existing file with nothing ever written (an empty segment's, after a crash) is
+        // reused as it is: creating files is the slow part of opening thousands of logs.
+        let unwritten = match entries.is_empty() {
+            true => FileHandle::open_existing(fs, path)?
+                .map(|f| f.first_hole().map(|hole| (hole == 0).then_some(f)))
+                .transpose()?
+                .flatten(),
+            false => None,
+        };
+        let file = match unwritten {
+            Some(file) => file,
+            None => FileHandle::create(fs, path)?,
+        }
+        .unguarded();
         let mut index = Self {
             file,
             map: None,
@@ -213,7 +226,13 @@ impl<E: IndexEntry> Index<E> {
         } else {
             index_chunk::<E>()
         };
-        let need = self.need_for_next();
+        // An empty index of a new log takes no disk until its first entry (which allocates
+        // before writing); see `prepare_active_log`.
+        let need = if self.entries == 0 && !preallocate && !required {
+            0
+        } else {
+            self.need_for_next()
+        };
         self.file.preallocate(
             &mut self.allocated,
             need,
@@ -243,7 +262,7 @@ impl<E: IndexEntry> Index<E> {
         fs: &SharedFs,
         path: &Path,
     ) -> Result<std::result::Result<Self, String>> {
-        let Some(file) = FileHandle::open_existing(fs, path)? else {
+        let Some(file) = FileHandle::open_existing(fs, path)?.map(FileHandle::unguarded) else {
             return Ok(Err("missing".to_string()));
         };
         let len = file.file_len()?;
@@ -294,7 +313,8 @@ impl<E: IndexEntry> Index<E> {
         drop(file);
         crate::fs::rename(fs, &tmp, path)?;
         let file = FileHandle::open_existing(fs, path)?
-            .ok_or_else(|| StorageError::io("open", path)(std::io::ErrorKind::NotFound.into()))?;
+            .ok_or_else(|| StorageError::io("open", path)(std::io::ErrorKind::NotFound.into()))?
+            .unguarded();
         let len = byte_len::<E>(entries.len());
         let map = file.map(len)?;
         Ok(Self {

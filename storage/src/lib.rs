@@ -75,6 +75,7 @@
 //! `recovery`, `retention` (policy), `durability` ([`SyncPoint`]), `log` ([`PartitionLog`]),
 //! `testing` (fault injection).
 
+mod bulk;
 mod checkpoint;
 mod config;
 mod durability;
@@ -88,10 +89,11 @@ mod retention;
 mod segment;
 pub mod testing;
 
+pub use bulk::{BulkSync, DeferAll, SyncGroup};
 pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE_WINDOW_BYTES};
 pub use durability::SyncPoint;
 pub use error::{Corruption, StorageError};
-pub use fs::{FileSystem, OsFileSystem};
+pub use fs::{open_files, set_max_open_files, FileSystem, OsFileSystem};
 pub use log::{AppendInfo, PartitionLog};
 pub use mmap::Mapping;
 pub use recovery::{CheckpointStatus, RecoveryReport};

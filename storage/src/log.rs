@@ -34,7 +34,7 @@ use crate::{
     fs::{self, OsFileSystem, SharedFs},
     recovery::{self, RecoveryReport, Verify},
     retention::{plan_retention, RetentionOutcome, SegmentSummary},
-    segment::{BatchInfo, RollReason, Segment},
+    segment::{BatchInfo, FirstChunk, RollReason, Segment},
 };
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -576,9 +576,17 @@ impl PartitionLog {
         (removed, bytes, result)
     }
 
-    /// Writes `checkpoint` unless it is already on disk.
+    /// Writes `checkpoint` unless it is already on disk. An empty log at offset 0 keeps
+    /// none: a missing checkpoint means just that, and an idle partition costs no disk.
     fn persist_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<()> {
         if self.checkpoint == Some(checkpoint) {
+            return Ok(());
+        }
+        let nothing = Checkpoint {
+            log_start_offset: 0,
+            recovery_point: 0,
+        };
+        if self.checkpoint.is_none() && checkpoint == nothing && self.log_end_offset() == 0 {
             return Ok(());
         }
         checkpoint::write(&self.fs, &self.dir, &checkpoint)?;
@@ -624,7 +632,7 @@ impl PartitionLog {
             new_base = base,
             "rolling segment"
         );
-        let next = match Segment::create(&self.fs, &self.dir, base, &self.config) {
+        let next = match Segment::create(&self.fs, &self.dir, base, &self.config, FirstChunk::Now) {
             Ok(next) => next,
             Err(e) => {
                 if e.disables_writes() {

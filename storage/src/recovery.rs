@@ -55,7 +55,7 @@ use std::{
 };
 
 use brook_protocol::batch::BatchView;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     checkpoint::{self, Checkpoint, Loaded},
@@ -67,8 +67,8 @@ use crate::{
         TimeEntry,
     },
     segment::{
-        parse_log_file_name, prepare_active_log, segment_path, ActiveState, Segment, SegmentParts,
-        INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+        parse_log_file_name, prepare_active_log, segment_path, ActiveState, FirstChunk, Segment,
+        SegmentParts, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
     },
 };
 
@@ -158,15 +158,9 @@ pub(crate) fn open(
 
     let (loaded, status) = match checkpoint::read(fs, dir)? {
         Loaded::Found(c) => (Some(c), CheckpointStatus::Found),
-        Loaded::Missing => {
-            if !bases.is_empty() {
-                warn!(
-                    dir = %dir.display(),
-                    "no checkpoint file: verifying every segment, log start at the first segment"
-                );
-            }
-            (None, CheckpointStatus::Missing)
-        }
+        // An empty log has no checkpoint (it needs none); `finish` warns if a log with data
+        // had lost it.
+        Loaded::Missing => (None, CheckpointStatus::Missing),
         Loaded::Corrupt(reason) => {
             warn!(
                 dir = %dir.display(),
@@ -263,7 +257,10 @@ impl Recovery<'_> {
                     self.report.bytes_scanned += scan.valid_len;
                     if let Some(problem) = &scan.problem {
                         let len = log.file_len()?;
-                        if scan.valid_len < len {
+                        // Past the first hole nothing was ever written: an active segment's
+                        // sparse capacity, which it keeps.
+                        let written = log.first_hole()?.min(len);
+                        if scan.valid_len < written || (!is_last && scan.valid_len < len) {
                             self.truncate(&log, &scan, problem, len)?;
                             if !is_last {
                                 self.delete_segments(bases.get(i + 1..).unwrap_or_default())?;
@@ -304,7 +301,7 @@ impl Recovery<'_> {
 
         // Empty directory (or every segment vanished): start an empty log.
         let base = sealed.values().next_back().map_or(0, Segment::next_offset);
-        let active = Segment::create(fs, dir, base, config)?;
+        let active = Segment::create(fs, dir, base, config, FirstChunk::WithFirstBatch)?;
         fs::sync_dir(fs, dir)?;
         Ok((sealed, active))
     }
@@ -320,7 +317,7 @@ impl Recovery<'_> {
         let cut = len - scan.valid_len;
         self.report.bytes_truncated += cut;
         if problem.zero_fill {
-            info!(
+            debug!(
                 segment = %log.path().display(),
                 "trimming {cut} bytes of zero fill after the last batch (next offset {})",
                 scan.next_offset
@@ -416,12 +413,23 @@ impl Recovery<'_> {
             sealed.clear();
             drop(active);
             self.delete_segments(&bases)?;
-            active = Segment::create(fs, dir, wanted_start, self.config)?;
+            active = Segment::create(
+                fs,
+                dir,
+                wanted_start,
+                self.config,
+                FirstChunk::WithFirstBatch,
+            )?;
             fs::sync_dir(fs, dir)?;
             log_start_offset = wanted_start;
         }
         let mut checkpoint = loaded;
-        if loaded.is_none() {
+        let empty = sealed.is_empty() && active.next_offset() == 0 && log_start_offset == 0;
+        if loaded.is_none() && !empty {
+            warn!(
+                dir = %dir.display(),
+                "no checkpoint file: verified every segment, log start at the first segment"
+            );
             // Everything the log holds is durable now (module docs).
             let fresh = Checkpoint {
                 log_start_offset,
@@ -435,7 +443,8 @@ impl Recovery<'_> {
         self.report.segments = sealed.len() + 1;
         self.report.duration = started.elapsed();
         let r = &self.report;
-        info!(
+        // One line per partition: at debug, as a broker opens thousands (it logs a summary).
+        debug!(
             dir = %dir.display(),
             mode = ?r.mode,
             checkpoint = ?r.checkpoint,
@@ -773,9 +782,11 @@ fn check_batch(
     })
 }
 
-/// Maps and scans a whole `.log` file. The map is dropped before the caller truncates.
+/// Maps and scans a `.log` file up to its first hole: nothing was ever written past it (the
+/// sparse capacity of an active segment), and touching it would only read zeros. The map is
+/// dropped before the caller truncates.
 fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<Scan> {
-    let len = log.file_len()?;
+    let len = log.first_hole()?.min(log.file_len()?);
     let map = log.map(len)?;
     let data = usize::try_from(len)
         .ok()

@@ -27,8 +27,9 @@
 //!   remembers how many bytes from the start are allocated; before a write whose end passes
 //!   that, the range from there up to the write's end rounded up to a chunk (capped at the
 //!   capacity) is allocated. A new segment gets its first chunk, [`LOG_FIRST_CHUNK`] (1 MiB),
-//!   when it is created; each later chunk is as large as what is already allocated, up to
-//!   [`LOG_ALLOCATION_CHUNK`] (8 MiB). So an idle partition costs 1 MiB, not a segment.
+//!   with its first batch, not when it is created; each later chunk is as large as what is
+//!   already allocated, up to [`LOG_ALLOCATION_CHUNK`] (8 MiB). So an empty partition costs
+//!   no disk blocks, and an idle one at most a chunk beyond its data.
 //!
 //! The map may cover sparse, unallocated pages; that is safe because nothing ever touches
 //! them. Readers only ever read committed bytes (`0..size`), which were written with
@@ -137,7 +138,15 @@ pub(crate) fn prepare_active_log(
 ) -> Result<(u64, u64)> {
     let capacity = size.max(config.segment_limit());
     let mut allocated = size;
-    let need = size.saturating_add(1).min(capacity);
+    // An empty segment opened or created for a new log takes no disk until its first batch
+    // (which allocates its first chunk before writing), so an empty partition costs no
+    // blocks. A segment created by a roll (`required`) gets its first chunk at once, so a
+    // full disk fails the roll before anything changes.
+    let need = if size == 0 && !config.preallocate && !required {
+        0
+    } else {
+        size.saturating_add(1).min(capacity)
+    };
     log.preallocate(
         &mut allocated,
         need,
@@ -163,6 +172,15 @@ pub(crate) fn parse_log_file_name(name: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// When a new segment's files get their first blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstChunk {
+    /// At creation: a roll, which must fail before changing anything on a full disk.
+    Now,
+    /// With the first batch: the first segment of a new or emptied log.
+    WithFirstBatch,
 }
 
 /// Header facts of one stored batch.
@@ -280,8 +298,9 @@ impl Segment {
         dir: &Path,
         base_offset: i64,
         config: &LogConfig,
+        allocation: FirstChunk,
     ) -> Result<Self> {
-        let result = Self::try_create(fs, dir, base_offset, config);
+        let result = Self::try_create(fs, dir, base_offset, config, allocation);
         if let Err(e) = &result {
             for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                 let path = segment_path(dir, base_offset, suffix);
@@ -293,9 +312,16 @@ impl Segment {
         result
     }
 
-    fn try_create(fs: &SharedFs, dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self> {
+    fn try_create(
+        fs: &SharedFs,
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        allocation: FirstChunk,
+    ) -> Result<Self> {
+        let now = allocation == FirstChunk::Now;
         let log = FileHandle::create(fs, &segment_path(dir, base_offset, LOG_SUFFIX))?;
-        let (capacity, allocated) = prepare_active_log(&log, 0, config, true)?;
+        let (capacity, allocated) = prepare_active_log(&log, 0, config, now)?;
         log.sync_all()?;
         let offset_index = Index::create_active(
             fs,
@@ -303,7 +329,7 @@ impl Segment {
             &[],
             crate::index::max_entries::<OffsetEntry>(config.segment_index_bytes),
             config.preallocate,
-            true,
+            now,
         )?;
         offset_index.sync()?;
         let time_index = Index::create_active(
@@ -312,7 +338,7 @@ impl Segment {
             &[],
             crate::index::max_entries::<TimeEntry>(config.segment_index_bytes),
             config.preallocate,
-            true,
+            now,
         )?;
         time_index.sync()?;
         Self::from_parts(SegmentParts {

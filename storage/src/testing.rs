@@ -229,4 +229,16 @@ impl FileSystem for FaultyFileSystem {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.sync(|| self.inner.sync_dir(dir))
     }
+
+    fn first_hole(&self, file: &File) -> io::Result<u64> {
+        self.inner.first_hole(file)
+    }
+
+    fn open_dir(&self, dir: &Path) -> io::Result<File> {
+        self.inner.open_dir(dir)
+    }
+
+    fn sync_fs(&self, dir: &File) -> io::Result<()> {
+        self.sync(|| self.inner.sync_fs(dir))
+    }
 }

@@ -1267,3 +1267,34 @@ fn appends_across_many_allocation_chunks_read_back_byte_for_byte() {
     let log = PartitionLog::open(dir.path(), cfg).unwrap();
     assert!(read_all(&log) == expected);
 }
+
+/// Disk blocks used by the files of `dir`.
+fn blocks_in(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    stdfs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().blocks())
+        .sum()
+}
+
+#[test]
+fn an_empty_log_takes_no_disk_blocks_until_its_first_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 64 << 20,
+        segment_index_bytes: 1 << 20,
+        ..config()
+    };
+    let log = PartitionLog::open(dir.path(), cfg).unwrap();
+    assert_eq!(blocks_in(dir.path()), 0, "a new log");
+    log.close().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+    assert_eq!(blocks_in(dir.path()), 0, "reopened empty");
+    let b = append_simple(&mut log, 1, 3);
+    assert!(blocks_in(dir.path()) > 0, "the first batch allocates");
+    assert_eq!(concat(&log.read(0, 1 << 20).unwrap()), b);
+    // A roll still allocates the new segment's first chunk before switching to it.
+    log.roll(0).unwrap();
+    let rolled = stdfs::metadata(dir.path().join(format!("{:020}.log", 3))).unwrap();
+    assert!(std::os::unix::fs::MetadataExt::blocks(&rolled) > 0);
+}
