@@ -47,6 +47,8 @@ pub(crate) enum WaitError {
 
 #[derive(Debug, Default)]
 struct Pending {
+    /// In the registry's [`Unflushed`] list.
+    listed: bool,
     /// A sync round is running on the blocking pool.
     in_flight: bool,
     /// Appends arrived (or a sync was requested) while a round was running.
@@ -86,13 +88,26 @@ impl Durability {
     }
 
     /// Records an append of `records` records in `bytes` bytes; returns how many records
-    /// and bytes are now unflushed.
-    pub(crate) fn note_append(&self, records: i64, bytes: u64) -> (i64, u64) {
+    /// and bytes are now unflushed, and whether the partition must join the [`Unflushed`]
+    /// list (it was not in it).
+    fn note_append(&self, records: i64, bytes: u64) -> (i64, u64, bool) {
         let mut p = self.pending.lock();
         p.oldest_unflushed.get_or_insert_with(Instant::now);
         p.unflushed_records += records;
         p.unflushed_bytes += bytes;
-        (p.unflushed_records, p.unflushed_bytes)
+        let join = !std::mem::replace(&mut p.listed, true);
+        (p.unflushed_records, p.unflushed_bytes, join)
+    }
+
+    /// Leaves the [`Unflushed`] list if nothing is unflushed and no round runs; whether it
+    /// left.
+    fn leave_if_flushed(&self) -> bool {
+        let mut p = self.pending.lock();
+        let clean = p.oldest_unflushed.is_none() && !p.in_flight;
+        if clean {
+            p.listed = false;
+        }
+        clean
     }
 
     /// True when unflushed data is older than `flush_ms` or more than `flush_messages`
@@ -128,6 +143,39 @@ impl Durability {
             Err(_) => Err(WaitError::TimedOut),
         }
     }
+}
+
+/// The partitions with unflushed data, so that the periodic flush looks at those rather than
+/// at every partition of the broker (ten thousand idle ones cost nothing).
+#[derive(Default)]
+pub(crate) struct Unflushed {
+    list: Mutex<Vec<Arc<Partition>>>,
+}
+
+impl Unflushed {
+    /// Starts a sync round for every listed partition whose unflushed data is due; drops the
+    /// partitions that are flushed.
+    pub(crate) fn flush_due(&self) {
+        self.list.lock().retain(|partition| {
+            if partition
+                .durability
+                .flush_due(partition.flush_ms, partition.flush_messages)
+            {
+                request_sync(partition);
+            }
+            !partition.durability.leave_if_flushed()
+        });
+    }
+}
+
+/// Records an append to `partition` (see [`Durability::note_append`]) and lists it for the
+/// periodic flush; returns the unflushed records and bytes.
+pub(crate) fn note_append(partition: &Arc<Partition>, records: i64, bytes: u64) -> (i64, u64) {
+    let (records, bytes, join) = partition.durability.note_append(records, bytes);
+    if join {
+        partition.unflushed.list.lock().push(partition.clone());
+    }
+    (records, bytes)
 }
 
 /// Starts a sync round for `partition` unless one is running; then the running round is
@@ -192,10 +240,11 @@ mod tests {
     fn flush_is_due_by_age_or_count_but_not_while_a_round_runs() {
         let d = Durability::new(0);
         assert!(!d.flush_due(0, 10), "nothing unflushed");
-        assert_eq!(d.note_append(3, 300), (3, 300));
+        assert_eq!(d.note_append(3, 300), (3, 300, true));
         assert!(d.flush_due(0, i64::MAX), "older than 0 ms");
         assert!(!d.flush_due(60_000, 10));
-        assert_eq!(d.note_append(7, 700), (10, 1000));
+        assert_eq!(d.note_append(7, 700), (10, 1000, false), "listed once");
+        assert!(!d.leave_if_flushed(), "unflushed data stays listed");
         assert!(d.flush_due(60_000, 10), "10 records reach flush.messages");
         d.pending.lock().in_flight = true;
         assert!(!d.flush_due(0, 1));

@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{interval, MissedTickBehavior};
 
-use crate::durability;
 use crate::handlers::now_ms;
 use crate::state::BrokerState;
 
@@ -35,7 +34,7 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            _ = flush_tick.tick(), if !config.unsafe_disable_fsync => flush_due(&state),
+            _ = flush_tick.tick(), if !config.unsafe_disable_fsync => state.topics.flush_due(),
             _ = checkpoint_tick.tick() => {
                 let state = state.clone();
                 let _ = tokio::task::spawn_blocking(move || write_checkpoints(&state)).await;
@@ -43,20 +42,6 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
             _ = retention_tick.tick() => {
                 let state = state.clone();
                 let _ = tokio::task::spawn_blocking(move || apply_retention(&state)).await;
-            }
-        }
-    }
-}
-
-/// Starts a sync round for every partition whose unflushed data is due.
-fn flush_due(state: &BrokerState) {
-    for topic in state.topics.list() {
-        let config = topic.config();
-        let flush_ms = config.flush_ms(&state.config);
-        let flush_messages = config.flush_messages(&state.config);
-        for partition in topic.partitions() {
-            if partition.durability.flush_due(flush_ms, flush_messages) {
-                durability::request_sync(&partition);
             }
         }
     }

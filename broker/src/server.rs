@@ -56,8 +56,13 @@ impl Broker {
     /// Opens the data directory, binds the listener and starts serving.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
         config.validate()?;
-        let fd_limit = crate::admission::raise_fd_limit();
-        tracing::debug!(?fd_limit, "open-file limit");
+        // Half the descriptors for partition files (idle ones are closed past that), half
+        // for connections.
+        if let Some(limit) = crate::admission::raise_fd_limit() {
+            let files = usize::try_from(limit / 2).unwrap_or(usize::MAX);
+            brook_storage::set_max_open_files(files);
+            tracing::debug!(limit, files, "open-file limit");
+        }
         let listener =
             TcpListener::bind(config.listen)
                 .await

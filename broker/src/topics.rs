@@ -11,14 +11,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use brook_storage::{OpenMode, OpenOptions, PartitionLog, StorageError};
+use brook_storage::{
+    BulkSync, OpenMode, OpenOptions, OsFileSystem, PartitionLog, RecoveryReport, StorageError,
+    SyncGroup,
+};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
-use crate::durability::Durability;
+use crate::durability::{Durability, Unflushed};
 use crate::producers::ProducerStates;
 use crate::topic_config::{ProducePolicy, TopicConfig};
 
@@ -112,6 +115,11 @@ pub struct Partition {
     pub index: i32,
     state: Mutex<PartitionState>,
     pub(crate) durability: Durability,
+    /// The topic's `flush.ms` and `flush.messages`, for the periodic flush.
+    pub(crate) flush_ms: i64,
+    pub(crate) flush_messages: i64,
+    /// The registry's list of partitions with unflushed data.
+    pub(crate) unflushed: Arc<Unflushed>,
 }
 
 /// What one lock protects: the log and the producer state derived from it, which must change
@@ -219,6 +227,14 @@ pub struct TopicRegistry {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes changes (create, delete, add partitions) and their metadata writes.
     changes: Mutex<()>,
+    /// Partitions with unflushed data (see [`Unflushed`]).
+    unflushed: Arc<Unflushed>,
+    /// Every partition log's syncs: batches of opens sharing one sync, and a clean close of
+    /// all of them with one sync.
+    syncs: SyncGroup,
+    /// An exclusive lock on `<data_dir>/.lock` until the registry is closed: two brokers on
+    /// one data directory would corrupt it.
+    lock: Mutex<Option<std::fs::File>>,
     /// How partition logs are opened: after a clean shutdown only cheap checks run.
     open_mode: OpenMode,
     producer_ids: Mutex<ProducerIds>,
@@ -234,7 +250,9 @@ impl TopicRegistry {
         };
         std::fs::create_dir_all(data_dir).map_err(meta_err)?;
         let path = data_dir.join(METADATA_FILE);
-        let file = match std::fs::read(&path) {
+        let read = std::fs::read(&path);
+        let had_metadata = read.is_ok();
+        let file = match read {
             Ok(bytes) => serde_json::from_slice::<MetadataFile>(&bytes)
                 .map_err(|e| meta_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataFile {
@@ -251,14 +269,22 @@ impl TopicRegistry {
                 format!("unsupported metadata version {}", file.version),
             )));
         }
+        let lock = lock_data_dir(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
         let clean = marker.exists();
+        let syncs = SyncGroup::new(match &broker.file_system {
+            Some(fs) => fs.clone(),
+            None => Arc::new(OsFileSystem),
+        });
         let registry = Self {
             data_dir: data_dir.to_owned(),
             broker: broker.clone(),
             cluster_id: file.cluster_id,
             topics: RwLock::new(BTreeMap::new()),
             changes: Mutex::new(()),
+            syncs,
+            unflushed: Arc::default(),
+            lock: Mutex::new(Some(lock)),
             open_mode: if clean {
                 OpenMode::AfterCleanShutdown
             } else {
@@ -271,20 +297,28 @@ impl TopicRegistry {
             }),
         };
         let started = std::time::Instant::now();
+        // One file-system sync for every partition instead of fsyncs per file.
+        let bulk = registry.bulk_sync()?;
+        let mut opened = Opened::default();
         for t in file.topics {
             let partitions = (0..t.partitions)
-                .map(|i| registry.open_partition(&t.name, i, &t.configs))
+                .map(|i| registry.open_partition(&t.name, i, &t.configs, &bulk, &mut opened))
                 .collect::<Result<Vec<_>, _>>()?;
             let topic = Topic::new(t.name.clone(), t.id, partitions, t.configs, broker);
             registry.topics.write().insert(t.name, Arc::new(topic));
         }
-        let partitions: usize = registry
-            .list()
-            .iter()
-            .map(|t| t.partition_count() as usize)
-            .sum();
+        registry.finish_bulk(bulk)?;
+        let removed = if had_metadata {
+            registry.remove_leftover_directories()
+        } else {
+            0
+        };
         tracing::info!(
-            partitions,
+            partitions = opened.partitions,
+            recovered = opened.recovered,
+            bytes_scanned = opened.bytes_scanned,
+            bytes_truncated = opened.bytes_truncated,
+            leftover_directories_removed = removed,
             clean_shutdown = clean,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "opened partition logs"
@@ -304,6 +338,11 @@ impl TopicRegistry {
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// Starts the sync rounds that `flush.ms` / `flush.messages` make due.
+    pub(crate) fn flush_due(&self) {
+        self.unflushed.flush_due();
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -342,9 +381,7 @@ impl TopicRegistry {
                 existing,
             });
         }
-        let logs = (0..partitions)
-            .map(|i| self.open_partition(name, i, &config))
-            .collect::<Result<Vec<_>, _>>()?;
+        let logs = self.create_partitions_of(name, 0..partitions, &config)?;
         let topic = Arc::new(Topic::new(
             name.to_string(),
             new_topic_id(),
@@ -355,6 +392,8 @@ impl TopicRegistry {
         self.topics.write().insert(name.to_string(), topic.clone());
         if let Err(e) = self.persist() {
             self.topics.write().remove(name);
+            drop(topic);
+            self.remove_partition_dirs(name, 0..partitions);
             return Err(e);
         }
         tracing::info!(topic = name, partitions, id = %topic.id, "created topic");
@@ -417,11 +456,13 @@ impl TopicRegistry {
             )));
         }
         let config = topic.config();
-        let added = (current..count)
-            .map(|i| self.open_partition(name, i, &config))
-            .collect::<Result<Vec<_>, _>>()?;
+        let added = self.create_partitions_of(name, current..count, &config)?;
         topic.partitions.write().extend(added);
-        self.persist()?;
+        if let Err(e) = self.persist() {
+            topic.partitions.write().truncate(current as usize);
+            self.remove_partition_dirs(name, current..count);
+            return Err(e);
+        }
         tracing::info!(topic = name, from = current, to = count, "added partitions");
         Ok(())
     }
@@ -448,7 +489,9 @@ impl TopicRegistry {
     /// next start skips recovery.
     pub fn close(&self) {
         let topics = std::mem::take(&mut *self.topics.write());
-        let mut all_clean = true;
+        // Nothing is acknowledged any more: every log's syncs wait for one syncfs below.
+        let deferred = self.syncs.defer_all(&self.data_dir);
+        let mut all_clean = deferred.is_ok();
         for topic in topics.into_values() {
             for p in topic.partitions.write().drain(..) {
                 let closed = match unwrap_when_released(p) {
@@ -461,6 +504,12 @@ impl TopicRegistry {
                 }
             }
         }
+        if let Ok(deferred) = deferred {
+            if let Err(e) = deferred.finish() {
+                all_clean = false;
+                tracing::warn!(error = %e, "syncing the closed logs failed");
+            }
+        }
         if all_clean {
             let marker = self.data_dir.join(CLEAN_SHUTDOWN_MARKER);
             let written = std::fs::File::create(&marker)
@@ -470,10 +519,115 @@ impl TopicRegistry {
                 tracing::warn!(error = %e, "could not record the clean shutdown; the next start recovers every log");
             }
         }
+        // Another broker (or this one, restarted in the same process) may open it now.
+        self.lock.lock().take();
     }
 
     fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
         self.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    /// Starts opening or creating partitions with one sync at the end ([`BulkSync`]).
+    fn bulk_sync(&self) -> Result<BulkSync, TopicError> {
+        self.syncs
+            .batch(&self.data_dir)
+            .map_err(|source| TopicError::Storage {
+                path: self.data_dir.clone(),
+                source,
+            })
+    }
+
+    fn finish_bulk(&self, bulk: BulkSync) -> Result<(), TopicError> {
+        bulk.finish().map_err(|source| TopicError::Storage {
+            path: self.data_dir.clone(),
+            source,
+        })
+    }
+
+    /// Creates the partitions `indexes` of `topic`: their directories and empty logs (no disk
+    /// blocks until data arrives), made durable by one sync. If any fails, the directories
+    /// created are removed again and nothing is left behind.
+    fn create_partitions_of(
+        &self,
+        topic: &str,
+        indexes: std::ops::Range<i32>,
+        config: &TopicConfig,
+    ) -> Result<Vec<Arc<Partition>>, TopicError> {
+        let created = self.bulk_sync().and_then(|bulk| {
+            let mut opened = Opened::default();
+            let logs = indexes
+                .clone()
+                .map(|i| self.open_partition(topic, i, config, &bulk, &mut opened))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.finish_bulk(bulk)?;
+            Ok(logs)
+        });
+        if created.is_err() {
+            self.remove_partition_dirs(topic, indexes);
+        }
+        created
+    }
+
+    /// Removes partition directories (of a failed creation), best effort, and syncs the data
+    /// directory so their removal is durable.
+    fn remove_partition_dirs(&self, topic: &str, indexes: std::ops::Range<i32>) {
+        for i in indexes {
+            let dir = self.partition_dir(topic, i);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove the directory of a partition not created");
+                }
+            }
+        }
+        if let Err(e) = sync_dir(&self.data_dir) {
+            tracing::warn!(error = %e, "could not sync the data directory");
+        }
+    }
+
+    /// Removes partition directories that belong to no topic (left by a crash during a
+    /// creation or deletion); returns how many.
+    fn remove_leftover_directories(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return 0;
+        };
+        let topics = self.topics.read();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some((topic, index)) = name
+                .rsplit_once('-')
+                .and_then(|(t, i)| Some((t, i.parse::<i32>().ok()?)))
+            else {
+                continue;
+            };
+            if validate_topic_name(topic).is_err() || !entry.path().is_dir() {
+                continue;
+            }
+            let known = topics
+                .get(topic)
+                .is_some_and(|t| index >= 0 && index < t.partition_count());
+            if known {
+                continue;
+            }
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove a leftover partition directory")
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "removed partition directories that belong to no topic"
+            );
+            if let Err(e) = sync_dir(&self.data_dir) {
+                tracing::warn!(error = %e, "could not sync the data directory");
+            }
+        }
+        removed
     }
 
     fn open_partition(
@@ -481,18 +635,20 @@ impl TopicRegistry {
         topic: &str,
         index: i32,
         config: &TopicConfig,
+        bulk: &BulkSync,
+        opened: &mut Opened,
     ) -> Result<Arc<Partition>, TopicError> {
         let dir = self.partition_dir(topic, index);
         let storage_err = |source| TopicError::Storage {
             path: dir.clone(),
             source,
         };
-        let mut options = OpenOptions::default().with_mode(self.open_mode);
-        if let Some(fs) = &self.broker.file_system {
-            options = options.with_fs(fs.clone());
-        }
+        let options = OpenOptions::default()
+            .with_mode(self.open_mode)
+            .with_fs(bulk.fs());
         let mut log = PartitionLog::open_with(&dir, config.log_config(&self.broker), options)
             .map_err(storage_err)?;
+        opened.count(log.recovery_report());
         let durable_end = if self.broker.unsafe_disable_fsync {
             log.log_end_offset()
         } else {
@@ -516,6 +672,9 @@ impl TopicRegistry {
             index,
             state: Mutex::new(PartitionState { log, producers }),
             durability: Durability::new(durable_end),
+            flush_ms: config.flush_ms(&self.broker),
+            flush_messages: config.flush_messages(&self.broker),
+            unflushed: self.unflushed.clone(),
         }))
     }
 
@@ -541,6 +700,27 @@ impl TopicRegistry {
             source: std::io::Error::other(e),
         })?;
         write_atomically(&path, &bytes).map_err(|source| TopicError::Metadata { path, source })
+    }
+}
+
+/// What opening partitions found, for one summary line instead of one per partition.
+#[derive(Debug, Default)]
+struct Opened {
+    partitions: usize,
+    /// Partitions whose data was scanned (not only checked).
+    recovered: usize,
+    bytes_scanned: u64,
+    bytes_truncated: u64,
+}
+
+impl Opened {
+    fn count(&mut self, report: &RecoveryReport) {
+        self.partitions += 1;
+        if report.segments_scanned > 0 && report.bytes_scanned > 0 {
+            self.recovered += 1;
+        }
+        self.bytes_scanned += report.bytes_scanned;
+        self.bytes_truncated += report.bytes_truncated;
     }
 }
 
@@ -594,6 +774,30 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(dir) => sync_dir(dir),
         None => Ok(()),
     }
+}
+
+/// Takes the data directory's lock file, so a second broker on it fails to start.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, TopicError> {
+    let path = data_dir.join(".lock");
+    let err = |source| TopicError::Metadata {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(err)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| {
+            err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("the data directory is in use by another broker ({e})"),
+            ))
+        },
+    )?;
+    Ok(file)
 }
 
 /// Makes creations, renames and removals in `dir` durable.

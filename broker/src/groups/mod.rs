@@ -605,7 +605,7 @@ impl GroupCoordinator {
         match result {
             Ok(info) => {
                 if self.fsync {
-                    offsets.durability.note_append(count, buf.len() as u64);
+                    crate::durability::note_append(&offsets, count, buf.len() as u64);
                 }
                 Ok(info.last_offset + 1)
             }

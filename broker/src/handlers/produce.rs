@@ -297,9 +297,8 @@ fn produce_partition(
         });
     }
     if !state.config.unsafe_disable_fsync {
-        let (records, bytes) = partition
-            .durability
-            .note_append(record_count, records.len() as u64);
+        let (records, bytes) =
+            durability::note_append(&partition, record_count, records.len() as u64);
         if records >= policy.flush_messages || bytes >= durability::flush_bytes(&state.config) {
             durability::request_sync(&partition);
         }
