@@ -30,6 +30,9 @@ say "installing Python test requirements"
 say "installing Node test packages (npm ci)"
 (cd tests/node && npm ci --silent --no-audit --no-fund >/dev/null)
 
+say "type-checking the fuzz targets (running them needs nightly: fuzz/run.sh)"
+cargo check --quiet --locked --manifest-path fuzz/Cargo.toml
+
 say "running cargo test"
 export BROOK_TEST_PYTHON="$PWD/.venv/bin/python"
 exec cargo test --workspace --locked "$@"

@@ -182,9 +182,12 @@ impl<'a> BatchView<'a> {
     pub fn last_offset_delta(&self) -> i32 {
         self.i32_at(LAST_OFFSET_DELTA_OFFSET)
     }
-    /// Offset of the last record: `base_offset + last_offset_delta`.
+    /// Offset of the last record: `base_offset + last_offset_delta`, saturating at the ends of
+    /// the `i64` range (both fields are untrusted bytes; a corrupt or hostile batch must not
+    /// make the sum overflow).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        self.base_offset()
+            .saturating_add(i64::from(self.last_offset_delta()))
     }
     pub fn base_timestamp(&self) -> i64 {
         self.i64_at(BASE_TIMESTAMP_OFFSET)
@@ -471,6 +474,18 @@ mod tests {
         assert_eq!(v.base_offset(), 42);
         assert_eq!(v.last_offset(), 43);
         assert_eq!(v.partition_leader_epoch(), 7);
+    }
+
+    #[test]
+    fn last_offset_saturates_instead_of_overflowing() {
+        // Found by the `batch` fuzz target: base offset near i64::MAX plus a positive delta.
+        let mut b = simple_batch(5, 2);
+        set_base_offset(&mut b, i64::MAX - 1);
+        assert_eq!(BatchView::parse(&b).unwrap().last_offset(), i64::MAX);
+        set_base_offset(&mut b, i64::MIN);
+        b[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
+            .copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(BatchView::parse(&b).unwrap().last_offset(), i64::MIN);
     }
 
     #[test]

@@ -45,7 +45,11 @@ pub fn decode(mut buf: Bytes) -> Result<LegacyProduce, DecodeError> {
         need(&buf, 2)?;
         let len = usize::try_from(buf.get_i16()).unwrap_or(0);
         need(&buf, len)?;
-        let name = String::from_utf8_lossy(&buf.split_to(len)).into_owned();
+        // Strict UTF-8, as the typed codec reads v3+ names: a lossy decoding could grow the
+        // name past what the response's i16 length prefix can say.
+        let name = String::from_utf8(buf.split_to(len).to_vec()).map_err(|e| {
+            DecodeError::malformed("legacy produce", anyhow::anyhow!("topic name: {e}"))
+        })?;
         let mut partitions = Vec::new();
         for _ in 0..count(&mut buf)? {
             need(&buf, 8)?;
@@ -107,6 +111,32 @@ mod tests {
         // count, name, partition count, 2 x (index, error, offset, append time), throttle.
         assert_eq!(resp.len(), 4 + 5 + 4 + 2 * (4 + 2 + 8 + 8) + 4);
         assert_eq!(&resp[13..19], &[0, 0, 0, 0, 0, 35]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_errors() {
+        // 11,000 bytes of 0xff became 33,000 bytes of U+FFFD, whose length the response wrote
+        // as `33000 as i16` (negative): a malformed response.
+        let mut b = BytesMut::new();
+        b.put_i16(1);
+        b.put_i32(1000);
+        b.put_i32(1);
+        b.put_i16(11_000);
+        b.put_slice(&[0xff; 11_000]);
+        b.put_i32(1);
+        b.put_i32(0);
+        b.put_i32(0);
+        match decode(b.freeze()) {
+            Err(_) => {}
+            Ok(req) => {
+                let resp = encode_error_response(&req, 2, 35);
+                let prefix = i16::from_be_bytes([resp[4], resp[5]]);
+                panic!(
+                    "decoded a {}-byte name; the response says {prefix}",
+                    req.topics[0].0.len()
+                );
+            }
+        }
     }
 
     #[test]

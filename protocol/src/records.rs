@@ -81,7 +81,7 @@ impl<'a> Records<'a> {
         let b = self
             .buf
             .get(self.pos..end)
-            .ok_or_else(|| self.err("field runs past the record section"))?;
+            .ok_or_else(|| self.err("field runs past the end of its record"))?;
         self.pos = end;
         Ok(Some(b))
     }
@@ -95,6 +95,17 @@ impl<'a> Records<'a> {
         if end > self.buf.len() {
             return Err(self.err("record runs past the record section"));
         }
+        // The record's fields are read from its own bytes only: a field that claims more than
+        // the record length is an error here, not a read into the next record.
+        let section = self.buf;
+        self.buf = &section[..end];
+        let record = self.fields(end);
+        self.buf = section;
+        record
+    }
+
+    /// The fields of a record ending at `end` (`self.buf` ends there too).
+    fn fields(&mut self, end: usize) -> Result<Record<'a>, RecordError> {
         let attributes = *self
             .buf
             .get(self.pos)
@@ -201,5 +212,43 @@ mod tests {
         // A claimed count larger than the data ends in an error, not a panic.
         let r: Vec<_> = Records::new(v.records_data(), 1000).collect();
         assert!(r.last().unwrap().is_err());
+    }
+
+    #[test]
+    fn fields_longer_than_their_record_are_errors() {
+        // Found by the `validate` fuzz target: a record whose length (1) is shorter than its
+        // fields, followed by a large header count. Reading past the record's end made
+        // `end - pos` underflow (a panic with overflow checks, a reservation of up to 2^31
+        // headers without them).
+        // Length 1, attributes, timestamp delta 0, offset delta 0, null key, null value, then
+        // a header count of i32::MAX.
+        let mut section = vec![2u8, 0, 0, 0, 1, 1];
+        section.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        section.extend_from_slice(&[0; 16]);
+        let r: Vec<_> = Records::new(&section, 1).collect();
+        assert_eq!(r.len(), 1);
+        assert!(r[0].is_err());
+        // A value that runs into the next record is refused too.
+        let mut b = build_batch(
+            0,
+            &[
+                TestRecord {
+                    value: Some(vec![1; 4]),
+                    ..Default::default()
+                },
+                TestRecord {
+                    value: Some(vec![2; 4]),
+                    ..Default::default()
+                },
+            ],
+        );
+        let v = BatchView::parse(&b).unwrap();
+        let at = b.len() - v.records_data().len();
+        // First record: len, attrs, ts delta, offset delta, key (-1), value len 4 -> claim 12.
+        assert_eq!(b[at + 5], 8);
+        b[at + 5] = 24;
+        let v = BatchView::parse(&b).unwrap();
+        let r: Vec<_> = Records::new(v.records_data(), 2).collect();
+        assert!(r[0].is_err(), "{r:?}");
     }
 }
