@@ -248,7 +248,7 @@ impl TopicRegistry {
             path: data_dir.join(METADATA_FILE),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(meta_err)?;
+        create_dir_durably(data_dir).map_err(meta_err)?;
         let path = data_dir.join(METADATA_FILE);
         let read = std::fs::read(&path);
         let had_metadata = read.is_ok();
@@ -776,6 +776,33 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
 }
 
+/// Creates `dir` and its missing parents, fsyncing each new directory's parent so that a
+/// power cut cannot take the data directory (cluster id, metadata, logs) away with it.
+fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        missing.push(d);
+        at = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+        let parent = d
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
 /// Takes the data directory's lock file, so a second broker on it fails to start.
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, TopicError> {
     let path = data_dir.join(".lock");
@@ -872,6 +899,16 @@ mod tests {
             Err(TopicError::Internal(_))
         ));
         assert!(r.get("__consumer_offsets").is_some());
+    }
+
+    #[test]
+    fn the_data_directory_and_its_missing_parents_are_created() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a/b/data");
+        let r = TopicRegistry::open(&dir, &BrokerConfig::default()).unwrap();
+        assert!(dir.join(METADATA_FILE).exists());
+        r.close();
+        create_dir_durably(&dir).unwrap();
     }
 
     #[test]

@@ -248,6 +248,9 @@ struct OpenFiles {
     clock: AtomicU64,
     /// When the last budget pass ran ([`monotonic_ms`]).
     last_pass: AtomicU64,
+    /// The last pass could not get under the budget (handles awaiting syncs): the next one
+    /// waits [`ENFORCE_EVERY_MS`].
+    stuck: AtomicBool,
 }
 
 /// The shortest time between two budget passes not forced by running out of descriptors.
@@ -271,6 +274,7 @@ static OPEN_FILES: OpenFiles = OpenFiles {
     registry: Mutex::new(Vec::new()),
     clock: AtomicU64::new(0),
     last_pass: AtomicU64::new(0),
+    stuck: AtomicBool::new(false),
 };
 
 /// Sets how many file descriptors log files may hold at once (default: no limit). Handles
@@ -304,7 +308,8 @@ impl OpenFiles {
         }
         let tick = monotonic_ms();
         let last = self.last_pass.load(Ordering::Relaxed);
-        if !now && tick < last.saturating_add(ENFORCE_EVERY_MS) {
+        let stuck = self.stuck.load(Ordering::Relaxed);
+        if !now && stuck && tick < last.saturating_add(ENFORCE_EVERY_MS) {
             return;
         }
         self.last_pass.store(tick, Ordering::Relaxed);
@@ -324,12 +329,14 @@ impl OpenFiles {
             slot.try_close();
         }
         registry.retain(|w| w.upgrade().is_some_and(|s| s.is_open()));
+        self.stuck
+            .store(self.open.load(Ordering::Relaxed) > max, Ordering::Relaxed);
     }
 }
 
-/// Runs `open`; if the process is out of descriptors, closes idle log files and tries once
-/// more.
-fn with_descriptor(open: impl Fn() -> io::Result<File>) -> io::Result<File> {
+/// Runs `open` (any call that takes a descriptor); if the process is out of descriptors,
+/// closes idle log files and tries once more.
+fn with_descriptor<T>(open: impl Fn() -> io::Result<T>) -> io::Result<T> {
     match open() {
         Err(e) if e.raw_os_error() == Some(Errno::MFILE.raw_os_error()) => {
             OPEN_FILES.enforce(true);
@@ -612,13 +619,12 @@ pub(crate) fn chunk_end(need: u64, chunk: u64, limit: u64) -> u64 {
 
 /// Creates `dir` (and missing parents) unless it exists; whether it was created.
 pub(crate) fn ensure_dir(fs: &SharedFs, dir: &Path) -> Result<bool> {
-    fs.ensure_dir(dir)
-        .map_err(StorageError::io("create_dir_all", dir))
+    with_descriptor(|| fs.ensure_dir(dir)).map_err(StorageError::io("create_dir_all", dir))
 }
 
 /// Names of the entries of `dir` that are valid UTF-8 (others cannot be ours).
 pub(crate) fn list_dir(fs: &SharedFs, dir: &Path) -> Result<Vec<String>> {
-    fs.list_dir(dir).map_err(StorageError::io("read_dir", dir))
+    with_descriptor(|| fs.list_dir(dir)).map_err(StorageError::io("read_dir", dir))
 }
 
 /// Removes a file; a file that is already gone is not an error.
@@ -630,8 +636,7 @@ pub(crate) fn remove_file(fs: &SharedFs, path: &Path) -> Result<()> {
 }
 
 pub(crate) fn remove_dir_all(fs: &SharedFs, dir: &Path) -> Result<()> {
-    fs.remove_dir_all(dir)
-        .map_err(StorageError::io("remove_dir_all", dir))
+    with_descriptor(|| fs.remove_dir_all(dir)).map_err(StorageError::io("remove_dir_all", dir))
 }
 
 pub(crate) fn rename(fs: &SharedFs, from: &Path, to: &Path) -> Result<()> {
@@ -641,5 +646,5 @@ pub(crate) fn rename(fs: &SharedFs, from: &Path, to: &Path) -> Result<()> {
 
 /// fsyncs a directory so that file creations, renames and removals in it are durable.
 pub(crate) fn sync_dir(fs: &SharedFs, dir: &Path) -> Result<()> {
-    fs.sync_dir(dir).map_err(StorageError::io("fsync dir", dir))
+    with_descriptor(|| fs.sync_dir(dir)).map_err(StorageError::io("fsync dir", dir))
 }

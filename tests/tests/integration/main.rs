@@ -15,6 +15,7 @@ mod groups;
 mod librdkafka;
 mod limits;
 mod metadata;
+mod partitions;
 mod process;
 mod restart;
 mod retention;

@@ -69,6 +69,13 @@ impl BrokerProcess {
         self.status_bytes("VmHWM:")
     }
 
+    /// Open file descriptors.
+    pub(crate) fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("/proc fd")
+            .count()
+    }
+
     fn status_bytes(&self, field: &str) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
