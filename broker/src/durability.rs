@@ -153,6 +153,12 @@ pub(crate) struct Unflushed {
 }
 
 impl Unflushed {
+    /// Forgets every listed partition (at shutdown, so the registry can take sole ownership
+    /// of each to close it).
+    pub(crate) fn clear(&self) {
+        self.list.lock().clear();
+    }
+
     /// Starts a sync round for every listed partition whose unflushed data is due; drops the
     /// partitions that are flushed.
     pub(crate) fn flush_due(&self) {

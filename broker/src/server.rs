@@ -207,7 +207,12 @@ async fn run(
     let _ = group_timers.await;
     match Arc::try_unwrap(state) {
         Ok(state) => {
-            let _ = tokio::task::spawn_blocking(move || state.topics.close()).await;
+            // The group coordinator holds the offsets partition: it goes first, so that every
+            // partition can be closed (a partition still shared is not, and the next start
+            // then recovers every log).
+            let crate::state::BrokerState { topics, groups, .. } = state;
+            drop(groups);
+            let _ = tokio::task::spawn_blocking(move || topics.close()).await;
         }
         Err(_) => tracing::warn!("broker state still shared at shutdown; logs not closed cleanly"),
     }

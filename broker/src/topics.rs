@@ -488,6 +488,7 @@ impl TopicRegistry {
     /// Closes every partition log cleanly; if all closed, records a clean shutdown so the
     /// next start skips recovery.
     pub fn close(&self) {
+        self.unflushed.clear();
         let topics = std::mem::take(&mut *self.topics.write());
         // Nothing is acknowledged any more: every log's syncs wait for one syncfs below.
         let deferred = self.syncs.defer_all(&self.data_dir);

@@ -184,16 +184,11 @@ impl<E: IndexEntry> Index<E> {
         preallocate: bool,
         required: bool,
     ) -> Result<Self> {
-        // An existing file with nothing ever written (an empty segment's, after a crash) is
-        // reused as it is: creating files is the slow part of opening thousands of logs.
-        let unwritten = match entries.is_empty() {
-            true => FileHandle::open_existing(fs, path)?
-                .map(|f| f.first_hole().map(|hole| (hole == 0).then_some(f)))
-                .transpose()?
-                .flatten(),
-            false => None,
-        };
-        let file = match unwritten {
+        // An existing file (the active segment's, after a crash) is rewritten in place rather
+        // than created anew: creating files is the slow part of opening thousands of logs.
+        // Whatever lies past the entries written below is never read (lookups see committed
+        // entries only) and is cut when the index is trimmed.
+        let file = match FileHandle::open_existing(fs, path)? {
             Some(file) => file,
             None => FileHandle::create(fs, path)?,
         }

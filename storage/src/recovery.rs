@@ -426,7 +426,9 @@ impl Recovery<'_> {
         let mut checkpoint = loaded;
         let empty = sealed.is_empty() && active.next_offset() == 0 && log_start_offset == 0;
         if loaded.is_none() && !empty {
-            warn!(
+            // Common after a crash soon after the first data (checkpoints are periodic), so
+            // not a warning: the broker counts recovered partitions in one line.
+            debug!(
                 dir = %dir.display(),
                 "no checkpoint file: verified every segment, log start at the first segment"
             );

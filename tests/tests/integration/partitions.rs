@@ -119,3 +119,39 @@ fn a_failed_creation_leaves_nothing_behind_and_leftovers_go_at_start() {
     assert!(second.is_err(), "two brokers on one data directory");
     broker.shutdown();
 }
+
+/// A clean stop is recorded (so the next start skips recovery) even with a consumer group's
+/// offsets partition open and data not yet flushed.
+#[test]
+fn a_clean_stop_is_recorded_with_groups_and_unflushed_data() {
+    use brook_protocol::kafka_protocol::messages::FindCoordinatorRequest;
+    use brook_protocol::kafka_protocol::protocol::StrBytes;
+    let data = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig {
+        // Nothing is flushed by time during the test.
+        log_flush_interval_ms: 3_600_000,
+        ..BrokerConfig::with_data_dir(data.path())
+    };
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let found = c
+        .call(
+            3,
+            &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+        )
+        .unwrap();
+    assert_eq!(found.error_code, 0);
+    assert_eq!(create(&mut c, "t", 2, &[]), 0);
+    let mut produce_acks1 = crate::wire::produce_request("t", 1, simple_batch(1, 3), 1);
+    produce_acks1.timeout_ms = 1000;
+    c.call(9, &produce_acks1).unwrap();
+    broker.shutdown();
+    assert!(
+        data.path().join(".brook-clean-shutdown").exists(),
+        "the clean stop was not recorded"
+    );
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(crate::wire::latest(&mut c, "t", 1), 3);
+    broker.shutdown();
+}
