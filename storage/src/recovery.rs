@@ -260,7 +260,16 @@ impl Recovery<'_> {
                         // Past the first hole nothing was ever written: an active segment's
                         // sparse capacity, which it keeps.
                         let written = log.first_hole()?.min(len);
-                        if scan.valid_len < written || (!is_last && scan.valid_len < len) {
+                        // An active segment whose valid batches are followed only by zeros
+                        // (the unwritten rest of its last block, after a crash) keeps its file
+                        // as it is: nothing to cut, and cutting then re-extending thousands of
+                        // files is most of a restart's cost.
+                        let clean_tail = is_last
+                            && problem.zero_fill
+                            && zeros_between(&log, scan.valid_len, written)?;
+                        if (scan.valid_len < written && !clean_tail)
+                            || (!is_last && scan.valid_len < len)
+                        {
                             self.truncate(&log, &scan, problem, len)?;
                             if !is_last {
                                 self.delete_segments(bases.get(i + 1..).unwrap_or_default())?;
@@ -432,14 +441,20 @@ impl Recovery<'_> {
                 dir = %dir.display(),
                 "no checkpoint file: verified every segment, log start at the first segment"
             );
-            // Everything the log holds is durable now (module docs).
-            let fresh = Checkpoint {
-                log_start_offset,
-                recovery_point: active.next_offset(),
-            };
-            match checkpoint::write(fs, dir, &fresh) {
-                Ok(()) => checkpoint = Some(fresh),
-                Err(e) => warn!(dir = %dir.display(), "cannot write the checkpoint: {e}"),
+            // A missing one is not written here: creating a file per partition is most of
+            // what reopening thousands of them after a crash would cost. The next checkpoint
+            // (periodic, or at close) records it; until then a crash verifies this log again.
+            // A corrupt one is replaced at once (rare, and warned about on every open).
+            if self.report.checkpoint == CheckpointStatus::Corrupt {
+                // Everything the log holds is durable now (module docs).
+                let fresh = Checkpoint {
+                    log_start_offset,
+                    recovery_point: active.next_offset(),
+                };
+                match checkpoint::write(fs, dir, &fresh) {
+                    Ok(()) => checkpoint = Some(fresh),
+                    Err(e) => warn!(dir = %dir.display(), "cannot write the checkpoint: {e}"),
+                }
             }
         }
         self.report.segments = sealed.len() + 1;
@@ -782,6 +797,26 @@ fn check_batch(
         size: view.size() as u64,
         max_timestamp: view.max_timestamp(),
     })
+}
+
+/// Most bytes after the valid batches that are read to see they are all zeros (more is cut
+/// without looking).
+const ZERO_TAIL_CHECK: u64 = 64 * 1024;
+
+/// True if the bytes `from..to` of `log` are all zeros (and no more than [`ZERO_TAIL_CHECK`]).
+fn zeros_between(log: &FileHandle, from: u64, to: u64) -> Result<bool> {
+    if to <= from {
+        return Ok(true);
+    }
+    if to - from > ZERO_TAIL_CHECK {
+        return Ok(false);
+    }
+    let map = log.map(to)?;
+    let tail = usize::try_from(from)
+        .ok()
+        .zip(usize::try_from(to).ok())
+        .and_then(|(f, t)| map.as_ref()?.get(f..t));
+    Ok(tail.is_some_and(|t| t.iter().all(|b| *b == 0)))
 }
 
 /// Maps and scans a `.log` file up to its first hole: nothing was ever written past it (the

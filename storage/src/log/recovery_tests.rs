@@ -137,7 +137,13 @@ fn a_missing_or_corrupt_checkpoint_means_a_full_scan_from_the_first_segment() {
         );
         assert_eq!(read_all(&log), batches[3..].concat(), "{what}");
         drop(log);
-        // A valid checkpoint was written, so the next open finds one.
+        if status == CheckpointStatus::Missing {
+            // A missing one waits for the next checkpoint (periodic or at close): reopening
+            // thousands of partitions after a crash does not create a file for each.
+            assert!(!dir.path().join(CHECKPOINT_FILE).exists(), "{what}");
+            continue;
+        }
+        // A corrupt one was replaced at once, so the next open finds a valid one.
         assert_eq!(
             read_checkpoint_file(dir.path()),
             Checkpoint {
@@ -304,7 +310,9 @@ fn the_recovery_report_tells_zero_fill_from_corruption() {
     assert_eq!(r.segments, 1);
     assert_eq!(r.segments_scanned, 1);
     assert_eq!(r.bytes_scanned, valid as u64);
-    assert_eq!(r.bytes_truncated, config().segment_bytes - valid as u64);
+    // The zeros after the last batch (the allocated, never written rest) are kept as the
+    // active segment's free space, not cut and re-extended.
+    assert_eq!(r.bytes_truncated, 0);
     assert_eq!(r.corrupt_segments, 0);
     log.close().unwrap();
     // A torn batch after the last one.
