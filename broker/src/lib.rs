@@ -23,6 +23,7 @@ mod admission;
 pub mod config;
 mod connection;
 mod durability;
+mod files;
 mod groups;
 mod handlers;
 mod maintenance;

@@ -7,7 +7,6 @@
 //! partition directories exist, and its directories are removed only after it left the file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,6 +21,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::durability::{Durability, Unflushed};
+use crate::files::Files;
 use crate::producers::ProducerStates;
 use crate::topic_config::{ProducePolicy, TopicConfig};
 
@@ -227,6 +227,8 @@ pub struct TopicRegistry {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes changes (create, delete, add partitions) and their metadata writes.
     changes: Mutex<()>,
+    /// The registry's own files (metadata, marker, directories).
+    files: Files,
     /// Partitions with unflushed data (see [`Unflushed`]).
     unflushed: Arc<Unflushed>,
     /// Every partition log's syncs: batches of opens sharing one sync, and a clean close of
@@ -248,20 +250,23 @@ impl TopicRegistry {
             path: data_dir.join(METADATA_FILE),
             source,
         };
-        create_dir_durably(data_dir).map_err(meta_err)?;
+        let files = Files::new(match &broker.file_system {
+            Some(fs) => fs.clone(),
+            None => Arc::new(OsFileSystem),
+        });
+        files.create_dir_durably(data_dir).map_err(meta_err)?;
         let path = data_dir.join(METADATA_FILE);
-        let read = std::fs::read(&path);
-        let had_metadata = read.is_ok();
+        let read = files.read(&path).map_err(meta_err)?;
+        let had_metadata = read.is_some();
         let file = match read {
-            Ok(bytes) => serde_json::from_slice::<MetadataFile>(&bytes)
+            Some(bytes) => serde_json::from_slice::<MetadataFile>(&bytes)
                 .map_err(|e| meta_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetadataFile {
+            None => MetadataFile {
                 version: METADATA_VERSION,
                 cluster_id: new_cluster_id(),
                 topics: Vec::new(),
                 producer_id_block_end: 0,
             },
-            Err(e) => return Err(meta_err(e)),
         };
         if file.version != METADATA_VERSION {
             return Err(meta_err(std::io::Error::new(
@@ -271,11 +276,10 @@ impl TopicRegistry {
         }
         let lock = lock_data_dir(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
-        let clean = marker.exists();
-        let syncs = SyncGroup::new(match &broker.file_system {
-            Some(fs) => fs.clone(),
-            None => Arc::new(OsFileSystem),
-        });
+        let clean = files
+            .contains(data_dir, CLEAN_SHUTDOWN_MARKER)
+            .map_err(meta_err)?;
+        let syncs = SyncGroup::new(files.fs());
         let registry = Self {
             data_dir: data_dir.to_owned(),
             broker: broker.clone(),
@@ -283,6 +287,7 @@ impl TopicRegistry {
             topics: RwLock::new(BTreeMap::new()),
             changes: Mutex::new(()),
             syncs,
+            files,
             unflushed: Arc::default(),
             lock: Mutex::new(Some(lock)),
             open_mode: if clean {
@@ -326,8 +331,9 @@ impl TopicRegistry {
         registry.persist()?;
         // From here on, a crash is an unclean shutdown.
         if clean {
-            std::fs::remove_file(&marker)
-                .and_then(|()| sync_dir(data_dir))
+            registry
+                .files
+                .remove_durably(&marker)
                 .map_err(|source| TopicError::Metadata {
                     path: marker,
                     source,
@@ -430,11 +436,12 @@ impl TopicRegistry {
         }
         for p in topic.partitions() {
             let dir = self.partition_dir(name, p.index);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory of deleted topic");
-                }
+            if let Err(e) = self.files.remove_dir(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory of deleted topic");
             }
+        }
+        if let Err(e) = self.files.sync_dir(&self.data_dir) {
+            tracing::warn!(error = %e, "could not sync the data directory");
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
@@ -513,10 +520,7 @@ impl TopicRegistry {
         }
         if all_clean {
             let marker = self.data_dir.join(CLEAN_SHUTDOWN_MARKER);
-            let written = std::fs::File::create(&marker)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| sync_dir(&self.data_dir));
-            if let Err(e) = written {
+            if let Err(e) = self.files.create_durably(&marker) {
                 tracing::warn!(error = %e, "could not record the clean shutdown; the next start recovers every log");
             }
         }
@@ -574,13 +578,11 @@ impl TopicRegistry {
     fn remove_partition_dirs(&self, topic: &str, indexes: std::ops::Range<i32>) {
         for i in indexes {
             let dir = self.partition_dir(topic, i);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove the directory of a partition not created");
-                }
+            if let Err(e) = self.files.remove_dir(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove the directory of a partition not created");
             }
         }
-        if let Err(e) = sync_dir(&self.data_dir) {
+        if let Err(e) = self.files.sync_dir(&self.data_dir) {
             tracing::warn!(error = %e, "could not sync the data directory");
         }
     }
@@ -588,22 +590,19 @@ impl TopicRegistry {
     /// Removes partition directories that belong to no topic (left by a crash during a
     /// creation or deletion); returns how many.
     fn remove_leftover_directories(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+        let Ok(entries) = self.files.list(&self.data_dir) else {
             return 0;
         };
         let topics = self.topics.read();
         let mut removed = 0;
-        for entry in entries.flatten() {
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+        for name in entries {
             let Some((topic, index)) = name
                 .rsplit_once('-')
                 .and_then(|(t, i)| Some((t, i.parse::<i32>().ok()?)))
             else {
                 continue;
             };
-            if validate_topic_name(topic).is_err() || !entry.path().is_dir() {
+            if validate_topic_name(topic).is_err() {
                 continue;
             }
             let known = topics
@@ -612,10 +611,11 @@ impl TopicRegistry {
             if known {
                 continue;
             }
-            match std::fs::remove_dir_all(entry.path()) {
+            let path = self.data_dir.join(&name);
+            match self.files.remove_dir(&path) {
                 Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove a leftover partition directory")
+                    tracing::warn!(dir = %path.display(), error = %e, "could not remove a leftover partition directory")
                 }
             }
         }
@@ -624,7 +624,7 @@ impl TopicRegistry {
                 removed,
                 "removed partition directories that belong to no topic"
             );
-            if let Err(e) = sync_dir(&self.data_dir) {
+            if let Err(e) = self.files.sync_dir(&self.data_dir) {
                 tracing::warn!(error = %e, "could not sync the data directory");
             }
         }
@@ -700,7 +700,9 @@ impl TopicRegistry {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        write_atomically(&path, &bytes).map_err(|source| TopicError::Metadata { path, source })
+        self.files
+            .write_atomically(&path, &bytes)
+            .map_err(|source| TopicError::Metadata { path, source })
     }
 }
 
@@ -762,48 +764,6 @@ fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, StorageError>
     Ok(producers)
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    match path.parent() {
-        Some(dir) => sync_dir(dir),
-        None => Ok(()),
-    }
-}
-
-/// Creates `dir` and its missing parents, fsyncing each new directory's parent so that a
-/// power cut cannot take the data directory (cluster id, metadata, logs) away with it.
-fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
-        missing.push(d);
-        at = d.parent();
-    }
-    for d in missing.into_iter().rev() {
-        match std::fs::create_dir(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-        let parent = d
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
-
 /// Takes the data directory's lock file, so a second broker on it fails to start.
 fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, TopicError> {
     let path = data_dir.join(".lock");
@@ -826,11 +786,6 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, TopicError> {
         },
     )?;
     Ok(file)
-}
-
-/// Makes creations, renames and removals in `dir` durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A topic id: random, never the all-zero id (Kafka reserves it to mean "no id").
@@ -909,7 +864,6 @@ mod tests {
         let r = TopicRegistry::open(&dir, &BrokerConfig::default()).unwrap();
         assert!(dir.join(METADATA_FILE).exists());
         r.close();
-        create_dir_durably(&dir).unwrap();
     }
 
     #[test]

@@ -169,6 +169,10 @@ impl FileSystem for Deferring {
     fn open(&self, path: &Path) -> io::Result<File> {
         self.inner.open(path)
     }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read_file(path)
+    }
     fn write_at(&self, file: &File, buf: &[u8], position: u64) -> io::Result<()> {
         self.inner.write_at(file, buf, position)
     }

@@ -61,6 +61,9 @@ pub trait FileSystem: Send + Sync + Debug {
     fn create(&self, path: &Path) -> io::Result<File>;
     /// Opens the existing file `path` for reading and writing (`NotFound` if missing).
     fn open(&self, path: &Path) -> io::Result<File>;
+    /// Reads the whole file `path` (`NotFound` if missing); for small files such as the
+    /// broker's metadata.
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Writes all of `buf` at `position` (a positioned write: no shared cursor).
     fn write_at(&self, file: &File, buf: &[u8], position: u64) -> io::Result<()>;
     /// fdatasync: the data, and the metadata needed to read it back.
@@ -124,6 +127,10 @@ impl FileSystem for OsFileSystem {
 
     fn open(&self, path: &Path) -> io::Result<File> {
         fs::OpenOptions::new().read(true).write(true).open(path)
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
     }
 
     fn write_at(&self, file: &File, buf: &[u8], position: u64) -> io::Result<()> {

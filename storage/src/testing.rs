@@ -156,6 +156,10 @@ impl FileSystem for FaultyFileSystem {
         self.inner.open(path)
     }
 
+    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read_file(path)
+    }
+
     fn write_at(&self, file: &File, buf: &[u8], position: u64) -> io::Result<()> {
         let (writes, full) = {
             let f = self.faults.lock();
