@@ -16,6 +16,7 @@ mod librdkafka;
 mod limits;
 mod metadata;
 mod partitions;
+mod power_loss;
 mod process;
 mod restart;
 mod retention;

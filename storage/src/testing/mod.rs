@@ -2,7 +2,9 @@
 //!
 //! Owns [`FaultyFileSystem`], a [`FileSystem`] that passes every call to [`OsFileSystem`]
 //! unless told, at run time, to fail some of them the way a sick disk does: `EIO` from
-//! fsync or from writes, `ENOSPC` from a full disk. Open a log on it with
+//! fsync or from writes, `ENOSPC` from a full disk; and [`PowerLossFileSystem`], which
+//! remembers what was made durable and can put a directory tree back to exactly that, as a
+//! power cut would leave it. Open a log on it with
 //! [`crate::OpenOptions::with_fs`]:
 //!
 //! ```
@@ -33,6 +35,9 @@ use crate::{
     fs::{FileSystem, OsFileSystem},
     mmap::Mapping,
 };
+
+mod power_loss;
+pub use power_loss::PowerLossFileSystem;
 
 /// An injected failure: the error a failing call returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
