@@ -147,6 +147,12 @@ impl PartitionLog {
                 .zip(usize::try_from(end).ok())
                 .and_then(|(s, e)| batches.get(s..e))
                 .ok_or(BatchError::Invalid("batch outside the buffer"))?;
+            if let Err(e) = self.active.wake(&self.config) {
+                if e.disables_writes() {
+                    self.fail(format!("write failed: {e}"));
+                }
+                return Err(e);
+            }
             if let Some(reason) =
                 self.active
                     .roll_reason(info.size, info.last_offset, now_ms, &self.config)

@@ -232,7 +232,7 @@ impl Recovery<'_> {
                     Ok((mut seg, checked)) => {
                         if is_last {
                             let state = checked.active_state(&seg);
-                            seg.reactivate(config, state)?;
+                            seg.reactivate(state);
                             return Ok((sealed, seg));
                         }
                         segment = Some(seg);

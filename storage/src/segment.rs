@@ -248,6 +248,10 @@ pub(crate) struct Segment {
     active: Option<ActiveState>,
     /// Bytes from the start whose cached pages were released (module docs).
     cache_released: u64,
+    /// Active, but its files are still as a clean close left them (trimmed, mapped at their
+    /// length): they are sized and allocated for appends by the first append, not when the
+    /// log is opened, so reopening thousands of idle partitions changes no file.
+    dormant: bool,
 }
 
 /// The parts a segment is assembled from (by creation or recovery).
@@ -287,6 +291,7 @@ impl Segment {
             max_timestamp,
             active: parts.active,
             cache_released: 0,
+            dormant: false,
         })
     }
 
@@ -451,6 +456,7 @@ impl Segment {
         let Ok(pos32) = u32::try_from(position) else {
             return Err(self.corrupt(position, Corruption::PositionOverflow(position)));
         };
+        self.wake(config)?;
         let Some(active) = &self.active else {
             return Err(StorageError::WritesDisabled {
                 dir: self.log.path().to_path_buf(),
@@ -512,10 +518,22 @@ impl Segment {
     }
 
     /// Makes a segment that was closed cleanly as the active one (trimmed files, checked by
-    /// recovery) active again: sizes and allocates its `.log` and indexes as a new segment's
-    /// (module docs) and restores the planner state recovery reconstructed. A full disk only
-    /// skips the allocation.
-    pub(crate) fn reactivate(&mut self, config: &LogConfig, state: ActiveState) -> Result<()> {
+    /// recovery) active again, restoring the planner state recovery reconstructed. Its files
+    /// are left as they are until the first append ([`Segment::wake`]).
+    pub(crate) fn reactivate(&mut self, state: ActiveState) {
+        self.max_timestamp = state.planner.max_timestamp();
+        self.active = Some(state);
+        self.dormant = true;
+    }
+
+    /// Sizes and allocates a dormant segment's `.log` and indexes as a new segment's (module
+    /// docs), before the roll decision of its first append (which needs its index limits).
+    /// A full disk only skips the allocation (the append then fails cleanly). No-op unless
+    /// dormant.
+    pub(crate) fn wake(&mut self, config: &LogConfig) -> Result<()> {
+        if !self.dormant {
+            return Ok(());
+        }
         let (capacity, allocated) = prepare_active_log(&self.log, self.size, config, false)?;
         self.log.sync_all()?;
         self.map = self.log.map(capacity)?;
@@ -531,8 +549,7 @@ impl Segment {
             config.preallocate,
             false,
         )?;
-        self.max_timestamp = state.planner.max_timestamp();
-        self.active = Some(state);
+        self.dormant = false;
         Ok(())
     }
 
