@@ -302,3 +302,41 @@ fn fetch_answers_each_partition_once_within_fetch_max_bytes() {
     assert!(total > 0 && total <= 64 * 1024, "{total} record bytes");
     broker.shutdown();
 }
+
+/// `queued.max.request.bytes` bounds request bytes read from all connections together; a
+/// frame larger than the whole budget still goes through (alone), and no connection waits
+/// for ever.
+#[test]
+fn queued_request_bytes_bound_reads_without_deadlock() {
+    let broker = broker_with(BrokerConfig {
+        queued_max_request_bytes: 4096,
+        ..BrokerConfig::ephemeral()
+    });
+    let mut admin = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut admin, "q", 1, &[]), 0);
+    let producers: Vec<_> = (0..4)
+        .map(|i| {
+            let bootstrap = broker.bootstrap();
+            std::thread::spawn(move || {
+                let mut c = RawClient::connect(&bootstrap).unwrap();
+                api_versions(&mut c);
+                for _ in 0..5 {
+                    let records = build_batch(
+                        i,
+                        &[TestRecord {
+                            value: Some(vec![7; 20_000]),
+                            ..Default::default()
+                        }],
+                    );
+                    let resp = c.call(9, &produce_request("q", 0, records, 1)).unwrap();
+                    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(crate::wire::latest(&mut admin, "q", 0), 20);
+    broker.shutdown();
+}
