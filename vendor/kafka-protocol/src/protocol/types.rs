@@ -980,14 +980,21 @@ impl<T, E: for<'a> Encoder<&'a T>> Encoder<&Vec<T>> for Array<E> {
     }
 }
 
+/// Brook patch: how many elements of `T` to reserve for `count` claimed elements when
+/// `remaining` bytes are left: never more memory than bytes remain.
+fn bounded_capacity<T>(count: usize, remaining: usize) -> usize {
+    count.min(remaining / std::mem::size_of::<T>().max(1))
+}
+
 impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
     fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<Option<Vec<T>>> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                // Brook patch: every element takes at least one byte, so never reserve more
-                // elements than bytes remain (an untrusted count must not size an allocation).
-                let mut result = Vec::with_capacity((n as usize).min(buf.remaining()));
+                // Brook patch: an untrusted count must not size an allocation. Reserve at most as
+                // many bytes as remain in the buffer (elements are often larger in memory than
+                // on the wire); the vector grows as elements actually decode.
+                let mut result = Vec::with_capacity(bounded_capacity::<T>(n as usize, buf.remaining()));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1096,7 +1103,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
             0 => Ok(None),
             n => {
                 // Brook patch: cap the reservation by the bytes that remain (see Array above).
-                let mut result = Vec::with_capacity(((n - 1) as usize).min(buf.remaining()));
+                let mut result =
+                    Vec::with_capacity(bounded_capacity::<T>((n - 1) as usize, buf.remaining()));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
