@@ -432,6 +432,14 @@ pub mod testing {
         }
     }
 
+    /// `v` as a zigzag varint, the way records encode lengths and deltas (for tests that
+    /// build malformed records by hand).
+    pub fn varlong(v: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_varlong(&mut out, v);
+        out
+    }
+
     fn put_varlong(out: &mut Vec<u8>, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
         while z >= 0x80 {

@@ -368,7 +368,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::testing::{build_batch, simple_batch, TestRecord};
+    use crate::batch::testing::{build_batch, simple_batch, varlong as zigzag, TestRecord};
     use crate::batch::{BatchView, HEADER_SIZE};
 
     fn check(bytes: &[u8]) -> Result<Checked, InvalidRecords> {
@@ -386,17 +386,6 @@ mod tests {
         b[57..61].copy_from_slice(&count.to_be_bytes());
         b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
         b
-    }
-
-    fn zigzag(v: i64) -> Vec<u8> {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        let mut out = Vec::new();
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-        out
     }
 
     /// A record from raw fields: attributes, ts delta, offset delta, key len, value len,

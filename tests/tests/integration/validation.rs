@@ -3,24 +3,13 @@
 //! naming the record (Produce v8+), and nothing of them reaches the log.
 
 use brook_broker::{BrokerConfig, EmbeddedBroker};
-use brook_protocol::batch::testing::{build_batch, simple_batch, TestRecord};
+use brook_protocol::batch::testing::{build_batch, simple_batch, varlong as zigzag, TestRecord};
 use brook_protocol::batch::{self, BatchView, HEADER_SIZE};
 use brook_protocol::kafka_protocol::messages::ProduceResponse;
 use brook_protocol::ErrorCode;
 use brook_tests::RawClient;
 
 use crate::wire::{create, fetch, latest, list_offset, produce, produce_request};
-
-fn zigzag(v: i64) -> Vec<u8> {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    let mut out = Vec::new();
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-    out
-}
 
 /// A record from its encoded fields, with a length prefix that matches them.
 fn record(fields: &[&[u8]]) -> Vec<u8> {
