@@ -295,6 +295,33 @@ impl<E: IndexEntry> Index<E> {
         Ok(Ok(index))
     }
 
+    /// Writes `entries` at the start of the existing file (created if missing), without
+    /// sizing or allocating it for appends: the index of a dormant active segment after a
+    /// crash (see [`crate::segment`]), activated by the segment's first append. Bytes after the
+    /// entries are never read and are cut when the index is trimmed.
+    pub(crate) fn write_in_place(fs: &SharedFs, path: &Path, entries: &[E]) -> Result<Self> {
+        let file = match FileHandle::open_existing(fs, path)? {
+            Some(file) => file,
+            None => FileHandle::create(fs, path)?,
+        }
+        .unguarded();
+        let len = byte_len::<E>(entries.len());
+        if !entries.is_empty() {
+            file.write_all_at(&encode_all(entries), 0)?;
+        }
+        let map = file.map(len)?;
+        Ok(Self {
+            entries: entries.len(),
+            file,
+            map,
+            max_entries: usize::MAX,
+            allocated: len,
+            capacity: len,
+            chunk: u64::MAX,
+            _entry: PhantomData,
+        })
+    }
+
     /// Writes a sealed index holding exactly `entries` through a temporary file renamed into
     /// place, so a crash leaves either the old file or the complete new one. The caller
     /// fsyncs the directory.

@@ -63,12 +63,11 @@ use crate::{
     error::{Corruption, StorageError},
     fs::{self, FileHandle, SharedFs},
     index::{
-        max_entries, offset_entry_due, Index, IndexEntry, IndexPlanner, OffsetEntry, PlannedBatch,
-        TimeEntry,
+        offset_entry_due, Index, IndexEntry, IndexPlanner, OffsetEntry, PlannedBatch, TimeEntry,
     },
     segment::{
-        parse_log_file_name, prepare_active_log, segment_path, ActiveState, FirstChunk, Segment,
-        SegmentParts, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+        parse_log_file_name, segment_path, ActiveState, FirstChunk, Segment, SegmentParts,
+        INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
     },
 };
 
@@ -232,7 +231,7 @@ impl Recovery<'_> {
                     Ok((mut seg, checked)) => {
                         if is_last {
                             let state = checked.active_state(&seg);
-                            seg.reactivate(state);
+                            seg.reactivate(state, config)?;
                             return Ok((sealed, seg));
                         }
                         segment = Some(seg);
@@ -832,10 +831,11 @@ fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<Scan> {
     Ok(scan(data, base, config.index_interval_bytes))
 }
 
-/// Makes the scanned last segment the active one: sizes and allocates its `.log` again as a
-/// new segment's (wholly with `preallocate`, else one chunk after the valid data; a full disk
-/// only skips that), fsyncs it, and rewrites its indexes (always: a crash leaves them in an
-/// unknown state).
+/// Makes the scanned last segment the active one: fsyncs its `.log` (what the scan kept may
+/// so far be only in the page cache) and writes its rebuilt index entries in place (always: a
+/// crash leaves the indexes in an unknown state). The files are sized and allocated for
+/// appends by the first append (the segment is dormant until then), so reopening thousands of
+/// partitions after a crash changes as little as possible.
 fn activate(
     fs: &SharedFs,
     dir: &Path,
@@ -844,36 +844,34 @@ fn activate(
     scan: Scan,
     config: &LogConfig,
 ) -> Result<Segment> {
-    let (capacity, allocated) = prepare_active_log(&log, scan.valid_len, config, false)?;
     log.sync_all()?;
-    let offset_index = Index::create_active(
+    let offset_index = Index::write_in_place(
         fs,
         &segment_path(dir, base, INDEX_SUFFIX),
         &scan.offset_entries,
-        max_entries::<OffsetEntry>(config.segment_index_bytes),
-        config.preallocate,
-        false,
     )?;
-    let time_index = Index::create_active(
+    let time_index = Index::write_in_place(
         fs,
         &segment_path(dir, base, TIME_INDEX_SUFFIX),
         &scan.time_entries,
-        max_entries::<TimeEntry>(config.segment_index_bytes),
-        config.preallocate,
-        false,
     )?;
-    Segment::from_parts(SegmentParts {
+    let mut segment = Segment::from_parts(SegmentParts {
         base_offset: base,
         log,
         size: scan.valid_len,
-        capacity,
-        allocated,
+        capacity: scan.valid_len,
+        allocated: scan.valid_len,
         offset_index,
         time_index,
         next_offset: scan.next_offset,
-        active: Some(ActiveState {
+        active: None,
+    })?;
+    segment.reactivate(
+        ActiveState {
             roll_base_ms: scan.first_max_timestamp.filter(|t| *t >= 0),
             planner: scan.planner,
-        }),
-    })
+        },
+        config,
+    )?;
+    Ok(segment)
 }

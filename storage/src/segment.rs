@@ -517,13 +517,18 @@ impl Segment {
         Ok(())
     }
 
-    /// Makes a segment that was closed cleanly as the active one (trimmed files, checked by
-    /// recovery) active again, restoring the planner state recovery reconstructed. Its files
-    /// are left as they are until the first append ([`Segment::wake`]).
-    pub(crate) fn reactivate(&mut self, state: ActiveState) {
+    /// Makes a segment recovery opened (trimmed after a clean close, or rebuilt after a crash)
+    /// the active one again, restoring the planner state recovery reconstructed. Its files are
+    /// left as they are until the first append ([`Segment::wake`]), unless `preallocate` asks
+    /// for the whole segment on disk up front.
+    pub(crate) fn reactivate(&mut self, state: ActiveState, config: &LogConfig) -> Result<()> {
         self.max_timestamp = state.planner.max_timestamp();
         self.active = Some(state);
         self.dormant = true;
+        if config.preallocate {
+            self.wake(config)?;
+        }
+        Ok(())
     }
 
     /// Sizes and allocates a dormant segment's `.log` and indexes as a new segment's (module
