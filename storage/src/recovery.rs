@@ -251,21 +251,20 @@ impl Recovery<'_> {
                         bases.remove(i);
                         continue;
                     };
-                    let scan = scan_file(&log, base, config)?;
+                    let ScannedFile {
+                        scan,
+                        len,
+                        written,
+                        zeros_after,
+                    } = scan_file(&log, base, config)?;
                     self.report.segments_scanned += 1;
                     self.report.bytes_scanned += scan.valid_len;
                     if let Some(problem) = &scan.problem {
-                        let len = log.file_len()?;
-                        // Past the first hole nothing was ever written: an active segment's
-                        // sparse capacity, which it keeps.
-                        let written = log.first_hole()?.min(len);
                         // An active segment whose valid batches are followed only by zeros
                         // (the unwritten rest of its last block, after a crash) keeps its file
                         // as it is: nothing to cut, and cutting then re-extending thousands of
                         // files is most of a restart's cost.
-                        let clean_tail = is_last
-                            && problem.zero_fill
-                            && zeros_between(&log, scan.valid_len, written)?;
+                        let clean_tail = is_last && problem.zero_fill && zeros_after;
                         if (scan.valid_len < written && !clean_tail)
                             || (!is_last && scan.valid_len < len)
                         {
@@ -798,37 +797,44 @@ fn check_batch(
     })
 }
 
-/// Most bytes after the valid batches that are read to see they are all zeros (more is cut
-/// without looking).
-const ZERO_TAIL_CHECK: u64 = 64 * 1024;
+/// Most bytes after the valid batches that are read to see they are all zeros (more counts as
+/// not zero, and is cut).
+const ZERO_TAIL_CHECK: usize = 64 * 1024;
 
-/// True if the bytes `from..to` of `log` are all zeros (and no more than [`ZERO_TAIL_CHECK`]).
-fn zeros_between(log: &FileHandle, from: u64, to: u64) -> Result<bool> {
-    if to <= from {
-        return Ok(true);
-    }
-    if to - from > ZERO_TAIL_CHECK {
-        return Ok(false);
-    }
-    let map = log.map(to)?;
-    let tail = usize::try_from(from)
-        .ok()
-        .zip(usize::try_from(to).ok())
-        .and_then(|(f, t)| map.as_ref()?.get(f..t));
-    Ok(tail.is_some_and(|t| t.iter().all(|b| *b == 0)))
+/// A scanned `.log` file.
+struct ScannedFile {
+    scan: Scan,
+    /// The file's length.
+    len: u64,
+    /// Where its first hole starts: nothing was ever written past it (an active segment's
+    /// sparse capacity, which it keeps).
+    written: u64,
+    /// The bytes between the valid batches and `written` are all zeros (and few).
+    zeros_after: bool,
 }
 
-/// Maps and scans a `.log` file up to its first hole: nothing was ever written past it (the
-/// sparse capacity of an active segment), and touching it would only read zeros. The map is
-/// dropped before the caller truncates.
-fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<Scan> {
-    let len = log.first_hole()?.min(log.file_len()?);
-    let map = log.map(len)?;
-    let data = usize::try_from(len)
+/// Maps and scans a `.log` file up to its first hole: touching the sparse rest would only
+/// read zeros. The map is dropped before the caller truncates.
+fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<ScannedFile> {
+    let len = log.file_len()?;
+    let written = log.first_hole()?.min(len);
+    let map = log.map(written)?;
+    let data = usize::try_from(written)
         .ok()
-        .and_then(|len| map.as_ref()?.get(0..len))
+        .and_then(|w| map.as_ref()?.get(0..w))
         .unwrap_or_default();
-    Ok(scan(data, base, config.index_interval_bytes))
+    let scan = scan(data, base, config.index_interval_bytes);
+    let tail = usize::try_from(scan.valid_len)
+        .ok()
+        .and_then(|v| data.get(v..))
+        .unwrap_or_default();
+    let zeros_after = tail.len() <= ZERO_TAIL_CHECK && tail.iter().all(|b| *b == 0);
+    Ok(ScannedFile {
+        scan,
+        len,
+        written,
+        zeros_after,
+    })
 }
 
 /// Makes the scanned last segment the active one: fsyncs its `.log` (what the scan kept may
