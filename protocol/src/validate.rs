@@ -223,36 +223,40 @@ fn invalid<T>(reason: impl Into<String>) -> Result<T, Problem> {
     Err(Problem::Invalid(reason.into()))
 }
 
+/// An unsigned varint of at most `bits` bits: 7 bits a byte, and the last byte may not carry
+/// more than the bits left (so nothing overflows silently).
 #[inline]
-fn varlong(s: &mut impl Source) -> Result<i64, Problem> {
+fn unsigned_varint(s: &mut impl Source, bits: u32, what: &str) -> Result<u64, Problem> {
     let mut value: u64 = 0;
-    for i in 0..10 {
+    let mut shift = 0;
+    loop {
         let b = s.byte()?;
-        if i == 9 && b > 1 {
-            return invalid("a varlong is longer than 10 bytes");
+        if bits - shift < 7 && u32::from(b) >> (bits - shift) != 0 {
+            return invalid(format!("a {what} is longer than {bits} bits"));
         }
-        value |= u64::from(b & 0x7f) << (7 * i);
+        value |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+            return Ok(value);
+        }
+        shift += 7;
+        if shift >= bits {
+            return invalid(format!("a {what} is longer than {bits} bits"));
         }
     }
-    invalid("a varlong is longer than 10 bytes")
 }
 
+/// A zigzag-encoded 64-bit varint.
+#[inline]
+fn varlong(s: &mut impl Source) -> Result<i64, Problem> {
+    let v = unsigned_varint(s, 64, "varlong")?;
+    Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+}
+
+/// A zigzag-encoded 32-bit varint.
 #[inline]
 fn varint(s: &mut impl Source) -> Result<i32, Problem> {
-    let mut value: u32 = 0;
-    for i in 0..5 {
-        let b = s.byte()?;
-        if i == 4 && b > 0x0f {
-            return invalid("a varint is longer than 5 bytes");
-        }
-        value |= u32::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(((value >> 1) as i32) ^ -((value & 1) as i32));
-        }
-    }
-    invalid("a varint is longer than 5 bytes")
+    let v = unsigned_varint(s, 32, "varint")? as u32;
+    Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
 }
 
 /// A nullable length (-1 is null) and the bytes it covers.
@@ -596,6 +600,37 @@ mod tests {
             check(&with_records(1, &two)),
             Err(InvalidRecords::Batch(_))
         ));
+    }
+
+    #[test]
+    fn varints_decode_their_full_range_and_refuse_overflow() {
+        let read32 = |bytes: &[u8]| varint(&mut SliceSource { buf: bytes, pos: 0 }).ok();
+        let read64 = |bytes: &[u8]| varlong(&mut SliceSource { buf: bytes, pos: 0 }).ok();
+        for v in [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            i64::from(i32::MAX),
+            i64::from(i32::MIN),
+        ] {
+            assert_eq!(read32(&zigzag(v)), Some(v as i32), "{v}");
+        }
+        for v in [0, -1, i64::MAX, i64::MIN, 1 << 40] {
+            assert_eq!(read64(&zigzag(v)), Some(v), "{v}");
+        }
+        // Too wide for 32 bits, and a continuation bit on the last possible byte.
+        assert_eq!(read32(&zigzag(i64::from(i32::MAX) + 1)), None);
+        assert_eq!(read32(&[0xff, 0xff, 0xff, 0xff, 0x10]), None);
+        assert_eq!(read32(&[0xff, 0xff, 0xff, 0xff, 0x8f, 0x01]), None);
+        assert_eq!(read64(&[0xff; 10]), None);
+        assert_eq!(
+            read64(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            None
+        );
+        assert_eq!(read32(&[0x80]), None, "truncated");
     }
 
     #[test]
