@@ -3,14 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BROOK: &str = env!("CARGO_BIN_EXE_brook");
+mod common;
+
+use common::{start_until_listening, BROOK};
 
 /// A running `brook` process and the address its startup line announced.
 struct Running {
@@ -22,40 +24,25 @@ struct Running {
 }
 
 fn start(args: &[&str], cwd: &Path) -> Running {
-    let mut child = Command::new(BROOK)
-        .args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("brook printed no startup line within 20 s");
-        };
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            let addr = rest.split(',').next().unwrap().trim().to_string();
-            let data = line
-                .split("data in ")
-                .nth(1)
-                .expect("startup line names the data dir");
-            let data_dir = data.split([',', ' ']).next().unwrap().to_string();
-            return Running {
-                child,
-                addr,
-                data_dir,
-                log: rx,
-            };
-        }
+    let mut cmd = Command::new(BROOK);
+    cmd.args(args).current_dir(cwd);
+    let started = start_until_listening(cmd, Duration::from_secs(20));
+    let line = &started.startup_line;
+    let rest = line
+        .split("listening on ")
+        .nth(1)
+        .expect("startup line names the address");
+    let addr = rest.split(',').next().unwrap().trim().to_string();
+    let data = line
+        .split("data in ")
+        .nth(1)
+        .expect("startup line names the data dir");
+    let data_dir = data.split([',', ' ']).next().unwrap().to_string();
+    Running {
+        child: started.child,
+        addr,
+        data_dir,
+        log: started.log,
     }
 }
 

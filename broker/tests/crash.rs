@@ -11,13 +11,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -29,7 +29,8 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
-const BROOK: &str = env!("CARGO_BIN_EXE_brook");
+use common::{free_port, start_until_listening, BROOK};
+
 const TOPIC: &str = "crash";
 const PARTITIONS: i32 = 4;
 
@@ -47,42 +48,15 @@ impl Rng {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `brook` and waits for its startup line.
 fn start(dir: &Path, port: u16, no_fsync: bool) -> Child {
     let mut cmd = Command::new(BROOK);
     cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .arg(dir);
     if no_fsync {
         cmd.arg("--unsafe-disable-fsync");
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut announced = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !announced && line.contains("listening on") {
-                announced = true;
-                let _ = tx.send(());
-            }
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("brook did not start within 30 s");
-    }
-    child
+    start_until_listening(cmd, Duration::from_secs(30)).child
 }
 
 /// Delivery reports: (partition, offset, value) of every acknowledged record.

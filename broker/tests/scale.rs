@@ -12,11 +12,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -26,7 +25,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-const BROOK: &str = env!("CARGO_BIN_EXE_brook");
+use common::{free_port, start_until_listening, BROOK};
+
 const TOPIC: &str = "scale";
 /// Records produced to each partition.
 const PER_PARTITION: i64 = 2;
@@ -38,39 +38,20 @@ fn partitions() -> i32 {
         .unwrap_or(10_000)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `brook` and returns it with the time to its "listening" line.
 fn start(dir: &Path, port: u16) -> (Child, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(BROOK)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("opened partition logs") {
-                println!("{line}");
-            }
-            if line.contains("listening on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(300))
-        .expect("brook did not start within 300 s");
-    (child, started.elapsed())
+    let mut cmd = Command::new(BROOK);
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir);
+    let started = start_until_listening(cmd, Duration::from_secs(300));
+    for line in started
+        .earlier
+        .iter()
+        .filter(|l| l.contains("opened partition logs"))
+    {
+        println!("{line}");
+    }
+    (started.child, started.took)
 }
 
 fn proc_status(pid: u32, field: &str) -> String {
