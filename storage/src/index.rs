@@ -267,17 +267,7 @@ impl<E: IndexEntry> Index<E> {
                 E::SIZE
             )));
         }
-        let map = file.map(len)?;
-        let index = Self {
-            entries: usize::try_from(len).unwrap_or(usize::MAX) / E::SIZE,
-            file,
-            map,
-            max_entries: usize::MAX,
-            allocated: len,
-            capacity: len,
-            chunk: u64::MAX,
-            _entry: PhantomData,
-        };
+        let index = Self::sealed(file, usize::try_from(len).unwrap_or(usize::MAX) / E::SIZE)?;
         let mut prev: Option<E> = None;
         for i in 0..index.len() {
             let Some(e) = index.entry(i) else {
@@ -305,13 +295,19 @@ impl<E: IndexEntry> Index<E> {
             None => FileHandle::create(fs, path)?,
         }
         .unguarded();
-        let len = byte_len::<E>(entries.len());
         if !entries.is_empty() {
             file.write_all_at(&encode_all(entries), 0)?;
         }
+        Self::sealed(file, entries.len())
+    }
+
+    /// An index of `entries` committed entries at the start of `file`, mapped exactly, that
+    /// is not sized for appends (sealed, or dormant until [`Index::reopen_active`]).
+    fn sealed(file: FileHandle, entries: usize) -> Result<Self> {
+        let len = byte_len::<E>(entries);
         let map = file.map(len)?;
         Ok(Self {
-            entries: entries.len(),
+            entries,
             file,
             map,
             max_entries: usize::MAX,
@@ -337,18 +333,7 @@ impl<E: IndexEntry> Index<E> {
         let file = FileHandle::open_existing(fs, path)?
             .ok_or_else(|| StorageError::io("open", path)(std::io::ErrorKind::NotFound.into()))?
             .unguarded();
-        let len = byte_len::<E>(entries.len());
-        let map = file.map(len)?;
-        Ok(Self {
-            file,
-            map,
-            entries: entries.len(),
-            max_entries: usize::MAX,
-            allocated: len,
-            capacity: len,
-            chunk: u64::MAX,
-            _entry: PhantomData,
-        })
+        Self::sealed(file, entries.len())
     }
 
     /// Number of committed entries.
