@@ -39,11 +39,6 @@ impl Files {
         }
     }
 
-    /// True if `dir` has an entry `name`.
-    pub(crate) fn contains(&self, dir: &Path, name: &str) -> io::Result<bool> {
-        Ok(self.fs.list_dir(dir)?.iter().any(|n| n == name))
-    }
-
     /// Names in `dir`.
     pub(crate) fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.fs.list_dir(dir)
@@ -146,13 +141,13 @@ mod tests {
         files.write_atomically(&meta, b"one").unwrap();
         files.write_atomically(&meta, b"two").unwrap();
         assert_eq!(files.read(&meta).unwrap().as_deref(), Some(&b"two"[..]));
-        assert!(!files.contains(&dir, "meta.json.tmp").unwrap());
+        assert_eq!(files.read(&dir.join("meta.json.tmp")).unwrap(), None);
 
         files.create_durably(&dir.join("marker")).unwrap();
-        assert!(files.contains(&dir, "marker").unwrap());
+        assert!(files.read(&dir.join("marker")).unwrap().is_some());
         files.remove_durably(&dir.join("marker")).unwrap();
         files.remove_durably(&dir.join("marker")).unwrap();
-        assert!(!files.contains(&dir, "marker").unwrap());
+        assert_eq!(files.read(&dir.join("marker")).unwrap(), None);
 
         // A failed sync is an error, not a silent success.
         fs.fail_next_syncs(1);

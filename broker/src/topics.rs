@@ -276,9 +276,8 @@ impl TopicRegistry {
         }
         let lock = lock_data_dir(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
-        let clean = files
-            .contains(data_dir, CLEAN_SHUTDOWN_MARKER)
-            .map_err(meta_err)?;
+        // Read, not listed: the data directory may hold ten thousand entries.
+        let clean = files.read(&marker).map_err(meta_err)?.is_some();
         let syncs = SyncGroup::new(files.fs());
         let registry = Self {
             data_dir: data_dir.to_owned(),
