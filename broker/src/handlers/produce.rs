@@ -228,11 +228,11 @@ fn produce_partition(
         )
     };
     let topic = topic.ok_or_else(unknown)?;
-    if topic.name == crate::groups::OFFSETS_TOPIC {
-        // Only the group coordinator writes there, as in Kafka.
+    if crate::topics::is_internal(&topic.name) {
+        // Only the coordinators write there, as in Kafka.
         return Err(Rejection::new(
             ErrorCode::InvalidTopicException,
-            "Cannot append to internal topic __consumer_offsets",
+            format!("Cannot append to internal topic {}", topic.name),
         ));
     }
     let partition = topic.partition(index).ok_or_else(unknown)?;
