@@ -90,6 +90,12 @@ impl Files {
         self.fs.sync_dir(dir)
     }
 
+    /// Makes everything written to the file system holding `dir` durable (`syncfs`).
+    pub(crate) fn sync_file_system(&self, dir: &Path) -> io::Result<()> {
+        let handle = self.fs.open_dir(dir)?;
+        self.fs.sync_fs(&handle)
+    }
+
     /// Creates `dir` and its missing parents, each synced into its parent, so that a power
     /// cut cannot take the data directory (cluster id, metadata, logs) away with it.
     pub(crate) fn create_dir_durably(&self, dir: &Path) -> io::Result<()> {

@@ -37,21 +37,11 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
             _ = flush_tick.tick(), if !config.unsafe_disable_fsync => state.topics.flush_due(),
             _ = checkpoint_tick.tick() => {
                 let state = state.clone();
-                let _ = tokio::task::spawn_blocking(move || write_checkpoints(&state)).await;
+                let _ = tokio::task::spawn_blocking(move || state.topics.write_checkpoints()).await;
             }
             _ = retention_tick.tick() => {
                 let state = state.clone();
                 let _ = tokio::task::spawn_blocking(move || apply_retention(&state)).await;
-            }
-        }
-    }
-}
-
-fn write_checkpoints(state: &BrokerState) {
-    for topic in state.topics.list() {
-        for partition in topic.partitions() {
-            if let Err(e) = partition.with_log(|log| log.write_checkpoint()) {
-                tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "writing the checkpoint failed");
             }
         }
     }

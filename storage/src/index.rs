@@ -268,21 +268,63 @@ impl<E: IndexEntry> Index<E> {
             )));
         }
         let index = Self::sealed(file, usize::try_from(len).unwrap_or(usize::MAX) / E::SIZE)?;
+        Ok(index.check_order().map(|()| index))
+    }
+
+    /// Opens the first `entries` entries of an index file that may hold more (an active
+    /// segment's, after a crash), checking that they are well formed; what follows them is
+    /// ignored. `Ok(Err(reason))` when the file is missing, shorter, or malformed.
+    pub(crate) fn open_prefix(
+        fs: &SharedFs,
+        path: &Path,
+        entries: usize,
+    ) -> Result<std::result::Result<Self, String>> {
+        let Some(file) = FileHandle::open_existing(fs, path)?.map(FileHandle::unguarded) else {
+            return Ok(Err("missing".to_string()));
+        };
+        let len = file.file_len()?;
+        if len < byte_len::<E>(entries) {
+            return Ok(Err(format!("length {len} is short of {entries} entries")));
+        }
+        let index = Self::sealed(file, entries)?;
+        Ok(index.check_order().map(|()| index))
+    }
+
+    /// Whether the committed entries are strictly increasing from a valid first one.
+    fn check_order(&self) -> std::result::Result<(), String> {
         let mut prev: Option<E> = None;
-        for i in 0..index.len() {
-            let Some(e) = index.entry(i) else {
-                return Ok(Err(format!("entry {i} unreadable")));
+        for i in 0..self.len() {
+            let Some(e) = self.entry(i) else {
+                return Err(format!("entry {i} unreadable"));
             };
             let ok = match prev {
                 None => e.valid_first(),
                 Some(p) => e.follows(&p),
             };
             if !ok {
-                return Ok(Err(format!("entry {i} ({e:?}) out of order")));
+                return Err(format!("entry {i} ({e:?}) out of order"));
             }
             prev = Some(e);
         }
-        Ok(Ok(index))
+        Ok(())
+    }
+
+    /// Writes `entries` after the committed ones of an index that is not sized for appends
+    /// (opened by [`Index::open_prefix`]) and commits them; the dormant active segment's
+    /// index after a crash, as [`Index::write_in_place`].
+    pub(crate) fn extend_in_place(&mut self, entries: &[E]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all_at(&encode_all(entries), byte_len::<E>(self.entries))?;
+        let total = self.entries.saturating_add(entries.len());
+        let len = byte_len::<E>(total);
+        self.map = self.file.map(len)?;
+        self.entries = total;
+        self.allocated = self.allocated.max(len);
+        self.capacity = len;
+        Ok(())
     }
 
     /// Writes `entries` at the start of the existing file (created if missing), without
@@ -375,6 +417,20 @@ impl<E: IndexEntry> Index<E> {
             }
         }
         lo.checked_sub(1).and_then(|i| self.entry(i))
+    }
+
+    /// The number of leading committed entries for which `below` holds (`below` must hold
+    /// for a prefix of the entries and not after it, as for a sorted slice's partition point).
+    pub(crate) fn count_below(&self, below: impl Fn(&E) -> bool) -> usize {
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.entry(mid) {
+                Some(e) if below(&e) => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
     }
 
     /// Writes `entry` into the next slot without committing it. First the blocks for the slot

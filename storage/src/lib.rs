@@ -32,7 +32,9 @@
 //!   [`PartitionLog::sync_point`] gives a [`SyncPoint`] to sync without it, then
 //!   [`PartitionLog::mark_durable`]. [`PartitionLog::durable_offset`] is what is on disk;
 //!   [`PartitionLog::fail`] stops writes after a failed sync; [`PartitionLog::write_checkpoint`]
-//!   persists the recovery point.
+//!   persists the recovery point and the durable prefix (or, for many logs at once,
+//!   [`PartitionLog::stage_checkpoint`], one file-system sync, then
+//!   [`PartitionLog::commit_checkpoint`]).
 //! * Retention: [`plan_retention`] decides, [`PartitionLog::apply_retention`] deletes;
 //!   [`PartitionLog::delete_records_before`] moves the log start offset (DeleteRecords).
 //! * [`PartitionLog::close`] is a clean shutdown; [`PartitionLog::delete`] removes the
@@ -50,7 +52,8 @@
 //! * `.timeindex`: sparse time index, 12-byte entries (timestamp i64 BE, relative offset
 //!   u32 BE).
 //!
-//! plus `checkpoint` (log start offset and recovery point, see the `checkpoint` module).
+//! plus `checkpoint` (log start offset, recovery point and the durable prefix of the active
+//! segment, see the `checkpoint` module).
 //! The index formats and the rule for which batches are indexed are in the `index` module;
 //! the write path in `segment`; recovery (what is checked, what is cut) in `recovery`. The
 //! whole format is in `docs/storage-format.md`.
@@ -63,8 +66,9 @@
 //! front with [`LogConfig::preallocate`]), so a full disk is an error
 //! ([`StorageError::is_no_space`]) that leaves the log writable once space is freed, never a
 //! `SIGBUS`. A segment is trimmed and fsynced when it rolls, so
-//! only the last segment can be left half written by a crash; opening the log verifies it
-//! batch by batch (CRC32C, offsets) and truncates it at the first invalid byte. After a
+//! only the last segment can be left half written by a crash; opening the log verifies what
+//! follows its durable prefix (the part the checkpoint vouches for) batch by batch (CRC32C,
+//! offsets) and truncates it at the first invalid byte. After a
 //! failed write or fsync the log refuses further writes ([`StorageError::WritesDisabled`])
 //! until it is reopened, and nothing written after the failure is reported durable.
 //!
@@ -94,7 +98,7 @@ pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE
 pub use durability::SyncPoint;
 pub use error::{Corruption, StorageError};
 pub use fs::{open_files, set_max_open_files, FileSystem, OsFileSystem};
-pub use log::{AppendInfo, PartitionLog};
+pub use log::{AppendInfo, PartitionLog, StagedCheckpoint};
 pub use mmap::Mapping;
 pub use recovery::{CheckpointStatus, RecoveryReport};
 pub use retention::{plan_retention, RetentionOutcome, SegmentSummary};

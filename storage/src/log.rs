@@ -48,6 +48,12 @@ pub struct AppendInfo {
     pub last_offset: i64,
 }
 
+/// A checkpoint written to `checkpoint.tmp` and not yet renamed into place
+/// ([`PartitionLog::stage_checkpoint`]).
+#[derive(Debug)]
+#[must_use = "a staged checkpoint takes effect only when committed"]
+pub struct StagedCheckpoint(Checkpoint);
+
 /// One partition's log: sealed segments plus the active segment that takes appends.
 ///
 /// Reads take `&self` and return zero-copy slices of the segment maps, so a caller may share
@@ -389,10 +395,7 @@ impl PartitionLog {
     /// unless it already holds these values. Called periodically by the broker, so that a
     /// recovery after a crash scans only what was written since.
     pub fn write_checkpoint(&mut self) -> Result<()> {
-        self.persist_checkpoint(Checkpoint {
-            log_start_offset: self.log_start,
-            recovery_point: self.durable,
-        })
+        self.persist_checkpoint(self.log_start)
     }
 
     /// What opening the log checked and repaired.
@@ -520,10 +523,7 @@ impl PartitionLog {
             });
         }
         if offset > start {
-            self.persist_checkpoint(Checkpoint {
-                log_start_offset: offset,
-                recovery_point: self.durable,
-            })?;
+            self.persist_checkpoint(offset)?;
             self.log_start = offset;
             let below = self
                 .sealed
@@ -582,18 +582,65 @@ impl PartitionLog {
         (removed, bytes, result)
     }
 
-    /// Writes `checkpoint` unless it is already on disk. An empty log at offset 0 keeps
-    /// none: a missing checkpoint means just that, and an idle partition costs no disk.
-    fn persist_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<()> {
-        if self.checkpoint == Some(checkpoint) {
-            return Ok(());
-        }
-        let nothing = Checkpoint {
-            log_start_offset: 0,
-            recovery_point: 0,
+    /// The first half of a checkpoint whose syncs are batched with other logs' (the
+    /// broker's periodic checkpoint of every partition): writes the new checkpoint to
+    /// `checkpoint.tmp` without syncing anything. `None` if the checkpoint on disk is
+    /// current. The caller then makes the file system durable (one `syncfs`, which covers
+    /// the index entries the checkpoint names too) and calls
+    /// [`PartitionLog::commit_checkpoint`]; nothing is changed on disk until then.
+    pub fn stage_checkpoint(&mut self) -> Result<Option<StagedCheckpoint>> {
+        let Some(checkpoint) = self.due_checkpoint(self.log_start) else {
+            return Ok(None);
         };
-        if self.checkpoint.is_none() && checkpoint == nothing && self.log_end_offset() == 0 {
+        checkpoint::stage(&self.fs, &self.dir, &checkpoint)?;
+        Ok(Some(StagedCheckpoint(checkpoint)))
+    }
+
+    /// Renames a staged checkpoint into place once the caller made it durable (see
+    /// [`PartitionLog::stage_checkpoint`]); the rename is durable after the caller's next
+    /// file-system sync (until then a crash leaves the previous checkpoint, which stays
+    /// valid). A checkpoint written directly since (say, by DeleteRecords) took the staged
+    /// file, and this does nothing.
+    pub fn commit_checkpoint(&mut self, staged: StagedCheckpoint) -> Result<()> {
+        if checkpoint::commit_staged(&self.fs, &self.dir)? {
+            self.checkpoint = Some(staged.0);
+        }
+        Ok(())
+    }
+
+    /// The checkpoint for `log_start_offset`, the durable offset and the active segment's
+    /// durable prefix; `None` if it is the one on disk, or if the log needs none (an empty
+    /// log at offset 0: a missing checkpoint means just that, and an idle partition costs no
+    /// disk).
+    fn due_checkpoint(&self, log_start_offset: i64) -> Option<Checkpoint> {
+        let checkpoint = Checkpoint {
+            log_start_offset,
+            recovery_point: self.durable,
+            prefix: self.active.durable_prefix(self.durable),
+        };
+        let needs_none = self.checkpoint.is_none()
+            && log_start_offset == 0
+            && self.durable == 0
+            && self.log_end_offset() == 0;
+        (self.checkpoint != Some(checkpoint) && !needs_none).then_some(checkpoint)
+    }
+
+    /// Writes the checkpoint for `log_start_offset` ([`PartitionLog::due_checkpoint`]) and
+    /// syncs it. The prefix's index entries are fsynced first, since the checkpoint vouches
+    /// for them ([`crate::checkpoint`]).
+    fn persist_checkpoint(&mut self, log_start_offset: i64) -> Result<()> {
+        let Some(checkpoint) = self.due_checkpoint(log_start_offset) else {
             return Ok(());
+        };
+        if let Some(prefix) = checkpoint.prefix {
+            let synced = self.checkpoint.and_then(|c| c.prefix).is_some_and(|p| {
+                p.segment_base == prefix.segment_base
+                    && p.offset_entries == prefix.offset_entries
+                    && p.time_entries == prefix.time_entries
+            });
+            if !synced {
+                self.active.sync_indexes()?;
+            }
         }
         checkpoint::write(&self.fs, &self.dir, &checkpoint)?;
         self.checkpoint = Some(checkpoint);

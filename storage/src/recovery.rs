@@ -11,7 +11,10 @@
 //!   `.log` of the same name; a missing `.log` means no segment).
 //! * **Which segments are scanned in full**: with [`OpenMode::Recover`] every segment from
 //!   the one containing the checkpoint's recovery point on (all of them without a valid
-//!   checkpoint), the last one always. With [`OpenMode::AfterCleanShutdown`] none: the last
+//!   checkpoint), the last one always, except the checkpoint's durable prefix of the last
+//!   segment (see [`crate::checkpoint`]): it gets the cheap checks below, against the index
+//!   entries the checkpoint names and as if the file ended there, and only the bytes after
+//!   it are scanned. If it fails them the whole segment is scanned. With [`OpenMode::AfterCleanShutdown`] none: the last
 //!   segment too gets only the cheap checks, because a clean close trimmed and fsynced it.
 //!   [`RecoveryPolicy`] (for [`crate::PartitionLog::open_with_policy`]) names the range
 //!   explicitly.
@@ -58,7 +61,7 @@ use brook_protocol::batch::BatchView;
 use tracing::{debug, info, warn};
 
 use crate::{
-    checkpoint::{self, Checkpoint, Loaded},
+    checkpoint::{self, Checkpoint, DurablePrefix, Loaded},
     config::{LogConfig, OpenMode, RecoveryPolicy},
     error::{Corruption, StorageError},
     fs::{self, FileHandle, SharedFs},
@@ -176,10 +179,18 @@ pub(crate) fn open(
         }
         Verify::Policy(RecoveryPolicy::FromOffset(offset)) => (OpenMode::Recover, Some(offset)),
     };
+    // The durable prefix saves reading a crashed log's last segment; explicit policies ask for
+    // their range to be read whatever the checkpoint says.
+    let trusted = match verify {
+        Verify::Mode(OpenMode::Recover) => loaded.and_then(|c| c.prefix),
+        _ => None,
+    };
     let mut r = Recovery {
         fs,
         dir,
         config,
+        trusted,
+        last_rewritten: false,
         report: RecoveryReport {
             mode,
             checkpoint: status,
@@ -207,6 +218,11 @@ struct Recovery<'a> {
     fs: &'a SharedFs,
     dir: &'a Path,
     config: &'a LogConfig,
+    /// The checkpoint's durable prefix, if the last segment may be opened after it.
+    trusted: Option<DurablePrefix>,
+    /// The last segment's index entries were rewritten (not yet synced), so the checkpoint's
+    /// durable prefix no longer vouches for them.
+    last_rewritten: bool,
     report: RecoveryReport,
 }
 
@@ -239,6 +255,20 @@ impl Recovery<'_> {
                     Err(reason) => info!(
                         segment = %segment_path(dir, base, LOG_SUFFIX).display(),
                         "scanning the segment and rebuilding its indexes: {reason}"
+                    ),
+                }
+            }
+            if let Some(prefix) = self.trusted.filter(|p| is_last && p.segment_base == base) {
+                match self.open_after_prefix(prefix)? {
+                    Ok(active) => {
+                        if dir_changed {
+                            fs::sync_dir(fs, dir)?;
+                        }
+                        return Ok((sealed, active));
+                    }
+                    Err(reason) => info!(
+                        segment = %segment_path(dir, base, LOG_SUFFIX).display(),
+                        "scanning the whole segment: it does not match the checkpoint's durable prefix ({reason})"
                     ),
                 }
             }
@@ -278,6 +308,7 @@ impl Recovery<'_> {
                         }
                     }
                     if is_last {
+                        self.last_rewritten = true;
                         let active = activate(fs, dir, base, log, scan, config)?;
                         if dir_changed {
                             fs::sync_dir(fs, dir)?;
@@ -311,6 +342,104 @@ impl Recovery<'_> {
         let active = Segment::create(fs, dir, base, config, FirstChunk::WithFirstBatch)?;
         fs::sync_dir(fs, dir)?;
         Ok((sealed, active))
+    }
+
+    /// Opens the last segment after a crash without reading its durable prefix (module
+    /// docs): the prefix gets the cheap checks against the first index entries the checkpoint
+    /// names, and only the bytes after it are read batch by batch. `Ok(Err(reason))` if the
+    /// files do not match the prefix (the caller then scans the whole segment).
+    fn open_after_prefix(
+        &mut self,
+        prefix: DurablePrefix,
+    ) -> Result<std::result::Result<Segment, String>> {
+        let (fs, dir, config, base) = (self.fs, self.dir, self.config, prefix.segment_base);
+        let Some(log) = FileHandle::open_existing(fs, &segment_path(dir, base, LOG_SUFFIX))? else {
+            return Ok(Err("log file vanished".to_string()));
+        };
+        let len = log.file_len()?;
+        if len < prefix.position {
+            return Ok(Err(format!("the log is {len} bytes long")));
+        }
+        let entries = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        let offset_index = match Index::open_prefix(
+            fs,
+            &segment_path(dir, base, INDEX_SUFFIX),
+            entries(prefix.offset_entries),
+        )? {
+            Ok(index) => index,
+            Err(reason) => return Ok(Err(format!("offset index {reason}"))),
+        };
+        let time_index = match Index::open_prefix(
+            fs,
+            &segment_path(dir, base, TIME_INDEX_SUFFIX),
+            entries(prefix.time_entries),
+        )? {
+            Ok(index) => index,
+            Err(reason) => return Ok(Err(format!("time index {reason}"))),
+        };
+        let mut segment = Segment::from_parts(SegmentParts {
+            base_offset: base,
+            log,
+            size: prefix.position,
+            capacity: prefix.position,
+            allocated: prefix.position,
+            offset_index,
+            time_index,
+            next_offset: base,
+            active: None,
+        })?;
+        let checked = match check_segment(&segment, config, true) {
+            Ok(checked) if checked.next_offset == prefix.next_offset => checked,
+            Ok(checked) => {
+                return Ok(Err(format!(
+                    "its batches end before offset {}, not {}",
+                    checked.next_offset, prefix.next_offset
+                )))
+            }
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let start = ScanStart {
+            position: prefix.position,
+            next_offset: prefix.next_offset,
+            planner: checked.active_state(&segment).planner,
+            first_max_timestamp: checked.first_max_timestamp,
+        };
+        let log = segment.log_file();
+        let ScannedFile {
+            scan,
+            len,
+            written,
+            zeros_after,
+        } = scan_file_from(&log, base, config, start)?;
+        let read = scan.valid_len.saturating_sub(prefix.position);
+        if read > 0 {
+            self.report.segments_scanned += 1;
+            self.report.bytes_scanned += read;
+        }
+        if let Some(problem) = &scan.problem {
+            let clean_tail = problem.zero_fill && zeros_after;
+            if scan.valid_len < written && !clean_tail {
+                self.truncate(&log, &scan, problem, len)?;
+            }
+        }
+        if read > 0 {
+            // What the scan kept after the prefix may so far be only in the page cache.
+            log.sync_all()?;
+        }
+        segment.extend_recovered(
+            scan.valid_len,
+            scan.next_offset,
+            &scan.offset_entries,
+            &scan.time_entries,
+        )?;
+        segment.reactivate(
+            ActiveState {
+                roll_base_ms: scan.first_max_timestamp.filter(|t| *t >= 0),
+                planner: scan.planner,
+            },
+            config,
+        )?;
+        Ok(Ok(segment))
     }
 
     /// Cuts a scanned `.log` at the end of its valid prefix.
@@ -430,7 +559,12 @@ impl Recovery<'_> {
             fs::sync_dir(fs, dir)?;
             log_start_offset = wanted_start;
         }
-        let mut checkpoint = loaded;
+        // A prefix whose index entries recovery rewrote no longer vouches for what is on
+        // disk: forgetting it makes the next checkpoint sync them and name them again.
+        let mut checkpoint = loaded.map(|c| Checkpoint {
+            prefix: c.prefix.filter(|_| !self.last_rewritten),
+            ..c
+        });
         let empty = sealed.is_empty() && active.next_offset() == 0 && log_start_offset == 0;
         if loaded.is_none() && !empty {
             // Common after a crash soon after the first data (checkpoints are periodic), so
@@ -448,6 +582,8 @@ impl Recovery<'_> {
                 let fresh = Checkpoint {
                     log_start_offset,
                     recovery_point: active.next_offset(),
+                    // The rebuilt index entries are not synced yet.
+                    prefix: None,
                 };
                 match checkpoint::write(fs, dir, &fresh) {
                     Ok(()) => checkpoint = Some(fresh),
@@ -704,19 +840,45 @@ impl Problem {
     }
 }
 
-/// Reads `data` (a whole `.log`) batch by batch with full checks (module docs), computing
-/// the index entries of its valid prefix with the same planner appends use.
-pub(crate) fn scan(data: &[u8], base_offset: i64, index_interval_bytes: u32) -> Scan {
+/// Where a scan starts: the start of the segment, or the end of a prefix known to be valid.
+pub(crate) struct ScanStart {
+    pub(crate) position: u64,
+    pub(crate) next_offset: i64,
+    /// Planner state after the batches before `position`.
+    pub(crate) planner: IndexPlanner,
+    pub(crate) first_max_timestamp: Option<i64>,
+}
+
+impl ScanStart {
+    fn segment_start(base_offset: i64) -> Self {
+        Self {
+            position: 0,
+            next_offset: base_offset,
+            planner: IndexPlanner::default(),
+            first_max_timestamp: None,
+        }
+    }
+}
+
+/// Reads `data` (a whole `.log`) batch by batch from `start` with full checks (module docs),
+/// computing the index entries of the valid batches after `start` with the same planner
+/// appends use.
+pub(crate) fn scan_from(
+    data: &[u8],
+    base_offset: i64,
+    index_interval_bytes: u32,
+    start: ScanStart,
+) -> Scan {
     let mut out = Scan {
-        valid_len: 0,
-        next_offset: base_offset,
+        valid_len: start.position,
+        next_offset: start.next_offset,
         offset_entries: Vec::new(),
         time_entries: Vec::new(),
-        planner: IndexPlanner::default(),
-        first_max_timestamp: None,
+        planner: start.planner,
+        first_max_timestamp: start.first_max_timestamp,
         problem: None,
     };
-    let mut position = 0usize;
+    let mut position = usize::try_from(start.position).unwrap_or(usize::MAX);
     while let Some(rest) = data.get(position..).filter(|r| !r.is_empty()) {
         let pos = position as u64;
         let view = match BatchView::parse_verified(rest) {
@@ -816,6 +978,16 @@ struct ScannedFile {
 /// Maps and scans a `.log` file up to its first hole: touching the sparse rest would only
 /// read zeros. The map is dropped before the caller truncates.
 fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<ScannedFile> {
+    scan_file_from(log, base, config, ScanStart::segment_start(base))
+}
+
+/// [`scan_file`] from `start` on.
+fn scan_file_from(
+    log: &FileHandle,
+    base: i64,
+    config: &LogConfig,
+    start: ScanStart,
+) -> Result<ScannedFile> {
     let len = log.file_len()?;
     let written = log.first_hole()?.min(len);
     let map = log.map(written)?;
@@ -823,7 +995,7 @@ fn scan_file(log: &FileHandle, base: i64, config: &LogConfig) -> Result<ScannedF
         .ok()
         .and_then(|w| map.as_ref()?.get(0..w))
         .unwrap_or_default();
-    let scan = scan(data, base, config.index_interval_bytes);
+    let scan = scan_from(data, base, config.index_interval_bytes, start);
     let tail = usize::try_from(scan.valid_len)
         .ok()
         .and_then(|v| data.get(v..))

@@ -83,6 +83,7 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::{
+    checkpoint::DurablePrefix,
     config::LogConfig,
     error::{Corruption, StorageError},
     fs::{self, FileHandle, SharedFs},
@@ -590,6 +591,67 @@ impl Segment {
     /// so they need no sync until sealed).
     pub(crate) fn flush(&self) -> Result<()> {
         self.log.sync_data()
+    }
+
+    /// The start of this segment that holds only offsets below `durable` (whose bytes a sync
+    /// made durable), ending at a batch this segment's offset index points at (or at its
+    /// end), with the index entries covering it; `None` if that start is empty. What the
+    /// checkpoint records so that recovery need not read it ([`crate::checkpoint`]).
+    pub(crate) fn durable_prefix(&self, durable: i64) -> Option<DurablePrefix> {
+        let (position, next_offset) = if durable >= self.next_offset {
+            (self.size, self.next_offset)
+        } else {
+            let entry = self.offset_index.floor(self.relative(durable)?)?;
+            (
+                u64::from(entry.position),
+                self.base_offset + i64::from(entry.relative_offset),
+            )
+        };
+        if position == 0 {
+            return None;
+        }
+        let relative_end = self.relative(next_offset).unwrap_or(u32::MAX);
+        let count = |n: usize| u32::try_from(n).ok();
+        Some(DurablePrefix {
+            segment_base: self.base_offset,
+            next_offset,
+            position,
+            offset_entries: count(
+                self.offset_index
+                    .count_below(|e| u64::from(e.position) < position),
+            )?,
+            time_entries: count(
+                self.time_index
+                    .count_below(|e| e.relative_offset < relative_end),
+            )?,
+        })
+    }
+
+    /// fsyncs both index files: before a checkpoint names their first entries as durable.
+    pub(crate) fn sync_indexes(&self) -> Result<()> {
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Recovery read valid batches after the durable prefix this segment was opened with (at
+    /// its `size`): the segment now ends at `end` before `next_offset`, and the index entries
+    /// of those batches are written after the prefix's. The `.log` must not be longer than
+    /// `end` any more, or hold only zeros after it.
+    pub(crate) fn extend_recovered(
+        &mut self,
+        end: u64,
+        next_offset: i64,
+        offsets: &[OffsetEntry],
+        times: &[TimeEntry],
+    ) -> Result<()> {
+        self.offset_index.extend_in_place(offsets)?;
+        self.time_index.extend_in_place(times)?;
+        self.map = self.log.map(end)?;
+        self.size = end;
+        self.capacity = end;
+        self.allocated = end;
+        self.next_offset = next_offset;
+        Ok(())
     }
 
     /// Releases the cached pages of this segment below `position`, which the caller knows to

@@ -1,7 +1,7 @@
 //! Opening: the checkpoint file, the open modes, the recovery report, and the log start
 //! offset across reopens.
 
-use std::{fs as stdfs, io::Write, sync::Arc};
+use std::{fs as stdfs, io::Write, os::unix::fs::FileExt, sync::Arc};
 
 use brook_protocol::batch::{testing::simple_batch, Batches};
 
@@ -29,6 +29,7 @@ fn write_checkpoint_file(dir: &Path, log_start_offset: i64, recovery_point: i64)
         &Checkpoint {
             log_start_offset,
             recovery_point,
+            prefix: None,
         },
     )
     .unwrap();
@@ -77,13 +78,14 @@ fn the_checkpoint_is_written_on_close_and_when_asked_and_read_on_open() {
     assert_eq!(read_checkpoint_file(dir.path()).recovery_point, 10);
     append_simple(&mut log, 9, 2);
     log.close().unwrap();
-    assert_eq!(
-        read_checkpoint_file(dir.path()),
-        Checkpoint {
-            log_start_offset: 0,
-            recovery_point: 12
-        }
-    );
+    let written = read_checkpoint_file(dir.path());
+    assert_eq!((written.log_start_offset, written.recovery_point), (0, 12));
+    let prefix = written.prefix.expect("the whole active segment is durable");
+    assert_eq!((prefix.segment_base, prefix.next_offset), (0, 12));
+    let size = stdfs::metadata(seg_file(dir.path(), 0, "log"))
+        .unwrap()
+        .len();
+    assert_eq!(prefix.position, size);
     assert!(!dir.path().join("checkpoint.tmp").exists());
     let log = PartitionLog::open(dir.path(), config()).unwrap();
     let report = log.recovery_report();
@@ -148,7 +150,8 @@ fn a_missing_or_corrupt_checkpoint_means_a_full_scan_from_the_first_segment() {
             read_checkpoint_file(dir.path()),
             Checkpoint {
                 log_start_offset: 6,
-                recovery_point: 24
+                recovery_point: 24,
+                prefix: None,
             },
             "{what}"
         );
@@ -234,6 +237,288 @@ fn after_a_clean_shutdown_only_cheap_checks_run_and_appends_continue_identically
             &format!("seed {seed} split {split}"),
         );
     }
+}
+
+/// Syncs everything appended so far, records it as durable and writes the checkpoint, as
+/// the broker's flush and checkpoint ticks do.
+fn flush_and_checkpoint(log: &mut PartitionLog) {
+    let point = log.sync_point().unwrap();
+    point.sync().unwrap();
+    log.mark_durable(point.end_offset());
+    log.write_checkpoint().unwrap();
+}
+
+#[test]
+fn after_a_crash_only_the_bytes_after_the_durable_prefix_are_read() {
+    for seed in 1..=12u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let cfg = LogConfig {
+            segment_bytes: 3000 + rng.below(3000),
+            segment_ms: 1 << 40,
+            index_interval_bytes: rng.below(400) as u32,
+            segment_index_bytes: 96 + rng.below(200) as u32,
+            preallocate: seed % 2 == 1,
+            cache_window_bytes: None,
+        };
+        let batches: Vec<Vec<u8>> = (0..60).map(|_| random_batch(&mut rng)).collect();
+        // Batches before `durable_at` are durable when the checkpoint is written after
+        // `checkpoint_at`; those from `checkpoint_at` on were appended after it (a crash
+        // keeps them, as a killed process's writes stay in the page cache).
+        let checkpoint_at = 1 + rng.below(59) as usize;
+        let durable_at = 1 + rng.below(checkpoint_at as u64) as usize;
+        let crash_at = checkpoint_at + rng.below((60 - checkpoint_at) as u64 / 2 + 1) as usize;
+        let what = format!(
+            "seed {seed}: durable {durable_at} checkpoint {checkpoint_at} crash {crash_at}"
+        );
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut la = PartitionLog::open(a.path(), cfg).unwrap();
+        let mut lb = PartitionLog::open(b.path(), cfg).unwrap();
+        let mut point = None;
+        for (i, batch) in batches.iter().enumerate() {
+            if i == durable_at {
+                point = Some(la.sync_point().unwrap());
+            }
+            if i == checkpoint_at {
+                let point = point.take().unwrap();
+                point.sync().unwrap();
+                la.mark_durable(point.end_offset());
+                la.write_checkpoint().unwrap();
+            }
+            if i == crash_at {
+                let written = read_checkpoint_file(a.path()).prefix;
+                let last_base = *base_offsets(a.path()).last().unwrap();
+                let unflushed: u64 = batches[checkpoint_at..crash_at]
+                    .iter()
+                    .map(|b| b.len() as u64)
+                    .sum();
+                drop(la);
+                la = PartitionLog::open(a.path(), cfg).unwrap();
+                let r = la.recovery_report().clone();
+                assert_eq!((r.corrupt_segments, r.bytes_truncated), (0, 0), "{what}");
+                match written.filter(|p| p.segment_base == last_base) {
+                    Some(p) => {
+                        let used = la.active.size();
+                        assert_eq!(r.bytes_scanned, used - p.position, "{what}");
+                        assert_eq!(r.segments_scanned, usize::from(used > p.position), "{what}");
+                        assert!(
+                            r.bytes_scanned <= unflushed.max(used - p.position),
+                            "{what}"
+                        );
+                    }
+                    // The segment rolled since: the segments from the recovery point on
+                    // are read whole.
+                    None => assert!(r.segments_scanned >= 1, "{what}"),
+                }
+                assert!(read_all(&la) == read_all(&lb), "{what}: data differs");
+            }
+            la.append(&mut batch.clone(), 0).unwrap();
+            lb.append(&mut batch.clone(), 0).unwrap();
+        }
+        // The recovered log continued exactly as one that never crashed.
+        assert!(read_all(&la) == read_all(&lb), "{what}: data differs");
+        for t in [-1, 0, 500, 10_000, i64::MAX] {
+            assert_eq!(
+                la.batch_for_timestamp(t).unwrap(),
+                lb.batch_for_timestamp(t).unwrap(),
+                "{what}: timestamp {t}"
+            );
+        }
+        la.close().unwrap();
+        lb.close().unwrap();
+        let (mut fa, mut fb) = (snapshot(a.path()), snapshot(b.path()));
+        fa.remove(CHECKPOINT_FILE);
+        fb.remove(CHECKPOINT_FILE);
+        assert_same_files(&fa, &fb, &what);
+    }
+}
+
+#[test]
+fn after_a_crash_a_fully_flushed_log_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    let batches: Vec<Vec<u8>> = (0..40).map(|i| append_simple(&mut log, i, 3)).collect();
+    flush_and_checkpoint(&mut log);
+    drop(log); // crash
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    let r = log.recovery_report();
+    assert_eq!(r.mode, OpenMode::Recover);
+    assert_eq!(
+        (r.segments_scanned, r.bytes_scanned, r.bytes_truncated),
+        (0, 0, 0)
+    );
+    assert_eq!(read_all(&log), batches.concat());
+    assert!(
+        log.active.offset_index().len() > 3,
+        "several index entries were trusted"
+    );
+    let more = append_simple(&mut log, 99, 2);
+    assert_eq!(concat_read(&log, 120), more);
+}
+
+#[test]
+fn a_durable_prefix_that_does_not_match_the_files_means_a_full_scan() {
+    type DamageFn = fn(&Path) -> usize;
+    // Each damage, and how many of the 20 batches the full scan keeps.
+    let damages: [(&str, DamageFn); 4] = [
+        ("offset index emptied", |dir| {
+            stdfs::File::create(seg_file(dir, 0, "index")).unwrap();
+            20
+        }),
+        ("time index out of order", |dir| {
+            let f = stdfs::OpenOptions::new()
+                .write(true)
+                .open(seg_file(dir, 0, "timeindex"))
+                .unwrap();
+            f.write_all_at(&[0xff; 12], 12).unwrap();
+            20
+        }),
+        ("log shorter than the prefix", |dir| {
+            let one = simple_batch(0, 3).len() as u64;
+            let f = stdfs::OpenOptions::new()
+                .write(true)
+                .open(seg_file(dir, 0, "log"))
+                .unwrap();
+            f.set_len(one * 15 + 5).unwrap();
+            15
+        }),
+        // The cheap checks parse the batches from the last offset entry on (not their CRCs,
+        // as after a clean shutdown: the prefix was synced, so a crash cannot tear it).
+        ("last batch of the prefix with a wrong length", |dir| {
+            let one = simple_batch(0, 3).len() as u64;
+            let f = stdfs::OpenOptions::new()
+                .write(true)
+                .open(seg_file(dir, 0, "log"))
+                .unwrap();
+            f.write_all_at(&[0x7f, 0xff, 0xff, 0xff], one * 19 + 8)
+                .unwrap();
+            19
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+        let batches: Vec<Vec<u8>> = (0..20).map(|i| append_simple(&mut log, i, 3)).collect();
+        flush_and_checkpoint(&mut log);
+        drop(log); // crash
+        let kept = damage(dir.path());
+        let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+        let r = log.recovery_report().clone();
+        assert_eq!(r.segments_scanned, 1, "{what}");
+        assert!(r.bytes_scanned > 0, "{what}");
+        assert_eq!(read_all(&log), batches[..kept].concat(), "{what}");
+        // The rebuilt (not yet synced) index entries are named again, so synced again, by
+        // the next checkpoint; the crash after it reads nothing.
+        flush_and_checkpoint(&mut log);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config()).unwrap();
+        let r = log.recovery_report();
+        assert_eq!((r.segments_scanned, r.bytes_scanned), (0, 0), "{what}");
+        assert_eq!(read_all(&log), batches[..kept].concat(), "{what}");
+    }
+}
+
+#[test]
+fn the_durable_prefix_and_its_index_entries_survive_a_power_cut() {
+    let root = tempfile::tempdir().unwrap();
+    let model = Arc::new(crate::testing::PowerLossFileSystem::new(root.path()).unwrap());
+    let dir = root.path().join("p");
+    let options = OpenOptions::default().with_fs(model.clone());
+    let mut log = PartitionLog::open_with(&dir, config(), options).unwrap();
+    let batches: Vec<Vec<u8>> = (0..40).map(|i| append_simple(&mut log, i, 3)).collect();
+    flush_and_checkpoint(&mut log);
+    for i in 40..45 {
+        append_simple(&mut log, i, 3); // not synced: lost at the cut
+    }
+    model.cut();
+    drop(log);
+    model.restore().unwrap();
+    let log = PartitionLog::open(&dir, config()).unwrap();
+    let r = log.recovery_report();
+    // Had the checkpoint named index entries that were not synced, they would be gone and
+    // the segment read whole.
+    assert_eq!(
+        (r.segments_scanned, r.bytes_scanned, r.corrupt_segments),
+        (0, 0, 0)
+    );
+    assert_eq!(read_all(&log), batches.concat());
+}
+
+#[test]
+fn a_staged_checkpoint_takes_effect_when_committed_after_a_file_system_sync() {
+    let root = tempfile::tempdir().unwrap();
+    let model = Arc::new(crate::testing::PowerLossFileSystem::new(root.path()).unwrap());
+    let dirs = [root.path().join("a"), root.path().join("b")];
+    let mut logs: Vec<PartitionLog> = dirs
+        .iter()
+        .map(|d| {
+            PartitionLog::open_with(d, config(), OpenOptions::default().with_fs(model.clone()))
+                .unwrap()
+        })
+        .collect();
+    let mut batches = Vec::new();
+    for log in &mut logs {
+        batches.push(
+            (0..30)
+                .map(|i| append_simple(log, i, 3))
+                .collect::<Vec<_>>(),
+        );
+        let point = log.sync_point().unwrap();
+        point.sync().unwrap();
+        log.mark_durable(point.end_offset());
+    }
+    let staged: Vec<StagedCheckpoint> = logs
+        .iter_mut()
+        .map(|log| {
+            log.stage_checkpoint()
+                .unwrap()
+                .expect("a new checkpoint is due")
+        })
+        .collect();
+    assert!(
+        !dirs[0].join(CHECKPOINT_FILE).exists(),
+        "nothing replaced before the commit"
+    );
+    let fs: SharedFs = model.clone();
+    let root_dir = fs.open_dir(root.path()).unwrap();
+    fs.sync_fs(&root_dir).unwrap();
+    for (log, staged) in logs.iter_mut().zip(staged) {
+        log.commit_checkpoint(staged).unwrap();
+    }
+    fs.sync_fs(&root_dir).unwrap();
+    // Committed: nothing more is due, and a direct write finds nothing to do either.
+    assert!(logs[0].stage_checkpoint().unwrap().is_none());
+    model.cut();
+    drop(logs);
+    model.restore().unwrap();
+    for (dir, batches) in dirs.iter().zip(&batches) {
+        let log = PartitionLog::open(dir, config()).unwrap();
+        let r = log.recovery_report();
+        // One syncfs made the checkpoint and the index entries it names durable.
+        assert_eq!(r.checkpoint, CheckpointStatus::Found);
+        assert_eq!((r.segments_scanned, r.bytes_scanned), (0, 0));
+        assert_eq!(read_all(&log), batches.concat());
+    }
+}
+
+#[test]
+fn a_direct_checkpoint_write_supersedes_a_staged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    for i in 0..10 {
+        append_simple(&mut log, i, 2);
+    }
+    flush_and_checkpoint(&mut log);
+    append_simple(&mut log, 10, 2);
+    let point = log.sync_point().unwrap();
+    point.sync().unwrap();
+    log.mark_durable(point.end_offset());
+    let staged = log.stage_checkpoint().unwrap().unwrap();
+    // DeleteRecords writes its checkpoint at once, taking the staged file.
+    assert_eq!(log.delete_records_before(4).unwrap(), 4);
+    log.commit_checkpoint(staged).unwrap();
+    let on_disk = read_checkpoint_file(dir.path());
+    assert_eq!((on_disk.log_start_offset, on_disk.recovery_point), (4, 22));
+    assert!(log.stage_checkpoint().unwrap().is_none());
 }
 
 #[test]

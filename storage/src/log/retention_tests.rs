@@ -129,6 +129,7 @@ fn retention_removes_segments_below_the_log_start_offset() {
         &Checkpoint {
             log_start_offset: 13,
             recovery_point: 24,
+            prefix: None,
         },
     )
     .unwrap();

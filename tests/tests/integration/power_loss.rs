@@ -184,6 +184,8 @@ fn acknowledged_writes_survive_power_cuts() {
         let broker = EmbeddedBroker::start(BrokerConfig {
             file_system: Some(model.clone()),
             auto_create_topics_enable: false,
+            // Checkpoints (staged, one syncfs, renamed) often enough for cuts to hit them.
+            log_flush_offset_checkpoint_interval_ms: 10 + rng.below(90),
             ..BrokerConfig::with_data_dir(&data)
         })
         .unwrap();
