@@ -29,7 +29,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
-use common::{free_port, start_until_listening, BROOK};
+use common::{free_port, start_until_listening, start_with_checkpoints, BROOK};
 
 const TOPIC: &str = "crash";
 const PARTITIONS: i32 = 4;
@@ -235,15 +235,7 @@ fn kill_9_loses_no_acknowledged_record_without_fsync() {
 /// Starts `brook` with a checkpoint every `checkpoint_ms`; returns it with its summary of the
 /// partitions it opened: (partitions recovered, bytes scanned).
 fn start_summarised(dir: &Path, port: u16, checkpoint_ms: u64) -> (Child, u64, u64) {
-    let config = dir.join("brook.toml");
-    let toml = format!("\"log.flush.offset.checkpoint.interval.ms\" = {checkpoint_ms}\n");
-    std::fs::write(&config, toml).unwrap();
-    let mut cmd = Command::new(BROOK);
-    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&config);
-    let started = start_until_listening(cmd, Duration::from_secs(30));
+    let started = start_with_checkpoints(dir, port, checkpoint_ms, Duration::from_secs(30));
     let summary = started
         .earlier
         .iter()

@@ -25,7 +25,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use common::{free_port, start_until_listening, BROOK};
+use common::{free_port, start_with_checkpoints};
 
 const TOPIC: &str = "scale";
 /// Records produced to each partition.
@@ -44,15 +44,7 @@ const CHECKPOINT_MS: u64 = 5_000;
 
 /// Starts `brook` and returns it with the time to its "listening" line.
 fn start(dir: &Path, port: u16) -> (Child, Duration) {
-    let config = dir.join("brook.toml");
-    let toml = format!("\"log.flush.offset.checkpoint.interval.ms\" = {CHECKPOINT_MS}\n");
-    std::fs::write(&config, toml).unwrap();
-    let mut cmd = Command::new(BROOK);
-    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&config);
-    let started = start_until_listening(cmd, Duration::from_secs(300));
+    let started = start_with_checkpoints(dir, port, CHECKPOINT_MS, Duration::from_secs(300));
     for line in started
         .earlier
         .iter()

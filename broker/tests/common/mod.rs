@@ -69,3 +69,22 @@ pub(crate) fn start_until_listening(mut command: Command, timeout: Duration) -> 
         earlier.push(line);
     }
 }
+
+/// Starts `brook` on `port` with `<dir>/data` as its data directory and a config file
+/// checkpointing every `checkpoint_ms`, waiting up to `timeout` for its startup line.
+pub(crate) fn start_with_checkpoints(
+    dir: &std::path::Path,
+    port: u16,
+    checkpoint_ms: u64,
+    timeout: Duration,
+) -> Started {
+    let config = dir.join("brook.toml");
+    let toml = format!("\"log.flush.offset.checkpoint.interval.ms\" = {checkpoint_ms}\n");
+    std::fs::write(&config, toml).unwrap();
+    let mut cmd = Command::new(BROOK);
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&config);
+    start_until_listening(cmd, timeout)
+}
