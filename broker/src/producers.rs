@@ -10,12 +10,23 @@
 //!   new epoch, does not start at 0);
 //! - otherwise appended and remembered.
 //!
+//! Transactions add, per partition:
+//! - the *ongoing* transactions: for each producer with a transaction open here, the offset
+//!   of its first batch. The smallest is where the last stable offset (LSO) stops
+//!   read_committed consumers;
+//! - the *aborted* transactions (producer, first offset, offset of the ABORT marker), which a
+//!   read_committed fetch lists so that the consumer drops those records.
+//!
+//! A transaction starts with a producer's first transactional batch and ends with the marker
+//! (a control batch, see `brook_protocol::control`) the transaction coordinator writes.
+//!
 //! The state is not stored separately: it is rebuilt from the batch headers in the log when a
 //! partition is opened, so it survives crashes exactly as the log does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use brook_protocol::batch::BatchView;
+use brook_protocol::control::{self, ControlType};
 use brook_protocol::ErrorCode;
 
 /// Batches remembered per producer, as in Kafka (and the most a client keeps in flight).
@@ -31,6 +42,7 @@ pub(crate) struct ProducerBatch {
     pub(crate) first_seq: i32,
     pub(crate) last_seq: i32,
     pub(crate) offset_delta: i32,
+    pub(crate) transactional: bool,
 }
 
 impl ProducerBatch {
@@ -46,6 +58,7 @@ impl ProducerBatch {
             first_seq,
             last_seq: increment_sequence(first_seq, view.last_offset_delta()),
             offset_delta: view.last_offset_delta(),
+            transactional: view.is_transactional(),
         })
     }
 }
@@ -71,6 +84,35 @@ struct Remembered {
 struct Producer {
     epoch: i16,
     batches: VecDeque<Remembered>,
+    /// Offset of the first batch of this producer's ongoing transaction here.
+    txn_first_offset: Option<i64>,
+}
+
+impl Producer {
+    fn new(epoch: i16) -> Self {
+        Self {
+            epoch,
+            batches: VecDeque::with_capacity(REMEMBERED_BATCHES),
+            txn_first_offset: None,
+        }
+    }
+
+    /// A newer epoch forgets the old epoch's batches (its sequences start again at 0).
+    fn set_epoch(&mut self, epoch: i16) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+    }
+}
+
+/// A transaction aborted in this partition: read_committed consumers drop its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortedTxn {
+    pub(crate) producer_id: i64,
+    pub(crate) first_offset: i64,
+    /// Offset of the ABORT marker.
+    pub(crate) last_offset: i64,
 }
 
 /// What to do with a batch.
@@ -95,6 +137,10 @@ pub(crate) struct SequenceError {
 #[derive(Debug, Default)]
 pub(crate) struct ProducerStates {
     producers: HashMap<i64, Producer>,
+    /// First offset of each ongoing transaction -> its producer.
+    ongoing: BTreeMap<i64, i64>,
+    /// Aborted transactions in the order of their markers (so by `last_offset`).
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStates {
@@ -110,6 +156,15 @@ impl ProducerStates {
                 message: format!(
                     "Epoch {} of producer {} is older than its current epoch {}",
                     batch.epoch, batch.producer_id, current.epoch
+                ),
+            });
+        }
+        if !batch.transactional && current.txn_first_offset.is_some() {
+            return Err(SequenceError {
+                code: ErrorCode::InvalidTxnState,
+                message: format!(
+                    "Expected a transactional write from producer {}: its transaction is ongoing",
+                    batch.producer_id
                 ),
             });
         }
@@ -150,16 +205,14 @@ impl ProducerStates {
         Ok(Verdict::Append)
     }
 
-    /// Remembers a batch appended at `first_offset`.
+    /// Remembers a batch appended at `first_offset`; a transactional batch opens its
+    /// producer's transaction here if none is ongoing.
     pub(crate) fn record(&mut self, batch: &ProducerBatch, first_offset: i64) {
-        let producer = self.producers.entry(batch.producer_id).or_insert(Producer {
-            epoch: batch.epoch,
-            batches: VecDeque::with_capacity(REMEMBERED_BATCHES),
-        });
-        if producer.epoch != batch.epoch {
-            producer.epoch = batch.epoch;
-            producer.batches.clear();
-        }
+        let producer = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(|| Producer::new(batch.epoch));
+        producer.set_epoch(batch.epoch);
         if producer.batches.len() == REMEMBERED_BATCHES {
             producer.batches.pop_front();
         }
@@ -169,11 +222,103 @@ impl ProducerStates {
             first_offset,
             last_offset: first_offset + i64::from(batch.offset_delta),
         });
+        if batch.transactional && producer.txn_first_offset.is_none() {
+            producer.txn_first_offset = Some(first_offset);
+            self.ongoing.insert(first_offset, batch.producer_id);
+        }
+    }
+
+    /// Checks a transaction marker of `producer_id` at `epoch` before it is appended: the
+    /// coordinator's epoch is never older than the producer's here.
+    pub(crate) fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        match self.producers.get(&producer_id) {
+            Some(p) if epoch < p.epoch => Err(SequenceError {
+                code: ErrorCode::InvalidProducerEpoch,
+                message: format!(
+                    "Marker epoch {epoch} of producer {producer_id} is older than its current epoch {}",
+                    p.epoch
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a marker appended at `offset`: the producer's transaction here (if one is
+    /// ongoing) ends, committed or aborted, and the producer moves to the marker's epoch (the
+    /// coordinator bumps it to fence a zombie). Returns the first offset of the transaction
+    /// that ended.
+    pub(crate) fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+        offset: i64,
+    ) -> Option<i64> {
+        let producer = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| Producer::new(epoch));
+        producer.set_epoch(epoch);
+        let first_offset = producer.txn_first_offset.take()?;
+        self.ongoing.remove(&first_offset);
+        if control == ControlType::Abort {
+            self.aborted.push(AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset: offset,
+            });
+        }
+        Some(first_offset)
+    }
+
+    /// Whether `producer_id` has a transaction ongoing in this partition.
+    pub(crate) fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|p| p.txn_first_offset.is_some())
+    }
+
+    /// The last stable offset given the high watermark: read_committed consumers read only
+    /// below it (the first offset of the oldest ongoing transaction, else the watermark).
+    pub(crate) fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.ongoing
+            .keys()
+            .next()
+            .map_or(high_watermark, |first| (*first).min(high_watermark))
+    }
+
+    /// The aborted transactions a read_committed fetch of `from..upper` must list: those that
+    /// end at or after `from` and start before `upper`.
+    pub(crate) fn aborted_between(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a.first_offset < upper)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start offset (their records are gone).
+    pub(crate) fn forget_aborted_below(&mut self, log_start_offset: i64) {
+        let gone = self
+            .aborted
+            .partition_point(|a| a.last_offset < log_start_offset);
+        self.aborted.drain(..gone);
     }
 
     /// Replays a batch read back from the log (at open).
     pub(crate) fn replay(&mut self, view: &BatchView<'_>) {
         if view.is_control() {
+            if let Some(marker) = control::parse_marker(view) {
+                self.record_marker(
+                    view.producer_id(),
+                    view.producer_epoch(),
+                    marker.control,
+                    view.base_offset(),
+                );
+            }
             return;
         }
         if let Some(batch) = ProducerBatch::of(view) {
@@ -197,7 +342,112 @@ mod tests {
             first_seq,
             last_seq: increment_sequence(first_seq, records - 1),
             offset_delta: records - 1,
+            transactional: false,
         }
+    }
+
+    fn txn_batch(pid: i64, epoch: i16, first_seq: i32, records: i32) -> ProducerBatch {
+        ProducerBatch {
+            transactional: true,
+            ..batch(pid, epoch, first_seq, records)
+        }
+    }
+
+    #[test]
+    fn the_lso_stops_at_the_oldest_ongoing_transaction() {
+        let mut s = ProducerStates::default();
+        assert_eq!(s.last_stable_offset(10), 10);
+        s.record(&txn_batch(1, 0, 0, 2), 10);
+        s.record(&batch(3, 0, 0, 1), 12); // not transactional: no effect
+        s.record(&txn_batch(2, 0, 0, 1), 13);
+        s.record(&txn_batch(1, 0, 2, 1), 14); // same transaction: still starts at 10
+        assert_eq!(s.last_stable_offset(15), 10);
+        assert!(s.in_transaction(1) && s.in_transaction(2) && !s.in_transaction(3));
+        assert_eq!(s.record_marker(1, 0, ControlType::Commit, 15), Some(10));
+        assert_eq!(s.last_stable_offset(16), 13);
+        assert_eq!(s.record_marker(2, 0, ControlType::Abort, 16), Some(13));
+        assert_eq!(s.last_stable_offset(17), 17);
+        // A marker for a producer without a transaction here changes nothing.
+        assert_eq!(s.record_marker(1, 0, ControlType::Abort, 17), None);
+        assert_eq!(
+            s.aborted_between(0, 100),
+            vec![AbortedTxn {
+                producer_id: 2,
+                first_offset: 13,
+                last_offset: 16
+            }]
+        );
+    }
+
+    #[test]
+    fn aborted_transactions_are_listed_for_the_ranges_they_overlap() {
+        let mut s = ProducerStates::default();
+        for (pid, first, marker) in [(1, 0, 4), (2, 5, 9), (3, 10, 20)] {
+            s.record(&txn_batch(pid, 0, 0, 1), first);
+            s.record_marker(pid, 0, ControlType::Abort, marker);
+        }
+        fn listed(s: &ProducerStates, from: i64, upper: i64) -> Vec<i64> {
+            s.aborted_between(from, upper)
+                .iter()
+                .map(|a| a.producer_id)
+                .collect()
+        }
+        assert_eq!(listed(&s, 0, 5), vec![1]);
+        assert_eq!(listed(&s, 4, 6), vec![1, 2]);
+        assert_eq!(listed(&s, 5, 10), vec![2]);
+        assert_eq!(listed(&s, 10, 11), vec![3]);
+        assert_eq!(listed(&s, 21, 30), Vec::<i64>::new());
+        s.forget_aborted_below(9);
+        assert_eq!(listed(&s, 0, 100), vec![2, 3]);
+        s.forget_aborted_below(10);
+        assert_eq!(listed(&s, 0, 100), vec![3]);
+    }
+
+    #[test]
+    fn markers_fence_older_epochs_and_non_transactional_writes_wait_for_the_end() {
+        let mut s = ProducerStates::default();
+        s.record(&txn_batch(5, 0, 0, 1), 0);
+        assert_eq!(
+            s.check(&batch(5, 0, 1, 1)).unwrap_err().code,
+            ErrorCode::InvalidTxnState
+        );
+        // The coordinator aborts with a bumped epoch: the zombie's epoch 0 is fenced.
+        assert!(s.check_marker(5, 1).is_ok());
+        s.record_marker(5, 1, ControlType::Abort, 1);
+        assert_eq!(
+            s.check(&txn_batch(5, 0, 1, 1)).unwrap_err().code,
+            ErrorCode::InvalidProducerEpoch
+        );
+        assert_eq!(
+            s.check_marker(5, 0).unwrap_err().code,
+            ErrorCode::InvalidProducerEpoch
+        );
+        // The new incarnation starts its sequence at 0.
+        assert_eq!(s.check(&txn_batch(5, 2, 0, 1)), Ok(Verdict::Append));
+    }
+
+    #[test]
+    fn replay_rebuilds_ongoing_and_aborted_transactions_from_the_log() {
+        use brook_protocol::batch::set_base_offset;
+        use brook_protocol::batch::testing::{set_producer, simple_batch};
+        let mut data = simple_batch(0, 2);
+        set_producer(&mut data, 8, 0, 0, true);
+        set_base_offset(&mut data, 100);
+        let mut s = ProducerStates::default();
+        s.replay(&BatchView::parse_verified(&data).unwrap());
+        assert_eq!(s.last_stable_offset(200), 100);
+        let mut marker = control::encode_marker(8, 0, ControlType::Abort, 0, 5);
+        set_base_offset(&mut marker, 102);
+        s.replay(&BatchView::parse_verified(&marker).unwrap());
+        assert_eq!(s.last_stable_offset(200), 200);
+        assert_eq!(
+            s.aborted_between(100, 103),
+            vec![AbortedTxn {
+                producer_id: 8,
+                first_offset: 100,
+                last_offset: 102
+            }]
+        );
     }
 
     #[test]

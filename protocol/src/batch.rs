@@ -422,6 +422,33 @@ pub mod testing {
         build_batch(base_timestamp, &records)
     }
 
+    /// Makes a test batch one of `producer_id` at `epoch` starting at `base_sequence`,
+    /// transactional or not, with its CRC recomputed.
+    pub fn set_producer(
+        batch: &mut [u8],
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        transactional: bool,
+    ) {
+        let attributes =
+            i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]);
+        let attributes = if transactional {
+            attributes | 0x10
+        } else {
+            attributes & !0x10
+        };
+        batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        batch[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
+            .copy_from_slice(&producer_id.to_be_bytes());
+        batch[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
+            .copy_from_slice(&epoch.to_be_bytes());
+        batch[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+            .copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+        batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
         match b {
             None => put_varlong(out, -1),

@@ -2,7 +2,8 @@
 //!
 //! This crate turns bytes into typed requests and typed responses into bytes. It owns
 //! framing ([`frame`]), request headers and version negotiation ([`request`], [`api_versions`]),
-//! the record-batch header view ([`batch`]), single records ([`records`]), bounded
+//! the record-batch header view ([`batch`]), single records ([`records`]), transaction
+//! markers ([`control`]), bounded
 //! decompression ([`compression`]), record validation on produce ([`validate`]) and responses
 //! ([`response`]).
 //! It performs no I/O: no sockets, no files, no async runtime.
@@ -10,6 +11,7 @@
 pub mod api_versions;
 pub mod batch;
 pub mod compression;
+pub mod control;
 pub mod error;
 pub mod frame;
 pub mod legacy_produce;
