@@ -6,7 +6,10 @@
 //! - `durability`: the fsync contract per partition (group commit, background flush).
 //! - `groups`: the group coordinator (consumer groups, committed offsets, `__consumer_offsets`).
 //! - `maintenance`: periodic flush, checkpoints and retention.
-//! - `producers`: idempotent producer state and Kafka's sequence rules.
+//! - `producers`: idempotent and transactional producer state per partition (sequences,
+//!   ongoing and aborted transactions, the last stable offset).
+//! - `txn`: the transaction coordinator (`__transaction_state`, markers, timeouts).
+//! - `record_codec`: Kafka's encoding of internal-topic records.
 //! - `handlers`: one module per Kafka API and the registry ApiVersions is derived from.
 //! - [`topics`]: topics, partitions, topic ids and the metadata file.
 //! - [`topic_config`]: topic-level configs with Kafka's names.
@@ -28,10 +31,12 @@ mod groups;
 mod handlers;
 mod maintenance;
 mod producers;
+mod record_codec;
 pub mod server;
 mod state;
 pub mod topic_config;
 pub mod topics;
+mod txn;
 
 pub use config::BrokerConfig;
 pub use server::{Broker, BrokerError, EmbeddedBroker};

@@ -9,9 +9,13 @@
 //!
 //! Replaying the records in log order rebuilds every group's offsets and membership.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::group::{CommittedOffset, StoredGroup, StoredMember};
+use crate::record_codec::{
+    get_bytes, get_i16, get_i32, get_i64, get_nullable_str, get_str, put_bytes, put_nullable_str,
+    put_str, Malformed,
+};
 
 const OFFSET_KEY_VERSION: i16 = 1;
 const GROUP_KEY_VERSION: i16 = 2;
@@ -39,6 +43,12 @@ pub(crate) enum StoreRecord {
 #[derive(Debug, thiserror::Error)]
 #[error("malformed __consumer_offsets record: {0}")]
 pub(crate) struct StoreDecodeError(&'static str);
+
+impl From<Malformed> for StoreDecodeError {
+    fn from(m: Malformed) -> Self {
+        Self(m.0)
+    }
+}
 
 pub(crate) fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
     let mut b = BytesMut::new();
@@ -172,76 +182,6 @@ fn decode_group_value(mut v: &[u8]) -> Result<StoredGroup, StoreDecodeError> {
         state_timestamp_ms,
         members,
     })
-}
-
-fn put_str(b: &mut BytesMut, s: &str) {
-    b.put_i16(s.len().min(i16::MAX as usize) as i16);
-    b.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
-}
-
-fn put_nullable_str(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(b, s),
-        None => b.put_i16(-1),
-    }
-}
-
-fn put_bytes(b: &mut BytesMut, bytes: &[u8]) {
-    b.put_i32(bytes.len() as i32);
-    b.put_slice(bytes);
-}
-
-fn need(b: &[u8], n: usize) -> Result<(), StoreDecodeError> {
-    if b.len() < n {
-        Err(StoreDecodeError("truncated"))
-    } else {
-        Ok(())
-    }
-}
-
-fn get_i16(b: &mut &[u8]) -> Result<i16, StoreDecodeError> {
-    need(b, 2)?;
-    Ok(b.get_i16())
-}
-
-fn get_i32(b: &mut &[u8]) -> Result<i32, StoreDecodeError> {
-    need(b, 4)?;
-    Ok(b.get_i32())
-}
-
-fn get_i64(b: &mut &[u8]) -> Result<i64, StoreDecodeError> {
-    need(b, 8)?;
-    Ok(b.get_i64())
-}
-
-fn get_nullable_str(b: &mut &[u8]) -> Result<Option<String>, StoreDecodeError> {
-    let len = get_i16(b)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    let len = len as usize;
-    need(b, len)?;
-    let s = std::str::from_utf8(&b[..len])
-        .map_err(|_| StoreDecodeError("string is not UTF-8"))?
-        .to_string();
-    b.advance(len);
-    Ok(Some(s))
-}
-
-fn get_str(b: &mut &[u8]) -> Result<String, StoreDecodeError> {
-    get_nullable_str(b).map(Option::unwrap_or_default)
-}
-
-fn get_bytes(b: &mut &[u8]) -> Result<Bytes, StoreDecodeError> {
-    let len = get_i32(b)?;
-    if len < 0 {
-        return Ok(Bytes::new());
-    }
-    let len = len as usize;
-    need(b, len)?;
-    let out = Bytes::copy_from_slice(&b[..len]);
-    b.advance(len);
-    Ok(out)
 }
 
 #[cfg(test)]

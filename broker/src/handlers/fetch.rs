@@ -7,6 +7,12 @@
 //! broker's `fetch.max.bytes`. A fetch that has fewer than `min_bytes` waits up to
 //! `max_wait_ms` for appends and then reads again.
 //!
+//! read_committed (isolation level 1) reads stop at the last stable offset (the first offset of
+//! the oldest transaction still open), and the response lists the aborted transactions that
+//! overlap the records returned, so that the consumer drops theirs; read_uncommitted gets no
+//! list. Both get the last stable offset. Control batches (transaction markers) are returned
+//! like any batch: clients skip them.
+//!
 //! A partition named twice is read and answered once (Kafka keys a fetch by topic-partition;
 //! the later entry's offset and limit win), so a small request cannot multiply its response.
 
@@ -16,9 +22,9 @@ use std::time::Duration;
 use brook_protocol::batch;
 use brook_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use brook_protocol::kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use brook_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use brook_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 use brook_storage::StorageError;
@@ -26,6 +32,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::Ctx;
+use crate::producers::AbortedTxn;
 use crate::topics::Topic;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 4, max: 17 };
@@ -160,15 +167,28 @@ fn read_all(
                                     fp.fetch_offset,
                                     limit,
                                     outcome.bytes == 0,
+                                    read_committed,
                                 )
                             }
                         };
                         match result {
                             Ok(read) => {
                                 outcome.bytes += read.records.len();
+                                if read_committed {
+                                    data = data.with_aborted_transactions(Some(
+                                        read.aborted
+                                            .iter()
+                                            .map(|a| {
+                                                AbortedTransaction::default()
+                                                    .with_producer_id(ProducerId(a.producer_id))
+                                                    .with_first_offset(a.first_offset)
+                                            })
+                                            .collect(),
+                                    ));
+                                }
                                 data = data
                                     .with_high_watermark(read.high_watermark)
-                                    .with_last_stable_offset(read.high_watermark)
+                                    .with_last_stable_offset(read.last_stable_offset)
                                     .with_log_start_offset(read.log_start_offset)
                                     .with_records(Some(read.records));
                             }
@@ -197,38 +217,81 @@ fn read_all(
 struct PartitionRead {
     records: Bytes,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// read_committed: the aborted transactions overlapping the records returned.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// Reads one partition. `min_one`: return the first batch even if it exceeds `limit` (KIP-74).
+/// `read_committed`: only below the last stable offset, with the aborted transactions the
+/// consumer must drop.
 fn read_partition(
     topic: &Topic,
     index: i32,
     offset: i64,
     limit: usize,
     min_one: bool,
+    read_committed: bool,
 ) -> Result<PartitionRead, (ErrorCode, i64, i64)> {
     let partition = topic
         .partition(index)
         .ok_or((ErrorCode::UnknownTopicOrPartition, -1, -1))?;
-    partition.with_log(|log| {
+    partition.with_log_and_producers(|log, producers| {
         let hw = log.log_end_offset();
+        let lso = producers.last_stable_offset(hw);
         let start = log.log_start_offset();
-        let chunks = log.read(offset, limit).map_err(|e| match e {
+        let mut chunks = log.read(offset, limit).map_err(|e| match e {
             StorageError::OffsetOutOfRange { .. } => (ErrorCode::OffsetOutOfRange, hw, start),
             other => {
                 tracing::error!(topic = %topic.name, partition = index, error = %other, "read failed");
                 (ErrorCode::KafkaStorageError, hw, start)
             }
         })?;
+        if read_committed {
+            chunks = below(chunks, lso);
+        }
         let first = first_batch_size(&chunks);
         let records = if first > limit && (!min_one || first > MAX_RESPONSE_RECORDS) {
             Bytes::new()
         } else {
             concat(chunks)
         };
-        Ok(PartitionRead { records, high_watermark: hw, log_start_offset: start })
+        let aborted = match (read_committed, batch::Batches::new(&records).last()) {
+            (true, Some(last)) => producers.aborted_between(offset, last.last_offset() + 1),
+            _ => Vec::new(),
+        };
+        Ok(PartitionRead {
+            records,
+            high_watermark: hw,
+            last_stable_offset: lso,
+            log_start_offset: start,
+            aborted,
+        })
     })
+}
+
+/// The batches of `chunks` that start below `end` (the last stable offset): a transaction
+/// still open there is not read_committed data yet.
+fn below(chunks: Vec<Bytes>, end: i64) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        let mut keep = 0;
+        for view in batch::Batches::new(&chunk) {
+            if view.base_offset() >= end {
+                break;
+            }
+            keep += view.size();
+        }
+        let whole = keep == chunk.len();
+        if keep > 0 {
+            out.push(chunk.slice(..keep));
+        }
+        if !whole {
+            break;
+        }
+    }
+    out
 }
 
 fn first_batch_size(chunks: &[Bytes]) -> usize {

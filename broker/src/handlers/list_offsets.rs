@@ -48,6 +48,7 @@ const NOT_FOUND: Found = Found {
 };
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = ctx.state.topics.get(&t.name);
@@ -71,7 +72,15 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffset
                 partitions.push(failed(ErrorCode::UnknownLeaderEpoch));
                 continue;
             }
-            let located = partition.with_log(|log| locate(log, p.timestamp));
+            let located = partition.with_log_and_producers(|log, producers| {
+                // read_committed consumers may read only up to the last stable offset.
+                let latest = if read_committed {
+                    producers.last_stable_offset(log.log_end_offset())
+                } else {
+                    log.log_end_offset()
+                };
+                locate(log, p.timestamp, latest)
+            });
             match search(located).await {
                 Ok(found) => partitions.push(
                     resp.with_offset(found.offset)
@@ -134,7 +143,8 @@ enum LookupError {
     Batch(String),
 }
 
-fn locate(log: &PartitionLog, timestamp: i64) -> Result<Located, LookupError> {
+/// `latest`: what LATEST answers (the log end, or the last stable offset for read_committed).
+fn locate(log: &PartitionLog, timestamp: i64, latest: i64) -> Result<Located, LookupError> {
     let at = |offset| {
         Located::Found(Found {
             offset,
@@ -142,7 +152,7 @@ fn locate(log: &PartitionLog, timestamp: i64) -> Result<Located, LookupError> {
         })
     };
     Ok(match timestamp {
-        LATEST => at(log.log_end_offset()),
+        LATEST => at(latest),
         EARLIEST | EARLIEST_LOCAL => at(log.log_start_offset()),
         // No tiered storage: nothing is pending upload or tiered.
         EARLIEST_PENDING_UPLOAD | LATEST_TIERED => Located::Found(NOT_FOUND),

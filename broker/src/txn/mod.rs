@@ -1,0 +1,4 @@
+//! The transaction coordinator.
+
+pub(crate) mod state;
+pub(crate) mod store;
