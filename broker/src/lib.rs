@@ -5,6 +5,7 @@
 //! - `connection`: one client connection, requests in and responses out in order.
 //! - `durability`: the fsync contract per partition (group commit, background flush).
 //! - `groups`: the group coordinator (consumer groups, committed offsets, `__consumer_offsets`).
+//! - `internal_log`: partition 0 of an internal topic a coordinator keeps its state in.
 //! - `maintenance`: periodic flush, checkpoints and retention.
 //! - `producers`: idempotent and transactional producer state per partition (sequences,
 //!   ongoing and aborted transactions, the last stable offset).
@@ -29,6 +30,7 @@ mod durability;
 mod files;
 mod groups;
 mod handlers;
+mod internal_log;
 mod maintenance;
 mod producers;
 mod record_codec;

@@ -254,6 +254,10 @@ pub(crate) struct Group {
     /// Wall-clock time of the last state change (Kafka's currentStateTimestamp).
     pub(crate) state_timestamp_ms: i64,
     pub(crate) offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets committed in a transaction (TxnOffsetCommit) that has not ended yet, by
+    /// producer id: they replace `offsets` when the transaction commits and are dropped when
+    /// it aborts.
+    pub(crate) pending_txn_offsets: HashMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
     /// The durable group state changed and must be written.
     dirty: bool,
     limits: GroupLimits,
@@ -277,9 +281,28 @@ impl Group {
             sync_deadline: None,
             state_timestamp_ms: now_ms,
             offsets: BTreeMap::new(),
+            pending_txn_offsets: HashMap::new(),
             dirty: false,
             limits,
         }
+    }
+
+    /// The transaction of `producer_id` ended: its pending offsets become the committed
+    /// ones (`commit`) or are dropped.
+    pub(crate) fn complete_txn_offsets(&mut self, producer_id: i64, commit: bool) {
+        if let Some(pending) = self.pending_txn_offsets.remove(&producer_id) {
+            if commit {
+                self.offsets.extend(pending);
+            }
+        }
+    }
+
+    /// Whether a transaction has uncommitted offsets for `partition` (OffsetFetch with
+    /// `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub(crate) fn has_pending_offset(&self, partition: &(String, i32)) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|offsets| offsets.contains_key(partition))
     }
 
     /// Restores a group from its stored record: Stable with its members if it had any (each

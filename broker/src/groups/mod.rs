@@ -14,21 +14,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brook_protocol::batch::Batches;
-use brook_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use brook_protocol::records::Records;
+use brook_protocol::control::ControlType;
 use brook_protocol::ErrorCode;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
-use crate::durability::{self, WaitError};
 use crate::handlers::now_ms;
+use crate::internal_log::{InternalLog, KeyValue, Replayed};
 use crate::topic_config::TopicConfig;
-use crate::topics::{Partition, TopicError, TopicRegistry};
+use crate::topics::{TopicError, TopicRegistry};
 use group::{
     CommittedOffset, Group, GroupLimits, GroupState, JoinRequest, JoinResult, Reply, SyncRequest,
     SyncResult,
@@ -41,10 +37,6 @@ pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 /// How often group timeouts are checked; sessions expire at most this late.
 const GROUP_TICK: Duration = Duration::from_millis(100);
-/// How long a commit waits for its fsync before failing with REQUEST_TIMED_OUT.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Replay reads the offsets topic in chunks of this size.
-const REPLAY_CHUNK: usize = 1024 * 1024;
 /// The offsets topic is rewritten once it holds this many records more than twice the live
 /// ones (see [`GroupCoordinator::maybe_compact`]).
 const COMPACT_SLACK: i64 = 100_000;
@@ -76,10 +68,8 @@ pub(crate) struct OffsetCommit {
 pub(crate) struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     limits: GroupLimits,
-    /// Partition 0 of the offsets topic; created on the first FindCoordinator for a group,
-    /// as Kafka does, so a broker that never saw a group lists no internal topic.
-    offsets: parking_lot::RwLock<Option<Arc<Partition>>>,
-    fsync: bool,
+    /// Partition 0 of the offsets topic; created on the first FindCoordinator for a group.
+    log: InternalLog,
     retention_ms: i64,
     /// [`COMPACT_SLACK`], lower in tests.
     compact_slack: i64,
@@ -88,12 +78,6 @@ pub(crate) struct GroupCoordinator {
 impl GroupCoordinator {
     /// Opens the coordinator and replays the offsets topic if it exists.
     pub(crate) fn open(topics: &TopicRegistry, config: &BrokerConfig) -> Result<Self, TopicError> {
-        let offsets = match topics.get(OFFSETS_TOPIC) {
-            Some(topic) => Some(topic.partition(0).ok_or_else(|| {
-                TopicError::InvalidPartitions("__consumer_offsets has no partition 0".into())
-            })?),
-            None => None,
-        };
         let limits = GroupLimits {
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -103,8 +87,7 @@ impl GroupCoordinator {
         let coordinator = GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             limits,
-            offsets: parking_lot::RwLock::new(offsets),
-            fsync: !config.unsafe_disable_fsync,
+            log: InternalLog::open(topics, OFFSETS_TOPIC, !config.unsafe_disable_fsync)?,
             retention_ms: i64::try_from(config.offsets_retention_minutes.saturating_mul(60_000))
                 .unwrap_or(i64::MAX),
             compact_slack: COMPACT_SLACK,
@@ -115,80 +98,42 @@ impl GroupCoordinator {
 
     /// Creates the offsets topic unless it exists (FindCoordinator calls this).
     pub(crate) fn ensure_offsets_topic(&self, topics: &TopicRegistry) -> Result<(), TopicError> {
-        if self.offsets.read().is_some() {
-            return Ok(());
-        }
-        let mut slot = self.offsets.write();
-        if slot.is_some() {
-            return Ok(());
-        }
-        let topic = match topics.get(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => topics.create(OFFSETS_TOPIC, 1, offsets_topic_config()?)?,
-        };
-        *slot = topic.partition(0);
-        Ok(())
-    }
-
-    fn partition(&self) -> Option<Arc<Partition>> {
-        self.offsets.read().clone()
+        self.log.ensure(topics, offsets_topic_config)
     }
 
     /// Rebuilds groups and offsets from the offsets topic.
     fn replay(&self) {
-        let Some(offsets) = self.partition() else {
-            return;
-        };
         let started = Instant::now();
         let now = Instant::now();
         let now_ms = now_ms();
         let mut groups = self.groups.lock();
         let mut records = 0u64;
-        let mut bad = 0u64;
-        offsets.with_log(|log| {
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let chunks = match log.read(offset, REPLAY_CHUNK) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(error = %e, offset, "reading __consumer_offsets failed; groups after this offset are not restored");
-                        return;
-                    }
-                };
-                let mut next = offset;
-                for chunk in &chunks {
-                    for view in Batches::new(chunk) {
-                        next = next.max(view.last_offset() + 1);
-                        if view.last_offset() < offset {
-                            continue;
+        let mut skipped = 0u64;
+        let bad = self.log.replay(|replayed| match replayed {
+            Replayed::Records {
+                producer,
+                records: batch,
+            } => {
+                for (key, value) in batch {
+                    match store::decode(key, value) {
+                        Ok(r) => {
+                            records += 1;
+                            apply(&mut groups, r, producer, self.limits, now, now_ms);
                         }
-                        if view.compression().is_some_and(|c| c.id() != 0) {
-                            bad += 1;
-                            continue;
-                        }
-                        for record in Records::new(view.records_data(), view.records_count()) {
-                            let Ok(record) = record else {
-                                bad += 1;
-                                break;
-                            };
-                            let Some(key) = record.key else { continue };
-                            match store::decode(key, record.value) {
-                                Ok(r) => {
-                                    records += 1;
-                                    apply(&mut groups, r, self.limits, now, now_ms);
-                                }
-                                Err(_) => bad += 1,
-                            }
-                        }
+                        Err(_) => skipped += 1,
                     }
                 }
-                if next <= offset {
-                    break;
+            }
+            Replayed::Marker {
+                producer_id,
+                control,
+            } => {
+                for group in groups.values_mut() {
+                    group.complete_txn_offsets(producer_id, control == ControlType::Commit);
                 }
-                offset = next;
             }
         });
+        let bad = bad + skipped;
         if records > 0 || bad > 0 {
             tracing::info!(
                 groups = groups.len(),
@@ -484,17 +429,22 @@ impl GroupCoordinator {
     /// group's metadata and committed offsets) is appended again, fsynced, and the log start
     /// moves to it, so the older segments are deleted. This gives what Kafka's compaction of
     /// `__consumer_offsets` gives: the latest value of every key, in order, and nothing else.
+    ///
+    /// Not while a transaction has pending offsets: their records (and the marker to come)
+    /// must stay in the log, or a restart would not know them.
     fn maybe_compact(&self, groups: &HashMap<String, Group>) {
-        let Some(offsets) = self.partition() else {
+        let Some((start, end)) = self.log.bounds() else {
             return;
         };
+        if groups.values().any(|g| !g.pending_txn_offsets.is_empty()) {
+            return;
+        }
         let live: usize = groups.values().map(|g| g.offsets.len() + 1).sum();
-        let (start, end) = offsets.with_log(|log| (log.log_start_offset(), log.log_end_offset()));
         let live = i64::try_from(live).unwrap_or(i64::MAX);
         if end - start <= live.saturating_mul(2).saturating_add(self.compact_slack) {
             return;
         }
-        let mut records: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+        let mut records: Vec<KeyValue> = Vec::new();
         for group in groups.values() {
             records.push((
                 store::group_key(&group.id),
@@ -512,9 +462,7 @@ impl GroupCoordinator {
         if result.is_err() {
             return;
         }
-        let moved =
-            offsets.with_log(|log| log.flush().and_then(|()| log.delete_records_before(end)));
-        match moved {
+        match self.log.truncate_before(end) {
             Ok(new_start) => tracing::info!(
                 removed = new_start - start,
                 live,
@@ -564,74 +512,12 @@ impl GroupCoordinator {
     /// Appends records as one batch; returns the offset after it.
     /// COORDINATOR_NOT_AVAILABLE until the offsets topic exists (clients then look up the
     /// coordinator, which creates it).
-    fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<i64, ErrorCode> {
-        let Some(offsets) = self.partition() else {
-            return Err(ErrorCode::CoordinatorNotAvailable);
-        };
-        if records.is_empty() {
-            return Ok(offsets.with_log(|log| log.log_end_offset()));
-        }
-        let now = now_ms();
-        let batch: Vec<Record> = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            })
-            .collect();
-        let count = batch.len() as i64;
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        if let Err(e) = RecordBatchEncoder::encode(&mut buf, &batch, &options) {
-            tracing::error!(error = %e, "encoding a __consumer_offsets batch failed");
-            return Err(ErrorCode::UnknownServerError);
-        }
-        let result = offsets.with_log(|log| log.append(&mut buf, now));
-        match result {
-            Ok(info) => {
-                if self.fsync {
-                    crate::durability::note_append(&offsets, count, buf.len() as u64);
-                }
-                Ok(info.last_offset + 1)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "appending to __consumer_offsets failed");
-                Err(ErrorCode::KafkaStorageError)
-            }
-        }
+    fn append(&self, records: Vec<KeyValue>) -> Result<i64, ErrorCode> {
+        self.log.append(records, None)
     }
 
     async fn wait_durable(&self, end_offset: i64) -> Result<(), ErrorCode> {
-        if !self.fsync {
-            return Ok(());
-        }
-        let Some(offsets) = self.partition() else {
-            return Err(ErrorCode::CoordinatorNotAvailable);
-        };
-        durability::request_sync(&offsets);
-        offsets
-            .durability
-            .wait_durable(end_offset, COMMIT_TIMEOUT)
-            .await
-            .map_err(|e| match e {
-                WaitError::Failed => ErrorCode::KafkaStorageError,
-                WaitError::TimedOut => ErrorCode::RequestTimedOut,
-            })
+        self.log.wait_durable(end_offset).await
     }
 }
 
@@ -649,10 +535,11 @@ fn fail_accepted(errors: Vec<Option<ErrorCode>>, code: ErrorCode) -> Vec<Option<
     errors.into_iter().map(|e| e.or(Some(code))).collect()
 }
 
-/// Applies one replayed record.
+/// Applies one replayed record; `producer`: it was written in that producer's transaction.
 fn apply(
     groups: &mut HashMap<String, Group>,
     record: StoreRecord,
+    producer: Option<i64>,
     limits: GroupLimits,
     now: Instant,
     now_ms: i64,
@@ -667,11 +554,17 @@ fn apply(
             let g = groups
                 .entry(group.clone())
                 .or_insert_with(|| Group::new(&group, limits, now_ms));
-            match value {
-                Some(v) => {
+            match (value, producer) {
+                (Some(v), Some(pid)) => {
+                    g.pending_txn_offsets
+                        .entry(pid)
+                        .or_default()
+                        .insert((topic, partition), v);
+                }
+                (Some(v), None) => {
                     g.offsets.insert((topic, partition), v);
                 }
-                None => {
+                (None, _) => {
                     g.offsets.remove(&(topic, partition));
                 }
             }
@@ -742,10 +635,7 @@ mod tests {
             assert_eq!(errors, vec![None]);
         }
         coordinator.tick();
-        let (start, end) = coordinator
-            .partition()
-            .unwrap()
-            .with_log(|log| (log.log_start_offset(), log.log_end_offset()));
+        let (start, end) = coordinator.log.bounds().unwrap();
         // One group record and three offsets are live.
         assert_eq!(end - start, 4, "start {start} end {end}");
         drop(coordinator);

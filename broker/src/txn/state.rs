@@ -173,8 +173,8 @@ impl Txn {
     }
 
     /// InitProducerId for this id. `expected`: the producer id and epoch the client says it
-    /// has (v3+, KIP-360), if any. `new_producer_id` hands out a fresh id when the epoch is
-    /// exhausted.
+    /// has (v3+, KIP-360), if any. `new_producer_id` hands out a fresh id for a new or
+    /// exhausted one.
     pub(crate) fn init(
         &self,
         expected: Option<(i64, i16)>,
@@ -183,51 +183,65 @@ impl Txn {
         new_producer_id: impl FnOnce() -> Result<i64, ErrorCode>,
     ) -> Result<InitStep, ErrorCode> {
         if let Some((pid, epoch)) = expected {
-            if self.is_retry_of_init(pid, epoch) {
-                // The bump this client asked for already happened; its response was lost.
-                return Ok(InitStep::Ready(self.clone()));
-            }
-            if !(pid == self.producer_id && epoch == self.producer_epoch) {
+            let valid = self.producer_epoch == NO_PRODUCER_EPOCH
+                || pid == self.producer_id
+                || (pid == self.prev_producer_id && epoch >= LAST_EPOCH);
+            if !valid {
                 return Err(ErrorCode::ProducerFenced);
             }
         }
         match self.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
-                Err(ErrorCode::ConcurrentTransactions)
+                return Err(ErrorCode::ConcurrentTransactions)
             }
-            TxnState::Ongoing => Ok(InitStep::AbortFirst(self.fence_and_abort(now_ms)?)),
+            TxnState::Ongoing => return Ok(InitStep::AbortFirst(self.fence_and_abort(now_ms)?)),
             TxnState::Empty
             | TxnState::CompleteCommit
             | TxnState::CompleteAbort
-            | TxnState::Dead => {
-                let mut next = self.clone();
-                if self.producer_epoch >= LAST_EPOCH || self.producer_id < 0 {
-                    next.prev_producer_id = self.producer_id;
-                    next.producer_id = new_producer_id()?;
-                    next.producer_epoch = 0;
-                    next.last_producer_epoch = NO_PRODUCER_EPOCH;
+            | TxnState::Dead => {}
+        }
+        let exhausted = self.producer_epoch >= LAST_EPOCH || self.producer_id < 0;
+        let mut next = self.clone();
+        match expected {
+            // A retry of an InitProducerId that rotated the id: its answer was lost.
+            Some((pid, _)) if pid == self.prev_producer_id && pid != self.producer_id => {
+                return Ok(InitStep::Ready(self.clone()))
+            }
+            Some((_, epoch))
+                if !exhausted
+                    && self.producer_epoch != NO_PRODUCER_EPOCH
+                    && epoch != self.producer_epoch =>
+            {
+                // A retry of a bump that happened (its answer was lost), or a zombie.
+                return if epoch == self.last_producer_epoch {
+                    Ok(InitStep::Ready(self.clone()))
                 } else {
-                    next.last_producer_epoch = self.producer_epoch;
-                    next.producer_epoch = self.producer_epoch + 1;
-                }
-                next.timeout_ms = timeout_ms;
-                next.state = TxnState::Empty;
-                next.partitions.clear();
-                next.start_ms = -1;
-                next.last_update_ms = now_ms;
-                Ok(InitStep::Ready(next))
+                    Err(ErrorCode::ProducerFenced)
+                };
+            }
+            _ if exhausted => {
+                next.prev_producer_id = self.producer_id;
+                next.producer_id = new_producer_id()?;
+                next.producer_epoch = 0;
+                next.last_producer_epoch = match expected {
+                    Some(_) => self.producer_epoch,
+                    None => NO_PRODUCER_EPOCH,
+                };
+            }
+            _ => {
+                next.producer_epoch = self.producer_epoch + 1;
+                next.last_producer_epoch = match expected {
+                    Some(_) => self.producer_epoch,
+                    None => NO_PRODUCER_EPOCH,
+                };
             }
         }
-    }
-
-    /// An InitProducerId whose expected id and epoch are those before the last bump: a
-    /// retry whose response was lost.
-    fn is_retry_of_init(&self, pid: i64, epoch: i16) -> bool {
-        self.state == TxnState::Empty
-            && ((pid == self.producer_id
-                && epoch == self.last_producer_epoch
-                && self.last_producer_epoch != NO_PRODUCER_EPOCH)
-                || (pid == self.prev_producer_id && pid != NO_PRODUCER_ID))
+        next.timeout_ms = timeout_ms;
+        next.state = TxnState::Empty;
+        next.partitions.clear();
+        next.start_ms = -1;
+        next.last_update_ms = now_ms;
+        Ok(InitStep::Ready(next))
     }
 
     /// Checks that a request comes from the current incarnation of this id.
@@ -394,7 +408,7 @@ mod tests {
         let t = ready(t.init(None, 60_000, NOW, || panic!("no new id needed")));
         assert_eq!(
             (t.producer_id, t.producer_epoch, t.last_producer_epoch),
-            (7, 1, 0)
+            (7, 1, -1)
         );
         // After a completed transaction too.
         let done = ongoing().end(7, 0, true, NOW).unwrap();
