@@ -144,6 +144,22 @@ pub struct BrokerConfig {
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     #[serde(rename = "offsets.retention.check.interval.ms")]
     pub offsets_retention_check_interval_ms: u64,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask
+    /// for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it).
+    #[serde(rename = "transaction.max.timeout.ms")]
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: a transactional id without a transaction is removed
+    /// this long after its last change.
+    #[serde(rename = "transactional.id.expiration.ms")]
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions
+    /// open longer than their timeout are aborted (and their producer fenced).
+    #[serde(rename = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired
+    /// transactional ids are removed.
+    #[serde(rename = "transaction.remove.expired.transaction.cleanup.interval.ms")]
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// Never fsync. Acknowledged data then survives a crash of the broker process (it is in
     /// the page cache) but not a power loss or an OS crash. For tests and throwaway setups
     /// only; logged loudly at startup.
@@ -189,6 +205,10 @@ impl Default for BrokerConfig {
             group_max_size: usize::MAX,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
             unsafe_disable_fsync: false,
             file_system: None,
         }
@@ -274,6 +294,24 @@ impl BrokerConfig {
         }
         if self.offsets_retention_check_interval_ms < 1 {
             return invalid("offsets.retention.check.interval.ms", "must be at least 1");
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            return invalid("transaction.max.timeout.ms", "must be at least 1");
+        }
+        if self.transactional_id_expiration_ms < 1 {
+            return invalid("transactional.id.expiration.ms", "must be at least 1");
+        }
+        if self.transaction_abort_timed_out_transaction_cleanup_interval_ms < 1 {
+            return invalid(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                "must be at least 1",
+            );
+        }
+        if self.transaction_remove_expired_transaction_cleanup_interval_ms < 1 {
+            return invalid(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                "must be at least 1",
+            );
         }
         if self.log_retention_ms < -1 {
             return invalid("log.retention.ms", "must be -1 (unlimited) or at least 0");

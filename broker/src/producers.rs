@@ -43,6 +43,7 @@ pub(crate) struct ProducerBatch {
     pub(crate) last_seq: i32,
     pub(crate) offset_delta: i32,
     pub(crate) transactional: bool,
+    pub(crate) max_timestamp: i64,
 }
 
 impl ProducerBatch {
@@ -59,6 +60,7 @@ impl ProducerBatch {
             last_seq: increment_sequence(first_seq, view.last_offset_delta()),
             offset_delta: view.last_offset_delta(),
             transactional: view.is_transactional(),
+            max_timestamp: view.max_timestamp(),
         })
     }
 }
@@ -86,6 +88,8 @@ struct Producer {
     batches: VecDeque<Remembered>,
     /// Offset of the first batch of this producer's ongoing transaction here.
     txn_first_offset: Option<i64>,
+    /// Max timestamp of its last batch or marker (DescribeProducers).
+    last_timestamp: i64,
 }
 
 impl Producer {
@@ -94,6 +98,7 @@ impl Producer {
             epoch,
             batches: VecDeque::with_capacity(REMEMBERED_BATCHES),
             txn_first_offset: None,
+            last_timestamp: -1,
         }
     }
 
@@ -124,6 +129,17 @@ pub(crate) enum Verdict {
         first_offset: i64,
         last_offset: i64,
     },
+}
+
+/// One producer as DescribeProducers reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProducerSummary {
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+    pub(crate) last_sequence: i32,
+    pub(crate) last_timestamp: i64,
+    /// First offset of its ongoing transaction here.
+    pub(crate) txn_first_offset: Option<i64>,
 }
 
 /// A batch the sequence rules refuse.
@@ -213,6 +229,7 @@ impl ProducerStates {
             .entry(batch.producer_id)
             .or_insert_with(|| Producer::new(batch.epoch));
         producer.set_epoch(batch.epoch);
+        producer.last_timestamp = batch.max_timestamp;
         if producer.batches.len() == REMEMBERED_BATCHES {
             producer.batches.pop_front();
         }
@@ -269,6 +286,23 @@ impl ProducerStates {
             });
         }
         Some(first_offset)
+    }
+
+    /// Every producer known here, for DescribeProducers, by producer id.
+    pub(crate) fn describe(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .map(|(id, p)| ProducerSummary {
+                producer_id: *id,
+                epoch: p.epoch,
+                last_sequence: p.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: p.last_timestamp,
+                txn_first_offset: p.txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// Whether `producer_id` has a transaction ongoing in this partition.
@@ -343,6 +377,7 @@ mod tests {
             last_seq: increment_sequence(first_seq, records - 1),
             offset_delta: records - 1,
             transactional: false,
+            max_timestamp: 0,
         }
     }
 

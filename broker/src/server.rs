@@ -19,6 +19,7 @@ use crate::config::{parse_host_port, BrokerConfig, ConfigError};
 use crate::groups::GroupCoordinator;
 use crate::state::BrokerState;
 use crate::topics::{TopicError, TopicRegistry};
+use crate::txn::TransactionCoordinator;
 
 /// Errors starting a broker.
 #[derive(Debug, Error)]
@@ -91,13 +92,14 @@ impl Broker {
             })?,
             None => (local_addr.ip().to_string(), local_addr.port()),
         };
-        let (topics, groups) = {
+        let (topics, groups, txns) = {
             let dir = data_dir.clone();
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
                 let topics = TopicRegistry::open(&dir, &config)?;
                 let groups = GroupCoordinator::open(&topics, &config)?;
-                Ok::<_, TopicError>((topics, groups))
+                let txns = TransactionCoordinator::open(&topics, &config)?;
+                Ok::<_, TopicError>((topics, groups, txns))
             })
             .await
             .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
@@ -110,7 +112,7 @@ impl Broker {
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");
         }
-        let state = Arc::new(BrokerState::new(config, topics, groups, host, port));
+        let state = Arc::new(BrokerState::new(config, topics, groups, txns, host, port));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(run(listener, state, shutdown_rx, temp_dir));
         Ok(Broker {
@@ -167,6 +169,20 @@ async fn run(
         Duration::from_millis(state.config.offsets_retention_check_interval_ms),
         shutdown.clone(),
     ));
+    let txn_timers = tokio::spawn(crate::txn::run_timers(
+        state.clone(),
+        Duration::from_millis(
+            state
+                .config
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        ),
+        Duration::from_millis(
+            state
+                .config
+                .transaction_remove_expired_transaction_cleanup_interval_ms,
+        ),
+        shutdown.clone(),
+    ));
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -205,13 +221,20 @@ async fn run(
     while connections.join_next().await.is_some() {}
     let _ = maintenance.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     match Arc::try_unwrap(state) {
         Ok(state) => {
-            // The group coordinator holds the offsets partition: it goes first, so that every
+            // The coordinators hold their internal partitions: they go first, so that every
             // partition can be closed (a partition still shared is not, and the next start
             // then recovers every log).
-            let crate::state::BrokerState { topics, groups, .. } = state;
+            let crate::state::BrokerState {
+                topics,
+                groups,
+                txns,
+                ..
+            } = state;
             drop(groups);
+            drop(txns);
             let _ = tokio::task::spawn_blocking(move || topics.close()).await;
         }
         Err(_) => tracing::warn!("broker state still shared at shutdown; logs not closed cleanly"),

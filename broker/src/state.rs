@@ -5,12 +5,14 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::groups::GroupCoordinator;
 use crate::topics::TopicRegistry;
+use crate::txn::TransactionCoordinator;
 
 /// The broker's shared state.
 pub(crate) struct BrokerState {
     pub(crate) config: BrokerConfig,
     pub(crate) topics: TopicRegistry,
     pub(crate) groups: GroupCoordinator,
+    pub(crate) txns: TransactionCoordinator,
     /// Host and port announced in Metadata and DescribeCluster.
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
@@ -26,6 +28,7 @@ impl BrokerState {
         config: BrokerConfig,
         topics: TopicRegistry,
         groups: GroupCoordinator,
+        txns: TransactionCoordinator,
         advertised_host: String,
         advertised_port: u16,
     ) -> Self {
@@ -36,6 +39,7 @@ impl BrokerState {
             config,
             topics,
             groups,
+            txns,
             advertised_host,
             advertised_port: i32::from(advertised_port),
             queued_requests,

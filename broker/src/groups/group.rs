@@ -1097,6 +1097,30 @@ impl Group {
         }
     }
 
+    /// TxnOffsetCommit's checks (Kafka's `validateOffsetCommit` for transactional commits):
+    /// as a plain commit when the request names a member or generation (v3+), but without
+    /// the rebalance check, and a commit naming neither is accepted even for a group with
+    /// members (producers of v0-2 know no member).
+    pub(crate) fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Option<ErrorCode> {
+        if self.state == GroupState::Dead {
+            return Some(ErrorCode::CoordinatorNotAvailable);
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            if let Some(error) = self.validate_member(member_id, instance_id) {
+                return Some(error);
+            }
+            if generation != self.generation {
+                return Some(ErrorCode::IllegalGeneration);
+            }
+        }
+        None
+    }
+
     /// Removes offsets that expired under `offsets.retention.minutes`; returns their keys.
     /// Only groups without members expire offsets: the retention runs from when the group
     /// became empty (or from the commit, for groups that never had members).

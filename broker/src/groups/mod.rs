@@ -251,28 +251,7 @@ impl GroupCoordinator {
             {
                 return vec![Some(error); commits.len()];
             }
-            let now = now_ms();
-            let mut errors = Vec::with_capacity(commits.len());
-            let mut records = Vec::new();
-            let mut accepted = Vec::new();
-            for c in commits {
-                if c.metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                    errors.push(Some(ErrorCode::OffsetMetadataTooLarge));
-                    continue;
-                }
-                let value = CommittedOffset {
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata,
-                    commit_timestamp_ms: now,
-                };
-                records.push((
-                    store::offset_key(group_id, &c.topic, c.partition),
-                    Some(store::offset_value(&value)),
-                ));
-                accepted.push(((c.topic, c.partition), value));
-                errors.push(None);
-            }
+            let (records, accepted, errors) = commit_records(group_id, commits);
             match self.append(records) {
                 Ok(end) => {
                     group.offsets.extend(accepted);
@@ -285,6 +264,87 @@ impl GroupCoordinator {
             Ok(()) => errors,
             Err(code) => fail_accepted(errors, code),
         }
+    }
+
+    /// TxnOffsetCommit: validates the commits and writes them to the offsets topic in the
+    /// transaction of `producer` (id, epoch), where they stay pending until the transaction's
+    /// marker; waits until they are durable. One error per commit, in order.
+    pub(crate) async fn txn_commit(
+        &self,
+        group_id: &str,
+        producer: (i64, i16),
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        commits: Vec<OffsetCommit>,
+    ) -> Vec<Option<ErrorCode>> {
+        if group_id.is_empty() {
+            return vec![Some(ErrorCode::InvalidGroupId); commits.len()];
+        }
+        let (end, errors) = {
+            let mut groups = self.groups.lock();
+            let group = match groups.get_mut(group_id) {
+                Some(g) => g,
+                None if generation < 0 => groups
+                    .entry(group_id.to_string())
+                    .or_insert_with(|| self.new_group(group_id)),
+                None => return vec![Some(ErrorCode::IllegalGeneration); commits.len()],
+            };
+            if let Some(error) = group.validate_txn_commit(member_id, instance_id, generation) {
+                return vec![Some(error); commits.len()];
+            }
+            let (records, accepted, errors) = commit_records(group_id, commits);
+            match self.log.append(records, Some(producer)) {
+                Ok(end) => {
+                    group
+                        .pending_txn_offsets
+                        .entry(producer.0)
+                        .or_default()
+                        .extend(accepted);
+                    (end, errors)
+                }
+                Err(code) => return fail_accepted(errors, code),
+            }
+        };
+        match self.wait_durable(end).await {
+            Ok(()) => errors,
+            Err(code) => fail_accepted(errors, code),
+        }
+    }
+
+    /// The transaction of `producer_id` ends (the transaction coordinator writes its markers):
+    /// if it wrote offsets, its marker is appended to the offsets topic and its pending offsets
+    /// become committed (`Commit`) or are dropped. Returns the offset after the marker, to wait
+    /// on with [`GroupCoordinator::wait_durable`]; `None` if the transaction wrote nothing here.
+    pub(crate) fn complete_txn(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        control: ControlType,
+    ) -> Result<Option<i64>, ErrorCode> {
+        let mut groups = self.groups.lock();
+        let pending = groups
+            .values()
+            .any(|g| g.pending_txn_offsets.contains_key(&producer_id));
+        let in_log = self.log.partition().is_some_and(|p| {
+            p.with_log_and_producers(|_, producers| producers.in_transaction(producer_id))
+        });
+        if !pending && !in_log {
+            return Ok(None);
+        }
+        let end = self.log.append_marker(producer_id, epoch, control)?;
+        for group in groups.values_mut() {
+            group.complete_txn_offsets(producer_id, control == ControlType::Commit);
+        }
+        Ok(Some(end))
+    }
+
+    /// Whether a transaction has uncommitted offsets of `group_id` for any of `partitions`.
+    pub(crate) fn has_pending_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> bool {
+        let groups = self.groups.lock();
+        groups
+            .get(group_id)
+            .is_some_and(|g| partitions.iter().any(|p| g.has_pending_offset(p)))
     }
 
     /// The committed offsets of a group: all of them, or those of the given partitions
@@ -516,7 +576,7 @@ impl GroupCoordinator {
         self.log.append(records, None)
     }
 
-    async fn wait_durable(&self, end_offset: i64) -> Result<(), ErrorCode> {
+    pub(crate) async fn wait_durable(&self, end_offset: i64) -> Result<(), ErrorCode> {
         self.log.wait_durable(end_offset).await
     }
 }
@@ -527,6 +587,42 @@ pub(crate) struct GroupDescription {
     pub(crate) protocol_type: String,
     pub(crate) protocol: String,
     pub(crate) members: Vec<group::DescribedMember>,
+}
+
+/// The records of offset commits, the offsets they store, and one error per commit (too
+/// long metadata is refused, the others are accepted).
+#[allow(clippy::type_complexity)]
+fn commit_records(
+    group_id: &str,
+    commits: Vec<OffsetCommit>,
+) -> (
+    Vec<KeyValue>,
+    Vec<((String, i32), CommittedOffset)>,
+    Vec<Option<ErrorCode>>,
+) {
+    let now = now_ms();
+    let mut errors = Vec::with_capacity(commits.len());
+    let mut records = Vec::new();
+    let mut accepted = Vec::new();
+    for c in commits {
+        if c.metadata.len() > OFFSET_METADATA_MAX_BYTES {
+            errors.push(Some(ErrorCode::OffsetMetadataTooLarge));
+            continue;
+        }
+        let value = CommittedOffset {
+            offset: c.offset,
+            leader_epoch: c.leader_epoch,
+            metadata: c.metadata,
+            commit_timestamp_ms: now,
+        };
+        records.push((
+            store::offset_key(group_id, &c.topic, c.partition),
+            Some(store::offset_value(&value)),
+        ));
+        accepted.push(((c.topic, c.partition), value));
+        errors.push(None);
+    }
+    (records, accepted, errors)
 }
 
 /// The commits that passed validation failed after all (their write or fsync): they get

@@ -26,12 +26,15 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCo
     } else {
         Some(ErrorCode::InvalidRequest)
     };
-    if req.key_type == KEY_TYPE_GROUP {
-        // Like Kafka, the offsets topic is created when a group coordinator is first needed.
-        if let Err(e) = state.groups.ensure_offsets_topic(&state.topics) {
-            tracing::error!(error = %e, "creating __consumer_offsets failed");
-            error = Some(ErrorCode::CoordinatorNotAvailable);
-        }
+    // Like Kafka, an internal topic is created when its coordinator is first needed.
+    let ensured = match req.key_type {
+        KEY_TYPE_GROUP => state.groups.ensure_offsets_topic(&state.topics),
+        KEY_TYPE_TRANSACTION => state.txns.ensure_topic(&state.topics),
+        _ => Ok(()),
+    };
+    if let Err(e) = ensured {
+        tracing::error!(error = %e, key_type = req.key_type, "creating the coordinator's internal topic failed");
+        error = Some(ErrorCode::CoordinatorNotAvailable);
     }
     if ctx.version() < BATCHED_FROM {
         let resp = FindCoordinatorResponse::default();

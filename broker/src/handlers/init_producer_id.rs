@@ -1,8 +1,10 @@
-//! InitProducerId (key 22): producer ids for idempotent producers.
+//! InitProducerId (key 22): producer ids for idempotent and transactional producers.
 //!
-//! As in Kafka, a request without a transactional id always gets a new producer id with
-//! epoch 0 (also when it names its previous id to bump the epoch, KIP-360): the new id starts
-//! a fresh sequence. Transactions are not supported yet, so a transactional id is refused.
+//! Without a transactional id, a request always gets a new producer id with epoch 0 (also
+//! when it names its previous id to bump the epoch, KIP-360): the new id starts a fresh
+//! sequence, as in Kafka. With one, the transaction coordinator answers (see
+//! [`crate::txn`]): the id's producer id with its epoch bumped, which fences the previous
+//! incarnation (its open transaction is aborted first).
 
 use brook_protocol::kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId,
@@ -10,28 +12,53 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{fencing_error, Ctx};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
+
+/// From v4 clients understand PRODUCER_FENCED (older ones get INVALID_PRODUCER_EPOCH).
+const PRODUCER_FENCED_FROM: i16 = 4;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let refuse = |code: ErrorCode| {
         InitProducerIdResponse::default()
-            .with_error_code(code.code())
+            .with_error_code(fencing_error(code, ctx.version(), PRODUCER_FENCED_FROM).code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        return refuse(ErrorCode::InvalidRequest);
-    }
-    match ctx.state.topics.allocate_producer_id() {
-        Ok(id) => InitProducerIdResponse::default()
+    let answer = |(id, epoch): (i64, i16)| {
+        InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot reserve producer ids");
-            // Retriable for clients: they try again.
-            refuse(ErrorCode::CoordinatorNotAvailable)
-        }
+            .with_producer_epoch(epoch)
+    };
+    let Some(transactional_id) = req.transactional_id.as_ref() else {
+        return match ctx.state.topics.allocate_producer_id() {
+            Ok(id) => answer((id, 0)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reserve producer ids");
+                // Retriable for clients: they try again.
+                refuse(ErrorCode::CoordinatorNotAvailable)
+            }
+        };
+    };
+    // KIP-360: (-1, -1) means "no current producer"; exactly one of them -1 is malformed.
+    let expected = match (req.producer_id.0, req.producer_epoch) {
+        (-1, -1) => None,
+        (-1, _) | (_, -1) => return refuse(ErrorCode::InvalidRequest),
+        (pid, epoch) => Some((pid, epoch)),
+    };
+    match ctx
+        .state
+        .txns
+        .init_producer_id(
+            ctx.state,
+            transactional_id.as_str(),
+            req.transaction_timeout_ms,
+            expected,
+        )
+        .await
+    {
+        Ok(ids) => answer(ids),
+        Err(code) => refuse(code),
     }
 }

@@ -10,6 +10,8 @@ use brook_protocol::kafka_protocol::protocol::VersionRange;
 
 use crate::state::BrokerState;
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -18,6 +20,9 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -26,12 +31,14 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 
 pub(crate) use produce::begin as begin_produce;
 
@@ -104,10 +111,17 @@ handlers! {
     DeleteTopics => delete_topics,
     DeleteRecords => delete_records,
     InitProducerId => init_producer_id,
+    AddPartitionsToTxn => add_partitions_to_txn,
+    AddOffsetsToTxn => add_offsets_to_txn,
+    EndTxn => end_txn,
+    TxnOffsetCommit => txn_offset_commit,
     CreatePartitions => create_partitions,
     DeleteGroups => delete_groups,
     OffsetDelete => offset_delete,
     DescribeCluster => describe_cluster,
+    DescribeProducers => describe_producers,
+    DescribeTransactions => describe_transactions,
+    ListTransactions => list_transactions,
 }
 
 /// The versions advertised for `key`, if the broker serves it.
@@ -132,6 +146,20 @@ pub(crate) fn duplicate_names<'a>(
 ) -> std::collections::HashSet<&'a str> {
     let mut seen = std::collections::HashSet::new();
     names.filter(|n| !seen.insert(*n)).collect()
+}
+
+/// Kafka's answer to a fenced producer for a request of `version`: PRODUCER_FENCED from the
+/// version that introduced it (`fenced_from`), INVALID_PRODUCER_EPOCH before.
+pub(crate) fn fencing_error(
+    code: brook_protocol::ErrorCode,
+    version: i16,
+    fenced_from: i16,
+) -> brook_protocol::ErrorCode {
+    use brook_protocol::ErrorCode;
+    match code {
+        ErrorCode::ProducerFenced if version < fenced_from => ErrorCode::InvalidProducerEpoch,
+        other => other,
+    }
 }
 
 /// Milliseconds since the Unix epoch.

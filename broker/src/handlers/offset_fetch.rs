@@ -2,6 +2,10 @@
 //!
 //! Partitions without a commit (and unknown groups) answer offset -1 with no error, as Kafka
 //! does. With the log end offset from ListOffsets this gives a group's lag per partition.
+//!
+//! Offsets committed in a transaction that has not ended are not returned (the last
+//! committed ones are); with `require_stable` (v7+, read_committed consumers) such a
+//! partition answers UNSTABLE_OFFSET_COMMIT instead, and the client retries.
 
 use brook_protocol::kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -11,6 +15,7 @@ use brook_protocol::kafka_protocol::messages::{
     GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
+use brook_protocol::ErrorCode;
 
 use super::Ctx;
 use crate::groups::group::CommittedOffset;
@@ -20,8 +25,10 @@ pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 };
 /// From v8 the request names several groups.
 const GROUPS_FROM: i16 = 8;
 
+/// One partition's answer: its committed offset, or UNSTABLE_OFFSET_COMMIT.
+type Answer = Result<Option<CommittedOffset>, ErrorCode>;
 /// One group's answer: per topic, per partition.
-type GroupOffsets = Vec<(TopicName, Vec<(i32, Option<CommittedOffset>)>)>;
+type GroupOffsets = Vec<(TopicName, Vec<(i32, Answer)>)>;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if ctx.version() >= GROUPS_FROM {
@@ -34,7 +41,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetc
                         .map(|t| (t.name, t.partition_indexes))
                         .collect::<Vec<_>>()
                 });
-                let topics = lookup(ctx, &g.group_id, wanted)
+                let topics = lookup(ctx, &g.group_id, wanted, req.require_stable)
                     .into_iter()
                     .map(|(name, parts)| {
                         OffsetFetchResponseTopics::default()
@@ -43,12 +50,13 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetc
                                 parts
                                     .into_iter()
                                     .map(|(index, o)| {
-                                        let (offset, epoch, metadata) = fields(o);
+                                        let (offset, epoch, metadata, error) = fields(o);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(index)
                                             .with_committed_offset(offset)
                                             .with_committed_leader_epoch(epoch)
                                             .with_metadata(Some(metadata))
+                                            .with_error_code(error)
                                     })
                                     .collect(),
                             )
@@ -66,7 +74,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetc
             .map(|t| (t.name, t.partition_indexes))
             .collect::<Vec<_>>()
     });
-    let topics = lookup(ctx, &req.group_id, wanted)
+    let topics = lookup(ctx, &req.group_id, wanted, req.require_stable)
         .into_iter()
         .map(|(name, parts)| {
             OffsetFetchResponseTopic::default()
@@ -75,12 +83,13 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetc
                     parts
                         .into_iter()
                         .map(|(index, o)| {
-                            let (offset, epoch, metadata) = fields(o);
+                            let (offset, epoch, metadata, error) = fields(o);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(index)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(epoch)
                                 .with_metadata(Some(metadata))
+                                .with_error_code(error)
                         })
                         .collect(),
                 )
@@ -90,12 +99,22 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetc
 }
 
 /// The committed offsets asked for (`None`: every partition the group has committed).
+/// `require_stable`: partitions with offsets pending in a transaction answer
+/// UNSTABLE_OFFSET_COMMIT.
 fn lookup(
     ctx: &Ctx<'_>,
     group: &GroupId,
     wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+    require_stable: bool,
 ) -> GroupOffsets {
     let groups = &ctx.state.groups;
+    let answer = |key: (String, i32), o: Option<CommittedOffset>| -> Answer {
+        if require_stable && groups.has_pending_offsets(group, &[key]) {
+            Err(ErrorCode::UnstableOffsetCommit)
+        } else {
+            Ok(o)
+        }
+    };
     match wanted {
         Some(topics) => {
             let keys: Vec<(String, i32)> = topics
@@ -113,7 +132,7 @@ fn lookup(
                                 .iter()
                                 .find(|((t, i), _)| *i == p && t.as_str() == name.as_str())
                                 .map(|(_, o)| o.clone());
-                            (p, o)
+                            (p, answer((name.to_string(), p), o))
                         })
                         .collect();
                     (name, parts)
@@ -123,11 +142,12 @@ fn lookup(
         None => {
             let mut out: GroupOffsets = Vec::new();
             for ((topic, partition), o) in groups.committed(group, None).unwrap_or_default() {
+                let a = answer((topic.clone(), partition), Some(o));
                 match out.iter_mut().find(|(n, _)| n.as_str() == topic) {
-                    Some((_, parts)) => parts.push((partition, Some(o))),
+                    Some((_, parts)) => parts.push((partition, a)),
                     None => out.push((
                         TopicName(StrBytes::from_string(topic)),
-                        vec![(partition, Some(o))],
+                        vec![(partition, a)],
                     )),
                 }
             }
@@ -136,9 +156,16 @@ fn lookup(
     }
 }
 
-fn fields(o: Option<CommittedOffset>) -> (i64, i32, StrBytes) {
-    match o {
-        Some(o) => (o.offset, o.leader_epoch, StrBytes::from_string(o.metadata)),
-        None => (-1, -1, StrBytes::default()),
+/// Offset, leader epoch, metadata and error code of one partition's answer.
+fn fields(a: Answer) -> (i64, i32, StrBytes, i16) {
+    match a {
+        Ok(Some(o)) => (
+            o.offset,
+            o.leader_epoch,
+            StrBytes::from_string(o.metadata),
+            0,
+        ),
+        Ok(None) => (-1, -1, StrBytes::default(), 0),
+        Err(code) => (-1, -1, StrBytes::default(), code.code()),
     }
 }

@@ -8,7 +8,9 @@
 //! record is refused whole (INVALID_RECORD or INVALID_TIMESTAMP, with `record_errors` and an
 //! `error_message` naming the record from v8). With acks=all the response waits until the batch is
 //! fsynced, by a group-commit round shared with every other producer of the partition (see
-//! [`crate::durability`]); acks=1 and 0 leave that to the background flush. Versions 0-2 are advertised for old librdkafka feature
+//! [`crate::durability`]); acks=1 and 0 leave that to the background flush. A producer's
+//! first transactional batch in a partition is accepted only if the transaction coordinator
+//! has the partition in its ongoing transaction (KIP-890 part 1). Versions 0-2 are advertised for old librdkafka feature
 //! detection and answered with UNSUPPORTED_VERSION by the connection (see
 //! `brook_protocol::legacy_produce`).
 
@@ -91,6 +93,10 @@ pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest) -> PendingProduce {
     let wait_for_fsync = req.acks == -1 && !state.config.unsafe_disable_fsync;
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
 
+    let txn = TxnContext {
+        transactional_id: req.transactional_id.as_ref().map(|t| t.to_string()),
+        version: ctx.version(),
+    };
     // Append everything first, so that one fsync round can cover all partitions' batches.
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
@@ -100,7 +106,7 @@ pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest) -> PendingProduce {
             .into_iter()
             .map(|p| {
                 let result = if acks_ok {
-                    produce_partition(state, topic.as_deref(), p.index, p.records)
+                    produce_partition(state, &txn, topic.as_deref(), p.index, p.records)
                 } else {
                     Err(Rejection::new(
                         ErrorCode::InvalidRequiredAcks,
@@ -215,8 +221,52 @@ struct Appended {
     log_start_offset: i64,
 }
 
+/// What a transactional batch is checked with: the request's transactional id and version.
+struct TxnContext {
+    transactional_id: Option<String>,
+    version: i16,
+}
+
+/// From v11 producers understand TRANSACTION_ABORTABLE (KIP-890).
+const ABORTABLE_FROM: i16 = 11;
+
+/// KIP-890 part 1: the first transactional batch of a producer in a partition is accepted
+/// only if the coordinator has the partition in the producer's ongoing transaction. Errors
+/// as Kafka's partition leader answers them.
+fn verify_transactional(
+    state: &BrokerState,
+    txn: &TxnContext,
+    producer: &ProducerBatch,
+    topic: &str,
+    index: i32,
+) -> Result<(), Rejection> {
+    let Some(id) = txn.transactional_id.as_deref() else {
+        return Err(Rejection::new(
+            ErrorCode::TransactionalIdAuthorizationFailed,
+            "A transactional batch needs the request's transactional id.",
+        ));
+    };
+    let partition = (topic.to_string(), index);
+    state
+        .txns
+        .verify_partition(id, producer.producer_id, producer.epoch, &partition)
+        .map_err(|code| {
+            let code = match code {
+                ErrorCode::ProducerFenced => ErrorCode::InvalidProducerEpoch,
+                ErrorCode::TransactionAbortable if txn.version < ABORTABLE_FROM => {
+                    ErrorCode::InvalidTxnState
+                }
+                ErrorCode::InvalidProducerIdMapping | ErrorCode::TransactionAbortable => code,
+                // Retriable for every client, without a metadata refresh.
+                _ => ErrorCode::NotEnoughReplicas,
+            };
+            Rejection::new(code, "Partition was not added to the transaction")
+        })
+}
+
 fn produce_partition(
     state: &BrokerState,
+    txn: &TxnContext,
     topic: Option<&Topic>,
     index: i32,
     records: Option<Bytes>,
@@ -257,6 +307,13 @@ fn produce_partition(
         }
         -1
     };
+    if let Some(p) = producer.as_ref().filter(|p| p.transactional) {
+        let open = partition
+            .with_log_and_producers(|_, producers| producers.in_transaction(p.producer_id));
+        if !open {
+            verify_transactional(state, txn, p, &topic.name, index)?;
+        }
+    }
     let outcome = partition.with_log_and_producers(|log, producers| {
         if let Some(p) = &producer {
             match producers.check(p) {

@@ -1,4 +1,571 @@
-//! The transaction coordinator.
+//! The transaction coordinator: every transactional id of this broker, the internal
+//! `__transaction_state` topic that makes them durable, and the markers that end
+//! transactions in their partitions.
+//!
+//! Brook is a single broker, so it coordinates every transactional id. The state machine of
+//! one id is in [`state`]; its records in [`store`]. This module runs the transitions:
+//! each one is decided under the lock, written to `__transaction_state` and installed once
+//! durable (the id is *pending* meanwhile, and other requests get CONCURRENT_TRANSACTIONS).
+//!
+//! Ending a transaction (EndTxn, a timeout, or a new incarnation fencing an old one):
+//! 1. `PrepareCommit` / `PrepareAbort` is written and made durable: from here the outcome is
+//!    decided and survives a crash;
+//! 2. a marker is appended to every partition the transaction wrote to (and to
+//!    `__consumer_offsets`, through the group coordinator, if it committed offsets), and
+//!    they are made durable;
+//! 3. `CompleteCommit` / `CompleteAbort` is written.
+//!
+//! EndTxn answers after step 3, so the producer's next transaction never meets
+//! CONCURRENT_TRANSACTIONS. After a restart, ids found in a `Prepare*` state are completed
+//! again (a partition whose marker was written already has no transaction of that producer
+//! any more, and gets none twice). Timeouts abort with a bumped epoch, so the zombie producer
+//! is fenced on every partition by the markers themselves.
 
 pub(crate) mod state;
 pub(crate) mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_protocol::control::{self, ControlType};
+use brook_protocol::ErrorCode;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::durability;
+use crate::groups::OFFSETS_TOPIC;
+use crate::handlers::now_ms;
+use crate::internal_log::{InternalLog, Replayed};
+use crate::state::BrokerState;
+use crate::topic_config::TopicConfig;
+use crate::topics::{TopicError, TopicRegistry};
+use state::{EndStep, InitStep, Txn, TxnPartition, TxnState, NO_PRODUCER_ID};
+
+/// Kafka's name for the internal topic of transaction state.
+pub(crate) const TRANSACTION_TOPIC: &str = "__transaction_state";
+/// How long a marker's fsync may take before the completion is retried later.
+const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The configs the transaction state topic is created with.
+pub(crate) fn transaction_topic_config() -> Result<TopicConfig, TopicError> {
+    TopicConfig::from_pairs([
+        ("cleanup.policy", Some("compact")),
+        ("retention.ms", Some("-1")),
+        ("retention.bytes", Some("-1")),
+        ("segment.bytes", Some("104857600")),
+    ])
+    .map_err(|e| TopicError::InvalidConfig(e.to_string()))
+}
+
+struct Entry {
+    txn: Txn,
+    /// A transition is being written; `txn` is the state before it.
+    pending: bool,
+}
+
+/// What a transition decided.
+enum Step {
+    /// Write this state, then install it.
+    Write(Txn),
+    /// Change nothing; answer with this state (a retry of something already done).
+    Keep(Txn),
+    /// InitProducerId found an ongoing transaction: complete this abort first.
+    AbortFirst(Txn),
+}
+
+/// A transaction as DescribeTransactions reports it.
+pub(crate) struct TxnDescription {
+    pub(crate) state: TxnState,
+    pub(crate) timeout_ms: i32,
+    pub(crate) start_ms: i64,
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+    pub(crate) partitions: Vec<TxnPartition>,
+}
+
+pub(crate) struct TransactionCoordinator {
+    txns: Mutex<HashMap<String, Entry>>,
+    log: InternalLog,
+    max_timeout_ms: i32,
+    expiration_ms: i64,
+}
+
+impl TransactionCoordinator {
+    /// Opens the coordinator and replays `__transaction_state` if it exists.
+    pub(crate) fn open(topics: &TopicRegistry, config: &BrokerConfig) -> Result<Self, TopicError> {
+        let coordinator = Self {
+            txns: Mutex::new(HashMap::new()),
+            log: InternalLog::open(topics, TRANSACTION_TOPIC, !config.unsafe_disable_fsync)?,
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            expiration_ms: config.transactional_id_expiration_ms,
+        };
+        coordinator.replay();
+        Ok(coordinator)
+    }
+
+    /// Creates the transaction state topic unless it exists (FindCoordinator calls this).
+    pub(crate) fn ensure_topic(&self, topics: &TopicRegistry) -> Result<(), TopicError> {
+        self.log.ensure(topics, transaction_topic_config)
+    }
+
+    fn replay(&self) {
+        let mut txns = self.txns.lock();
+        let mut records = 0u64;
+        let mut skipped = 0u64;
+        let bad = self.log.replay(|replayed| {
+            let Replayed::Records { records: batch, .. } = replayed else {
+                return;
+            };
+            for (key, value) in batch {
+                match store::decode(key, value) {
+                    Ok((id, Some(txn))) => {
+                        records += 1;
+                        txns.insert(
+                            id,
+                            Entry {
+                                txn,
+                                pending: false,
+                            },
+                        );
+                    }
+                    Ok((id, None)) => {
+                        records += 1;
+                        txns.remove(&id);
+                    }
+                    Err(_) => skipped += 1,
+                }
+            }
+        });
+        if records > 0 || bad + skipped > 0 {
+            tracing::info!(
+                transactional_ids = txns.len(),
+                records,
+                skipped = bad + skipped,
+                "restored transactions from __transaction_state"
+            );
+        }
+    }
+
+    /// Decides a transition of `id` under the lock and, if it changes anything, writes it and
+    /// installs it once durable. Returns the state to answer with.
+    async fn transition(
+        &self,
+        id: &str,
+        decide: impl FnOnce(Option<&Txn>) -> Result<Step, ErrorCode>,
+    ) -> Result<Step, ErrorCode> {
+        let (target, end) = {
+            let mut txns = self.txns.lock();
+            let current = txns.get(id);
+            if current.is_some_and(|e| e.pending) {
+                return Err(ErrorCode::ConcurrentTransactions);
+            }
+            let target = match decide(current.map(|e| &e.txn))? {
+                Step::Write(target) => target,
+                other => return Ok(other),
+            };
+            let end = self
+                .log
+                .append(vec![(store::key(id), Some(store::value(&target)))], None)?;
+            match txns.get_mut(id) {
+                Some(entry) => entry.pending = true,
+                None => {
+                    // A new id: nothing to answer before its first record is durable.
+                    txns.insert(
+                        id.to_string(),
+                        Entry {
+                            txn: target.clone(),
+                            pending: true,
+                        },
+                    );
+                }
+            }
+            (target, end)
+        };
+        let durable = self.log.wait_durable(end).await;
+        let mut txns = self.txns.lock();
+        match durable {
+            Ok(()) => {
+                txns.insert(
+                    id.to_string(),
+                    Entry {
+                        txn: target.clone(),
+                        pending: false,
+                    },
+                );
+                Ok(Step::Write(target))
+            }
+            Err(code) => {
+                if let Some(entry) = txns.get_mut(id) {
+                    entry.pending = false;
+                    if entry.txn.producer_epoch == state::NO_PRODUCER_EPOCH {
+                        txns.remove(id);
+                    }
+                }
+                Err(code)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ requests
+
+    /// InitProducerId with a transactional id: the producer id and epoch to use.
+    pub(crate) async fn init_producer_id(
+        &self,
+        state: &BrokerState,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ErrorCode> {
+        if id.is_empty() {
+            return Err(ErrorCode::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(ErrorCode::InvalidTransactionTimeout);
+        }
+        self.ensure_topic(&state.topics)
+            .map_err(|_| ErrorCode::CoordinatorNotAvailable)?;
+        // At most: abort the previous incarnation's transaction, then initialise.
+        for _ in 0..3 {
+            let now = now_ms();
+            let step = self
+                .transition(id, |current| {
+                    let base = current
+                        .cloned()
+                        .unwrap_or_else(|| Txn::new(id, NO_PRODUCER_ID, timeout_ms, now));
+                    let allocate = || {
+                        state
+                            .topics
+                            .allocate_producer_id()
+                            .map_err(|_| ErrorCode::CoordinatorNotAvailable)
+                    };
+                    Ok(match base.init(expected, timeout_ms, now, allocate)? {
+                        InitStep::Ready(t) if current == Some(&t) => Step::Keep(t),
+                        InitStep::Ready(t) => Step::Write(t),
+                        InitStep::AbortFirst(t) => Step::AbortFirst(t),
+                    })
+                })
+                .await?;
+            match step {
+                Step::Write(t) | Step::Keep(t) => return Ok((t.producer_id, t.producer_epoch)),
+                Step::AbortFirst(abort) => {
+                    tracing::info!(
+                        transactional_id = id,
+                        producer_id = abort.producer_id,
+                        "fencing the previous producer: aborting its open transaction"
+                    );
+                    self.fence_and_abort(state, id, abort.producer_id).await?;
+                }
+            }
+        }
+        Err(ErrorCode::ConcurrentTransactions)
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the offsets topic's partition).
+    pub(crate) async fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[TxnPartition],
+    ) -> Result<(), ErrorCode> {
+        let now = now_ms();
+        self.transition(id, |current| {
+            let current = current.ok_or(ErrorCode::InvalidProducerIdMapping)?;
+            Ok(
+                match current.add_partitions(producer_id, epoch, partitions, now)? {
+                    Some(t) => Step::Write(t),
+                    None => Step::Keep(current.clone()),
+                },
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// EndTxn: commits or aborts the ongoing transaction (module docs).
+    pub(crate) async fn end_txn(
+        &self,
+        state: &BrokerState,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ErrorCode> {
+        let now = now_ms();
+        let step = self
+            .transition(id, |current| {
+                let current = current.ok_or(ErrorCode::InvalidProducerIdMapping)?;
+                Ok(match current.end(producer_id, epoch, commit, now)? {
+                    EndStep::Prepare(t) => Step::Write(t),
+                    EndStep::AlreadyDone => Step::Keep(current.clone()),
+                })
+            })
+            .await?;
+        match step {
+            Step::Write(prepared) => self.complete(state, id, &prepared).await,
+            Step::Keep(_) | Step::AbortFirst(_) => Ok(()),
+        }
+    }
+
+    /// Fences producer `producer_id` of `id` and aborts its ongoing transaction: writes the
+    /// `PrepareAbort` with the bumped epoch, then its markers and completion.
+    async fn fence_and_abort(
+        &self,
+        state: &BrokerState,
+        id: &str,
+        producer_id: i64,
+    ) -> Result<(), ErrorCode> {
+        let now = now_ms();
+        let step = self
+            .transition(id, |current| match current {
+                // Still the transaction the decision was made on.
+                Some(c) if c.producer_id == producer_id && c.state == TxnState::Ongoing => {
+                    Ok(Step::Write(c.fence_and_abort(now)?))
+                }
+                _ => Err(ErrorCode::ConcurrentTransactions),
+            })
+            .await?;
+        match step {
+            Step::Write(prepared) => self.complete(state, id, &prepared).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Steps 2 and 3 for a durable `Prepare*` state (module docs).
+    async fn complete(
+        &self,
+        state: &BrokerState,
+        id: &str,
+        prepared: &Txn,
+    ) -> Result<(), ErrorCode> {
+        write_markers(state, prepared).await?;
+        let now = now_ms();
+        self.transition(id, |current| match current {
+            Some(c) if c == prepared => Ok(Step::Write(c.complete(now))),
+            Some(c) => Ok(Step::Keep(c.clone())),
+            None => Err(ErrorCode::InvalidProducerIdMapping),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Checks that `producer` of transactional id `id` may write to `partition` in its
+    /// ongoing transaction (KIP-890 part 1: the partition was added first). Kafka's
+    /// coordinator answers: no id or another producer id -> INVALID_PRODUCER_ID_MAPPING,
+    /// another epoch -> PRODUCER_FENCED, completing -> CONCURRENT_TRANSACTIONS, partition not
+    /// in the transaction -> TRANSACTION_ABORTABLE.
+    pub(crate) fn verify_partition(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partition: &TxnPartition,
+    ) -> Result<(), ErrorCode> {
+        let txns = self.txns.lock();
+        let txn = &txns.get(id).ok_or(ErrorCode::InvalidProducerIdMapping)?.txn;
+        txn.check_producer(producer_id, epoch)?;
+        if txn.state.is_preparing() {
+            return Err(ErrorCode::ConcurrentTransactions);
+        }
+        if txn.state != TxnState::Ongoing || !txn.partitions.contains(partition) {
+            return Err(ErrorCode::TransactionAbortable);
+        }
+        Ok(())
+    }
+
+    /// DescribeTransactions for one id (TRANSACTIONAL_ID_NOT_FOUND if unknown).
+    pub(crate) fn describe(&self, id: &str) -> Result<TxnDescription, ErrorCode> {
+        let txns = self.txns.lock();
+        let entry = txns.get(id).ok_or(ErrorCode::TransactionalIdNotFound)?;
+        if entry.txn.state == TxnState::Dead {
+            return Err(ErrorCode::TransactionalIdNotFound);
+        }
+        let t = &entry.txn;
+        Ok(TxnDescription {
+            state: t.state,
+            timeout_ms: t.timeout_ms,
+            start_ms: t.start_ms,
+            producer_id: t.producer_id,
+            producer_epoch: t.producer_epoch,
+            partitions: t.partitions.iter().cloned().collect(),
+        })
+    }
+
+    /// ListTransactions: (id, producer id, state) of every live id passing the filters
+    /// (empty filters pass everything; `min_duration_ms` >= 0 keeps transactions running
+    /// longer than that).
+    pub(crate) fn list(
+        &self,
+        states: &[TxnState],
+        producer_ids: &[i64],
+        min_duration_ms: i64,
+    ) -> Vec<(String, i64, TxnState)> {
+        let now = now_ms();
+        let txns = self.txns.lock();
+        let mut out: Vec<_> = txns
+            .iter()
+            .filter(|(_, e)| e.txn.state != TxnState::Dead)
+            .filter(|(_, e)| states.is_empty() || states.contains(&e.txn.state))
+            .filter(|(_, e)| producer_ids.is_empty() || producer_ids.contains(&e.txn.producer_id))
+            .filter(|(_, e)| min_duration_ms < 0 || now - e.txn.start_ms > min_duration_ms)
+            .map(|(id, e)| (id.clone(), e.txn.producer_id, e.txn.state))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Aborts timed-out transactions (fencing their producers), completes transactions left
+    /// in a `Prepare*` state (after a restart, or a failed marker write) and removes expired
+    /// ids.
+    async fn tick(&self, state: &BrokerState, expire: bool) {
+        let now = now_ms();
+        let (timed_out, unfinished, expired) = {
+            let txns = self.txns.lock();
+            let mut timed_out = Vec::new();
+            let mut unfinished = Vec::new();
+            let mut expired = Vec::new();
+            for (id, e) in txns.iter().filter(|(_, e)| !e.pending) {
+                if e.txn.timed_out(now) {
+                    if let Ok(abort) = e.txn.fence_and_abort(now) {
+                        timed_out.push((id.clone(), abort));
+                    }
+                } else if e.txn.state.is_preparing() {
+                    unfinished.push((id.clone(), e.txn.clone()));
+                } else if expire && e.txn.expired(now, self.expiration_ms) {
+                    expired.push((id.clone(), e.txn.clone()));
+                }
+            }
+            (timed_out, unfinished, expired)
+        };
+        for (id, abort) in timed_out {
+            tracing::info!(transactional_id = %id, producer_id = abort.producer_id, "aborting a transaction open longer than its timeout");
+            if let Err(e) = self.fence_and_abort(state, &id, abort.producer_id).await {
+                tracing::debug!(transactional_id = %id, error = ?e, "timeout abort deferred");
+            }
+        }
+        for (id, prepared) in unfinished {
+            if let Err(e) = self.complete(state, &id, &prepared).await {
+                tracing::warn!(transactional_id = %id, error = ?e, "completing a transaction failed; retrying later");
+            }
+        }
+        for (id, txn) in expired {
+            self.expire(&id, &txn).await;
+        }
+    }
+
+    /// Removes an idle transactional id with a tombstone.
+    async fn expire(&self, id: &str, seen: &Txn) {
+        let end = {
+            let mut txns = self.txns.lock();
+            match txns.get_mut(id) {
+                Some(e) if !e.pending && &e.txn == seen => e.pending = true,
+                _ => return,
+            }
+            match self.log.append(vec![(store::key(id), None)], None) {
+                Ok(end) => end,
+                Err(_) => {
+                    if let Some(e) = txns.get_mut(id) {
+                        e.pending = false;
+                    }
+                    return;
+                }
+            }
+        };
+        let durable = self.log.wait_durable(end).await;
+        let mut txns = self.txns.lock();
+        if durable.is_ok() {
+            txns.remove(id);
+            tracing::info!(transactional_id = id, "transactional id expired");
+        } else if let Some(e) = txns.get_mut(id) {
+            e.pending = false;
+        }
+    }
+}
+
+/// Writes the markers of a durable `Prepare*` transaction to its partitions and waits until
+/// they are durable. Partitions of deleted topics are skipped, as are partitions where the
+/// producer has no transaction open (nothing was written there, or the marker is there
+/// already).
+async fn write_markers(state: &BrokerState, txn: &Txn) -> Result<(), ErrorCode> {
+    let control = if txn.state == TxnState::PrepareCommit {
+        ControlType::Commit
+    } else {
+        ControlType::Abort
+    };
+    let (pid, epoch) = (txn.producer_id, txn.producer_epoch);
+    let now = now_ms();
+    let mut written = Vec::new();
+    let mut offsets_end = None;
+    for (topic, index) in &txn.partitions {
+        if topic == OFFSETS_TOPIC {
+            offsets_end = state.groups.complete_txn(pid, epoch, control)?;
+            continue;
+        }
+        let Some(partition) = state.topics.get(topic).and_then(|t| t.partition(*index)) else {
+            continue;
+        };
+        let appended = partition.with_log_and_producers(|log, producers| {
+            if !producers.in_transaction(pid) {
+                return Ok(None);
+            }
+            producers
+                .check_marker(pid, epoch)
+                .map_err(|e| e.code)?;
+            let mut marker = control::encode_marker(pid, epoch, control, 0, now);
+            let info = log.append(&mut marker, now).map_err(|e| {
+                tracing::error!(topic = %topic, partition = index, error = %e, "writing a transaction marker failed");
+                ErrorCode::KafkaStorageError
+            })?;
+            producers.record_marker(pid, epoch, control, info.base_offset);
+            Ok(Some((info.last_offset + 1, marker.len())))
+        })?;
+        if let Some((end, bytes)) = appended {
+            if !state.config.unsafe_disable_fsync {
+                durability::note_append(&partition, 1, bytes as u64);
+            }
+            written.push((partition, end));
+        }
+    }
+    state.notify_appended();
+    if !state.config.unsafe_disable_fsync {
+        for (partition, _) in &written {
+            durability::request_sync(partition);
+        }
+        for (partition, end) in &written {
+            partition
+                .durability
+                .wait_durable(*end, MARKER_TIMEOUT)
+                .await
+                .map_err(|_| ErrorCode::KafkaStorageError)?;
+        }
+    }
+    if let Some(end) = offsets_end {
+        state.groups.wait_durable(end).await?;
+    }
+    Ok(())
+}
+
+/// Runs the coordinator's timers until `shutdown` changes: timeouts and unfinished
+/// transactions every `abort_interval`, expiry every `expire_interval`.
+pub(crate) async fn run_timers(
+    state: Arc<BrokerState>,
+    abort_interval: Duration,
+    expire_interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut abort_tick = tokio::time::interval(abort_interval);
+    let mut expire_tick = tokio::time::interval(expire_interval);
+    // The first ticks fire at once: finish what a restart left in Prepare* right away.
+    expire_tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = abort_tick.tick() => state.txns.tick(&state, false).await,
+            _ = expire_tick.tick() => state.txns.tick(&state, true).await,
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -426,11 +426,22 @@ mod tests {
     fn an_exhausted_epoch_gets_a_new_producer_id() {
         let mut t = initialised();
         t.producer_epoch = LAST_EPOCH;
-        let t = ready(t.init(None, 60_000, NOW, || Ok(99)));
+        let rotated = ready(t.init(Some((7, LAST_EPOCH)), 60_000, NOW, || Ok(99)));
         assert_eq!(
-            (t.producer_id, t.producer_epoch, t.prev_producer_id),
+            (
+                rotated.producer_id,
+                rotated.producer_epoch,
+                rotated.prev_producer_id
+            ),
             (99, 0, 7)
         );
+        // Retried with the old id and its last epoch: the same answer.
+        assert_eq!(
+            ready(rotated.init(Some((7, LAST_EPOCH)), 60_000, NOW, || panic!())),
+            rotated
+        );
+        let t = ready(t.init(None, 60_000, NOW, || Ok(100)));
+        assert_eq!((t.producer_id, t.producer_epoch), (100, 0));
     }
 
     #[test]

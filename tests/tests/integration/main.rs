@@ -20,5 +20,6 @@ mod power_loss;
 mod process;
 mod restart;
 mod retention;
+mod transactions;
 mod validation;
 mod wire;
