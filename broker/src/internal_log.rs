@@ -165,7 +165,11 @@ impl InternalLog {
         let mut buf = control::encode_marker(producer_id, epoch, control, 0, now);
         let result = partition.with_log_and_producers(|log, producers| {
             let info = log.append(&mut buf, now)?;
-            producers.record_marker(producer_id, epoch, control, info.base_offset);
+            if let Some(aborted) =
+                producers.record_marker(producer_id, epoch, control, info.base_offset)
+            {
+                log.append_aborted_txn(&aborted)?;
+            }
             Ok::<_, brook_storage::StorageError>(info)
         });
         self.appended(&partition, result, 1, buf.len())

@@ -55,12 +55,8 @@ pub(crate) fn apply_retention(state: &BrokerState) {
         let retention_ms = config.retention_ms(&state.config);
         let retention_bytes = config.retention_bytes(&state.config);
         for partition in topic.partitions() {
-            let applied = partition.with_log_and_producers(|log, producers| {
-                let outcome = log.apply_retention(now, retention_ms, retention_bytes);
-                producers.forget_aborted_below(log.log_start_offset());
-                outcome
-            });
-            match applied {
+            match partition.with_log(|log| log.apply_retention(now, retention_ms, retention_bytes))
+            {
                 Ok(outcome) if outcome.deleted_segments > 0 => tracing::info!(
                     topic = %topic.name,
                     partition = partition.index,

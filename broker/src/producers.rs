@@ -14,8 +14,10 @@
 //! - the *ongoing* transactions: for each producer with a transaction open here, the offset
 //!   of its first batch. The smallest is where the last stable offset (LSO) stops
 //!   read_committed consumers;
-//! - the *aborted* transactions (producer, first offset, offset of the ABORT marker), which a
-//!   read_committed fetch lists so that the consumer drops those records.
+//! - when a transaction ends, what the aborted-transaction index needs (producer, first
+//!   offset, offset of the ABORT marker, the LSO after it): the caller records it in the log
+//!   (`brook_storage::AbortedTxn`), which a read_committed fetch lists so that the consumer
+//!   drops those records.
 //!
 //! A transaction starts with a producer's first transactional batch and ends with the marker
 //! (a control batch, see `brook_protocol::control`) the transaction coordinator writes.
@@ -28,6 +30,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use brook_protocol::batch::BatchView;
 use brook_protocol::control::{self, ControlType};
 use brook_protocol::ErrorCode;
+use brook_storage::AbortedTxn;
 
 /// Batches remembered per producer, as in Kafka (and the most a client keeps in flight).
 const REMEMBERED_BATCHES: usize = 5;
@@ -111,15 +114,6 @@ impl Producer {
     }
 }
 
-/// A transaction aborted in this partition: read_committed consumers drop its records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AbortedTxn {
-    pub(crate) producer_id: i64,
-    pub(crate) first_offset: i64,
-    /// Offset of the ABORT marker.
-    pub(crate) last_offset: i64,
-}
-
 /// What to do with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -155,8 +149,6 @@ pub(crate) struct ProducerStates {
     producers: HashMap<i64, Producer>,
     /// First offset of each ongoing transaction -> its producer.
     ongoing: BTreeMap<i64, i64>,
-    /// Aborted transactions in the order of their markers (so by `last_offset`).
-    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStates {
@@ -262,15 +254,15 @@ impl ProducerStates {
 
     /// Records a marker appended at `offset`: the producer's transaction here (if one is
     /// ongoing) ends, committed or aborted, and the producer moves to the marker's epoch (the
-    /// coordinator bumps it to fence a zombie). Returns the first offset of the transaction
-    /// that ended.
+    /// coordinator bumps it to fence a zombie). For an ABORT that ended a transaction,
+    /// returns its entry for the log's aborted-transaction index.
     pub(crate) fn record_marker(
         &mut self,
         producer_id: i64,
         epoch: i16,
         control: ControlType,
         offset: i64,
-    ) -> Option<i64> {
+    ) -> Option<AbortedTxn> {
         let producer = self
             .producers
             .entry(producer_id)
@@ -278,14 +270,12 @@ impl ProducerStates {
         producer.set_epoch(epoch);
         let first_offset = producer.txn_first_offset.take()?;
         self.ongoing.remove(&first_offset);
-        if control == ControlType::Abort {
-            self.aborted.push(AbortedTxn {
-                producer_id,
-                first_offset,
-                last_offset: offset,
-            });
-        }
-        Some(first_offset)
+        (control == ControlType::Abort).then(|| AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            last_stable_offset: self.last_stable_offset(offset + 1),
+        })
     }
 
     /// Every producer known here, for DescribeProducers, by producer id.
@@ -321,43 +311,22 @@ impl ProducerStates {
             .map_or(high_watermark, |first| (*first).min(high_watermark))
     }
 
-    /// The aborted transactions a read_committed fetch of `from..upper` must list: those that
-    /// end at or after `from` and start before `upper`.
-    pub(crate) fn aborted_between(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
-        let start = self.aborted.partition_point(|a| a.last_offset < from);
-        self.aborted
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|a| a.first_offset < upper)
-            .copied()
-            .collect()
-    }
-
-    /// Forgets aborted transactions wholly below the log start offset (their records are gone).
-    pub(crate) fn forget_aborted_below(&mut self, log_start_offset: i64) {
-        let gone = self
-            .aborted
-            .partition_point(|a| a.last_offset < log_start_offset);
-        self.aborted.drain(..gone);
-    }
-
-    /// Replays a batch read back from the log (at open).
-    pub(crate) fn replay(&mut self, view: &BatchView<'_>) {
+    /// Replays a batch read back from the log (at open); an ABORT marker that ended a
+    /// transaction gives its aborted-transaction entry.
+    pub(crate) fn replay(&mut self, view: &BatchView<'_>) -> Option<AbortedTxn> {
         if view.is_control() {
-            if let Some(marker) = control::parse_marker(view) {
-                self.record_marker(
-                    view.producer_id(),
-                    view.producer_epoch(),
-                    marker.control,
-                    view.base_offset(),
-                );
-            }
-            return;
+            let marker = control::parse_marker(view)?;
+            return self.record_marker(
+                view.producer_id(),
+                view.producer_epoch(),
+                marker.control,
+                view.base_offset(),
+            );
         }
         if let Some(batch) = ProducerBatch::of(view) {
             self.record(&batch, view.base_offset());
         }
+        None
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -398,44 +367,32 @@ mod tests {
         s.record(&txn_batch(1, 0, 2, 1), 14); // same transaction: still starts at 10
         assert_eq!(s.last_stable_offset(15), 10);
         assert!(s.in_transaction(1) && s.in_transaction(2) && !s.in_transaction(3));
-        assert_eq!(s.record_marker(1, 0, ControlType::Commit, 15), Some(10));
+        // A commit ends the transaction and needs no index entry.
+        assert_eq!(s.record_marker(1, 0, ControlType::Commit, 15), None);
+        assert!(!s.in_transaction(1));
         assert_eq!(s.last_stable_offset(16), 13);
-        assert_eq!(s.record_marker(2, 0, ControlType::Abort, 16), Some(13));
+        // An abort gives its entry; no other transaction is open, so the LSO follows it.
+        assert_eq!(
+            s.record_marker(2, 0, ControlType::Abort, 16),
+            Some(AbortedTxn {
+                producer_id: 2,
+                first_offset: 13,
+                last_offset: 16,
+                last_stable_offset: 17
+            })
+        );
         assert_eq!(s.last_stable_offset(17), 17);
         // A marker for a producer without a transaction here changes nothing.
         assert_eq!(s.record_marker(1, 0, ControlType::Abort, 17), None);
-        assert_eq!(
-            s.aborted_between(0, 100),
-            vec![AbortedTxn {
-                producer_id: 2,
-                first_offset: 13,
-                last_offset: 16
-            }]
-        );
     }
 
     #[test]
-    fn aborted_transactions_are_listed_for_the_ranges_they_overlap() {
+    fn an_aborted_entry_records_the_lso_of_the_transactions_still_open() {
         let mut s = ProducerStates::default();
-        for (pid, first, marker) in [(1, 0, 4), (2, 5, 9), (3, 10, 20)] {
-            s.record(&txn_batch(pid, 0, 0, 1), first);
-            s.record_marker(pid, 0, ControlType::Abort, marker);
-        }
-        fn listed(s: &ProducerStates, from: i64, upper: i64) -> Vec<i64> {
-            s.aborted_between(from, upper)
-                .iter()
-                .map(|a| a.producer_id)
-                .collect()
-        }
-        assert_eq!(listed(&s, 0, 5), vec![1]);
-        assert_eq!(listed(&s, 4, 6), vec![1, 2]);
-        assert_eq!(listed(&s, 5, 10), vec![2]);
-        assert_eq!(listed(&s, 10, 11), vec![3]);
-        assert_eq!(listed(&s, 21, 30), Vec::<i64>::new());
-        s.forget_aborted_below(9);
-        assert_eq!(listed(&s, 0, 100), vec![2, 3]);
-        s.forget_aborted_below(10);
-        assert_eq!(listed(&s, 0, 100), vec![3]);
+        s.record(&txn_batch(1, 0, 0, 1), 0);
+        s.record(&txn_batch(2, 0, 0, 1), 1);
+        let entry = s.record_marker(2, 0, ControlType::Abort, 2).unwrap();
+        assert_eq!((entry.first_offset, entry.last_stable_offset), (1, 0));
     }
 
     #[test]
@@ -469,20 +426,20 @@ mod tests {
         set_producer(&mut data, 8, 0, 0, true);
         set_base_offset(&mut data, 100);
         let mut s = ProducerStates::default();
-        s.replay(&BatchView::parse_verified(&data).unwrap());
+        assert_eq!(s.replay(&BatchView::parse_verified(&data).unwrap()), None);
         assert_eq!(s.last_stable_offset(200), 100);
         let mut marker = control::encode_marker(8, 0, ControlType::Abort, 0, 5);
         set_base_offset(&mut marker, 102);
-        s.replay(&BatchView::parse_verified(&marker).unwrap());
-        assert_eq!(s.last_stable_offset(200), 200);
         assert_eq!(
-            s.aborted_between(100, 103),
-            vec![AbortedTxn {
+            s.replay(&BatchView::parse_verified(&marker).unwrap()),
+            Some(AbortedTxn {
                 producer_id: 8,
                 first_offset: 100,
-                last_offset: 102
-            }]
+                last_offset: 102,
+                last_stable_offset: 103
+            })
         );
+        assert_eq!(s.last_stable_offset(200), 200);
     }
 
     #[test]

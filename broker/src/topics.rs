@@ -697,7 +697,7 @@ impl TopicRegistry {
             }
             log.durable_offset()
         };
-        let producers = rebuild_producers(&log).map_err(storage_err)?;
+        let producers = rebuild_producers(&mut log).map_err(storage_err)?;
         if producers.len() > 0 {
             tracing::debug!(
                 topic,
@@ -778,17 +778,20 @@ fn unwrap_when_released(mut p: Arc<Partition>) -> Result<Partition, Arc<Partitio
     Err(p)
 }
 
-/// Reads every batch header of the log to rebuild its producers' sequence state.
-fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, StorageError> {
+/// Reads every batch header of the log to rebuild its producers' sequence and transaction
+/// state, and makes the active segment's aborted-transaction index match what the log holds
+/// (after a crash it may lack entries or name lost markers).
+fn rebuild_producers(log: &mut PartitionLog) -> Result<ProducerStates, StorageError> {
     const CHUNK: usize = 1 << 20;
     let mut producers = ProducerStates::default();
+    let mut aborted = Vec::new();
     let end = log.log_end_offset();
     let mut offset = log.log_start_offset();
     while offset < end {
         let mut next = offset;
         for chunk in log.read(offset, CHUNK)? {
             for view in brook_protocol::batch::Batches::new(&chunk) {
-                producers.replay(&view);
+                aborted.extend(producers.replay(&view));
                 next = next.max(view.last_offset() + 1);
             }
         }
@@ -798,6 +801,7 @@ fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, StorageError>
         }
         offset = next;
     }
+    log.rebuild_txn_indexes(&aborted)?;
     Ok(producers)
 }
 

@@ -51,6 +51,8 @@
 //! * `.index`: sparse offset index, 8-byte entries (relative offset u32 BE, position u32 BE).
 //! * `.timeindex`: sparse time index, 12-byte entries (timestamp i64 BE, relative offset
 //!   u32 BE).
+//! * `.txnindex`: aborted transactions whose ABORT marker is in the segment, 34-byte entries
+//!   (only for segments that have one; see the `txn_index` module).
 //!
 //! plus `checkpoint` (log start offset, recovery point and the durable prefix of the active
 //! segment, see the `checkpoint` module).
@@ -75,7 +77,7 @@
 //! # Modules
 //!
 //! `config` (tunables, open options), `error`, `fs` (every file-system call, the
-//! [`FileSystem`] trait), `mmap` (the only `unsafe`), `index`, `segment`, `checkpoint`,
+//! [`FileSystem`] trait), `mmap` (the only `unsafe`), `index`, `txn_index`, `segment`, `checkpoint`,
 //! `recovery`, `retention` (policy), `durability` ([`SyncPoint`]), `log` ([`PartitionLog`]),
 //! `testing` (fault injection).
 
@@ -92,6 +94,7 @@ mod recovery;
 mod retention;
 mod segment;
 pub mod testing;
+mod txn_index;
 
 pub use bulk::{BulkSync, DeferAll, SyncGroup};
 pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE_WINDOW_BYTES};
@@ -102,3 +105,4 @@ pub use log::{AppendInfo, PartitionLog, StagedCheckpoint};
 pub use mmap::Mapping;
 pub use recovery::{CheckpointStatus, RecoveryReport};
 pub use retention::{plan_retention, RetentionOutcome, SegmentSummary};
+pub use txn_index::AbortedTxn;

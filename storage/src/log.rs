@@ -34,7 +34,8 @@ use crate::{
     fs::{self, OsFileSystem, SharedFs},
     recovery::{self, RecoveryReport, Verify},
     retention::{plan_retention, RetentionOutcome, SegmentSummary},
-    segment::{BatchInfo, FirstChunk, RollReason, Segment},
+    segment::{segment_path, BatchInfo, FirstChunk, RollReason, Segment},
+    txn_index::{self, AbortedTxn, TXN_INDEX_SUFFIX},
 };
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -411,9 +412,63 @@ impl PartitionLog {
     pub fn close(mut self) -> Result<()> {
         self.check_writable()?;
         self.active.close()?;
+        txn_index::sync(&self.fs, &self.txn_index_path(self.active.base_offset()))?;
         self.mark_durable(self.log_end_offset());
         self.write_checkpoint()?;
         fs::sync_dir(&self.fs, &self.dir)
+    }
+
+    /// Records a transaction whose ABORT marker was just appended, in the active segment's
+    /// aborted-transaction index ([`crate::txn_index`]).
+    pub fn append_aborted_txn(&mut self, txn: &AbortedTxn) -> Result<()> {
+        self.check_writable()?;
+        txn_index::append(
+            &self.fs,
+            &self.txn_index_path(self.active.base_offset()),
+            txn,
+        )
+    }
+
+    /// The aborted transactions a read_committed fetch of `from..upper` must list: those
+    /// whose marker is at or after `from` and that started before `upper`, in marker order.
+    /// Reads the indexes of the segments from the one holding `from` on, until an entry
+    /// shows that no transaction started below `upper` is still to come.
+    pub fn aborted_txns(&self, from: i64, upper: i64) -> Result<Vec<AbortedTxn>> {
+        let mut out = Vec::new();
+        for segment in self.segments_from(from) {
+            for txn in txn_index::read(&self.fs, &self.txn_index_path(segment.base_offset()))? {
+                if txn.last_offset >= from && txn.first_offset < upper {
+                    out.push(txn);
+                }
+                if txn.last_stable_offset >= upper {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes the active segment's aborted-transaction index hold exactly the entries of
+    /// `txns` whose marker is in it (`txns`: the aborted transactions the broker rebuilt from
+    /// the log at open, in marker order). After a crash that index may lack entries or name
+    /// markers that were lost; sealed segments' indexes were synced when they were sealed.
+    /// Not rewritten if it already matches.
+    pub fn rebuild_txn_indexes(&mut self, txns: &[AbortedTxn]) -> Result<()> {
+        let base = self.active.base_offset();
+        let wanted: Vec<AbortedTxn> = txns
+            .iter()
+            .filter(|t| t.last_offset >= base)
+            .copied()
+            .collect();
+        let path = self.txn_index_path(base);
+        if txn_index::read(&self.fs, &path)? != wanted {
+            txn_index::write_all(&self.fs, &path, &wanted)?;
+        }
+        Ok(())
+    }
+
+    fn txn_index_path(&self, base: i64) -> PathBuf {
+        segment_path(&self.dir, base, TXN_INDEX_SUFFIX)
     }
 
     /// Removes the log's directory and everything in it. Outstanding [`Bytes`] stay valid.
@@ -694,9 +749,11 @@ impl PartitionLog {
                 return Err(e);
             }
         };
+        let txn_index = self.txn_index_path(self.active.base_offset());
         let sealed = self
             .active
             .seal()
+            .and_then(|()| txn_index::sync(&self.fs, &txn_index))
             .and_then(|()| fs::sync_dir(&self.fs, &self.dir));
         if let Err(e) = sealed {
             self.fail(format!("sealing a segment failed: {e}"));
@@ -760,3 +817,5 @@ mod retention_tests;
 
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod txn_tests;

@@ -72,6 +72,7 @@ use crate::{
         parse_log_file_name, segment_path, ActiveState, FirstChunk, Segment, SegmentParts,
         INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
     },
+    txn_index::TXN_INDEX_SUFFIX,
 };
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -625,7 +626,12 @@ impl Recovery<'_> {
 /// Removes a segment's files: indexes first, so that a crash in between leaves a `.log`
 /// whose indexes are rebuilt rather than orphaned index files.
 pub(crate) fn remove_segment_files(fs: &SharedFs, dir: &Path, base: i64) -> Result<()> {
-    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+    for suffix in [
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+        LOG_SUFFIX,
+    ] {
         fs::remove_file(fs, &segment_path(dir, base, suffix))?;
     }
     Ok(())

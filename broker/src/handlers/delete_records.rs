@@ -36,12 +36,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> DeleteRe
                             .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
                             .with_low_watermark(-1);
                     };
-                    let deleted = partition.with_log_and_producers(|log, producers| {
-                        let outcome = delete_before(log, p.offset);
-                        producers.forget_aborted_below(log.log_start_offset());
-                        outcome
-                    });
-                    match deleted {
+                    match partition.with_log(|log| delete_before(log, p.offset)) {
                         Ok(low) => result.with_low_watermark(low),
                         Err(code) => result.with_error_code(code.code()).with_low_watermark(-1),
                     }

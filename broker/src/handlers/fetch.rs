@@ -27,12 +27,11 @@ use brook_protocol::kafka_protocol::messages::fetch_response::{
 use brook_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
-use brook_storage::StorageError;
+use brook_storage::{AbortedTxn, StorageError};
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
 use super::Ctx;
-use crate::producers::AbortedTxn;
 use crate::topics::Topic;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 4, max: 17 };
@@ -257,10 +256,17 @@ fn read_partition(
         } else {
             concat(chunks)
         };
-        let aborted = match (read_committed, batch::Batches::new(&records).last()) {
-            (true, Some(last)) => producers.aborted_between(offset, last.last_offset() + 1),
+        let mut aborted = match (read_committed, batch::Batches::new(&records).last()) {
+            (true, Some(last)) => log
+                .aborted_txns(offset, last.last_offset() + 1)
+                .map_err(|e| {
+                    tracing::error!(topic = %topic.name, partition = index, error = %e, "reading the aborted-transaction index failed");
+                    (ErrorCode::KafkaStorageError, hw, start)
+                })?,
             _ => Vec::new(),
         };
+        // In first-offset order: kafkajs relies on it.
+        aborted.sort_by_key(|a| a.first_offset);
         Ok(PartitionRead {
             records,
             high_watermark: hw,

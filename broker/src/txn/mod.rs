@@ -520,7 +520,12 @@ async fn write_markers(state: &BrokerState, txn: &Txn) -> Result<(), ErrorCode> 
                 tracing::error!(topic = %topic, partition = index, error = %e, "writing a transaction marker failed");
                 ErrorCode::KafkaStorageError
             })?;
-            producers.record_marker(pid, epoch, control, info.base_offset);
+            if let Some(aborted) = producers.record_marker(pid, epoch, control, info.base_offset) {
+                log.append_aborted_txn(&aborted).map_err(|e| {
+                    tracing::error!(topic = %topic, partition = index, error = %e, "recording an aborted transaction failed");
+                    ErrorCode::KafkaStorageError
+                })?;
+            }
             Ok(Some((info.last_offset + 1, marker.len())))
         })?;
         if let Some((end, bytes)) = appended {

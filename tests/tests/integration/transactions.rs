@@ -308,3 +308,55 @@ fn an_abandoned_transaction_is_aborted_by_its_timeout_and_its_producer_fenced() 
     assert!(producer.commit_transaction(T).is_err());
     broker.shutdown();
 }
+
+#[test]
+fn aborted_and_open_transactions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig {
+        transaction_abort_timed_out_transaction_cleanup_interval_ms: 100,
+        ..BrokerConfig::with_data_dir(dir.path())
+    };
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "ledger", 1);
+    let producer = transactional_producer(&bootstrap, "ledger-writer", 3_000);
+    producer.begin_transaction().unwrap();
+    send(&producer, "ledger", 0, &values("kept", 3));
+    producer.commit_transaction(T).unwrap();
+    producer.begin_transaction().unwrap();
+    send(&producer, "ledger", 0, &values("dropped", 2));
+    producer.abort_transaction(T).unwrap();
+    producer.begin_transaction().unwrap();
+    send(&producer, "ledger", 0, &values("open", 2));
+    drop(producer);
+    broker.shutdown();
+
+    // After the restart the aborted transaction is still filtered (its index was kept), and
+    // the open one holds read_committed consumers back until its timeout aborts it.
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let bootstrap = broker.bootstrap();
+    assert_eq!(
+        read_all(&bootstrap, "ledger", 1, "read_committed")[&0],
+        values("kept", 3)
+    );
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert_eq!(
+        read_all(&bootstrap, "ledger", 1, "read_committed")[&0],
+        values("kept", 3)
+    );
+    let all = read_all(&bootstrap, "ledger", 1, "read_uncommitted");
+    assert_eq!(
+        all[&0],
+        [values("kept", 3), values("dropped", 2), values("open", 2)].concat()
+    );
+    // The id lives on: a new producer with it starts cleanly.
+    let successor = transactional_producer(&bootstrap, "ledger-writer", 3_000);
+    successor.begin_transaction().unwrap();
+    send(&successor, "ledger", 0, &values("after", 1));
+    successor.commit_transaction(T).unwrap();
+    assert_eq!(
+        read_all(&bootstrap, "ledger", 1, "read_committed")[&0],
+        [values("kept", 3), values("after", 1)].concat()
+    );
+    broker.shutdown();
+}
