@@ -29,7 +29,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
-use common::{free_port, start_until_listening, start_with_checkpoints, BROOK};
+use common::{free_port, start_until_listening, start_with_checkpoints, start_with_config, BROOK};
 
 const TOPIC: &str = "crash";
 const PARTITIONS: i32 = 4;
@@ -57,6 +57,25 @@ fn start(dir: &Path, port: u16, no_fsync: bool) -> Child {
         cmd.arg("--unsafe-disable-fsync");
     }
     start_until_listening(cmd, Duration::from_secs(30)).child
+}
+
+/// Creates the test topic with [`PARTITIONS`] partitions.
+fn create_crash_topic(bootstrap: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
 }
 
 /// Delivery reports: (partition, offset, value) of every acknowledged record.
@@ -92,22 +111,7 @@ fn run(no_fsync: bool) {
     let bootstrap = format!("127.0.0.1:{port}");
     let mut broker = start(dir.path(), port, no_fsync);
 
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let created = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-        .unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
-    drop(admin);
+    create_crash_topic(&bootstrap);
 
     let acks = Arc::new(Mutex::new(Vec::new()));
     let producer: ThreadedProducer<Acks> = ClientConfig::new()
@@ -313,6 +317,225 @@ fn after_kill_9_only_partitions_with_data_since_the_checkpoint_are_read() {
     let (mut broker, recovered, scanned) = start_summarised(dir.path(), port, 3_600_000);
     assert_eq!(recovered, 2);
     assert!(scanned > 0 && scanned < 64 * 1024, "read {scanned} bytes");
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+}
+
+/// How a transaction of the crash test ended, as its producer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnOutcome {
+    /// commit_transaction succeeded: every record must be visible, once.
+    Committed,
+    /// The producer aborted it (by choice or after an error): no record may be visible.
+    Aborted,
+    /// Unknown (the broker died during the commit, or the producer had to be replaced):
+    /// all of its records or none.
+    Unknown,
+}
+
+/// Runs transactions of random size over the crash topic's partitions, committing or
+/// aborting each at random, until `stop`; returns each transaction's records and outcome.
+fn run_transactions(
+    bootstrap: String,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> Vec<(Vec<(i32, String)>, TxnOutcome)> {
+    use rdkafka::producer::BaseProducer;
+    let mut rng = Rng(seed);
+    let new_producer = || -> Option<BaseProducer> {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("transactional.id", "crash-txn")
+            .set("transaction.timeout.ms", "5000")
+            .set("message.timeout.ms", "5000")
+            .set("linger.ms", "1")
+            .set("reconnect.backoff.ms", "10")
+            .set("reconnect.backoff.max.ms", "100")
+            .set("retry.backoff.ms", "10")
+            .create()
+            .ok()?;
+        producer.init_transactions(Duration::from_secs(10)).ok()?;
+        Some(producer)
+    };
+    let mut done = Vec::new();
+    let mut producer = None;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(p) = producer.take().or_else(new_producer) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        n += 1;
+        let size = rng.between(1, 20) as usize;
+        let records: Vec<(i32, String)> = (0..size)
+            .map(|i| {
+                (
+                    rng.between(0, PARTITIONS as u64) as i32,
+                    format!("txn-{n}-{i}"),
+                )
+            })
+            .collect();
+        let commit = rng.between(0, 3) > 0;
+        let t = Duration::from_secs(10);
+        let written = p.begin_transaction().is_ok()
+            && records.iter().all(|(partition, value)| {
+                p.send(
+                    BaseRecord::<str, str>::to(TOPIC)
+                        .payload(value)
+                        .partition(*partition),
+                )
+                .is_ok()
+            })
+            && p.flush(t).is_ok();
+        let outcome = if written && commit {
+            match p.commit_transaction(t) {
+                Ok(()) => TxnOutcome::Committed,
+                Err(_) => TxnOutcome::Unknown,
+            }
+        } else if p.abort_transaction(t).is_ok() {
+            TxnOutcome::Aborted
+        } else {
+            TxnOutcome::Unknown
+        };
+        let keep = match outcome {
+            TxnOutcome::Committed | TxnOutcome::Aborted => true,
+            // A failed commit or abort leaves the producer in an unknown state: a new
+            // incarnation fences this one and aborts whatever it left open.
+            TxnOutcome::Unknown => false,
+        };
+        done.push((records, outcome));
+        if keep {
+            producer = Some(p);
+        }
+    }
+    done
+}
+
+#[test]
+fn kill_9_keeps_committed_transactions_whole_and_aborted_ones_invisible() {
+    let cycles: usize = std::env::var("BROOK_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}, {cycles} cycles");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    // Transactions a killed incarnation left open are aborted soon after their timeout.
+    let start = || {
+        let toml = "\"transaction.abort.timed.out.transaction.cleanup.interval.ms\" = 200\n";
+        start_with_config(dir.path(), port, toml, Duration::from_secs(30)).child
+    };
+    let mut broker = start();
+    create_crash_topic(&bootstrap);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (bootstrap, stop) = (bootstrap.clone(), stop.clone());
+        std::thread::spawn(move || run_transactions(bootstrap, seed ^ 0x5555, stop))
+    };
+    for _ in 0..cycles {
+        std::thread::sleep(Duration::from_millis(rng.between(100, 600)));
+        broker.kill().unwrap(); // SIGKILL
+        broker.wait().unwrap();
+        broker = start();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let transactions = writer.join().unwrap();
+    let count = |o: TxnOutcome| transactions.iter().filter(|(_, x)| *x == o).count();
+    println!(
+        "{} transactions: {} committed, {} aborted, {} unknown",
+        transactions.len(),
+        count(TxnOutcome::Committed),
+        count(TxnOutcome::Aborted),
+        count(TxnOutcome::Unknown)
+    );
+    assert!(count(TxnOutcome::Committed) > 0, "no transaction committed");
+
+    // Read everything committed, once no transaction is open any more (those the last
+    // incarnations left open are aborted by their timeout): then the last stable offset, what
+    // a read_committed consumer's watermark query answers, has caught up with the end.
+    let reader = |isolation: &str| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "txn-crash-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", isolation)
+            .create()
+            .unwrap()
+    };
+    let (committed, uncommitted) = (reader("read_committed"), reader("read_uncommitted"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let t = Duration::from_secs(10);
+    while (0..PARTITIONS).any(|p| {
+        committed.fetch_watermarks(TOPIC, p, t).unwrap()
+            != uncommitted.fetch_watermarks(TOPIC, p, t).unwrap()
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "a transaction stayed open (seed {seed})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+            .unwrap();
+    }
+    committed.assign(&tpl).unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut at_end = std::collections::HashSet::new();
+    while at_end.len() < PARTITIONS as usize {
+        assert!(
+            Instant::now() < deadline,
+            "reading did not reach the end (seed {seed})"
+        );
+        match committed.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                *seen.entry(value).or_default() += 1;
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => {}
+        }
+    }
+    for (value, times) in &seen {
+        assert_eq!(*times, 1, "{value} read {times} times (seed {seed})");
+    }
+    for (records, outcome) in &transactions {
+        let visible = records.iter().filter(|(_, v)| seen.contains_key(v)).count();
+        match outcome {
+            TxnOutcome::Committed => assert_eq!(
+                visible,
+                records.len(),
+                "committed transaction {:?} not whole (seed {seed})",
+                records.first()
+            ),
+            TxnOutcome::Aborted => assert_eq!(
+                visible,
+                0,
+                "aborted transaction {:?} visible (seed {seed})",
+                records.first()
+            ),
+            TxnOutcome::Unknown => assert!(
+                visible == 0 || visible == records.len(),
+                "transaction {:?} partly visible: {visible} of {} (seed {seed})",
+                records.first(),
+                records.len()
+            ),
+        }
+    }
     broker.kill().unwrap();
     broker.wait().unwrap();
 }

@@ -78,8 +78,19 @@ pub(crate) fn start_with_checkpoints(
     checkpoint_ms: u64,
     timeout: Duration,
 ) -> Started {
-    let config = dir.join("brook.toml");
     let toml = format!("\"log.flush.offset.checkpoint.interval.ms\" = {checkpoint_ms}\n");
+    start_with_config(dir, port, &toml, timeout)
+}
+
+/// Starts `brook` on `port` with `<dir>/data` as its data directory and `toml` as its config
+/// file, waiting up to `timeout` for its startup line.
+pub(crate) fn start_with_config(
+    dir: &std::path::Path,
+    port: u16,
+    toml: &str,
+    timeout: Duration,
+) -> Started {
+    let config = dir.join("brook.toml");
     std::fs::write(&config, toml).unwrap();
     let mut cmd = Command::new(BROOK);
     cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
