@@ -2,7 +2,7 @@
 # Runs Brook's whole test suite: unit tests, integration tests with real clients (librdkafka
 # through the rdkafka crate, kafka-python, kafkajs, kcat), and doc tests.
 # Installs what the client tests need first: Debian's kcat, a Python venv in .venv with the
-# pinned kafka-python, and the locked npm packages in tests/node.
+# pinned kafka-python and confluent-kafka, and the locked npm packages in tests/node.
 set -euo pipefail
 cd "$(dirname "$0")"
 

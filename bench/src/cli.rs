@@ -154,6 +154,15 @@ pub struct ProduceOpts {
     /// Seconds of producing before the measured phase starts.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs, allow_negative_numbers = true)]
     pub warmup: Duration,
+    /// Produce in transactions of this many records per producer (each producer has its own
+    /// transactional id; needs --acks all). Reports transactions per second and the commit
+    /// latency.
+    #[arg(long, value_name = "RECORDS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub transaction_records: Option<u32>,
+    /// With --transaction-records: the share of transactions aborted instead of committed,
+    /// in percent (spread evenly).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub abort_percent: u8,
 }
 
 /// When the measured phase of a produce run ends.
@@ -177,6 +186,12 @@ impl ProduceOpts {
         if self.idempotence && self.acks != Acks::All {
             return Err("--idempotence needs --acks all".into());
         }
+        if self.transaction_records.is_some() && self.acks != Acks::All {
+            return Err("--transaction-records needs --acks all".into());
+        }
+        if self.abort_percent > 0 && self.transaction_records.is_none() {
+            return Err("--abort-percent needs --transaction-records".into());
+        }
         Ok(())
     }
 
@@ -197,6 +212,8 @@ impl ProduceOpts {
             rate: None,
             queue_kbytes: 32_768,
             warmup: Duration::ZERO,
+            transaction_records: None,
+            abort_percent: 0,
         }
     }
 }
@@ -217,6 +234,16 @@ pub struct ConsumeOpts {
     /// Partitions of a topic created by --fill.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=100_000))]
     pub partitions: i32,
+    /// With --fill: produce in transactions of this many records (acks all).
+    #[arg(long, value_name = "RECORDS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub fill_transaction_records: Option<u32>,
+    /// With --fill-transaction-records: the share of fill transactions aborted, in percent.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub fill_abort_percent: u8,
+    /// The consumer's isolation level: read_committed reads only committed transactions
+    /// (and stops at the last stable offset).
+    #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
+    pub isolation: Isolation,
     /// Give up when no record arrives for this long.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_positive_secs, allow_negative_numbers = true)]
     pub idle_timeout: Duration,
@@ -295,6 +322,27 @@ pub struct StartupOpts {
     /// Also print one machine-readable JSON line with the result.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A consumer's `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+pub enum Isolation {
+    #[value(name = "read_uncommitted")]
+    #[serde(rename = "read_uncommitted")]
+    ReadUncommitted,
+    #[value(name = "read_committed")]
+    #[serde(rename = "read_committed")]
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// The librdkafka `isolation.level` value.
+    pub fn as_config(self) -> &'static str {
+        match self {
+            Isolation::ReadUncommitted => "read_uncommitted",
+            Isolation::ReadCommitted => "read_committed",
+        }
+    }
 }
 
 /// Producer acknowledgements.

@@ -1,14 +1,19 @@
 //! `consume`: read every partition of a topic from the beginning (assigned, no group
 //! membership, no commits) until `--count` records or the end offsets taken at the start.
+//!
+//! `--isolation read_committed` reads committed transactions only: records of aborted ones
+//! are dropped by the client, and the end of a partition is where the consumer reports
+//! reaching it (its last offsets are transaction markers, which it never returns).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::cli::{ConsumeOpts, ProduceOpts};
+use crate::cli::{ConsumeOpts, Isolation, ProduceOpts};
 use crate::error::BenchError;
 use crate::procfs::Probe;
 use crate::report::{rates, ConsumeReport};
@@ -22,6 +27,8 @@ pub(crate) enum Until {
     /// When every partition reached its end offset (partition → end); empty partitions are
     /// left out.
     Ends(HashMap<i32, i64>),
+    /// When the consumer reported the end of each of these partitions (read_committed).
+    Eof(HashSet<i32>),
 }
 
 impl Until {
@@ -41,7 +48,33 @@ impl Until {
 
     /// Whether nothing is to be read.
     pub(crate) fn is_done_already(&self) -> bool {
-        matches!(self, Until::Ends(ends) if ends.is_empty())
+        match self {
+            Until::Ends(ends) => ends.is_empty(),
+            Until::Eof(partitions) => partitions.is_empty(),
+            Until::Count(_) => false,
+        }
+    }
+
+    /// Reading to the end as the consumer reports it, instead of to end offsets: for
+    /// read_committed, whose partitions end in markers the consumer never returns.
+    pub(crate) fn by_eof(self) -> Self {
+        match self {
+            Until::Ends(ends) => Until::Eof(ends.into_keys().collect()),
+            other => other,
+        }
+    }
+
+    /// The consumer reached the end of `partition` (a partition ending in transaction
+    /// markers never returns its last offsets); true when the run is complete.
+    pub(crate) fn end_of(&mut self, partition: i32) -> bool {
+        match self {
+            Until::Eof(partitions) => {
+                partitions.remove(&partition);
+                partitions.is_empty()
+            }
+            Until::Ends(ends) => ends.remove(&partition).is_some() && ends.is_empty(),
+            Until::Count(_) => false,
+        }
     }
 
     /// Accounts one record (the `records`-th, at `offset` of `partition`); true when the run
@@ -49,6 +82,7 @@ impl Until {
     pub(crate) fn record(&mut self, records: u64, partition: i32, offset: i64) -> bool {
         match self {
             Until::Count(n) => records >= *n,
+            Until::Eof(_) => false,
             Until::Ends(ends) => {
                 if ends.get(&partition).is_some_and(|&end| offset + 1 >= end) {
                     ends.remove(&partition);
@@ -103,9 +137,13 @@ pub fn run(
     if let Some(n) = opts.fill {
         fill(bootstrap, topic, n, opts)?;
     }
-    let consumer = kafka::throughput_consumer(bootstrap)?;
+    let committed = opts.isolation == Isolation::ReadCommitted;
+    let consumer = kafka::throughput_consumer_with(bootstrap, opts.isolation)?;
     let marks = kafka::watermarks(&consumer, topic)?;
     let mut until = Until::new(opts.count, &marks);
+    if committed {
+        until = until.by_eof();
+    }
     if until.is_done_already() {
         return Err(BenchError::Failed(format!(
             "topic {topic} is empty (fill it first, e.g. with --fill)"
@@ -135,6 +173,11 @@ pub fn run(
                     break;
                 }
             }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                if until.end_of(p) {
+                    break;
+                }
+            }
             Some(Err(e)) => {
                 // Fetch errors are often transient (a reconnect); the idle timeout ends a
                 // run that makes no progress.
@@ -158,6 +201,7 @@ pub fn run(
         topic: topic.into(),
         partitions: marks.len(),
         filled: opts.fill,
+        isolation: opts.isolation,
         records,
         bytes,
         seconds,
@@ -174,7 +218,12 @@ pub fn fill(
     count: u64,
     opts: &ConsumeOpts,
 ) -> Result<(), BenchError> {
-    let fill = ProduceOpts::fill(count, opts.record_size, opts.partitions);
+    let mut fill = ProduceOpts::fill(count, opts.record_size, opts.partitions);
+    if let Some(n) = opts.fill_transaction_records {
+        fill.acks = crate::cli::Acks::All;
+        fill.transaction_records = Some(n);
+        fill.abort_percent = opts.fill_abort_percent;
+    }
     let report = produce::run(bootstrap, topic, &fill, None)?;
     if report.records < count {
         return Err(BenchError::Failed(format!(

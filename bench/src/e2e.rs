@@ -91,6 +91,8 @@ fn producer_opts(opts: &E2eOpts) -> ProduceOpts {
         rate: Some(opts.rate),
         queue_kbytes: 32_768,
         warmup: opts.warmup,
+        transaction_records: None,
+        abort_percent: 0,
     }
 }
 

@@ -9,6 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
+use crate::cli::Isolation;
 use crate::error::BenchError;
 
 /// Timeout of metadata, watermark and admin requests.
@@ -38,11 +39,22 @@ pub fn base_config(bootstrap: &str) -> ClientConfig {
 ///
 /// Fetch settings favour throughput: big fetches and a deep prefetch queue.
 pub fn throughput_consumer(bootstrap: &str) -> Result<BaseConsumer, BenchError> {
+    throughput_consumer_with(bootstrap, Isolation::ReadUncommitted)
+}
+
+/// [`throughput_consumer`] at `isolation`. It reports reaching the end of each partition
+/// (`enable.partition.eof`): a partition that ends in transaction markers never returns
+/// its last offsets.
+pub fn throughput_consumer_with(
+    bootstrap: &str,
+    isolation: Isolation,
+) -> Result<BaseConsumer, BenchError> {
     base_config(bootstrap)
         .set("group.id", "brook-bench")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation.as_config())
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "16777216")
         .set("receive.message.max.bytes", "104857600")

@@ -3,6 +3,11 @@
 //!
 //! The send loop is shared with `e2e` (`drive`), which also stamps the send time into
 //! each payload for its consumer.
+//!
+//! With `--transaction-records N` each producer has its own transactional id and sends in
+//! transactions of N records (`--abort-percent` of them aborted, spread evenly); the commit
+//! latency (the `commit_transaction` call, which includes flushing the transaction's records)
+//! is recorded per transaction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -35,6 +40,9 @@ struct Deliveries {
     errors: AtomicU64,
     last_ns: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Transactional runs: commit latency of each measured transaction, and their count.
+    commits: Mutex<LatencyHistogram>,
+    transactions: AtomicU64,
 }
 
 impl Deliveries {
@@ -47,6 +55,20 @@ impl Deliveries {
             errors: AtomicU64::new(0),
             last_ns: AtomicU64::new(0),
             first_error: Mutex::new(None),
+            commits: Mutex::new(LatencyHistogram::new()),
+            transactions: AtomicU64::new(0),
+        }
+    }
+
+    /// A transaction that ended at `now` after its commit took `took_ns`.
+    fn committed(&self, started_ns: u64, now: u64) {
+        if started_ns >= self.measure_from_ns {
+            self.commits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record_ns(now.saturating_sub(started_ns));
+            self.transactions.fetch_add(1, Ordering::Relaxed);
+            self.last_ns.fetch_max(now, Ordering::Relaxed);
         }
     }
 }
@@ -96,6 +118,9 @@ pub(crate) struct Driven {
     pub(crate) errors: u64,
     pub(crate) first_error: Option<String>,
     pub(crate) latency: LatencyHistogram,
+    /// Transactional runs: transactions ended in the measured phase and their commit latency.
+    pub(crate) transactions: u64,
+    pub(crate) commit_latency: LatencyHistogram,
     /// Broker sampled at the start of the measured phase.
     pub(crate) probe: Option<Probe>,
 }
@@ -136,7 +161,15 @@ fn producer_config(bootstrap: &str, opts: &ProduceOpts) -> rdkafka::ClientConfig
         .set("queue.buffering.max.kbytes", opts.queue_kbytes.to_string())
         // Room for one record or one batch per request, whichever is bigger.
         .set("message.max.bytes", message_max_bytes(opts).to_string());
+    if opts.transaction_records.is_some() {
+        config.set("enable.idempotence", "true");
+    }
     config
+}
+
+/// A transactional id unique to this run and producer.
+fn transactional_id(n: usize) -> String {
+    format!("brook-bench-{}-{}-{n}", std::process::id(), mono_ns())
 }
 
 /// librdkafka's `message.max.bytes` (its largest request): at least its default, one
@@ -171,6 +204,51 @@ enum StopAt {
     Count(u64),
 }
 
+/// Transactions of a producer thread: how many records each, and which to abort.
+#[derive(Debug, Clone, Copy)]
+struct Transactions {
+    records: u64,
+    abort_percent: u8,
+}
+
+impl Transactions {
+    /// Whether the `n`-th transaction (from 0) is aborted: `abort_percent` of every 100,
+    /// spread evenly.
+    fn aborts(&self, n: u64) -> bool {
+        let p = u64::from(self.abort_percent);
+        (n + 1) * p / 100 > n * p / 100
+    }
+}
+
+/// Ends the open transaction `n` of `producer` (begun at `started_ns`).
+fn end_transaction(
+    producer: &ThreadedProducer<Deliveries>,
+    txns: Transactions,
+    n: u64,
+    started_ns: u64,
+) -> Result<(), BenchError> {
+    // Wait for the transaction's deliveries first: the client's commit would flush with a
+    // poll of its own that races the polling thread for the delivery reports and can sleep
+    // until the next one (observed: 100 ms per transaction).
+    let deadline = Instant::now() + FLUSH_TIMEOUT;
+    while producer.in_flight_count() > 0 {
+        if Instant::now() > deadline {
+            return Err(BenchError::Failed(
+                "a transaction's records were not delivered in time".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let ended = if txns.aborts(n) {
+        producer.abort_transaction(FLUSH_TIMEOUT)
+    } else {
+        producer.commit_transaction(FLUSH_TIMEOUT)
+    };
+    ended.map_err(|e| BenchError::kafka("ending a transaction", e))?;
+    producer.context().committed(started_ns, mono_ns());
+    Ok(())
+}
+
 /// One producer thread: sends until the stop condition, then waits for every delivery.
 #[allow(clippy::too_many_arguments)]
 fn send_loop(
@@ -182,9 +260,12 @@ fn send_loop(
     start: Instant,
     stop: StopAt,
     claimed: &AtomicU64,
+    txns: Option<Transactions>,
 ) -> Result<(), BenchError> {
     let measure_from_ns = producer.context().measure_from_ns;
     let mut i = 0u64;
+    // The open transaction: its number and when it began.
+    let mut open: Option<(u64, u64)> = None;
     loop {
         if let Some(p) = pacer {
             p.pace(start, i);
@@ -198,6 +279,12 @@ fn send_loop(
         };
         if !keep_going {
             break;
+        }
+        if let (Some(t), None) = (txns, open) {
+            producer
+                .begin_transaction()
+                .map_err(|e| BenchError::kafka("beginning a transaction", e))?;
+            open = Some((i / t.records, mono_ns()));
         }
         if stamp {
             buf[..8].copy_from_slice(&sent.to_le_bytes());
@@ -216,6 +303,15 @@ fn send_loop(
             }
         }
         i += 1;
+        if let (Some(t), Some((n, began))) = (txns, open) {
+            if i % t.records == 0 {
+                end_transaction(producer, t, n, began)?;
+                open = None;
+            }
+        }
+    }
+    if let (Some(t), Some((n, began))) = (txns, open) {
+        end_transaction(producer, t, n, began)?;
     }
     producer
         .flush(FLUSH_TIMEOUT)
@@ -234,13 +330,27 @@ pub(crate) fn drive(
     broker_pid: Option<u32>,
 ) -> Result<Driven, BenchError> {
     let config = producer_config(bootstrap, opts);
-    let producers = (0..opts.producers)
-        .map(|_| {
-            config
+    let producers = (0..opts.producers as usize)
+        .map(|n| {
+            let mut config = config.clone();
+            if opts.transaction_records.is_some() {
+                config.set("transactional.id", transactional_id(n));
+            }
+            let producer: ThreadedProducer<Deliveries> = config
                 .create_with_context(Deliveries::new(measure_from_ns))
-                .map_err(|e| BenchError::kafka("creating producer", e))
+                .map_err(|e| BenchError::kafka("creating producer", e))?;
+            if opts.transaction_records.is_some() {
+                producer
+                    .init_transactions(kafka::REQUEST_TIMEOUT)
+                    .map_err(|e| BenchError::kafka(format!("initialising transactions at {bootstrap}"), e))?;
+            }
+            Ok(producer)
         })
-        .collect::<Result<Vec<ThreadedProducer<Deliveries>>, _>>()?;
+        .collect::<Result<Vec<ThreadedProducer<Deliveries>>, BenchError>>()?;
+    let txns = opts.transaction_records.map(|records| Transactions {
+        records: u64::from(records),
+        abort_percent: opts.abort_percent,
+    });
     if let Some(first) = producers.first() {
         // Fail fast on a wrong address instead of after message.timeout.ms.
         first
@@ -267,7 +377,7 @@ pub(crate) fn drive(
                 let buf = payload(opts.record_size, n as u64 + 1);
                 let claimed = &claimed;
                 scope.spawn(move || {
-                    send_loop(producer, topic, buf, stamp, pacer, start, stop, claimed)
+                    send_loop(producer, topic, buf, stamp, pacer, start, stop, claimed, txns)
                 })
             })
             .collect();
@@ -297,6 +407,8 @@ pub(crate) fn drive(
         errors: 0,
         first_error: None,
         latency: LatencyHistogram::new(),
+        transactions: 0,
+        commit_latency: LatencyHistogram::new(),
         probe,
     };
     for producer in &producers {
@@ -308,6 +420,10 @@ pub(crate) fn drive(
         driven
             .latency
             .merge(&d.histogram.lock().unwrap_or_else(PoisonError::into_inner));
+        driven.transactions += d.transactions.load(Ordering::Relaxed);
+        driven
+            .commit_latency
+            .merge(&d.commits.lock().unwrap_or_else(PoisonError::into_inner));
         if driven.first_error.is_none() {
             driven.first_error = d
                 .first_error
@@ -354,6 +470,17 @@ pub fn run(
         records_per_sec,
         mb_per_sec,
         latency: driven.latency.percentiles(),
+        transaction_records: opts.transaction_records,
+        abort_percent: opts.abort_percent,
+        transactions: driven.transactions,
+        transactions_per_sec: if seconds > 0.0 {
+            driven.transactions as f64 / seconds
+        } else {
+            0.0
+        },
+        commit_latency: opts
+            .transaction_records
+            .map(|_| driven.commit_latency.percentiles()),
         broker,
     })
 }
@@ -361,6 +488,25 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aborted_transactions_are_spread_evenly() {
+        let count = |p: u8| {
+            let t = Transactions {
+                records: 1,
+                abort_percent: p,
+            };
+            (0..1000).filter(|n| t.aborts(*n)).count()
+        };
+        assert_eq!(count(0), 0);
+        assert_eq!(count(10), 100);
+        assert_eq!(count(100), 1000);
+        let t = Transactions {
+            records: 1,
+            abort_percent: 10,
+        };
+        assert_eq!((0..10).filter(|n| t.aborts(*n)).count(), 1);
+    }
 
     #[test]
     fn payload_has_the_size_and_differs_per_seed() {
@@ -381,6 +527,8 @@ mod tests {
             errors: 0,
             first_error: None,
             latency: LatencyHistogram::new(),
+            transactions: 0,
+            commit_latency: LatencyHistogram::new(),
             probe: None,
         };
         assert_eq!(d.seconds(), 2.5);

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::cli::{Acks, Compression};
+use crate::cli::{Acks, Compression, Isolation};
 use crate::latency::Percentiles;
 use crate::procfs::BrokerUsage;
 
@@ -65,6 +65,14 @@ pub struct ProduceReport {
     pub mb_per_sec: f64,
     /// Send to delivery report, per record.
     pub latency: Percentiles,
+    /// `--transaction-records`: records per transaction, and the share aborted.
+    pub transaction_records: Option<u32>,
+    pub abort_percent: u8,
+    /// Transactions ended in the measured phase.
+    pub transactions: u64,
+    pub transactions_per_sec: f64,
+    /// The `commit_transaction` (or abort) call, per transaction.
+    pub commit_latency: Option<Percentiles>,
     pub broker: Option<BrokerUsage>,
 }
 
@@ -76,6 +84,7 @@ pub struct ConsumeReport {
     pub partitions: usize,
     /// Records written by `--fill` before reading.
     pub filled: Option<u64>,
+    pub isolation: Isolation,
     pub records: u64,
     pub bytes: u64,
     pub seconds: f64,
@@ -288,6 +297,16 @@ impl fmt::Display for ProduceReport {
             fmt_num(self.mb_per_sec)
         )?;
         writeln!(f, "  latency    {}", fmt_latency(&self.latency))?;
+        if let (Some(n), Some(commit)) = (self.transaction_records, &self.commit_latency) {
+            writeln!(
+                f,
+                "  transactions {} of {n} records ({}% aborted): {} txn/s",
+                fmt_count(self.transactions),
+                self.abort_percent,
+                fmt_num(self.transactions_per_sec)
+            )?;
+            writeln!(f, "  commit     {}", fmt_latency(commit))?;
+        }
         fmt_broker(f, &self.broker, "ingested")
     }
 }
@@ -296,13 +315,14 @@ impl fmt::Display for ConsumeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "consume {} topic {} ({} partitions{})",
+            "consume {} topic {} ({} partitions{}, {})",
             self.bootstrap,
             self.topic,
             self.partitions,
             self.filled
                 .map(|n| format!(", filled with {} records", fmt_count(n)))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            self.isolation.as_config()
         )?;
         writeln!(
             f,
@@ -410,6 +430,11 @@ impl Measured for ProduceReport {
             Metric::new("MB/s", self.mb_per_sec),
         ];
         m.extend(latency_metrics(&self.latency));
+        if let Some(c) = &self.commit_latency {
+            m.push(Metric::new("txn/s", self.transactions_per_sec));
+            m.push(Metric::new("commit p50 µs", c.p50_us));
+            m.push(Metric::new("commit p99 µs", c.p99_us));
+        }
         m.extend(broker_metrics(&self.broker));
         m
     }
@@ -477,6 +502,11 @@ mod tests {
                 p999_us: 4095.0,
                 max_us: 12_000.0,
             },
+            transaction_records: None,
+            abort_percent: 0,
+            transactions: 0,
+            transactions_per_sec: 0.0,
+            commit_latency: None,
             broker: Some(BrokerUsage {
                 pid: 77,
                 cpu_seconds: 0.5,

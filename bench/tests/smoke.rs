@@ -143,3 +143,60 @@ fn produce_consume_e2e_against_ephemeral_brook() {
 
     broker.shutdown();
 }
+
+#[test]
+fn transactional_produce_and_read_committed_consume() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    // 100 transactions of 10 records, 10% aborted.
+    let opts = produce_opts(&[
+        "--create-topic",
+        "--count",
+        "1000",
+        "--record-size",
+        "100",
+        "--acks",
+        "all",
+        "--warmup",
+        "0",
+        "--transaction-records",
+        "10",
+        "--abort-percent",
+        "10",
+    ]);
+    let p = produce::run(&bootstrap, "smoke-txn", &opts, None).unwrap();
+    println!("{p}");
+    assert_eq!(p.transactions, 100);
+    assert!(p.transactions_per_sec > 0.0);
+    assert!(p.commit_latency.unwrap().is_ordered());
+    let committed = consume::run(
+        &bootstrap,
+        "smoke-txn",
+        &consume_opts(&["--isolation", "read_committed"]),
+        None,
+    )
+    .unwrap();
+    println!("{committed}");
+    assert_eq!(committed.records, 900, "the aborted 10% are not read");
+    let all = consume::run(&bootstrap, "smoke-txn", &consume_opts(&[]), None).unwrap();
+    assert_eq!(all.records, 1000);
+    // --fill with transactions, read back committed.
+    let filled = consume::run(
+        &bootstrap,
+        "smoke-txn-fill",
+        &consume_opts(&[
+            "--fill",
+            "500",
+            "--fill-transaction-records",
+            "50",
+            "--fill-abort-percent",
+            "20",
+            "--isolation",
+            "read_committed",
+        ]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(filled.records, 400);
+    broker.shutdown();
+}

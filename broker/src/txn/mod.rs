@@ -159,6 +159,7 @@ impl TransactionCoordinator {
             let mut txns = self.txns.lock();
             let current = txns.get(id);
             if current.is_some_and(|e| e.pending) {
+                tracing::debug!(transactional_id = id, "transition refused: another is being written");
                 return Err(ErrorCode::ConcurrentTransactions);
             }
             let target = match decide(current.map(|e| &e.txn))? {

@@ -1,6 +1,12 @@
 //! Real clients outside Rust against an in-process broker: kafka-python, kafkajs 2.2.4 under
-//! Node, and Debian's kcat (librdkafka 2.0.2). `./test.sh` installs them; each test fails with
-//! a pointer to it when a toolchain is missing.
+//! Node, confluent-kafka-python (its bundled librdkafka) and Debian's kcat (librdkafka 2.0.2).
+//! `./test.sh` installs them; each test fails with a pointer to it when a toolchain is missing.
+//!
+//! Transactions with each scripted client (`kafkajs_transactions`, `kafka_python_transactions`,
+//! `confluent_kafka_transactions`): commit, abort and commit seen through read_committed and
+//! read_uncommitted consumers, the last stable offset while a transaction is open, and
+//! consume-transform-produce with offsets sent to the transaction, an aborted round leaving
+//! the committed offsets where they were.
 
 use std::io::Write;
 use std::path::Path;
@@ -159,4 +165,67 @@ fn kcat_lists_produces_and_consumes() {
     let expected: Vec<(u32, String)> = (0..100).map(|i| (i, format!("k{}:v{i}", i % 5))).collect();
     assert_eq!(got, expected);
     broker.shutdown();
+}
+
+/// Runs one of the transaction scripts in `tests/python` with the test venv's python.
+fn python_transactions_script(script: &str, what: &str, module: &str) {
+    let python = python();
+    require_tool(&python, "the test venv's python");
+    let mut probe = Command::new(&python);
+    probe.args(["-c", &format!("import {module}")]);
+    let probed = run(probe, None, Duration::from_secs(30));
+    assert!(
+        probed.status.success(),
+        "the test venv's python cannot import {module}: run ./test.sh, which installs \
+         tests/python/requirements.txt\n{}",
+        String::from_utf8_lossy(&probed.stderr)
+    );
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut cmd = Command::new(&python);
+    cmd.arg(repo_root().join("tests/python").join(script))
+        .arg(broker.bootstrap())
+        .env("BROOK_TEST_TIMEOUT_S", "60");
+    let out = run(cmd, None, Duration::from_secs(75));
+    let stdout = assert_success(&out, what);
+    println!("{stdout}");
+    assert!(stdout.contains("transactions: passed"), "{stdout}");
+    broker.shutdown();
+}
+
+#[test]
+fn kafkajs_transactions() {
+    let node_dir = repo_root().join("tests/node");
+    require_tool(
+        &node_dir.join("node_modules/kafkajs"),
+        "kafkajs (npm ci in tests/node)",
+    );
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&node_dir)
+        .arg("kafkajs_transactions.js")
+        .arg(broker.bootstrap())
+        .env("BROOK_TEST_TIMEOUT_S", "75");
+    let out = run(cmd, None, Duration::from_secs(90));
+    let stdout = assert_success(&out, "kafkajs transactions");
+    println!("{stdout}");
+    assert!(stdout.contains("transactions: passed"), "{stdout}");
+    broker.shutdown();
+}
+
+#[test]
+fn kafka_python_transactions() {
+    python_transactions_script(
+        "kafka_python_transactions.py",
+        "kafka-python transactions",
+        "kafka",
+    );
+}
+
+#[test]
+fn confluent_kafka_transactions() {
+    python_transactions_script(
+        "confluent_kafka_transactions.py",
+        "confluent-kafka transactions",
+        "confluent_kafka",
+    );
 }
