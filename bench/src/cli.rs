@@ -155,8 +155,8 @@ pub struct ProduceOpts {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs, allow_negative_numbers = true)]
     pub warmup: Duration,
     /// Produce in transactions of this many records per producer (each producer has its own
-    /// transactional id; needs --acks all). Reports transactions per second and the commit
-    /// latency.
+    /// transactional id; needs --acks all; linger.ms is 0, as each transaction ends with a
+    /// flush). Reports transactions per second and the commit latency (flush and commit).
     #[arg(long, value_name = "RECORDS", value_parser = clap::value_parser!(u32).range(1..))]
     pub transaction_records: Option<u32>,
     /// With --transaction-records: the share of transactions aborted instead of committed,

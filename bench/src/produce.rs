@@ -27,6 +27,8 @@ use crate::report::{rates, ProduceReport};
 
 /// How long the end of a run waits for outstanding deliveries.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+/// One step of the flush before a transaction ends.
+const FLUSH_STEP: Duration = Duration::from_millis(1);
 /// Pause before retrying a send that found librdkafka's queue full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(100);
 
@@ -162,7 +164,12 @@ fn producer_config(bootstrap: &str, opts: &ProduceOpts) -> rdkafka::ClientConfig
         // Room for one record or one batch per request, whichever is bigger.
         .set("message.max.bytes", message_max_bytes(opts).to_string());
     if opts.transaction_records.is_some() {
-        config.set("enable.idempotence", "true");
+        // A transaction ends with a flush, which sends at once what linger.ms holds back; the
+        // crate's flush does so only for an instant per call, so lingering would add
+        // linger.ms to every commit instead.
+        config
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0");
     }
     config
 }
@@ -227,9 +234,10 @@ fn end_transaction(
     n: u64,
     started_ns: u64,
 ) -> Result<(), BenchError> {
-    // Wait for the transaction's deliveries first: the client's commit would flush with a
-    // poll of its own that races the polling thread for the delivery reports and can sleep
-    // until the next one (observed: 100 ms per transaction).
+    // Flush the transaction's records first, in short steps: the client's commit would
+    // flush with one long poll of its own, which races this producer's polling thread for
+    // the delivery reports and can sleep until the next one (observed: 100 ms per
+    // transaction). Each step also sends what linger.ms still holds back, as a flush does.
     let deadline = Instant::now() + FLUSH_TIMEOUT;
     while producer.in_flight_count() > 0 {
         if Instant::now() > deadline {
@@ -237,7 +245,8 @@ fn end_transaction(
                 "a transaction's records were not delivered in time".into(),
             ));
         }
-        std::thread::sleep(Duration::from_micros(100));
+        // A step that ends with records still in flight reports a timeout: expected here.
+        let _ = producer.flush(FLUSH_STEP);
     }
     let ended = if txns.aborts(n) {
         producer.abort_transaction(FLUSH_TIMEOUT)
@@ -304,7 +313,7 @@ fn send_loop(
         }
         i += 1;
         if let (Some(t), Some((n, began))) = (txns, open) {
-            if i % t.records == 0 {
+            if i.is_multiple_of(t.records) {
                 end_transaction(producer, t, n, began)?;
                 open = None;
             }
@@ -342,7 +351,9 @@ pub(crate) fn drive(
             if opts.transaction_records.is_some() {
                 producer
                     .init_transactions(kafka::REQUEST_TIMEOUT)
-                    .map_err(|e| BenchError::kafka(format!("initialising transactions at {bootstrap}"), e))?;
+                    .map_err(|e| {
+                        BenchError::kafka(format!("initialising transactions at {bootstrap}"), e)
+                    })?;
             }
             Ok(producer)
         })
@@ -377,7 +388,9 @@ pub(crate) fn drive(
                 let buf = payload(opts.record_size, n as u64 + 1);
                 let claimed = &claimed;
                 scope.spawn(move || {
-                    send_loop(producer, topic, buf, stamp, pacer, start, stop, claimed, txns)
+                    send_loop(
+                        producer, topic, buf, stamp, pacer, start, stop, claimed, txns,
+                    )
                 })
             })
             .collect();

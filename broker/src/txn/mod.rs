@@ -155,11 +155,14 @@ impl TransactionCoordinator {
         id: &str,
         decide: impl FnOnce(Option<&Txn>) -> Result<Step, ErrorCode>,
     ) -> Result<Step, ErrorCode> {
-        let (target, end) = {
+        let (target, end, fresh) = {
             let mut txns = self.txns.lock();
             let current = txns.get(id);
             if current.is_some_and(|e| e.pending) {
-                tracing::debug!(transactional_id = id, "transition refused: another is being written");
+                tracing::debug!(
+                    transactional_id = id,
+                    "transition refused: another is being written"
+                );
                 return Err(ErrorCode::ConcurrentTransactions);
             }
             let target = match decide(current.map(|e| &e.txn))? {
@@ -169,10 +172,13 @@ impl TransactionCoordinator {
             let end = self
                 .log
                 .append(vec![(store::key(id), Some(store::value(&target)))], None)?;
-            match txns.get_mut(id) {
-                Some(entry) => entry.pending = true,
+            let fresh = match txns.get_mut(id) {
+                Some(entry) => {
+                    entry.pending = true;
+                    false
+                }
                 None => {
-                    // A new id: nothing to answer before its first record is durable.
+                    // A new id: it is pending (answered nothing) until its record is durable.
                     txns.insert(
                         id.to_string(),
                         Entry {
@@ -180,9 +186,10 @@ impl TransactionCoordinator {
                             pending: true,
                         },
                     );
+                    true
                 }
-            }
-            (target, end)
+            };
+            (target, end, fresh)
         };
         let durable = self.log.wait_durable(end).await;
         let mut txns = self.txns.lock();
@@ -198,11 +205,10 @@ impl TransactionCoordinator {
                 Ok(Step::Write(target))
             }
             Err(code) => {
-                if let Some(entry) = txns.get_mut(id) {
+                if fresh {
+                    txns.remove(id);
+                } else if let Some(entry) = txns.get_mut(id) {
                     entry.pending = false;
-                    if entry.txn.producer_epoch == state::NO_PRODUCER_EPOCH {
-                        txns.remove(id);
-                    }
                 }
                 Err(code)
             }
@@ -305,7 +311,10 @@ impl TransactionCoordinator {
             })
             .await?;
         match step {
-            Step::Write(prepared) => self.complete(state, id, &prepared).await,
+            Step::Write(prepared) => {
+                self.complete(state, id, &prepared).await;
+                Ok(())
+            }
             Step::Keep(_) | Step::AbortFirst(_) => Ok(()),
         }
     }
@@ -329,13 +338,25 @@ impl TransactionCoordinator {
             })
             .await?;
         match step {
-            Step::Write(prepared) => self.complete(state, id, &prepared).await,
+            Step::Write(prepared) => {
+                self.complete(state, id, &prepared).await;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
 
-    /// Steps 2 and 3 for a durable `Prepare*` state (module docs).
-    async fn complete(
+    /// Steps 2 and 3 for a durable `Prepare*` state (module docs). The outcome is decided
+    /// once `Prepare*` is durable, so a failure here is not the client's: it is logged, the
+    /// call succeeds, and the coordinator's timer completes the transaction later (meanwhile
+    /// the id answers CONCURRENT_TRANSACTIONS, and read_committed consumers wait).
+    async fn complete(&self, state: &BrokerState, id: &str, prepared: &Txn) {
+        if let Err(code) = self.try_complete(state, id, prepared).await {
+            tracing::warn!(transactional_id = id, error = ?code, "completing a transaction failed; retrying later");
+        }
+    }
+
+    async fn try_complete(
         &self,
         state: &BrokerState,
         id: &str,
@@ -449,9 +470,7 @@ impl TransactionCoordinator {
             }
         }
         for (id, prepared) in unfinished {
-            if let Err(e) = self.complete(state, &id, &prepared).await {
-                tracing::warn!(transactional_id = %id, error = ?e, "completing a transaction failed; retrying later");
-            }
+            self.complete(state, &id, &prepared).await;
         }
         for (id, txn) in expired {
             self.expire(&id, &txn).await;

@@ -21,5 +21,6 @@ mod process;
 mod restart;
 mod retention;
 mod transactions;
+mod transactions_wire;
 mod validation;
 mod wire;

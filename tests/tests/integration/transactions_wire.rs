@@ -1,0 +1,307 @@
+//! The transaction APIs through the wire, for the answers clients cannot easily provoke:
+//! epoch bumps and KIP-360 checks, the version-dependent fencing codes, AddPartitionsToTxn's
+//! all-or-nothing errors, EndTxn from each state, KIP-890 part 1 verification on Produce,
+//! DescribeTransactions, ListTransactions and DescribeProducers, and the versions ApiVersions
+//! advertises.
+
+use brook_broker::EmbeddedBroker;
+use brook_protocol::batch::testing::{set_producer, simple_batch};
+use brook_protocol::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use brook_protocol::kafka_protocol::messages::describe_producers_request::TopicRequest;
+use brook_protocol::kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, ApiVersionsRequest, DescribeProducersRequest,
+    DescribeTransactionsRequest, EndTxnRequest, InitProducerIdRequest, ListTransactionsRequest,
+    ProducerId, TopicName, TransactionalId,
+};
+use brook_protocol::kafka_protocol::protocol::StrBytes;
+use brook_protocol::ErrorCode;
+use brook_tests::RawClient;
+
+use crate::wire::{create, produce_request};
+
+fn txn_id(s: &str) -> TransactionalId {
+    TransactionalId(StrBytes::from_string(s.to_string()))
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// InitProducerId at `version`: (error, producer id, epoch).
+fn init(
+    c: &mut RawClient,
+    version: i16,
+    id: &str,
+    timeout_ms: i32,
+    expected: (i64, i16),
+) -> (i16, i64, i16) {
+    let r = c
+        .call(
+            version,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(txn_id(id)))
+                .with_transaction_timeout_ms(timeout_ms)
+                .with_producer_id(ProducerId(expected.0))
+                .with_producer_epoch(expected.1),
+        )
+        .unwrap();
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+/// AddPartitionsToTxn v`version` (0-3): the error of each partition, in request order.
+fn add(
+    c: &mut RawClient,
+    version: i16,
+    id: &str,
+    producer: (i64, i16),
+    partitions: &[(&str, i32)],
+) -> Vec<i16> {
+    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for (t, p) in partitions {
+        match topics.iter_mut().find(|x| x.name.as_str() == *t) {
+            Some(x) => x.partitions.push(*p),
+            None => topics.push(
+                AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(vec![*p]),
+            ),
+        }
+    }
+    let r = c
+        .call(
+            version,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id(id))
+                .with_v3_and_below_producer_id(ProducerId(producer.0))
+                .with_v3_and_below_producer_epoch(producer.1)
+                .with_v3_and_below_topics(topics),
+        )
+        .unwrap();
+    r.results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+        })
+        .collect()
+}
+
+fn end(c: &mut RawClient, version: i16, id: &str, producer: (i64, i16), commit: bool) -> i16 {
+    c.call(
+        version,
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_producer_id(ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_committed(commit),
+    )
+    .unwrap()
+    .error_code
+}
+
+/// Produce at `version` of one transactional batch (or not) of `producer`.
+fn produce_txn(
+    c: &mut RawClient,
+    version: i16,
+    transactional_id: Option<&str>,
+    topic: &str,
+    producer: (i64, i16),
+    sequence: i32,
+) -> i16 {
+    let mut batch = simple_batch(1_700_000_000_000, 2);
+    set_producer(&mut batch, producer.0, producer.1, sequence, true);
+    let req =
+        produce_request(topic, 0, batch, -1).with_transactional_id(transactional_id.map(txn_id));
+    c.call(version, &req).unwrap().responses[0].partition_responses[0].error_code
+}
+
+const FENCED: i16 = 90;
+const INVALID_EPOCH: i16 = 47;
+
+#[test]
+fn init_producer_id_bumps_epochs_and_checks_kip_360_fields_with_versioned_fencing_codes() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let (e, pid, epoch) = init(&mut c, 4, "orders", 60_000, (-1, -1));
+    assert_eq!((e, epoch), (0, 0));
+    let (e, pid2, epoch) = init(&mut c, 4, "orders", 60_000, (-1, -1));
+    assert_eq!(
+        (e, pid2, epoch),
+        (0, pid, 1),
+        "same producer id, epoch bumped"
+    );
+    // KIP-360: the current id and epoch bump; a stale epoch is fenced (47 before v4).
+    assert_eq!(init(&mut c, 4, "orders", 60_000, (pid, 1)), (0, pid, 2));
+    assert_eq!(init(&mut c, 4, "orders", 60_000, (pid, 0)).0, FENCED);
+    assert_eq!(init(&mut c, 3, "orders", 60_000, (pid, 0)).0, INVALID_EPOCH);
+    // Only one of the two fields set is malformed.
+    assert_eq!(
+        init(&mut c, 4, "orders", 60_000, (pid, -1)).0,
+        ErrorCode::InvalidRequest.code()
+    );
+    assert_eq!(
+        init(&mut c, 4, "slow", 900_001, (-1, -1)).0,
+        ErrorCode::InvalidTransactionTimeout.code()
+    );
+    assert_eq!(init(&mut c, 4, "slow", 900_000, (-1, -1)).0, 0);
+    broker.shutdown();
+}
+
+#[test]
+fn partitions_end_and_produce_follow_kafkas_transaction_rules() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "t", 2, &[]), 0);
+    let (_, pid, epoch) = init(&mut c, 4, "saga", 60_000, (-1, -1));
+    let me = (pid, epoch);
+
+    // Unknown partitions: nothing is added, the known ones are not attempted.
+    assert_eq!(
+        add(&mut c, 3, "saga", me, &[("t", 0), ("t", 7)]),
+        vec![
+            ErrorCode::OperationNotAttempted.code(),
+            ErrorCode::UnknownTopicOrPartition.code()
+        ]
+    );
+    assert_eq!(
+        add(&mut c, 3, "nobody", me, &[("t", 0)]),
+        vec![ErrorCode::InvalidProducerIdMapping.code()]
+    );
+    assert_eq!(
+        add(&mut c, 1, "saga", (pid, epoch + 1), &[("t", 0)]),
+        vec![INVALID_EPOCH]
+    );
+    assert_eq!(
+        add(&mut c, 2, "saga", (pid, epoch + 1), &[("t", 0)]),
+        vec![FENCED]
+    );
+    // Nothing is open yet: EndTxn has nothing to end.
+    assert_eq!(
+        end(&mut c, 3, "saga", me, true),
+        ErrorCode::InvalidTxnState.code()
+    );
+
+    // KIP-890 part 1: writing to a partition not in the transaction is refused.
+    assert_eq!(add(&mut c, 3, "saga", me, &[("t", 0)]), vec![0]);
+    assert_eq!(
+        produce_txn(&mut c, 9, Some("saga"), "t", me, 0),
+        0,
+        "partition 0 was added"
+    );
+    let mut other = produce_request("t", 1, simple_batch(0, 1), -1);
+    let mut batch = simple_batch(1_700_000_000_000, 1);
+    set_producer(&mut batch, pid, epoch, 0, true);
+    other = other.with_transactional_id(Some(txn_id("saga")));
+    other.topic_data[0].partition_data[0].records = Some(batch.into());
+    let code = |c: &mut RawClient, v: i16| {
+        c.call(v, &other).unwrap().responses[0].partition_responses[0].error_code
+    };
+    assert_eq!(code(&mut c, 9), ErrorCode::InvalidTxnState.code());
+    assert_eq!(code(&mut c, 11), ErrorCode::TransactionAbortable.code());
+    assert_eq!(
+        produce_txn(&mut c, 9, None, "t", (pid + 100, 0), 0),
+        ErrorCode::TransactionalIdAuthorizationFailed.code(),
+        "a transactional batch needs the request's transactional id"
+    );
+
+    // DescribeProducers shows the open transaction's first offset.
+    let r = c
+        .call(
+            0,
+            &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(topic_name("t"))
+                .with_partition_indexes(vec![0])]),
+        )
+        .unwrap();
+    let producers = &r.topics[0].partitions[0].active_producers;
+    assert_eq!(producers.len(), 1);
+    assert_eq!(
+        (
+            producers[0].producer_id.0,
+            producers[0].current_txn_start_offset,
+            producers[0].last_sequence
+        ),
+        (pid, 0, 1)
+    );
+
+    // Commit; a retry is fine, the opposite decision is not.
+    assert_eq!(end(&mut c, 3, "saga", me, true), 0);
+    assert_eq!(end(&mut c, 3, "saga", me, true), 0);
+    assert_eq!(
+        end(&mut c, 3, "saga", me, false),
+        ErrorCode::InvalidTxnState.code()
+    );
+    assert_eq!(
+        end(&mut c, 1, "saga", (pid, epoch + 1), true),
+        INVALID_EPOCH
+    );
+
+    // The admin views.
+    let d = c
+        .call(
+            0,
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![txn_id("saga"), txn_id("unknown")]),
+        )
+        .unwrap();
+    let saga = &d.transaction_states[0];
+    assert_eq!(
+        (
+            saga.error_code,
+            saga.transaction_state.as_str(),
+            saga.producer_id.0
+        ),
+        (0, "CompleteCommit", pid)
+    );
+    assert!(saga.topics.is_empty());
+    assert_eq!(
+        d.transaction_states[1].error_code,
+        ErrorCode::TransactionalIdNotFound.code()
+    );
+    let l = c
+        .call(
+            1,
+            &ListTransactionsRequest::default()
+                .with_state_filters(vec![
+                    StrBytes::from_static_str("CompleteCommit"),
+                    StrBytes::from_static_str("Bogus"),
+                ])
+                .with_duration_filter(-1),
+        )
+        .unwrap();
+    assert_eq!(l.transaction_states.len(), 1);
+    assert_eq!(l.transaction_states[0].transactional_id.as_str(), "saga");
+    assert_eq!(
+        l.unknown_state_filters,
+        vec![StrBytes::from_static_str("Bogus")]
+    );
+    let none = c
+        .call(
+            1,
+            &ListTransactionsRequest::default()
+                .with_producer_id_filters(vec![ProducerId(pid + 1)])
+                .with_duration_filter(-1),
+        )
+        .unwrap();
+    assert!(none.transaction_states.is_empty());
+    broker.shutdown();
+}
+
+#[test]
+fn api_versions_stay_below_kip_890_part_2() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let r = c.call(2, &ApiVersionsRequest::default()).unwrap();
+    let max = |key: i16| {
+        r.api_keys
+            .iter()
+            .find(|k| k.api_key == key)
+            .map(|k| k.max_version)
+    };
+    // Produce 11, EndTxn 4, TxnOffsetCommit 4: the versions before transaction version 2.
+    assert_eq!((max(0), max(26), max(28)), (Some(11), Some(4), Some(4)));
+    assert_eq!((max(24), max(25), max(22)), (Some(5), Some(4), Some(5)));
+    // No finalized `transaction.version` either (Brook finalizes no feature).
+    broker.shutdown();
+}
