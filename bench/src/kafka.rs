@@ -30,6 +30,10 @@ pub fn base_config(bootstrap: &str) -> ClientConfig {
         // A broker on loopback that went away should fail the run, not hang it.
         .set("reconnect.backoff.ms", "10")
         .set("reconnect.backoff.max.ms", "1000");
+    // librdkafka's own debug contexts (e.g. `eos,protocol`), to see what a client waits for.
+    if let Ok(contexts) = std::env::var("BROOK_BENCH_RDKAFKA_DEBUG") {
+        config.set("debug", contexts);
+    }
     config
 }
 

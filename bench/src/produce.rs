@@ -27,8 +27,8 @@ use crate::report::{rates, ProduceReport};
 
 /// How long the end of a run waits for outstanding deliveries.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
-/// One step of the flush before a transaction ends.
-const FLUSH_STEP: Duration = Duration::from_millis(1);
+/// How often the end of a transaction checks whether its records were delivered.
+const FLUSH_STEP: Duration = Duration::from_micros(50);
 /// Pause before retrying a send that found librdkafka's queue full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_micros(100);
 
@@ -234,10 +234,10 @@ fn end_transaction(
     n: u64,
     started_ns: u64,
 ) -> Result<(), BenchError> {
-    // Flush the transaction's records first, in short steps: the client's commit would
-    // flush with one long poll of its own, which races this producer's polling thread for
-    // the delivery reports and can sleep until the next one (observed: 100 ms per
-    // transaction). Each step also sends what linger.ms still holds back, as a flush does.
+    // Wait for the transaction's deliveries first (served by this producer's polling
+    // thread; linger.ms is 0 in transactional runs): the client's commit would flush with a
+    // long poll of its own, which races the polling thread for the delivery reports and can
+    // sleep until the next one (observed: 100 ms per transaction).
     let deadline = Instant::now() + FLUSH_TIMEOUT;
     while producer.in_flight_count() > 0 {
         if Instant::now() > deadline {
@@ -245,8 +245,7 @@ fn end_transaction(
                 "a transaction's records were not delivered in time".into(),
             ));
         }
-        // A step that ends with records still in flight reports a timeout: expected here.
-        let _ = producer.flush(FLUSH_STEP);
+        std::thread::sleep(FLUSH_STEP);
     }
     let ended = if txns.aborts(n) {
         producer.abort_transaction(FLUSH_TIMEOUT)

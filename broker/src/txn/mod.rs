@@ -13,7 +13,8 @@
 //! 2. a marker is appended to every partition the transaction wrote to (and to
 //!    `__consumer_offsets`, through the group coordinator, if it committed offsets), and
 //!    they are made durable;
-//! 3. `CompleteCommit` / `CompleteAbort` is written.
+//! 3. `CompleteCommit` / `CompleteAbort` is written (not waited for: a crash before it is
+//!    durable leaves `Prepare*`, and the transaction is completed again after the restart).
 //!
 //! EndTxn answers after step 3, so the producer's next transaction never meets
 //! CONCURRENT_TRANSACTIONS. After a restart, ids found in a `Prepare*` state are completed
@@ -155,6 +156,18 @@ impl TransactionCoordinator {
         id: &str,
         decide: impl FnOnce(Option<&Txn>) -> Result<Step, ErrorCode>,
     ) -> Result<Step, ErrorCode> {
+        self.transition_with(id, decide, true).await
+    }
+
+    /// [`TransactionCoordinator::transition`]; with `durable` false the new state is
+    /// installed as soon as its record is appended, without waiting for its fsync (for
+    /// `Complete*`, whose loss a restart repairs: it finds `Prepare*` and completes again).
+    async fn transition_with(
+        &self,
+        id: &str,
+        decide: impl FnOnce(Option<&Txn>) -> Result<Step, ErrorCode>,
+        durable: bool,
+    ) -> Result<Step, ErrorCode> {
         let (target, end, fresh) = {
             let mut txns = self.txns.lock();
             let current = txns.get(id);
@@ -191,9 +204,13 @@ impl TransactionCoordinator {
             };
             (target, end, fresh)
         };
-        let durable = self.log.wait_durable(end).await;
+        let synced = if durable {
+            self.log.wait_durable(end).await
+        } else {
+            Ok(())
+        };
         let mut txns = self.txns.lock();
-        match durable {
+        match synced {
             Ok(()) => {
                 txns.insert(
                     id.to_string(),
@@ -364,11 +381,17 @@ impl TransactionCoordinator {
     ) -> Result<(), ErrorCode> {
         write_markers(state, prepared).await?;
         let now = now_ms();
-        self.transition(id, |current| match current {
-            Some(c) if c == prepared => Ok(Step::Write(c.complete(now))),
-            Some(c) => Ok(Step::Keep(c.clone())),
-            None => Err(ErrorCode::InvalidProducerIdMapping),
-        })
+        // Not waited for: the next transition's fsync covers it, and a crash before then
+        // finds `Prepare*` and completes the transaction again (its markers are there).
+        self.transition_with(
+            id,
+            |current| match current {
+                Some(c) if c == prepared => Ok(Step::Write(c.complete(now))),
+                Some(c) => Ok(Step::Keep(c.clone())),
+                None => Err(ErrorCode::InvalidProducerIdMapping),
+            },
+            false,
+        )
         .await
         .map(|_| ())
     }
