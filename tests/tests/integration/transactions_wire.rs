@@ -305,3 +305,141 @@ fn api_versions_stay_below_kip_890_part_2() {
     // No finalized `transaction.version` either (Brook finalizes no feature).
     broker.shutdown();
 }
+
+/// OffsetFetch v7 of `group`'s offset for `topic` partition 0: (error, offset).
+fn fetch_offset(c: &mut RawClient, group: &str, topic: &str, require_stable: bool) -> (i16, i64) {
+    use brook_protocol::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use brook_protocol::kafka_protocol::messages::{GroupId, OffsetFetchRequest};
+    let r = c
+        .call(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_indexes(vec![0])]))
+                .with_require_stable(require_stable),
+        )
+        .unwrap();
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+/// TxnOffsetCommit v`version` of offset `offset` for `topic` partition 0: the error.
+fn txn_commit(
+    c: &mut RawClient,
+    version: i16,
+    id: &str,
+    group: &str,
+    producer: (i64, i16),
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    use brook_protocol::kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use brook_protocol::kafka_protocol::messages::{GroupId, TxnOffsetCommitRequest};
+    let r = c
+        .call(
+            version,
+            &TxnOffsetCommitRequest::default()
+                .with_transactional_id(txn_id(id))
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)])]),
+        )
+        .unwrap();
+    r.topics[0].partitions[0].error_code
+}
+
+#[test]
+fn transactional_offsets_are_unstable_until_the_commit_and_need_add_offsets_first() {
+    use brook_protocol::kafka_protocol::messages::{AddOffsetsToTxnRequest, GroupId};
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "in", 1, &[]), 0);
+    let (_, pid, epoch) = init(&mut c, 4, "projector", 60_000, (-1, -1));
+    let me = (pid, epoch);
+    // The offsets topic is not in a transaction yet (KIP-890 part 1).
+    assert_eq!(add(&mut c, 3, "projector", me, &[("in", 0)]), vec![0]);
+    assert_eq!(
+        txn_commit(&mut c, 3, "projector", "g", me, "in", 5),
+        ErrorCode::InvalidTxnState.code()
+    );
+    assert_eq!(
+        txn_commit(&mut c, 4, "projector", "g", me, "in", 5),
+        ErrorCode::TransactionAbortable.code()
+    );
+    let added = c
+        .call(
+            3,
+            &AddOffsetsToTxnRequest::default()
+                .with_transactional_id(txn_id("projector"))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_group_id(GroupId(StrBytes::from_static_str("g"))),
+        )
+        .unwrap();
+    assert_eq!(added.error_code, 0);
+    assert_eq!(txn_commit(&mut c, 3, "projector", "g", me, "in", 5), 0);
+    assert_eq!(
+        txn_commit(&mut c, 3, "projector", "g", (pid, epoch + 1), "in", 6),
+        INVALID_EPOCH
+    );
+    // Pending: not returned, and UNSTABLE_OFFSET_COMMIT for a client that requires stable.
+    assert_eq!(fetch_offset(&mut c, "g", "in", false), (0, -1));
+    assert_eq!(
+        fetch_offset(&mut c, "g", "in", true),
+        (ErrorCode::UnstableOffsetCommit.code(), -1)
+    );
+    assert_eq!(end(&mut c, 3, "projector", me, true), 0);
+    assert_eq!(fetch_offset(&mut c, "g", "in", true), (0, 5));
+    broker.shutdown();
+}
+
+#[test]
+fn idle_transactional_ids_expire() {
+    let broker = EmbeddedBroker::start(brook_broker::BrokerConfig {
+        transactional_id_expiration_ms: 300,
+        transaction_remove_expired_transaction_cleanup_interval_ms: 100,
+        ..brook_broker::BrokerConfig::ephemeral()
+    })
+    .unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let (e, pid, _) = init(&mut c, 4, "short-lived", 60_000, (-1, -1));
+    assert_eq!(e, 0);
+    let describe = |c: &mut RawClient| {
+        c.call(
+            0,
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![txn_id("short-lived")]),
+        )
+        .unwrap()
+        .transaction_states[0]
+            .error_code
+    };
+    assert_eq!(describe(&mut c), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while describe(&mut c) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the id did not expire"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(describe(&mut c), ErrorCode::TransactionalIdNotFound.code());
+    // Its old producer id is unknown now; a new InitProducerId starts it again.
+    assert_eq!(create(&mut c, "e", 1, &[]), 0);
+    assert_eq!(
+        add(&mut c, 3, "short-lived", (pid, 0), &[("e", 0)]),
+        vec![ErrorCode::InvalidProducerIdMapping.code()]
+    );
+    assert_eq!(init(&mut c, 4, "short-lived", 60_000, (-1, -1)).0, 0);
+    broker.shutdown();
+}
