@@ -443,3 +443,103 @@ fn idle_transactional_ids_expire() {
     assert_eq!(init(&mut c, 4, "short-lived", 60_000, (-1, -1)).0, 0);
     broker.shutdown();
 }
+
+/// ListOffsets latest under read_committed: the last stable offset.
+fn stable_end(c: &mut RawClient, topic: &str) -> i64 {
+    use brook_protocol::kafka_protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    use brook_protocol::kafka_protocol::messages::{BrokerId, ListOffsetsRequest};
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(1)
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    c.call(7, &req).unwrap().topics[0].partitions[0].offset
+}
+
+#[test]
+fn a_transaction_left_in_prepare_commit_is_completed_after_a_restart() {
+    use brook_protocol::batch::testing::{build_batch, TestRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let config = || brook_broker::BrokerConfig::with_data_dir(dir.path());
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "pc", 1, &[]), 0);
+    let (_, pid, epoch) = init(&mut c, 4, "pc-writer", 60_000, (-1, -1));
+    assert_eq!(
+        add(&mut c, 3, "pc-writer", (pid, epoch), &[("pc", 0)]),
+        vec![0]
+    );
+    assert_eq!(
+        produce_txn(&mut c, 9, Some("pc-writer"), "pc", (pid, epoch), 0),
+        0
+    );
+    assert_eq!(
+        stable_end(&mut c, "pc"),
+        0,
+        "the open transaction holds the LSO"
+    );
+    drop(c);
+    broker.shutdown();
+
+    // As if the broker had died right after making PrepareCommit durable: append that record
+    // (Kafka's TransactionLogValue v0, as docs/storage-format.md lays it out) to the log.
+    let mut key = vec![0, 0];
+    key.extend_from_slice(&(9i16).to_be_bytes());
+    key.extend_from_slice(b"pc-writer");
+    let mut value = vec![0, 0];
+    value.extend_from_slice(&pid.to_be_bytes());
+    value.extend_from_slice(&epoch.to_be_bytes());
+    value.extend_from_slice(&60_000i32.to_be_bytes());
+    value.push(2); // PrepareCommit
+    value.extend_from_slice(&1i32.to_be_bytes());
+    value.extend_from_slice(&2i16.to_be_bytes());
+    value.extend_from_slice(b"pc");
+    value.extend_from_slice(&1i32.to_be_bytes());
+    value.extend_from_slice(&0i32.to_be_bytes());
+    value.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    value.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+    let mut batch = build_batch(
+        1_700_000_000_000,
+        &[TestRecord {
+            key: Some(key),
+            value: Some(value),
+            ..TestRecord::default()
+        }],
+    );
+    let mut log = brook_storage::PartitionLog::open(
+        &dir.path().join("__transaction_state-0"),
+        brook_storage::LogConfig::default(),
+    )
+    .unwrap();
+    log.append(&mut batch, 1_700_000_000_000).unwrap();
+    log.close().unwrap();
+
+    // The restarted coordinator finds it and writes the COMMIT marker.
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stable_end(&mut c, "pc") != 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transaction was not completed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let d = c
+        .call(
+            0,
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![txn_id("pc-writer")]),
+        )
+        .unwrap();
+    assert_eq!(
+        d.transaction_states[0].transaction_state.as_str(),
+        "CompleteCommit"
+    );
+    broker.shutdown();
+}
