@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Where `brook` listens unless told otherwise: loopback only (safe default).
@@ -40,7 +40,7 @@ pub enum ConfigError {
 }
 
 /// Every broker setting. Field docs name the Kafka setting where there is one.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
     /// Address the Kafka listener binds to.
@@ -216,6 +216,27 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The settings with Kafka's names (those with a dot) and their values as strings, in
+    /// name order: what DescribeConfigs reports for the broker.
+    pub fn kafka_settings(&self) -> Vec<(String, String)> {
+        let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = map
+            .into_iter()
+            .filter(|(name, _)| name.contains('.'))
+            .map(|(name, value)| {
+                let value = match value {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (name, value)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// A configuration for tests and embedding: an ephemeral directory on a free loopback port.
     pub fn ephemeral() -> Self {
         Self {

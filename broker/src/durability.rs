@@ -165,7 +165,7 @@ impl Unflushed {
         self.list.lock().retain(|partition| {
             if partition
                 .durability
-                .flush_due(partition.flush_ms, partition.flush_messages)
+                .flush_due(partition.flush_ms(), partition.flush_messages())
             {
                 request_sync(partition);
             }

@@ -206,6 +206,79 @@ const TOPIC_CONFIGS: &[Known] = &[
     },
 ];
 
+/// Kafka's `ConfigType` ids, as DescribeConfigs v3+ reports them.
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
+const TYPE_LIST: i8 = 7;
+
+/// The broker settings a topic config falls back to, most specific first (Kafka's
+/// `TopicConfigSynonyms`): what DescribeConfigs lists as synonyms.
+pub fn broker_synonyms(name: &str) -> &'static [&'static str] {
+    match name {
+        "cleanup.policy" => &["log.cleanup.policy"],
+        "compression.type" => &["compression.type"],
+        "delete.retention.ms" => &["log.cleaner.delete.retention.ms"],
+        "file.delete.delay.ms" => &["log.segment.delete.delay.ms"],
+        "flush.messages" => &["log.flush.interval.messages"],
+        "flush.ms" => &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
+        "index.interval.bytes" => &["log.index.interval.bytes"],
+        "max.compaction.lag.ms" => &["log.cleaner.max.compaction.lag.ms"],
+        "max.message.bytes" => &["message.max.bytes"],
+        "message.timestamp.after.max.ms" => &["log.message.timestamp.after.max.ms"],
+        "message.timestamp.before.max.ms" => &["log.message.timestamp.before.max.ms"],
+        "message.timestamp.difference.max.ms" => &["log.message.timestamp.difference.max.ms"],
+        "message.timestamp.type" => &["log.message.timestamp.type"],
+        "min.cleanable.dirty.ratio" => &["log.cleaner.min.cleanable.ratio"],
+        "min.compaction.lag.ms" => &["log.cleaner.min.compaction.lag.ms"],
+        "min.insync.replicas" => &["min.insync.replicas"],
+        "preallocate" => &["log.preallocate"],
+        "retention.bytes" => &["log.retention.bytes"],
+        "retention.ms" => &[
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ],
+        "segment.bytes" => &["log.segment.bytes"],
+        "segment.index.bytes" => &["log.index.size.max.bytes"],
+        "segment.jitter.ms" => &["log.roll.jitter.ms", "log.roll.jitter.hours"],
+        "segment.ms" => &["log.roll.ms", "log.roll.hours"],
+        "unclean.leader.election.enable" => &["unclean.leader.election.enable"],
+        _ => &[],
+    }
+}
+
+/// Kafka's `ConfigType` of a topic config (0: unknown).
+pub fn config_type(name: &str) -> i8 {
+    match find(name).map(|k| k.kind) {
+        Some(Kind::Long { .. }) => TYPE_LONG,
+        Some(Kind::Int { .. }) => TYPE_INT,
+        Some(Kind::Bool) => TYPE_BOOLEAN,
+        Some(Kind::Double { .. }) => TYPE_DOUBLE,
+        Some(Kind::OneOf(_)) => TYPE_STRING,
+        Some(Kind::ListOf(_)) => TYPE_LIST,
+        None => 0,
+    }
+}
+
+/// The default of a topic config when neither the topic nor the broker sets it.
+pub fn builtin_default(name: &str) -> Option<&'static str> {
+    find(name).map(|k| k.default)
+}
+
+/// One change of IncrementalAlterConfigs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlterOp<'a> {
+    Set(&'a str),
+    Delete,
+    /// Add items to a list config (those not present yet).
+    Append(&'a str),
+    /// Remove items from a list config.
+    Subtract(&'a str),
+}
+
 /// Why a config entry was refused (answered with INVALID_CONFIG).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigValueError {
@@ -335,6 +408,81 @@ impl TopicConfig {
             overrides.insert(name.to_string(), value.trim().to_string());
         }
         Ok(Self { overrides })
+    }
+
+    /// The explicitly set configs, by name.
+    pub fn overrides(&self) -> &BTreeMap<String, String> {
+        &self.overrides
+    }
+
+    /// These configs with `changes` applied in order (IncrementalAlterConfigs), validated as
+    /// a whole. APPEND and SUBTRACT work on list configs (such as `cleanup.policy`) and start
+    /// from the effective value; on another config they are refused.
+    pub fn with_changes(
+        &self,
+        broker: &BrokerConfig,
+        changes: &[(&str, AlterOp<'_>)],
+    ) -> Result<Self, ConfigValueError> {
+        let mut overrides = self.overrides.clone();
+        for (name, op) in changes {
+            let known = find(name).ok_or_else(|| ConfigValueError::Unknown(name.to_string()))?;
+            let is_list = matches!(known.kind, Kind::ListOf(_));
+            let current = || {
+                overrides
+                    .get(*name)
+                    .cloned()
+                    .or_else(|| broker_default(broker, name))
+                    .unwrap_or_else(|| known.default.to_string())
+            };
+            let items = |v: &str| -> Vec<String> {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            };
+            let not_a_list = || ConfigValueError::BadValue {
+                name: name.to_string(),
+                value: String::new(),
+                reason: "APPEND and SUBTRACT apply to list configs only".into(),
+            };
+            match op {
+                AlterOp::Set(v) => {
+                    overrides.insert(name.to_string(), v.to_string());
+                }
+                AlterOp::Delete => {
+                    overrides.remove(*name);
+                }
+                AlterOp::Append(v) => {
+                    if !is_list {
+                        return Err(not_a_list());
+                    }
+                    let mut list = items(&current());
+                    for item in items(v) {
+                        if !list.contains(&item) {
+                            list.push(item);
+                        }
+                    }
+                    overrides.insert(name.to_string(), list.join(","));
+                }
+                AlterOp::Subtract(v) => {
+                    if !is_list {
+                        return Err(not_a_list());
+                    }
+                    let remove = items(v);
+                    let list: Vec<String> = items(&current())
+                        .into_iter()
+                        .filter(|x| !remove.contains(x))
+                        .collect();
+                    overrides.insert(name.to_string(), list.join(","));
+                }
+            }
+        }
+        Self::from_pairs(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+        )
     }
 
     /// All known configs with their effective values and sources.
@@ -507,6 +655,51 @@ mod tests {
             TopicConfig::from_pairs([("retention.ms", None)]),
             Err(ConfigValueError::Null(_))
         ));
+    }
+
+    #[test]
+    fn incremental_changes_set_delete_append_and_subtract() {
+        let broker = BrokerConfig::default();
+        let c = TopicConfig::from_pairs([("retention.ms", Some("1000"))]).unwrap();
+        let changed = c
+            .with_changes(
+                &broker,
+                &[
+                    ("retention.ms", AlterOp::Delete),
+                    ("segment.ms", AlterOp::Set("100")),
+                    ("cleanup.policy", AlterOp::Append("compact")),
+                ],
+            )
+            .unwrap();
+        assert_eq!(changed.overrides.get("retention.ms"), None);
+        assert_eq!(changed.overrides["segment.ms"], "100");
+        // Appended to the default, "delete".
+        assert_eq!(changed.overrides["cleanup.policy"], "delete,compact");
+        let again = changed
+            .with_changes(
+                &broker,
+                &[
+                    ("cleanup.policy", AlterOp::Append("compact")),
+                    ("cleanup.policy", AlterOp::Subtract("delete")),
+                ],
+            )
+            .unwrap();
+        assert_eq!(again.overrides["cleanup.policy"], "compact");
+        assert!(matches!(
+            c.with_changes(&broker, &[("retention.ms", AlterOp::Append("5"))]),
+            Err(ConfigValueError::BadValue { .. })
+        ));
+        assert!(matches!(
+            c.with_changes(&broker, &[("segment.bytes", AlterOp::Set("10"))]),
+            Err(ConfigValueError::BadValue { .. })
+        ));
+        assert_eq!(
+            c.with_changes(&broker, &[("no.such", AlterOp::Delete)]),
+            Err(ConfigValueError::Unknown("no.such".into()))
+        );
+        assert_eq!(config_type("retention.ms"), TYPE_LONG);
+        assert_eq!(config_type("cleanup.policy"), TYPE_LIST);
+        assert_eq!(broker_synonyms("retention.ms")[0], "log.retention.ms");
     }
 
     #[test]

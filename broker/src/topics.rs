@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use brook_storage::{
@@ -115,9 +116,10 @@ pub struct Partition {
     pub index: i32,
     state: Mutex<PartitionState>,
     pub(crate) durability: Durability,
-    /// The topic's `flush.ms` and `flush.messages`, for the periodic flush.
-    pub(crate) flush_ms: i64,
-    pub(crate) flush_messages: i64,
+    /// The topic's `flush.ms` and `flush.messages`, for the periodic flush (changed by
+    /// AlterConfigs).
+    flush_ms: AtomicI64,
+    flush_messages: AtomicI64,
     /// The registry's list of partitions with unflushed data.
     pub(crate) unflushed: Arc<Unflushed>,
 }
@@ -130,6 +132,25 @@ struct PartitionState {
 }
 
 impl Partition {
+    /// The topic's `flush.ms`.
+    pub(crate) fn flush_ms(&self) -> i64 {
+        self.flush_ms.load(Ordering::Relaxed)
+    }
+
+    /// The topic's `flush.messages`.
+    pub(crate) fn flush_messages(&self) -> i64 {
+        self.flush_messages.load(Ordering::Relaxed)
+    }
+
+    /// Applies changed topic configs: flush settings now, segment settings from the next roll.
+    fn apply(&self, config: &TopicConfig, broker: &BrokerConfig) {
+        self.flush_ms
+            .store(config.flush_ms(broker), Ordering::Relaxed);
+        self.flush_messages
+            .store(config.flush_messages(broker), Ordering::Relaxed);
+        self.with_log(|log| log.set_config(config.log_config(broker)));
+    }
+
     /// Runs `f` with the partition's log locked.
     pub fn with_log<R>(&self, f: impl FnOnce(&mut PartitionLog) -> R) -> R {
         f(&mut self.state.lock().log)
@@ -151,9 +172,15 @@ pub struct Topic {
     pub name: String,
     pub id: Uuid,
     partitions: RwLock<Vec<Arc<Partition>>>,
-    /// Set when the topic is created; shared, because every produce and flush check reads it.
+    /// The topic's configs and what Produce checks, resolved from them; replaced together by
+    /// AlterConfigs.
+    settings: RwLock<Settings>,
+}
+
+struct Settings {
+    /// Shared, because retention and the metadata file read it.
     config: Arc<TopicConfig>,
-    /// What Produce checks, resolved from `config` once.
+    /// What Produce checks, resolved from `config` once per change.
     produce: ProducePolicy,
 }
 
@@ -169,12 +196,14 @@ impl Topic {
             name,
             id,
             partitions: RwLock::new(partitions),
-            produce: config.produce_policy(broker),
-            config: Arc::new(config),
+            settings: RwLock::new(Settings {
+                produce: config.produce_policy(broker),
+                config: Arc::new(config),
+            }),
         }
     }
-    pub(crate) fn produce_policy(&self) -> &ProducePolicy {
-        &self.produce
+    pub(crate) fn produce_policy(&self) -> ProducePolicy {
+        self.settings.read().produce
     }
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let i = usize::try_from(index).ok()?;
@@ -187,7 +216,19 @@ impl Topic {
         self.partitions.read().len() as i32
     }
     pub fn config(&self) -> Arc<TopicConfig> {
-        self.config.clone()
+        self.settings.read().config.clone()
+    }
+
+    /// Makes `config` the topic's configs, in effect for what follows (see
+    /// [`TopicRegistry::alter_config`]).
+    fn set_config(&self, config: TopicConfig, broker: &BrokerConfig) {
+        for p in self.partitions() {
+            p.apply(&config, broker);
+        }
+        *self.settings.write() = Settings {
+            produce: config.produce_policy(broker),
+            config: Arc::new(config),
+        };
     }
 }
 
@@ -473,6 +514,24 @@ impl TopicRegistry {
         Ok(())
     }
 
+    /// Replaces a topic's configs (AlterConfigs, IncrementalAlterConfigs): written to the
+    /// metadata file first, then in effect without a restart: Produce's checks and flush
+    /// settings at once, retention at its next pass, segment settings from the next roll.
+    pub fn alter_config(&self, name: &str, config: TopicConfig) -> Result<(), TopicError> {
+        let _guard = self.changes.lock();
+        let topic = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let previous = TopicConfig::clone(&topic.config());
+        topic.set_config(config, &self.broker);
+        if let Err(e) = self.persist() {
+            topic.set_config(previous, &self.broker);
+            return Err(e);
+        }
+        tracing::info!(topic = name, "topic configs changed");
+        Ok(())
+    }
+
     /// A producer id never handed out before, also across restarts.
     pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
         let _guard = self.changes.lock();
@@ -710,8 +769,8 @@ impl TopicRegistry {
             index,
             state: Mutex::new(PartitionState { log, producers }),
             durability: Durability::new(durable_end),
-            flush_ms: config.flush_ms(&self.broker),
-            flush_messages: config.flush_messages(&self.broker),
+            flush_ms: AtomicI64::new(config.flush_ms(&self.broker)),
+            flush_messages: AtomicI64::new(config.flush_messages(&self.broker)),
             unflushed: self.unflushed.clone(),
         }))
     }
@@ -727,7 +786,7 @@ impl TopicRegistry {
                     name: t.name.clone(),
                     id: t.id,
                     partitions: t.partition_count(),
-                    configs: TopicConfig::clone(&t.config),
+                    configs: TopicConfig::clone(&t.config()),
                 })
                 .collect(),
             producer_id_block_end: self.producer_ids.lock().block_end,

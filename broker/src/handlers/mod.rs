@@ -12,6 +12,7 @@ use crate::state::BrokerState;
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -19,6 +20,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod describe_configs;
 mod describe_groups;
 mod describe_producers;
 mod describe_transactions;
@@ -26,6 +28,7 @@ mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -115,8 +118,11 @@ handlers! {
     AddOffsetsToTxn => add_offsets_to_txn,
     EndTxn => end_txn,
     TxnOffsetCommit => txn_offset_commit,
+    DescribeConfigs => describe_configs,
+    AlterConfigs => alter_configs,
     CreatePartitions => create_partitions,
     DeleteGroups => delete_groups,
+    IncrementalAlterConfigs => incremental_alter_configs,
     OffsetDelete => offset_delete,
     DescribeCluster => describe_cluster,
     DescribeProducers => describe_producers,

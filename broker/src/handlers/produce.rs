@@ -290,7 +290,7 @@ fn produce_partition(
     let records = records.unwrap_or_default();
     let view = validate_single_batch(&records, policy.max_message_bytes)?;
     let now = now_ms();
-    let max_timestamp = check_records(&view, policy, now, &topic.name, index)?;
+    let max_timestamp = check_records(&view, &policy, now, &topic.name, index)?;
     let record_count = i64::from(view.records_count());
     let producer = ProducerBatch::of(&view);
 
