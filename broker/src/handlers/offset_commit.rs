@@ -16,41 +16,87 @@ pub(crate) const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
 /// The committed leader epoch is carried from v6.
 const LEADER_EPOCH_FROM: i16 = 6;
 
-pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
-    let version = ctx.version();
-    // Per partition: an error decided here, or an index into the commits sent on.
-    let mut plan: Vec<Vec<(i32, Result<usize, ErrorCode>)>> = Vec::new();
+/// Per topic of a commit request, per partition: an error decided before committing, or the
+/// index of its commit among those sent on.
+pub(crate) type Plan = Vec<Vec<(i32, Result<usize, ErrorCode>)>>;
+
+/// One partition of a commit request.
+pub(crate) struct Requested<'a> {
+    pub(crate) index: i32,
+    pub(crate) offset: i64,
+    pub(crate) leader_epoch: i32,
+    pub(crate) metadata: Option<&'a str>,
+}
+
+/// Splits a commit request (topics, each with its partitions) into what is refused at once
+/// (`refused`, or an unknown topic or partition) and the commits to send on.
+pub(crate) fn plan<'a>(
+    ctx: &Ctx<'_>,
+    topics: impl Iterator<Item = (&'a str, Vec<Requested<'a>>)>,
+    refused: Option<ErrorCode>,
+) -> (Plan, Vec<OffsetCommit>) {
+    let mut plan = Vec::new();
     let mut commits = Vec::new();
-    for topic in &req.topics {
-        let known = ctx.state.topics.get(&topic.name);
+    for (name, partitions) in topics {
+        let known = ctx.state.topics.get(name);
         let mut parts = Vec::new();
-        for p in &topic.partitions {
+        for p in partitions {
             let exists = known
                 .as_ref()
-                .is_some_and(|t| t.partition(p.partition_index).is_some());
-            if !exists {
-                parts.push((p.partition_index, Err(ErrorCode::UnknownTopicOrPartition)));
-                continue;
-            }
-            parts.push((p.partition_index, Ok(commits.len())));
-            commits.push(OffsetCommit {
-                topic: topic.name.to_string(),
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if version >= LEADER_EPOCH_FROM {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                metadata: p
-                    .committed_metadata
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_default(),
-            });
+                .is_some_and(|t| t.partition(p.index).is_some());
+            let outcome = match refused {
+                Some(code) => Err(code),
+                None if !exists => Err(ErrorCode::UnknownTopicOrPartition),
+                None => {
+                    commits.push(OffsetCommit {
+                        topic: name.to_string(),
+                        partition: p.index,
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata: p.metadata.unwrap_or_default().to_string(),
+                    });
+                    Ok(commits.len() - 1)
+                }
+            };
+            parts.push((p.index, outcome));
         }
         plan.push(parts);
     }
+    (plan, commits)
+}
+
+/// The error code of one planned partition, given the commits' results.
+pub(crate) fn outcome(planned: Result<usize, ErrorCode>, results: &[Option<ErrorCode>]) -> i16 {
+    let error = match planned {
+        Err(e) => Some(e),
+        Ok(i) => results.get(i).copied().flatten(),
+    };
+    error.map_or(0, |e| e.code())
+}
+
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let version = ctx.version();
+    let (plan, commits) = plan(
+        ctx,
+        req.topics.iter().map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| Requested {
+                    index: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= LEADER_EPOCH_FROM {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p.committed_metadata.as_deref(),
+                })
+                .collect();
+            (t.name.as_str(), partitions)
+        }),
+        None,
+    );
     let results = if commits.is_empty() {
         Vec::new()
     } else {
@@ -75,14 +121,10 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCom
                 .with_partitions(
                     parts
                         .into_iter()
-                        .map(|(index, outcome)| {
-                            let error = match outcome {
-                                Err(e) => Some(e),
-                                Ok(i) => results.get(i).copied().flatten(),
-                            };
+                        .map(|(index, planned)| {
                             OffsetCommitResponsePartition::default()
                                 .with_partition_index(index)
-                                .with_error_code(error.map_or(0, |e| e.code()))
+                                .with_error_code(outcome(planned, &results))
                         })
                         .collect(),
                 )

@@ -15,8 +15,9 @@ use brook_protocol::kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffset
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
+use super::offset_commit::{outcome, plan, Requested};
 use super::Ctx;
-use crate::groups::{OffsetCommit, OFFSETS_TOPIC};
+use crate::groups::OFFSETS_TOPIC;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
@@ -48,42 +49,27 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> TxnOff
                 other => other,
             })
     };
-    // Per partition: an error decided here, or an index into the commits sent on.
-    let mut plan: Vec<Vec<(i32, Result<usize, ErrorCode>)>> = Vec::new();
-    let mut commits = Vec::new();
-    for topic in &req.topics {
-        let known = state.topics.get(&topic.name);
-        let mut parts = Vec::new();
-        for p in &topic.partitions {
-            let exists = known
-                .as_ref()
-                .is_some_and(|t| t.partition(p.partition_index).is_some());
-            let outcome = match verified {
-                Err(code) => Err(code),
-                Ok(()) if !exists => Err(ErrorCode::UnknownTopicOrPartition),
-                Ok(()) => {
-                    commits.push(OffsetCommit {
-                        topic: topic.name.to_string(),
-                        partition: p.partition_index,
-                        offset: p.committed_offset,
-                        leader_epoch: if version >= LEADER_EPOCH_FROM {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: p
-                            .committed_metadata
-                            .as_ref()
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
-                    });
-                    Ok(commits.len() - 1)
-                }
-            };
-            parts.push((p.partition_index, outcome));
-        }
-        plan.push(parts);
-    }
+    let (plan, commits) = plan(
+        ctx,
+        req.topics.iter().map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| Requested {
+                    index: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= LEADER_EPOCH_FROM {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p.committed_metadata.as_deref(),
+                })
+                .collect();
+            (t.name.as_str(), partitions)
+        }),
+        verified.err(),
+    );
     let (member_id, instance_id, generation) = if version >= MEMBER_FROM {
         (
             req.member_id.as_str(),
@@ -118,14 +104,10 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> TxnOff
                 .with_partitions(
                     parts
                         .into_iter()
-                        .map(|(index, outcome)| {
-                            let error = match outcome {
-                                Err(e) => Some(e),
-                                Ok(i) => results.get(i).copied().flatten(),
-                            };
+                        .map(|(index, planned)| {
                             TxnOffsetCommitResponsePartition::default()
                                 .with_partition_index(index)
-                                .with_error_code(error.map_or(0, |e| e.code()))
+                                .with_error_code(outcome(planned, &results))
                         })
                         .collect(),
                 )
