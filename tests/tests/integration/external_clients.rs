@@ -2,6 +2,9 @@
 //! Node, confluent-kafka-python (its bundled librdkafka) and Debian's kcat (librdkafka 2.0.2).
 //! `./test.sh` installs them; each test fails with a pointer to it when a toolchain is missing.
 //!
+//! kafkajs `describeConfigs` / `alterConfigs` of a topic and the broker
+//! (`kafkajs_describes_and_alters_configs`).
+//!
 //! Transactions with each scripted client (`kafkajs_transactions`, `kafka_python_transactions`,
 //! `confluent_kafka_transactions`): commit, abort and commit seen through read_committed and
 //! read_uncommitted consumers, the last stable offset while a transaction is open, and
@@ -228,4 +231,24 @@ fn confluent_kafka_transactions() {
         "confluent-kafka transactions",
         "confluent_kafka",
     );
+}
+
+#[test]
+fn kafkajs_describes_and_alters_configs() {
+    let node_dir = repo_root().join("tests/node");
+    require_tool(
+        &node_dir.join("node_modules/kafkajs"),
+        "kafkajs (npm ci in tests/node)",
+    );
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let mut cmd = Command::new("node");
+    cmd.current_dir(&node_dir)
+        .arg("kafkajs_configs.js")
+        .arg(broker.bootstrap())
+        .env("BROOK_TEST_TIMEOUT_S", "60");
+    let out = run(cmd, None, Duration::from_secs(75));
+    let stdout = assert_success(&out, "kafkajs configs");
+    println!("{stdout}");
+    assert!(stdout.contains("configs: passed"), "{stdout}");
+    broker.shutdown();
 }

@@ -1,0 +1,149 @@
+#!/usr/bin/env node
+'use strict'
+/*
+ * Topic and broker configs with kafkajs 2.2.4 against Brook.
+ *
+ * Usage: node kafkajs_configs.js BOOTSTRAP
+ *
+ *  1. admin.describeConfigs of a new topic: Kafka's defaults (retention.ms
+ *     604800000, cleanup.policy delete, retention.bytes -1), not set on the
+ *     topic (isDefault / source 5).
+ *  2. admin.alterConfigs sets retention.ms and cleanup.policy=compact,delete;
+ *     describeConfigs shows them with source DYNAMIC_TOPIC_CONFIG (1).
+ *  3. alterConfigs with a bad value fails with INVALID_CONFIG and changes
+ *     nothing; an unknown topic fails with UNKNOWN_TOPIC_OR_PARTITION.
+ *  4. describeConfigs of the broker (resource type 4, name "1"): its settings
+ *     with Kafka's names, read-only.
+ *
+ * Prints "ok: ..." per check and "configs: passed" at the end; "FAIL: ..." and
+ * a non-zero exit otherwise. A watchdog (BROOK_TEST_TIMEOUT_S, default 60 s)
+ * bounds the run.
+ */
+
+const crypto = require('crypto')
+const util = require('util')
+const { Kafka, logLevel, ConfigResourceTypes } = require('kafkajs')
+
+const TOTAL_TIMEOUT_S = Number(process.env.BROOK_TEST_TIMEOUT_S || 60)
+const watchdog = setTimeout(() => {
+  console.log(`FAIL: timed out after ${TOTAL_TIMEOUT_S} s`)
+  process.exit(2)
+}, TOTAL_TIMEOUT_S * 1000)
+
+function check(cond, what) {
+  if (!cond) throw new Error(what)
+  console.log(`ok: ${what}`)
+}
+
+function entry(result, name) {
+  return result.resources[0].configEntries.find(e => e.configName === name)
+}
+
+async function run(bootstrap) {
+  const topic = `brook-kjs-configs-${crypto.randomBytes(4).toString('hex')}`
+  const kafka = new Kafka({
+    clientId: 'brook-kafkajs-configs',
+    brokers: [bootstrap],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 },
+  })
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }] })
+    const describe = () =>
+      admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+      })
+
+    let d = await describe()
+    for (const [name, value] of [
+      ['retention.ms', '604800000'],
+      ['cleanup.policy', 'delete'],
+      ['retention.bytes', '-1'],
+    ]) {
+      const e = entry(d, name)
+      check(e && e.configValue === value, `default ${name}=${value} (got ${util.inspect(e && e.configValue)})`)
+      check(e.configSource === 5 || e.isDefault === true, `${name} reported as a default`)
+    }
+
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [
+            { name: 'retention.ms', value: '86400000' },
+            { name: 'cleanup.policy', value: 'compact,delete' },
+          ],
+        },
+      ],
+    })
+    d = await describe()
+    check(entry(d, 'retention.ms').configValue === '86400000', 'retention.ms changed')
+    check(entry(d, 'cleanup.policy').configValue === 'compact,delete', 'cleanup.policy changed')
+    check(entry(d, 'retention.ms').configSource === 1, 'retention.ms reported as set on the topic')
+
+    let error = null
+    try {
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: topic,
+            configEntries: [{ name: 'retention.ms', value: 'soon' }],
+          },
+        ],
+      })
+    } catch (e) {
+      error = e
+    }
+    check(error && error.type === 'INVALID_CONFIG', `a bad value is INVALID_CONFIG (got ${error && error.type})`)
+    d = await describe()
+    check(entry(d, 'retention.ms').configValue === '86400000', 'a refused change changes nothing')
+
+    error = null
+    try {
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: `${topic}-missing`,
+            configEntries: [{ name: 'retention.ms', value: '1000' }],
+          },
+        ],
+      })
+    } catch (e) {
+      error = e
+    }
+    check(
+      error && error.type === 'UNKNOWN_TOPIC_OR_PARTITION',
+      `an unknown topic is UNKNOWN_TOPIC_OR_PARTITION (got ${error && error.type})`
+    )
+
+    const b = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.BROKER, name: '1' }],
+    })
+    const partitions = b.resources[0].configEntries.find(e => e.configName === 'num.partitions')
+    check(partitions && partitions.configValue === '1', 'broker num.partitions described')
+    check(partitions.readOnly === true, 'broker settings are read-only')
+    console.log('configs: passed')
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+run(process.argv[2])
+  .then(() => {
+    clearTimeout(watchdog)
+  })
+  .catch(e => {
+    console.log(`FAIL: ${e.message}`)
+    clearTimeout(watchdog)
+    process.exit(1)
+  })
