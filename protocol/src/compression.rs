@@ -1,4 +1,5 @@
-//! Record-batch decompression with a bound on the output size.
+//! Record-batch decompression with a bound on the output size, and compression (for batches
+//! the broker rewrites, such as compacted ones).
 //!
 //! Batches stay compressed on the fetch path; produce validation streams through a batch's
 //! records with [`reader`] (holding at most one snappy block, never the whole output), and
@@ -82,6 +83,45 @@ pub fn decompress(
         .read_to_end(&mut out)
         .map_err(|e| classify(codec, &e))?;
     Ok(out)
+}
+
+/// Size of the uncompressed blocks of a xerial snappy stream the broker writes (as the Java
+/// client's `SnappyOutputStream`).
+const XERIAL_BLOCK: usize = 32 * 1024;
+
+/// Compresses a record section with `codec`, in the framing Kafka clients read: gzip, the
+/// xerial snappy stream, the LZ4 frame format and zstd. `Compression::None` copies.
+pub fn compress(codec: Compression, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        Compression::None => Ok(data.to_vec()),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data)?;
+            e.finish()
+        }
+        Compression::Snappy => {
+            let mut out = Vec::with_capacity(data.len() / 2 + XERIAL_HEADER_LEN);
+            out.extend_from_slice(XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes()); // version
+            out.extend_from_slice(&1i32.to_be_bytes()); // minimum compatible version
+            let mut encoder = snap::raw::Encoder::new();
+            for block in data.chunks(XERIAL_BLOCK) {
+                let compressed = encoder.compress_vec(block).map_err(std::io::Error::other)?;
+                let len = i32::try_from(compressed.len()).map_err(std::io::Error::other)?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&compressed);
+            }
+            Ok(out)
+        }
+        Compression::Lz4 => {
+            let mut e = lz4::EncoderBuilder::new().build(Vec::new())?;
+            e.write_all(data)?;
+            let (out, result) = e.finish();
+            result.map(|()| out)
+        }
+        Compression::Zstd => zstd::encode_all(data, 3),
+    }
 }
 
 /// Passes at most `limit` bytes through, then fails if the inner reader has more.
@@ -206,6 +246,31 @@ impl Read for SnappyReader<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn compressed_sections_decompress_to_the_original_in_every_codec() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let packed = compress(codec, &data).unwrap();
+            assert_eq!(
+                decompress(codec, &packed, data.len()).unwrap(),
+                data,
+                "{codec:?}"
+            );
+        }
+        assert!(compress(Compression::Snappy, &data)
+            .unwrap()
+            .starts_with(XERIAL_MAGIC));
+    }
+
     use super::*;
     use std::io::Write;
 

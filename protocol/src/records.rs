@@ -41,6 +41,12 @@ impl<'a> Records<'a> {
         }
     }
 
+    /// Where the next record starts in the section: the bytes between two positions are a
+    /// whole record as stored (length prefix included), which a rewriter can copy verbatim.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     fn err(&self, reason: &'static str) -> RecordError {
         RecordError {
             at: self.pos,

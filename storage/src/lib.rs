@@ -76,13 +76,14 @@
 //!
 //! # Modules
 //!
-//! `config` (tunables, open options), `error`, `fs` (every file-system call, the
+//! `cleaner` (compaction: policy, offset map, batch rewriting), `config` (tunables, open options), `error`, `fs` (every file-system call, the
 //! [`FileSystem`] trait), `mmap` (the only `unsafe`), `index`, `txn_index`, `segment`, `checkpoint`,
 //! `recovery`, `retention` (policy), `durability` ([`SyncPoint`]), `log` ([`PartitionLog`]),
 //! `testing` (fault injection).
 
 mod bulk;
 mod checkpoint;
+pub mod cleaner;
 mod config;
 mod durability;
 mod error;
