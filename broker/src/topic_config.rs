@@ -263,6 +263,46 @@ pub fn config_type(name: &str) -> i8 {
     }
 }
 
+/// One line on what a topic config does (DescribeConfigs v3+ with `include_documentation`),
+/// in Brook's words and saying when Brook does not act on it.
+pub fn documentation(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "cleanup.policy" => "What happens to old data: delete (retention), compact (keep the latest record per key), or both.",
+        "compression.gzip.level" => "Gzip level for broker-side recompression (stored; Brook keeps batches as produced).",
+        "compression.lz4.level" => "LZ4 level for broker-side recompression (stored; Brook keeps batches as produced).",
+        "compression.type" => "Codec of stored batches; producer keeps the producer's (Brook stores batches as produced).",
+        "compression.zstd.level" => "Zstd level for broker-side recompression (stored; Brook keeps batches as produced).",
+        "delete.retention.ms" => "How long compaction keeps tombstones (and transaction markers) after it first sees them.",
+        "file.delete.delay.ms" => "Delay before a deleted segment's files are removed (stored; Brook removes them at once).",
+        "flush.messages" => "Unflushed records that trigger an fsync of the partition.",
+        "flush.ms" => "Longest time acknowledged acks=1 data stays unflushed.",
+        "follower.replication.throttled.replicas" => "Replication throttling (stored; Brook has no followers).",
+        "index.interval.bytes" => "Bytes between two offset index entries.",
+        "leader.replication.throttled.replicas" => "Replication throttling (stored; Brook has no followers).",
+        "local.retention.bytes" => "Tiered storage: bytes kept locally (stored; Brook has no tiered storage).",
+        "local.retention.ms" => "Tiered storage: time kept locally (stored; Brook has no tiered storage).",
+        "max.compaction.lag.ms" => "Longest time a record may stay uncompacted.",
+        "max.message.bytes" => "Largest record batch Produce accepts.",
+        "message.timestamp.after.max.ms" => "How far in the future a record's timestamp may be.",
+        "message.timestamp.before.max.ms" => "How far in the past a record's timestamp may be.",
+        "message.timestamp.difference.max.ms" => "Deprecated: both timestamp windows at once when they are not set.",
+        "message.timestamp.type" => "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's time.",
+        "min.cleanable.dirty.ratio" => "Share of uncompacted data that makes a log eligible for compaction.",
+        "min.compaction.lag.ms" => "Shortest time a record stays uncompacted.",
+        "min.insync.replicas" => "Replicas that must acknowledge acks=all (stored; Brook is one fsynced replica).",
+        "preallocate" => "Reserve the whole active segment on disk up front instead of chunk by chunk.",
+        "remote.storage.enable" => "Tiered storage (stored; Brook has no tiered storage).",
+        "retention.bytes" => "Partition size above which the oldest segments are deleted (-1: unlimited).",
+        "retention.ms" => "Age after which whole segments are deleted (-1: forever).",
+        "segment.bytes" => "Size at which the active segment rolls.",
+        "segment.index.bytes" => "Size of a segment's offset and time indexes; the segment rolls when one is full.",
+        "segment.jitter.ms" => "Random jitter subtracted from segment.ms (stored; Brook rolls at segment.ms).",
+        "segment.ms" => "Age at which the active segment rolls, so a quiet partition's data becomes compactable.",
+        "unclean.leader.election.enable" => "Leader election from out-of-sync replicas (stored; Brook has one replica).",
+        _ => return None,
+    })
+}
+
 /// The default of a topic config when neither the topic nor the broker sets it.
 pub fn builtin_default(name: &str) -> Option<&'static str> {
     find(name).map(|k| k.default)
@@ -700,6 +740,10 @@ mod tests {
         assert_eq!(config_type("retention.ms"), TYPE_LONG);
         assert_eq!(config_type("cleanup.policy"), TYPE_LIST);
         assert_eq!(broker_synonyms("retention.ms")[0], "log.retention.ms");
+        // Every known config is documented.
+        for k in TOPIC_CONFIGS {
+            assert!(documentation(k.name).is_some(), "{} undocumented", k.name);
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! STATIC_BROKER_CONFIG (4) for a value from the broker's config file, DEFAULT_CONFIG (5)
 //! otherwise. With `include_synonyms` a topic config lists, most specific first, itself (if
 //! set on the topic), the broker settings it falls back to (`retention.ms` ->
-//! `log.retention.ms`, ...) and the default. v3+ carry each config's type; documentation is
-//! not served (null). Broker settings are read-only: they change with the config file.
+//! `log.retention.ms`, ...) and the default. v3+ carry each config's type, and with
+//! `include_documentation` a topic config's one-line documentation (broker settings have
+//! none: null). Broker settings are read-only: they change with the config file.
 //! Named keys are answered when known; unknown ones are left out, as in Kafka.
 
 use brook_protocol::kafka_protocol::messages::describe_configs_response::{
@@ -50,6 +51,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeConfigsRequest) -> Descri
                         &wanted,
                         req.include_synonyms,
                         with_types,
+                        with_types && req.include_documentation,
                     )),
                     None => Err((
                         ErrorCode::UnknownTopicOrPartition,
@@ -89,6 +91,7 @@ fn topic_configs(
     wanted: &dyn Fn(&str) -> bool,
     include_synonyms: bool,
     with_types: bool,
+    with_documentation: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
     let broker_settings = broker.kafka_settings();
     let broker_value = |name: &str| {
@@ -135,6 +138,11 @@ fn topic_configs(
                 .with_synonyms(synonyms);
             if with_types {
                 c = c.with_config_type(topic_config::config_type(e.name));
+            }
+            if with_documentation {
+                c = c.with_documentation(
+                    topic_config::documentation(e.name).map(StrBytes::from_static_str),
+                );
             }
             c
         })

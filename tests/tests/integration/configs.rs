@@ -281,6 +281,25 @@ fn incremental_alter_configs_set_delete_append_subtract_and_synonyms() {
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
     assert_eq!(crate::wire::create(&mut c, "snapshots", 1, &[]), 0);
+    let r = c
+        .call(
+            4,
+            &DescribeConfigsRequest::default()
+                .with_include_documentation(true)
+                .with_resources(vec![DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("snapshots"))
+                    .with_configuration_keys(Some(vec![StrBytes::from_static_str(
+                        "cleanup.policy",
+                    )]))]),
+        )
+        .unwrap();
+    let cleanup = &r.results[0].configs[0];
+    assert_eq!(cleanup.config_type, 7, "LIST");
+    assert!(cleanup
+        .documentation
+        .as_ref()
+        .is_some_and(|d| d.contains("compact")));
     let (value, source, synonyms) = describe_one(&mut c, "snapshots", "retention.ms");
     assert_eq!((value.as_str(), source), ("604800000", 5));
     assert_eq!(synonyms, vec![("log.retention.ms".to_string(), 5)]);
