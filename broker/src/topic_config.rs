@@ -639,6 +639,9 @@ impl TopicConfig {
                 .get(broker, "preallocate")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             cache_window_bytes: u64::try_from(broker.log_cache_window_bytes).ok(),
+            compacted: self
+                .get(broker, "cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact")),
         }
     }
 }

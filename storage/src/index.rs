@@ -345,7 +345,7 @@ impl<E: IndexEntry> Index<E> {
 
     /// An index of `entries` committed entries at the start of `file`, mapped exactly, that
     /// is not sized for appends (sealed, or dormant until [`Index::reopen_active`]).
-    fn sealed(file: FileHandle, entries: usize) -> Result<Self> {
+    pub(crate) fn sealed(file: FileHandle, entries: usize) -> Result<Self> {
         let len = byte_len::<E>(entries);
         let map = file.map(len)?;
         Ok(Self {

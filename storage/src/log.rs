@@ -803,6 +803,9 @@ fn assign_offsets(buf: &mut [u8], mut next_offset: i64) -> Result<Vec<BatchInfo>
     Ok(infos)
 }
 
+pub(crate) mod clean;
+pub use clean::CleanOutcome;
+
 #[cfg(test)]
 mod tests;
 

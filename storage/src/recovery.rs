@@ -28,7 +28,8 @@
 //!   reconstructed from its last entries and the batches after them.
 //! * **Full scan**: every batch is parsed (length bounds, magic 2), its CRC32C verified, base
 //!   offsets checked to start at or after the segment base and to continue exactly where the
-//!   previous batch ended. The `.log` is truncated at the first invalid byte — which removes
+//!   previous batch ended (or, in a compacted log, after it: the cleaner leaves gaps). The
+//!   `.log` is truncated at the first invalid byte — which removes
 //!   the zeros a crash leaves after the last batch (the allocated but unwritten chunk and
 //!   the sparse, unallocated rest read alike) as well as torn or corrupt tails — and
 //!   the indexes are rebuilt from the valid prefix. If the damaged segment is not the last
@@ -153,7 +154,12 @@ pub(crate) fn open(
             fs::sync_dir(fs, parent)?;
         }
     }
-    let mut bases: Vec<i64> = fs::list_dir(fs, dir)?
+    let mut names = fs::list_dir(fs, dir)?;
+    // A compaction pass that a crash interrupted is completed or undone first.
+    if crate::log::clean::complete_swaps(fs, dir, &names)? {
+        names = fs::list_dir(fs, dir)?;
+    }
+    let mut bases: Vec<i64> = names
         .iter()
         .filter_map(|name| parse_log_file_name(name))
         .collect();
@@ -754,7 +760,9 @@ fn check_segment(
     let mut bytes_since_entry = None;
     for batch in segment.batches_from(u64::from(last_entry.position)) {
         let batch = batch.map_err(|e| e.to_string())?;
-        if batch.base_offset != expected || batch.last_offset < batch.base_offset {
+        let misplaced =
+            batch.base_offset < expected || (batch.base_offset > expected && !config.compacted);
+        if misplaced || batch.last_offset < batch.base_offset {
             return Err(format!(
                 "batch at byte {} has base offset {}, expected {expected}",
                 batch.position, batch.base_offset
@@ -856,7 +864,7 @@ pub(crate) struct ScanStart {
 }
 
 impl ScanStart {
-    fn segment_start(base_offset: i64) -> Self {
+    pub(crate) fn segment_start(base_offset: i64) -> Self {
         Self {
             position: 0,
             next_offset: base_offset,
@@ -872,9 +880,10 @@ impl ScanStart {
 pub(crate) fn scan_from(
     data: &[u8],
     base_offset: i64,
-    index_interval_bytes: u32,
+    config: &LogConfig,
     start: ScanStart,
 ) -> Scan {
+    let index_interval_bytes = config.index_interval_bytes;
     let mut out = Scan {
         valid_len: start.position,
         next_offset: start.next_offset,
@@ -894,7 +903,14 @@ pub(crate) fn scan_from(
                 break;
             }
         };
-        match check_batch(&view, base_offset, position == 0, out.next_offset, pos) {
+        match check_batch(
+            &view,
+            base_offset,
+            position == 0,
+            out.next_offset,
+            pos,
+            config.compacted,
+        ) {
             Ok(planned) => {
                 let (planner, entries) = out.planner.plan(planned, index_interval_bytes);
                 out.planner = planner;
@@ -915,12 +931,14 @@ pub(crate) fn scan_from(
 }
 
 /// Offset and position checks of one CRC-valid batch; what the planner needs if it passes.
+/// `gaps`: the log is compacted, so a batch may start past the previous one's end.
 fn check_batch(
     view: &BatchView<'_>,
     segment_base: i64,
     first: bool,
     expected: i64,
     position: u64,
+    gaps: bool,
 ) -> std::result::Result<PlannedBatch, Corruption> {
     let base = view.base_offset();
     if view.last_offset_delta() < 0 {
@@ -932,7 +950,7 @@ fn check_batch(
             found: base,
         });
     }
-    if !first && base != expected {
+    if !first && (base < expected || (base > expected && !gaps)) {
         return Err(Corruption::NonContiguous {
             expected,
             found: base,
@@ -1001,7 +1019,7 @@ fn scan_file_from(
         .ok()
         .and_then(|w| map.as_ref()?.get(0..w))
         .unwrap_or_default();
-    let scan = scan_from(data, base, config.index_interval_bytes, start);
+    let scan = scan_from(data, base, config, start);
     let tail = usize::try_from(scan.valid_len)
         .ok()
         .and_then(|v| data.get(v..))
