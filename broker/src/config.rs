@@ -144,6 +144,16 @@ pub struct BrokerConfig {
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     #[serde(rename = "offsets.retention.check.interval.ms")]
     pub offsets_retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`: compacted topics (`cleanup.policy=compact`) are cleaned.
+    #[serde(rename = "log.cleaner.enable")]
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: how often the cleaner looks for a log to clean when the
+    /// last look found none.
+    #[serde(rename = "log.cleaner.backoff.ms")]
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: bytes of the key -> offset map of a cleaning pass.
+    #[serde(rename = "log.cleaner.dedupe.buffer.size")]
+    pub log_cleaner_dedupe_buffer_size: usize,
     /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask
     /// for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it).
     #[serde(rename = "transaction.max.timeout.ms")]
@@ -205,6 +215,9 @@ impl Default for BrokerConfig {
             group_max_size: usize::MAX,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
@@ -315,6 +328,12 @@ impl BrokerConfig {
         }
         if self.offsets_retention_check_interval_ms < 1 {
             return invalid("offsets.retention.check.interval.ms", "must be at least 1");
+        }
+        if self.log_cleaner_backoff_ms < 1 {
+            return invalid("log.cleaner.backoff.ms", "must be at least 1");
+        }
+        if self.log_cleaner_dedupe_buffer_size < 1024 {
+            return invalid("log.cleaner.dedupe.buffer.size", "must be at least 1024");
         }
         if self.transaction_max_timeout_ms < 1 {
             return invalid("transaction.max.timeout.ms", "must be at least 1");

@@ -1,6 +1,7 @@
 //! Background upkeep of the logs: the periodic flush that bounds how long acknowledged data
-//! stays unflushed (`flush.ms`, `flush.messages`), recovery-point checkpoints, and retention
-//! (`retention.ms`, `retention.bytes`). One task runs them all until shutdown.
+//! stays unflushed (`flush.ms`, `flush.messages`), recovery-point checkpoints, retention
+//! (`retention.ms`, `retention.bytes`) and compaction of `cleanup.policy=compact` topics.
+//! One task runs them all until shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,13 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
     let mut retention_tick = interval(Duration::from_millis(
         config.log_retention_check_interval_ms,
     ));
-    for tick in [&mut flush_tick, &mut checkpoint_tick, &mut retention_tick] {
+    let mut cleaner_tick = interval(Duration::from_millis(config.log_cleaner_backoff_ms));
+    for tick in [
+        &mut flush_tick,
+        &mut checkpoint_tick,
+        &mut retention_tick,
+        &mut cleaner_tick,
+    ] {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     }
     // The first tick of an interval completes at once; retention and checkpoints can wait.
@@ -42,6 +49,79 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
             _ = retention_tick.tick() => {
                 let state = state.clone();
                 let _ = tokio::task::spawn_blocking(move || apply_retention(&state)).await;
+            }
+            _ = cleaner_tick.tick(), if config.log_cleaner_enable => {
+                let state = state.clone();
+                let _ = tokio::task::spawn_blocking(move || clean_compacted(&state)).await;
+            }
+        }
+    }
+}
+
+/// Most cleaning passes one round runs (the dirtiest log first each time).
+const PASSES_PER_ROUND: usize = 16;
+
+/// One round of the cleaner: quiet compacted partitions whose active segment passed
+/// `segment.ms` are rolled, then the dirtiest cleanable logs are compacted
+/// (`brook_storage::cleaner::policy`), each pass under its partition's lock. User topics
+/// only: the internal topics keep their coordinators' own rewrite for now.
+pub(crate) fn clean_compacted(state: &BrokerState) {
+    use brook_storage::cleaner::policy::{self, LogState};
+    let now = now_ms();
+    for _ in 0..PASSES_PER_ROUND {
+        let mut candidates = Vec::new();
+        for topic in state.topics.list() {
+            if crate::topics::is_internal(&topic.name) || !topic.produce_policy().compacted {
+                continue;
+            }
+            let (ratio, min_lag, max_lag, delete_retention) =
+                topic.config().compaction(&state.config);
+            for partition in topic.partitions() {
+                let log_state = partition.with_log_and_producers(|log, producers| {
+                    if let Err(e) = log.roll_if_aged(now) {
+                        tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "rolling an aged segment failed");
+                    }
+                    let first_dirty = partition.first_dirty.load(std::sync::atomic::Ordering::Relaxed);
+                    LogState {
+                        segments: log.cleaner_segments(),
+                        log_start_offset: log.log_start_offset(),
+                        first_dirty_offset: (first_dirty >= 0).then_some(first_dirty),
+                        last_stable_offset: producers.last_stable_offset(log.log_end_offset()),
+                        min_cleanable_dirty_ratio: ratio,
+                        min_compaction_lag_ms: min_lag,
+                        max_compaction_lag_ms: max_lag,
+                    }
+                });
+                candidates.push((topic.clone(), partition, log_state, delete_retention));
+            }
+        }
+        let states: Vec<LogState> = candidates.iter().map(|c| c.2.clone()).collect();
+        let Some((i, cleanable)) = policy::choose(&states, now) else {
+            return;
+        };
+        let (topic, partition, _, delete_retention) = &candidates[i];
+        let horizon = now.saturating_sub(*delete_retention);
+        let dedupe = state.config.log_cleaner_dedupe_buffer_size;
+        match partition.with_log(|log| log.clean(cleanable.upto, dedupe, horizon)) {
+            Ok(outcome) => {
+                partition
+                    .first_dirty
+                    .store(outcome.cleaned_upto, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    topic = %topic.name,
+                    partition = partition.index,
+                    cleaned_upto = outcome.cleaned_upto,
+                    bytes_before = outcome.bytes_before,
+                    bytes_after = outcome.bytes_after,
+                    "compacted"
+                );
+                if outcome.cleaned_upto <= cleanable.from {
+                    return; // no progress possible now
+                }
+            }
+            Err(e) => {
+                tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "compaction failed");
+                return;
             }
         }
     }

@@ -594,6 +594,21 @@ impl TopicConfig {
         self.get_i64(broker, "retention.bytes", broker.log_retention_bytes)
     }
 
+    /// What the cleaner needs: `min.cleanable.dirty.ratio`, `min.compaction.lag.ms`,
+    /// `max.compaction.lag.ms`, `delete.retention.ms`.
+    pub fn compaction(&self, broker: &BrokerConfig) -> (f64, i64, i64, i64) {
+        let ratio = self
+            .get(broker, "min.cleanable.dirty.ratio")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.5);
+        (
+            ratio,
+            self.get_i64(broker, "min.compaction.lag.ms", 0),
+            self.get_i64(broker, "max.compaction.lag.ms", i64::MAX),
+            self.get_i64(broker, "delete.retention.ms", 86_400_000),
+        )
+    }
+
     /// True when `message.timestamp.type` is LogAppendTime.
     pub fn log_append_time(&self, broker: &BrokerConfig) -> bool {
         self.get(broker, "message.timestamp.type").as_deref() == Some("LogAppendTime")
@@ -639,9 +654,6 @@ impl TopicConfig {
                 .get(broker, "preallocate")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             cache_window_bytes: u64::try_from(broker.log_cache_window_bytes).ok(),
-            compacted: self
-                .get(broker, "cleanup.policy")
-                .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact")),
         }
     }
 }

@@ -120,6 +120,8 @@ pub struct Partition {
     /// AlterConfigs).
     flush_ms: AtomicI64,
     flush_messages: AtomicI64,
+    /// Compacted topics: where the dirty part of the log starts (-1: not cleaned since start).
+    pub(crate) first_dirty: AtomicI64,
     /// The registry's list of partitions with unflushed data.
     pub(crate) unflushed: Arc<Unflushed>,
 }
@@ -771,6 +773,7 @@ impl TopicRegistry {
             durability: Durability::new(durable_end),
             flush_ms: AtomicI64::new(config.flush_ms(&self.broker)),
             flush_messages: AtomicI64::new(config.flush_messages(&self.broker)),
+            first_dirty: AtomicI64::new(-1),
             unflushed: self.unflushed.clone(),
         }))
     }

@@ -42,9 +42,6 @@ pub struct LogConfig {
     /// is most of the cost of an append. Consumers within the window read from memory; those
     /// further behind read from the file system, as after a restart.
     pub cache_window_bytes: Option<u64>,
-    /// The log is compacted (`cleanup.policy` includes `compact`): the cleaner removes
-    /// records, so offsets may have gaps between batches, which recovery then accepts.
-    pub compacted: bool,
 }
 
 /// The default [`LogConfig::cache_window_bytes`]: 64 MiB per partition.
@@ -61,7 +58,6 @@ impl Default for LogConfig {
             segment_index_bytes: 10 * 1024 * 1024,
             preallocate: false,
             cache_window_bytes: Some(DEFAULT_CACHE_WINDOW_BYTES),
-            compacted: false,
         }
     }
 }

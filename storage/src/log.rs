@@ -313,6 +313,37 @@ impl PartitionLog {
         self.roll_active(RollReason::Requested)
     }
 
+    /// Rolls the active segment if it is older than `segment.ms` (appends roll it too, but a
+    /// quiet partition has none: this lets its data become compactable). True if it rolled.
+    pub fn roll_if_aged(&mut self, now_ms: i64) -> Result<bool> {
+        self.check_writable()?;
+        let aged = self
+            .active
+            .roll_reason(0, self.active.next_offset(), now_ms, &self.config)
+            == Some(RollReason::Age);
+        if aged {
+            self.roll_active(RollReason::Age)?;
+        }
+        Ok(aged)
+    }
+
+    /// Sizes and timestamps of the segments, oldest first (the last is the active one), as
+    /// the cleaner's policy sees them.
+    pub fn cleaner_segments(&self) -> Vec<crate::cleaner::policy::SegmentInfo> {
+        self.segments()
+            .map(|s| {
+                let largest = s.max_timestamp().map_or(-1, |m| m.timestamp);
+                crate::cleaner::policy::SegmentInfo {
+                    base_offset: s.base_offset(),
+                    next_offset: s.next_offset(),
+                    size_bytes: s.size(),
+                    first_timestamp_ms: largest,
+                    largest_timestamp_ms: largest,
+                }
+            })
+            .collect()
+    }
+
     /// Makes everything appended so far durable (fdatasync of the active `.log`; sealed
     /// segments were fsynced when rolled) and records it as the durable offset. A failure
     /// puts the log in the failed state.

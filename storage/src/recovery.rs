@@ -28,7 +28,7 @@
 //!   reconstructed from its last entries and the batches after them.
 //! * **Full scan**: every batch is parsed (length bounds, magic 2), its CRC32C verified, base
 //!   offsets checked to start at or after the segment base and to continue exactly where the
-//!   previous batch ended (or, in a compacted log, after it: the cleaner leaves gaps). The
+//!   previous batch ended or after it (compaction leaves gaps, as in Kafka). The
 //!   `.log` is truncated at the first invalid byte — which removes
 //!   the zeros a crash leaves after the last batch (the allocated but unwritten chunk and
 //!   the sparse, unallocated rest read alike) as well as torn or corrupt tails — and
@@ -760,9 +760,7 @@ fn check_segment(
     let mut bytes_since_entry = None;
     for batch in segment.batches_from(u64::from(last_entry.position)) {
         let batch = batch.map_err(|e| e.to_string())?;
-        let misplaced =
-            batch.base_offset < expected || (batch.base_offset > expected && !config.compacted);
-        if misplaced || batch.last_offset < batch.base_offset {
+        if batch.base_offset < expected || batch.last_offset < batch.base_offset {
             return Err(format!(
                 "batch at byte {} has base offset {}, expected {expected}",
                 batch.position, batch.base_offset
@@ -903,14 +901,7 @@ pub(crate) fn scan_from(
                 break;
             }
         };
-        match check_batch(
-            &view,
-            base_offset,
-            position == 0,
-            out.next_offset,
-            pos,
-            config.compacted,
-        ) {
+        match check_batch(&view, base_offset, position == 0, out.next_offset, pos) {
             Ok(planned) => {
                 let (planner, entries) = out.planner.plan(planned, index_interval_bytes);
                 out.planner = planner;
@@ -931,14 +922,14 @@ pub(crate) fn scan_from(
 }
 
 /// Offset and position checks of one CRC-valid batch; what the planner needs if it passes.
-/// `gaps`: the log is compacted, so a batch may start past the previous one's end.
+/// A batch may start past the previous one's end (compaction leaves gaps, as in Kafka),
+/// never before it.
 fn check_batch(
     view: &BatchView<'_>,
     segment_base: i64,
     first: bool,
     expected: i64,
     position: u64,
-    gaps: bool,
 ) -> std::result::Result<PlannedBatch, Corruption> {
     let base = view.base_offset();
     if view.last_offset_delta() < 0 {
@@ -950,7 +941,7 @@ fn check_batch(
             found: base,
         });
     }
-    if !first && (base < expected || (base > expected && !gaps)) {
+    if !first && base < expected {
         return Err(Corruption::NonContiguous {
             expected,
             found: base,

@@ -334,7 +334,6 @@ mod tests {
     fn compacted() -> LogConfig {
         LogConfig {
             segment_bytes: 600,
-            compacted: true,
             ..config()
         }
     }

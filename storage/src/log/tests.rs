@@ -26,7 +26,6 @@ pub(super) fn config() -> LogConfig {
         segment_index_bytes: 4096,
         preallocate: false,
         cache_window_bytes: None,
-        compacted: false,
     }
 }
 
@@ -959,7 +958,6 @@ fn model_random_operations_match_a_list_of_batches() {
             preallocate: seed % 2 == 0,
             // Releasing cached pages never changes what reads return.
             cache_window_bytes: (seed % 3 != 0).then(|| rng.below(8000)),
-            compacted: false,
         };
         let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
         let mut m = Model {

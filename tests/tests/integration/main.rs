@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod compaction;
 mod configs;
 mod disk_full;
 mod external_clients;
