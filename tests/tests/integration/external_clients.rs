@@ -197,22 +197,12 @@ fn python_transactions_script(script: &str, what: &str, module: &str) {
 
 #[test]
 fn kafkajs_transactions() {
-    let node_dir = repo_root().join("tests/node");
-    require_tool(
-        &node_dir.join("node_modules/kafkajs"),
-        "kafkajs (npm ci in tests/node)",
+    kafkajs_script(
+        "kafkajs_transactions.js",
+        "kafkajs transactions",
+        "transactions: passed",
+        75,
     );
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let mut cmd = Command::new("node");
-    cmd.current_dir(&node_dir)
-        .arg("kafkajs_transactions.js")
-        .arg(broker.bootstrap())
-        .env("BROOK_TEST_TIMEOUT_S", "75");
-    let out = run(cmd, None, Duration::from_secs(90));
-    let stdout = assert_success(&out, "kafkajs transactions");
-    println!("{stdout}");
-    assert!(stdout.contains("transactions: passed"), "{stdout}");
-    broker.shutdown();
 }
 
 #[test]
@@ -235,6 +225,17 @@ fn confluent_kafka_transactions() {
 
 #[test]
 fn kafkajs_describes_and_alters_configs() {
+    kafkajs_script(
+        "kafkajs_configs.js",
+        "kafkajs configs",
+        "configs: passed",
+        60,
+    );
+}
+
+/// Runs `script` from `tests/node` against an ephemeral broker, with `timeout_s` for its
+/// own watchdog (and 15 s more for the process), and checks it printed `passed`.
+pub(crate) fn kafkajs_script(script: &str, what: &str, passed: &str, timeout_s: u64) {
     let node_dir = repo_root().join("tests/node");
     require_tool(
         &node_dir.join("node_modules/kafkajs"),
@@ -243,12 +244,12 @@ fn kafkajs_describes_and_alters_configs() {
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let mut cmd = Command::new("node");
     cmd.current_dir(&node_dir)
-        .arg("kafkajs_configs.js")
+        .arg(script)
         .arg(broker.bootstrap())
-        .env("BROOK_TEST_TIMEOUT_S", "60");
-    let out = run(cmd, None, Duration::from_secs(75));
-    let stdout = assert_success(&out, "kafkajs configs");
+        .env("BROOK_TEST_TIMEOUT_S", timeout_s.to_string());
+    let out = run(cmd, None, Duration::from_secs(timeout_s + 15));
+    let stdout = assert_success(&out, what);
     println!("{stdout}");
-    assert!(stdout.contains("configs: passed"), "{stdout}");
+    assert!(stdout.contains(passed), "{stdout}");
     broker.shutdown();
 }

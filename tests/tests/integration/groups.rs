@@ -77,22 +77,12 @@ fn with_time_limit(limit: Duration, test: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn kafkajs_group_lifecycle() {
-    let node_dir = repo_root().join("tests/node");
-    require_tool(
-        &node_dir.join("node_modules/kafkajs"),
-        "kafkajs (npm ci in tests/node)",
+    crate::external_clients::kafkajs_script(
+        "kafkajs_groups.js",
+        "kafkajs consumer groups",
+        "consumer groups: passed",
+        75,
     );
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let mut cmd = Command::new("node");
-    cmd.current_dir(&node_dir)
-        .arg("kafkajs_groups.js")
-        .arg(broker.bootstrap())
-        .env("BROOK_TEST_TIMEOUT_S", "75");
-    let out = run(cmd, None, Duration::from_secs(90));
-    let stdout = assert_success(&out, "kafkajs consumer groups");
-    println!("{stdout}");
-    assert!(stdout.contains("consumer groups: passed"), "{stdout}");
-    broker.shutdown();
 }
 
 #[test]
