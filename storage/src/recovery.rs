@@ -70,8 +70,8 @@ use crate::{
         offset_entry_due, Index, IndexEntry, IndexPlanner, OffsetEntry, PlannedBatch, TimeEntry,
     },
     segment::{
-        parse_log_file_name, segment_path, ActiveState, FirstChunk, Segment, SegmentParts,
-        INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
+        parse_log_file_name, segment_path, ActiveState, FirstChunk, Segment, INDEX_SUFFIX,
+        LOG_SUFFIX, TIME_INDEX_SUFFIX,
     },
     txn_index::TXN_INDEX_SUFFIX,
 };
@@ -384,17 +384,8 @@ impl Recovery<'_> {
             Ok(index) => index,
             Err(reason) => return Ok(Err(format!("time index {reason}"))),
         };
-        let mut segment = Segment::from_parts(SegmentParts {
-            base_offset: base,
-            log,
-            size: prefix.position,
-            capacity: prefix.position,
-            allocated: prefix.position,
-            offset_index,
-            time_index,
-            next_offset: base,
-            active: None,
-        })?;
+        let mut segment =
+            Segment::sealed(base, log, prefix.position, base, offset_index, time_index)?;
         let checked = match check_segment(&segment, config, true) {
             Ok(checked) if checked.next_offset == prefix.next_offset => checked,
             Ok(checked) => {
@@ -489,17 +480,14 @@ impl Recovery<'_> {
             &segment_path(self.dir, base, TIME_INDEX_SUFFIX),
             &scan.time_entries,
         )?;
-        Segment::from_parts(SegmentParts {
-            base_offset: base,
+        Segment::sealed(
+            base,
             log,
-            size: scan.valid_len,
-            capacity: scan.valid_len,
-            allocated: scan.valid_len,
+            scan.valid_len,
+            scan.next_offset,
             offset_index,
             time_index,
-            next_offset: scan.next_offset,
-            active: None,
-        })
+        )
     }
 
     fn sealed_index<E: IndexEntry>(&mut self, path: &Path, entries: &[E]) -> Result<Index<E>> {
@@ -698,17 +686,7 @@ fn open_checked(
         Ok(index) => index,
         Err(reason) => return Ok(Err(format!("time index {reason}"))),
     };
-    let mut segment = Segment::from_parts(SegmentParts {
-        base_offset: base,
-        log,
-        size,
-        capacity: size,
-        allocated: size,
-        offset_index,
-        time_index,
-        next_offset: base,
-        active: None,
-    })?;
+    let mut segment = Segment::sealed(base, log, size, base, offset_index, time_index)?;
     Ok(check_segment(&segment, config, last).map(|checked| {
         segment.set_next_offset(checked.next_offset);
         (segment, checked)
@@ -1048,17 +1026,14 @@ fn activate(
         &segment_path(dir, base, TIME_INDEX_SUFFIX),
         &scan.time_entries,
     )?;
-    let mut segment = Segment::from_parts(SegmentParts {
-        base_offset: base,
+    let mut segment = Segment::sealed(
+        base,
         log,
-        size: scan.valid_len,
-        capacity: scan.valid_len,
-        allocated: scan.valid_len,
+        scan.valid_len,
+        scan.next_offset,
         offset_index,
         time_index,
-        next_offset: scan.next_offset,
-        active: None,
-    })?;
+    )?;
     segment.reactivate(
         ActiveState {
             roll_base_ms: scan.first_max_timestamp.filter(|t| *t >= 0),

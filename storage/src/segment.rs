@@ -296,6 +296,29 @@ impl Segment {
         })
     }
 
+    /// Assembles a sealed segment of `len` committed bytes: mapped, sized and backed by blocks
+    /// up to exactly `len`, with no append state.
+    pub(crate) fn sealed(
+        base_offset: i64,
+        log: FileHandle,
+        len: u64,
+        next_offset: i64,
+        offset_index: Index<OffsetEntry>,
+        time_index: Index<TimeEntry>,
+    ) -> Result<Self> {
+        Self::from_parts(SegmentParts {
+            base_offset,
+            log,
+            size: len,
+            capacity: len,
+            allocated: len,
+            offset_index,
+            time_index,
+            next_offset,
+            active: None,
+        })
+    }
+
     /// Creates a new, empty active segment in `dir` (overwriting stray files of that name):
     /// every file sized, allocated (wholly or its first chunk) and fsynced (module docs). The caller fsyncs the directory. On
     /// error (say, `NoSpace`) the files created so far are removed again, best effort.

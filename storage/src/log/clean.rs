@@ -33,9 +33,7 @@ use crate::error::StorageError;
 use crate::fs::{self, FileHandle, SharedFs};
 use crate::index::{encode_all, Index};
 use crate::recovery::{self, scan_from, ScanStart};
-use crate::segment::{
-    segment_path, Segment, SegmentParts, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
-};
+use crate::segment::{segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 
 const CLEANED: &str = ".cleaned";
 const SWAP: &str = ".swap";
@@ -206,12 +204,12 @@ impl PartitionLog {
         let (fs, dir) = (&self.fs, &self.dir);
         let mut scan = scan_from(cleaned, base, &self.config, ScanStart::segment_start(base));
         scan.time_entries.extend(scan.planner.seal_entry());
-        let contents: [Vec<u8>; 3] = [
+        let (offset_entries, time_entries) = (
             encode_all(&scan.offset_entries),
             encode_all(&scan.time_entries),
-            cleaned.to_vec(),
-        ];
-        for (suffix, bytes) in SUFFIXES.iter().zip(&contents) {
+        );
+        let contents: [&[u8]; 3] = [&offset_entries, &time_entries, cleaned];
+        for (suffix, bytes) in SUFFIXES.iter().zip(contents) {
             let file = FileHandle::create(fs, &with_extra(dir, base, suffix, CLEANED))?;
             file.write_all_at(bytes, 0)?;
             file.sync_all()?;
@@ -251,17 +249,14 @@ impl PartitionLog {
         };
         let offset_index = Index::sealed(open(INDEX_SUFFIX)?, scan.offset_entries.len())?;
         let time_index = Index::sealed(open(TIME_INDEX_SUFFIX)?, scan.time_entries.len())?;
-        Ok(Some(Segment::from_parts(SegmentParts {
-            base_offset: base,
+        Ok(Some(Segment::sealed(
+            base,
             log,
-            size: scan.valid_len,
-            capacity: scan.valid_len,
-            allocated: scan.valid_len,
+            scan.valid_len,
+            scan.next_offset,
             offset_index,
             time_index,
-            next_offset: scan.next_offset,
-            active: None,
-        })?))
+        )?))
     }
 }
 
