@@ -29,6 +29,18 @@ const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replay reads the topic in chunks of this size.
 const REPLAY_CHUNK: usize = 1024 * 1024;
 
+/// The configs an internal topic is created with: compacted, kept forever (Kafka's
+/// defaults for `__consumer_offsets` and `__transaction_state`).
+pub(crate) fn internal_topic_config() -> Result<TopicConfig, TopicError> {
+    TopicConfig::from_pairs([
+        ("cleanup.policy", Some("compact")),
+        ("retention.ms", Some("-1")),
+        ("retention.bytes", Some("-1")),
+        ("segment.bytes", Some("104857600")),
+    ])
+    .map_err(|e| TopicError::InvalidConfig(e.to_string()))
+}
+
 /// A key and its value (`None`: a tombstone).
 pub(crate) type KeyValue = (Bytes, Option<Bytes>);
 
@@ -76,7 +88,6 @@ impl InternalLog {
     pub(crate) fn ensure(
         &self,
         topics: &TopicRegistry,
-        config: impl FnOnce() -> Result<TopicConfig, TopicError>,
     ) -> Result<(), TopicError> {
         if self.partition.read().is_some() {
             return Ok(());
@@ -87,7 +98,7 @@ impl InternalLog {
         }
         let topic = match topics.get(self.name) {
             Some(t) => t,
-            None => topics.create(self.name, 1, config()?)?,
+            None => topics.create(self.name, 1, internal_topic_config()?)?,
         };
         *slot = topic.partition(0);
         Ok(())

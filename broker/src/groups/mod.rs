@@ -23,7 +23,6 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::handlers::now_ms;
 use crate::internal_log::{InternalLog, KeyValue, Replayed};
-use crate::topic_config::TopicConfig;
 use crate::topics::{TopicError, TopicRegistry};
 use group::{
     CommittedOffset, Group, GroupLimits, GroupState, JoinRequest, JoinResult, Reply, SyncRequest,
@@ -42,17 +41,6 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 const COMPACT_SLACK: i64 = 100_000;
 /// Records per batch when the live state is rewritten.
 const SNAPSHOT_BATCH: usize = 10_000;
-
-/// The configs the offsets topic is created with.
-pub(crate) fn offsets_topic_config() -> Result<TopicConfig, TopicError> {
-    TopicConfig::from_pairs([
-        ("cleanup.policy", Some("compact")),
-        ("retention.ms", Some("-1")),
-        ("retention.bytes", Some("-1")),
-        ("segment.bytes", Some("104857600")),
-    ])
-    .map_err(|e| TopicError::InvalidConfig(e.to_string()))
-}
 
 /// One partition's commit as the coordinator receives it.
 #[derive(Debug, Clone)]
@@ -98,7 +86,7 @@ impl GroupCoordinator {
 
     /// Creates the offsets topic unless it exists (FindCoordinator calls this).
     pub(crate) fn ensure_offsets_topic(&self, topics: &TopicRegistry) -> Result<(), TopicError> {
-        self.log.ensure(topics, offsets_topic_config)
+        self.log.ensure(topics)
     }
 
     /// Rebuilds groups and offsets from the offsets topic.

@@ -203,7 +203,7 @@ fn create_internal(ctx: &Ctx<'_>, name: &str, validate_only: bool) -> Result<Cre
         return Ok(Created {
             id: uuid::Uuid::nil(),
             partitions: 1,
-            config: crate::groups::offsets_topic_config()
+            config: crate::internal_log::internal_topic_config()
                 .map_err(|e| (ErrorCode::InvalidConfig, e.to_string()))?,
         });
     }

@@ -40,7 +40,6 @@ use crate::groups::OFFSETS_TOPIC;
 use crate::handlers::now_ms;
 use crate::internal_log::{InternalLog, Replayed};
 use crate::state::BrokerState;
-use crate::topic_config::TopicConfig;
 use crate::topics::{TopicError, TopicRegistry};
 use state::{EndStep, InitStep, Txn, TxnPartition, TxnState, NO_PRODUCER_ID};
 
@@ -48,17 +47,6 @@ use state::{EndStep, InitStep, Txn, TxnPartition, TxnState, NO_PRODUCER_ID};
 pub(crate) const TRANSACTION_TOPIC: &str = "__transaction_state";
 /// How long a marker's fsync may take before the completion is retried later.
 const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The configs the transaction state topic is created with.
-pub(crate) fn transaction_topic_config() -> Result<TopicConfig, TopicError> {
-    TopicConfig::from_pairs([
-        ("cleanup.policy", Some("compact")),
-        ("retention.ms", Some("-1")),
-        ("retention.bytes", Some("-1")),
-        ("segment.bytes", Some("104857600")),
-    ])
-    .map_err(|e| TopicError::InvalidConfig(e.to_string()))
-}
 
 struct Entry {
     txn: Txn,
@@ -108,7 +96,7 @@ impl TransactionCoordinator {
 
     /// Creates the transaction state topic unless it exists (FindCoordinator calls this).
     pub(crate) fn ensure_topic(&self, topics: &TopicRegistry) -> Result<(), TopicError> {
-        self.log.ensure(topics, transaction_topic_config)
+        self.log.ensure(topics)
     }
 
     fn replay(&self) {
