@@ -84,11 +84,8 @@ impl InternalLog {
         })
     }
 
-    /// Creates the topic with `config` unless it exists.
-    pub(crate) fn ensure(
-        &self,
-        topics: &TopicRegistry,
-    ) -> Result<(), TopicError> {
+    /// Creates the topic with [`internal_topic_config`] unless it exists.
+    pub(crate) fn ensure(&self, topics: &TopicRegistry) -> Result<(), TopicError> {
         if self.partition.read().is_some() {
             return Ok(());
         }

@@ -1066,7 +1066,8 @@ impl Group {
     // ---------------------------------------------------------------- offsets
 
     /// Checks whether a commit from this member/generation may be stored (Kafka's
-    /// `validateOffsetCommit`). Generation -1 with no member id is an admin or standalone
+    /// `validateOffsetCommit`): the transactional checks, and no commit while the group
+    /// completes a rebalance. Generation -1 with no member id is an admin or standalone
     /// commit, allowed only while the group is empty.
     pub(crate) fn validate_commit(
         &mut self,
@@ -1075,16 +1076,10 @@ impl Group {
         generation: i32,
         now: Instant,
     ) -> Option<ErrorCode> {
-        if self.state == GroupState::Dead {
-            return Some(ErrorCode::CoordinatorNotAvailable);
+        if let Some(error) = self.validate_txn_commit(member_id, instance_id, generation) {
+            return Some(error);
         }
-        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-            if let Some(error) = self.validate_member(member_id, instance_id) {
-                return Some(error);
-            }
-            if generation != self.generation {
-                return Some(ErrorCode::IllegalGeneration);
-            }
+        if names_member(member_id, instance_id, generation) {
             if self.state == GroupState::CompletingRebalance {
                 return Some(ErrorCode::RebalanceInProgress);
             }
@@ -1110,7 +1105,7 @@ impl Group {
         if self.state == GroupState::Dead {
             return Some(ErrorCode::CoordinatorNotAvailable);
         }
-        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+        if names_member(member_id, instance_id, generation) {
             if let Some(error) = self.validate_member(member_id, instance_id) {
                 return Some(error);
             }
@@ -1224,6 +1219,12 @@ pub(crate) struct DescribedMember {
     pub(crate) client_host: String,
     pub(crate) metadata: Bytes,
     pub(crate) assignment: Bytes,
+}
+
+/// Whether a commit names a member or generation (and so must come from the current one);
+/// a commit naming neither is an admin or standalone commit.
+fn names_member(member_id: &str, instance_id: Option<&str>, generation: i32) -> bool {
+    generation >= 0 || !member_id.is_empty() || instance_id.is_some()
 }
 
 fn millis(ms: i32) -> Duration {

@@ -222,36 +222,8 @@ impl GroupCoordinator {
         generation: i32,
         commits: Vec<OffsetCommit>,
     ) -> Vec<Option<ErrorCode>> {
-        if group_id.is_empty() {
-            return vec![Some(ErrorCode::InvalidGroupId); commits.len()];
-        }
-        let (end, errors) = {
-            let mut groups = self.groups.lock();
-            let group = match groups.get_mut(group_id) {
-                Some(g) => g,
-                None if generation < 0 => groups
-                    .entry(group_id.to_string())
-                    .or_insert_with(|| self.new_group(group_id)),
-                None => return vec![Some(ErrorCode::IllegalGeneration); commits.len()],
-            };
-            if let Some(error) =
-                group.validate_commit(member_id, instance_id, generation, Instant::now())
-            {
-                return vec![Some(error); commits.len()];
-            }
-            let (records, accepted, errors) = commit_records(group_id, commits);
-            match self.append(records) {
-                Ok(end) => {
-                    group.offsets.extend(accepted);
-                    (end, errors)
-                }
-                Err(code) => return fail_accepted(errors, code),
-            }
-        };
-        match self.wait_durable(end).await {
-            Ok(()) => errors,
-            Err(code) => fail_accepted(errors, code),
-        }
+        let member = (member_id, instance_id, generation);
+        self.store_commits(group_id, None, member, commits).await
     }
 
     /// TxnOffsetCommit: validates the commits and writes them to the offsets topic in the
@@ -266,6 +238,20 @@ impl GroupCoordinator {
         generation: i32,
         commits: Vec<OffsetCommit>,
     ) -> Vec<Option<ErrorCode>> {
+        let member = (member_id, instance_id, generation);
+        self.store_commits(group_id, Some(producer), member, commits)
+            .await
+    }
+
+    /// The commit path of both: plain commits (no `producer`) become committed offsets at
+    /// once, transactional ones pending offsets of their producer.
+    async fn store_commits(
+        &self,
+        group_id: &str,
+        producer: Option<(i64, i16)>,
+        (member_id, instance_id, generation): (&str, Option<&str>, i32),
+        commits: Vec<OffsetCommit>,
+    ) -> Vec<Option<ErrorCode>> {
         if group_id.is_empty() {
             return vec![Some(ErrorCode::InvalidGroupId); commits.len()];
         }
@@ -278,21 +264,27 @@ impl GroupCoordinator {
                     .or_insert_with(|| self.new_group(group_id)),
                 None => return vec![Some(ErrorCode::IllegalGeneration); commits.len()],
             };
-            if let Some(error) = group.validate_txn_commit(member_id, instance_id, generation) {
+            let invalid = match producer {
+                None => group.validate_commit(member_id, instance_id, generation, Instant::now()),
+                Some(_) => group.validate_txn_commit(member_id, instance_id, generation),
+            };
+            if let Some(error) = invalid {
                 return vec![Some(error); commits.len()];
             }
             let (records, accepted, errors) = commit_records(group_id, commits);
-            match self.log.append(records, Some(producer)) {
-                Ok(end) => {
-                    group
-                        .pending_txn_offsets
-                        .entry(producer.0)
-                        .or_default()
-                        .extend(accepted);
-                    (end, errors)
-                }
+            let end = match self.log.append(records, producer) {
+                Ok(end) => end,
                 Err(code) => return fail_accepted(errors, code),
+            };
+            match producer {
+                None => group.offsets.extend(accepted),
+                Some((producer_id, _)) => group
+                    .pending_txn_offsets
+                    .entry(producer_id)
+                    .or_default()
+                    .extend(accepted),
             }
+            (end, errors)
         };
         match self.wait_durable(end).await {
             Ok(()) => errors,
