@@ -35,8 +35,26 @@ const TOPIC: &str = "crash";
 const PARTITIONS: i32 = 4;
 
 /// A tiny deterministic generator, so a failing run can be repeated from its printed seed.
+/// Kill cycles to run: `BROOK_CRASH_CYCLES`, else `default`.
+fn cycles(default: usize) -> usize {
+    std::env::var("BROOK_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 struct Rng(u64);
 impl Rng {
+    /// Seeded from the clock; prints the seed so that a failing run can be read back.
+    fn seeded(cycles: usize) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        println!("seed {seed}, {cycles} cycles");
+        Self(seed)
+    }
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -95,17 +113,10 @@ impl ProducerContext for Acks {
 }
 
 fn run(no_fsync: bool) {
-    let cycles: usize = std::env::var("BROOK_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("seed {seed}, {cycles} cycles, no_fsync={no_fsync}");
-    let mut rng = Rng(seed);
+    let cycles = cycles(20);
+    println!("no_fsync={no_fsync}");
+    let mut rng = Rng::seeded(cycles);
+    let seed = rng.0;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let bootstrap = format!("127.0.0.1:{port}");
@@ -413,17 +424,9 @@ fn run_transactions(
 
 #[test]
 fn kill_9_keeps_committed_transactions_whole_and_aborted_ones_invisible() {
-    let cycles: usize = std::env::var("BROOK_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    println!("seed {seed}, {cycles} cycles");
-    let mut rng = Rng(seed);
+    let cycles = cycles(12);
+    let mut rng = Rng::seeded(cycles);
+    let seed = rng.0;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let bootstrap = format!("127.0.0.1:{port}");
