@@ -10,29 +10,18 @@ use brook_broker::{BrokerConfig, EmbeddedBroker};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::librdkafka::runtime;
+use super::librdkafka::{assign_from_beginning_with, runtime};
 
 const TOPIC: &str = "loan.snapshots";
 
 /// Every (key, value) from the beginning of the topic, in offset order (None: tombstone).
 fn read_all(bootstrap: &str) -> Vec<(String, Option<String>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "compaction-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer =
+        assign_from_beginning_with(bootstrap, TOPIC, 1, &[("enable.partition.eof", "true")]);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -121,14 +121,27 @@ fn produce_all(bootstrap: &str, topic: &str) -> Vec<Sent> {
 
 /// A consumer reading `partitions` of `topic` from the beginning with `assign`.
 pub(crate) fn assign_from_beginning(bootstrap: &str, topic: &str, partitions: i32) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
+    assign_from_beginning_with(bootstrap, topic, partitions, &[])
+}
+
+/// As [`assign_from_beginning`], with `settings` added to the consumer's configuration.
+pub(crate) fn assign_from_beginning_with(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    settings: &[(&str, &str)],
+) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         // assign() needs a group id; with auto-commit off, closing does not wait for a
         // group coordinator to commit to.
         .set("group.id", "assign-only")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+        .set("enable.auto.commit", "false");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let consumer: BaseConsumer = config.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
