@@ -33,30 +33,13 @@ Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero. A watchdog
 librdkafka's debug log (eos, protocol, cgrp, fetch, msg) on stderr.
 """
 
-import faulthandler
 import os
 import sys
-import threading
 import time
 import uuid
 
-TOTAL_TIMEOUT_S = float(os.environ.get("BROOK_TEST_TIMEOUT_S", "60"))
-
-# What the script is doing now, named in failure messages.
-current_step = "start"
-
-
-def _watchdog_fired():
-    print("FAIL: timed out after %.0f s during %s (stacks follow)" % (TOTAL_TIMEOUT_S, current_step),
-          file=sys.stderr, flush=True)
-    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    os._exit(3)
-
-
-_watchdog = threading.Timer(TOTAL_TIMEOUT_S, _watchdog_fired)
-_watchdog.daemon = True
-_watchdog.start()
-faulthandler.dump_traceback_later(TOTAL_TIMEOUT_S + 5, exit=True)
+import harness  # first: importing arms the watchdog before the client library loads
+from harness import WAIT_S, CheckFailed, check, check_eq, eventually_eq, ok, step
 
 import confluent_kafka  # noqa: E402
 from confluent_kafka import Consumer, IsolationLevel, Producer, TopicPartition  # noqa: E402
@@ -65,48 +48,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # noqa: E40
 NUM_PARTITIONS = 2
 PER_PARTITION = 3
 PER_CALL_TIMEOUT_S = 15
-WAIT_S = 20
 DEBUG = bool(os.environ.get("BROOK_TEST_DEBUG"))
-START = time.monotonic()
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def step(name):
-    global current_step
-    current_step = name
-
-
-def check(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def check_eq(actual, expected, what):
-    if actual != expected:
-        raise CheckFailed("%s: expected %r, got %r" % (what, expected, actual))
-
-
-def eventually_eq(get, expected, what, wait_s=WAIT_S):
-    """Polls get() until it returns `expected`; fails like check_eq with the last value.
-
-    For state a commit makes visible: Kafka writes the transaction markers after EndTxn has
-    answered, so a client may look a moment before they land.
-    """
-    deadline = time.monotonic() + wait_s
-    while True:
-        actual = get()
-        if actual == expected:
-            return
-        if time.monotonic() > deadline:
-            raise CheckFailed("%s (waited %d s): expected %r, got %r" % (what, wait_s, expected, actual))
-        time.sleep(0.1)
-
-
-def ok(what):
-    print("ok: %s" % what, flush=True)
 
 
 def client_conf(bootstrap, **extra):
@@ -396,27 +338,9 @@ def run(bootstrap):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print("usage: %s BOOTSTRAP (host:port)" % sys.argv[0], file=sys.stderr)
-        return 2
-    try:
-        run(sys.argv[1])
-    except CheckFailed as e:
-        print("FAIL: during %s: %s" % (current_step, e), file=sys.stderr, flush=True)
-        return 1
-    except Exception as e:  # noqa: BLE001 - any client error is a failure, say which
-        import traceback
-
-        traceback.print_exc()
-        print("FAIL: during %s: %s: %s" % (current_step, type(e).__name__, e), file=sys.stderr, flush=True)
-        return 1
-    print("confluent-kafka %s (librdkafka %s) transactions: passed in %.1f s"
-          % (confluent_kafka.__version__, confluent_kafka.libversion()[0], time.monotonic() - START), flush=True)
-    return 0
+    harness.main(run, lambda: "confluent-kafka %s (librdkafka %s) transactions: passed"
+                 % (confluent_kafka.__version__, confluent_kafka.libversion()[0]))
 
 
 if __name__ == "__main__":
-    rc = main()
-    _watchdog.cancel()
-    faulthandler.cancel_dump_traceback_later()
-    sys.exit(rc)
+    main()

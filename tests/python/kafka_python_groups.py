@@ -17,30 +17,11 @@ Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero. A watchdog
 (BROOK_TEST_TIMEOUT_S, default 60 s) bounds the run.
 """
 
-import faulthandler
-import os
-import sys
-import threading
 import time
 import uuid
 
-TOTAL_TIMEOUT_S = float(os.environ.get("BROOK_TEST_TIMEOUT_S", "60"))
-
-# What the script is doing now, named in failure messages.
-current_step = "start"
-
-
-def _watchdog_fired():
-    print("FAIL: timed out after %.0f s during %s (stacks follow)" % (TOTAL_TIMEOUT_S, current_step),
-          file=sys.stderr, flush=True)
-    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    os._exit(3)
-
-
-_watchdog = threading.Timer(TOTAL_TIMEOUT_S, _watchdog_fired)
-_watchdog.daemon = True
-_watchdog.start()
-faulthandler.dump_traceback_later(TOTAL_TIMEOUT_S + 5, exit=True)
+import harness  # first: importing arms the watchdog before the client library loads
+from harness import WAIT_S, CheckFailed, check, check_eq, ok, step
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
@@ -49,31 +30,6 @@ NUM_PARTITIONS = 3
 FIRST = 60
 SECOND = 30
 PER_CALL_TIMEOUT_S = 15
-WAIT_S = 20
-START = time.monotonic()
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def step(name):
-    global current_step
-    current_step = name
-
-
-def check(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def check_eq(actual, expected, what):
-    if actual != expected:
-        raise CheckFailed("%s: expected %r, got %r" % (what, expected, actual))
-
-
-def ok(what):
-    print("ok: %s" % what, flush=True)
 
 
 def client_kwargs(bootstrap):
@@ -224,27 +180,8 @@ def run(bootstrap):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print("usage: %s BOOTSTRAP (host:port)" % sys.argv[0], file=sys.stderr)
-        return 2
-    try:
-        run(sys.argv[1])
-    except CheckFailed as e:
-        print("FAIL: during %s: %s" % (current_step, e), file=sys.stderr, flush=True)
-        return 1
-    except Exception as e:  # noqa: BLE001 - any client error is a failure, say which
-        import traceback
-
-        traceback.print_exc()
-        print("FAIL: during %s: %s: %s" % (current_step, type(e).__name__, e), file=sys.stderr, flush=True)
-        return 1
-    print("kafka-python %s consumer groups: passed in %.1f s"
-          % (__import__("kafka").__version__, time.monotonic() - START), flush=True)
-    return 0
+    harness.main(run, lambda: "kafka-python %s consumer groups: passed" % __import__("kafka").__version__)
 
 
 if __name__ == "__main__":
-    rc = main()
-    _watchdog.cancel()
-    faulthandler.cancel_dump_traceback_later()
-    sys.exit(rc)
+    main()

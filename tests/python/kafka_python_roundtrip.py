@@ -21,30 +21,12 @@ default 60 s) that prints "FAIL: timed out", dumps the stack of every thread
 and exits 3 if anything hangs.
 """
 
-import faulthandler
 import os
-import sys
-import threading
 import time
 import uuid
 
-TOTAL_TIMEOUT_S = float(os.environ.get("BROOK_TEST_TIMEOUT_S", "60"))
-
-
-def _watchdog_fired():
-    print("FAIL: timed out after %.0f s during %s (stacks follow)" % (TOTAL_TIMEOUT_S, current_step),
-          file=sys.stderr, flush=True)
-    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-    os._exit(3)
-
-
-# Arm the watchdogs before importing anything that could block: a Python timer
-# thread with a clear message, and faulthandler as a backstop in case the
-# interpreter itself is stuck.
-_watchdog = threading.Timer(TOTAL_TIMEOUT_S, _watchdog_fired)
-_watchdog.daemon = True
-_watchdog.start()
-faulthandler.dump_traceback_later(TOTAL_TIMEOUT_S + 5, exit=True)
+import harness  # first: importing arms the watchdog before the client library loads
+from harness import CheckFailed, check, check_eq, remaining_s, step
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
@@ -53,34 +35,6 @@ from kafka.errors import NoBrokersAvailable  # noqa: E402
 NUM_RECORDS = 500
 NUM_PARTITIONS = 2
 PER_CALL_TIMEOUT_S = 15
-START = time.monotonic()
-
-
-class CheckFailed(Exception):
-    pass
-
-
-# What the script is doing now, named in failure messages.
-current_step = "start"
-
-
-def step(name):
-    global current_step
-    current_step = name
-
-
-def check(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def check_eq(actual, expected, what):
-    if actual != expected:
-        raise CheckFailed("%s: expected %r, got %r" % (what, expected, actual))
-
-
-def remaining_s():
-    return TOTAL_TIMEOUT_S - (time.monotonic() - START)
 
 
 def client_kwargs(bootstrap):
@@ -286,34 +240,15 @@ def run_case(bootstrap, label, producer_extra):
           % (tag, NUM_RECORDS, counts), flush=True)
 
 
-def main():
-    if len(sys.argv) != 2:
-        print("usage: %s BOOTSTRAP (host:port)" % sys.argv[0], file=sys.stderr)
-        return 2
-    bootstrap = sys.argv[1]
-    try:
-        run_case(bootstrap, "plain", {})
-        run_case(bootstrap, "gzip", {"compression_type": "gzip"})
-    except CheckFailed as e:
-        print("FAIL: %s" % e, file=sys.stderr, flush=True)
-        return 1
-    except NoBrokersAvailable as e:
-        print("FAIL: during %s: cannot reach a broker at %s (%s)" % (current_step, bootstrap, e),
-              file=sys.stderr, flush=True)
-        return 1
-    except Exception as e:  # noqa: BLE001 - any client error is a failure, say which
-        import traceback
+def run(bootstrap):
+    run_case(bootstrap, "plain", {})
+    run_case(bootstrap, "gzip", {"compression_type": "gzip"})
 
-        traceback.print_exc()
-        print("FAIL: during %s: %s: %s" % (current_step, type(e).__name__, e), file=sys.stderr, flush=True)
-        return 1
-    print("kafka-python %s round trip: 2 cases passed in %.1f s"
-          % (__import__("kafka").__version__, time.monotonic() - START), flush=True)
-    return 0
+
+def main():
+    harness.main(run, lambda: "kafka-python %s round trip: 2 cases passed" % __import__("kafka").__version__,
+                 unreachable=(NoBrokersAvailable,))
 
 
 if __name__ == "__main__":
-    rc = main()
-    _watchdog.cancel()
-    faulthandler.cancel_dump_traceback_later()
-    sys.exit(rc)
+    main()
