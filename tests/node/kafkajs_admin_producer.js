@@ -30,25 +30,11 @@
  */
 
 const crypto = require('crypto')
-const util = require('util')
 const { Kafka, logLevel, Partitioners, CompressionTypes } = require('kafkajs')
+const { step, show, check, checkEq, main } = require('./harness')
 
-const TOTAL_TIMEOUT_S = Number(process.env.BROOK_TEST_TIMEOUT_S || 60)
 const NUM_PARTITIONS = 3
 const NUM_MESSAGES = 300
-const started = Date.now()
-
-const watchdog = setTimeout(() => {
-  console.error(`FAIL: timed out after ${TOTAL_TIMEOUT_S} s (last step: ${currentStep})`)
-  process.exit(3)
-}, TOTAL_TIMEOUT_S * 1000)
-
-let currentStep = 'start'
-const step = name => {
-  currentStep = name
-}
-
-class CheckFailed extends Error {}
 
 // kafkajs logs every error response at ERROR level, including the
 // TOPIC_ALREADY_EXISTS that the duplicate createTopics below provokes on
@@ -57,18 +43,6 @@ let expectTopicExistsLog = false
 const logCreator = () => ({ namespace, label, log }) => {
   if (expectTopicExistsLog && log.error === 'Topic creation errors') return
   console.error(JSON.stringify({ level: label, logger: namespace, ...log }))
-}
-
-const show = v => util.inspect(v, { depth: 6, breakLength: Infinity, maxArrayLength: 20 })
-
-function check(cond, what) {
-  if (!cond) throw new CheckFailed(what)
-}
-
-function checkEq(actual, expected, what) {
-  if (!util.isDeepStrictEqual(actual, expected)) {
-    throw new CheckFailed(`${what}: expected ${show(expected)}, got ${show(actual)}`)
-  }
 }
 
 async function run(bootstrap) {
@@ -289,37 +263,4 @@ async function run(bootstrap) {
   }
 }
 
-async function main() {
-  if (process.argv.length !== 3) {
-    console.error(`usage: node ${process.argv[1]} BOOTSTRAP (host:port)`)
-    return 2
-  }
-  const bootstrap = process.argv[2]
-  try {
-    await run(bootstrap)
-  } catch (e) {
-    if (e instanceof CheckFailed) {
-      console.error(`FAIL: ${e.message}`)
-    } else {
-      const cause = e && e.cause ? ` (cause: ${e.cause.name || ''}: ${e.cause.message})` : ''
-      const type = e && e.type ? ` [${e.type}]` : ''
-      console.error(e && e.stack)
-      console.error(`FAIL: during ${currentStep}: ${e && e.name}${type}: ${e && e.message}${cause}`)
-    }
-    return 1
-  }
-  const version = require('kafkajs/package.json').version
-  console.log(`kafkajs ${version} admin/producer: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-  return 0
-}
-
-main().then(
-  code => {
-    clearTimeout(watchdog)
-    process.exit(code)
-  },
-  e => {
-    console.error(`FAIL: unexpected error: ${e && e.stack}`)
-    process.exit(1)
-  }
-)
+main(run, 'admin/producer')

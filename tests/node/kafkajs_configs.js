@@ -15,24 +15,19 @@
  *  4. describeConfigs of the broker (resource type 4, name "1"): its settings
  *     with Kafka's names, read-only.
  *
- * Prints "ok: ..." per check and "configs: passed" at the end; "FAIL: ..." and
+ * Prints "ok: ..." per check and "kafkajs <version> configs: passed" at the end; "FAIL: ..." and
  * a non-zero exit otherwise. A watchdog (BROOK_TEST_TIMEOUT_S, default 60 s)
  * bounds the run.
  */
 
 const crypto = require('crypto')
-const util = require('util')
 const { Kafka, logLevel, ConfigResourceTypes } = require('kafkajs')
+const { check, ok, show, main } = require('./harness')
 
-const TOTAL_TIMEOUT_S = Number(process.env.BROOK_TEST_TIMEOUT_S || 60)
-const watchdog = setTimeout(() => {
-  console.log(`FAIL: timed out after ${TOTAL_TIMEOUT_S} s`)
-  process.exit(2)
-}, TOTAL_TIMEOUT_S * 1000)
-
-function check(cond, what) {
-  if (!cond) throw new Error(what)
-  console.log(`ok: ${what}`)
+// Each check here is reported as it passes.
+function checkOk(cond, what) {
+  check(cond, what)
+  ok(what)
 }
 
 function entry(result, name) {
@@ -64,8 +59,8 @@ async function run(bootstrap) {
       ['retention.bytes', '-1'],
     ]) {
       const e = entry(d, name)
-      check(e && e.configValue === value, `default ${name}=${value} (got ${util.inspect(e && e.configValue)})`)
-      check(e.configSource === 5 || e.isDefault === true, `${name} reported as a default`)
+      checkOk(e && e.configValue === value, `default ${name}=${value} (got ${show(e && e.configValue)})`)
+      checkOk(e.configSource === 5 || e.isDefault === true, `${name} reported as a default`)
     }
 
     await admin.alterConfigs({
@@ -82,9 +77,9 @@ async function run(bootstrap) {
       ],
     })
     d = await describe()
-    check(entry(d, 'retention.ms').configValue === '86400000', 'retention.ms changed')
-    check(entry(d, 'cleanup.policy').configValue === 'compact,delete', 'cleanup.policy changed')
-    check(entry(d, 'retention.ms').configSource === 1, 'retention.ms reported as set on the topic')
+    checkOk(entry(d, 'retention.ms').configValue === '86400000', 'retention.ms changed')
+    checkOk(entry(d, 'cleanup.policy').configValue === 'compact,delete', 'cleanup.policy changed')
+    checkOk(entry(d, 'retention.ms').configSource === 1, 'retention.ms reported as set on the topic')
 
     let error = null
     try {
@@ -101,9 +96,9 @@ async function run(bootstrap) {
     } catch (e) {
       error = e
     }
-    check(error && error.type === 'INVALID_CONFIG', `a bad value is INVALID_CONFIG (got ${error && error.type})`)
+    checkOk(error && error.type === 'INVALID_CONFIG', `a bad value is INVALID_CONFIG (got ${error && error.type})`)
     d = await describe()
-    check(entry(d, 'retention.ms').configValue === '86400000', 'a refused change changes nothing')
+    checkOk(entry(d, 'retention.ms').configValue === '86400000', 'a refused change changes nothing')
 
     error = null
     try {
@@ -120,7 +115,7 @@ async function run(bootstrap) {
     } catch (e) {
       error = e
     }
-    check(
+    checkOk(
       error && error.type === 'UNKNOWN_TOPIC_OR_PARTITION',
       `an unknown topic is UNKNOWN_TOPIC_OR_PARTITION (got ${error && error.type})`
     )
@@ -130,20 +125,11 @@ async function run(bootstrap) {
       resources: [{ type: ConfigResourceTypes.BROKER, name: '1' }],
     })
     const partitions = b.resources[0].configEntries.find(e => e.configName === 'num.partitions')
-    check(partitions && partitions.configValue === '1', 'broker num.partitions described')
-    check(partitions.readOnly === true, 'broker settings are read-only')
-    console.log('configs: passed')
+    checkOk(partitions && partitions.configValue === '1', 'broker num.partitions described')
+    checkOk(partitions.readOnly === true, 'broker settings are read-only')
   } finally {
     await admin.disconnect()
   }
 }
 
-run(process.argv[2])
-  .then(() => {
-    clearTimeout(watchdog)
-  })
-  .catch(e => {
-    console.log(`FAIL: ${e.message}`)
-    clearTimeout(watchdog)
-    process.exit(1)
-  })
+main(run, 'configs')

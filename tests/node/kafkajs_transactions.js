@@ -41,74 +41,12 @@
  */
 
 const crypto = require('crypto')
-const util = require('util')
 const { Kafka, logLevel } = require('kafkajs')
+const { step, show, check, checkEq, ok, waitFor, eventuallyEq, main } = require('./harness')
 
-const TOTAL_TIMEOUT_S = Number(process.env.BROOK_TEST_TIMEOUT_S || 75)
 const NUM_PARTITIONS = 2
 const PARTITIONS = [...Array(NUM_PARTITIONS).keys()]
 const PER_PARTITION = 3
-// How long to wait for a single condition (records to arrive).
-const WAIT_MS = 20000
-const started = Date.now()
-
-let currentStep = 'start'
-const step = name => {
-  currentStep = name
-}
-
-const watchdog = setTimeout(() => {
-  console.error(`FAIL: timed out after ${TOTAL_TIMEOUT_S} s (last step: ${currentStep})`)
-  process.exit(3)
-}, TOTAL_TIMEOUT_S * 1000)
-
-class CheckFailed extends Error {}
-
-const show = v => util.inspect(v, { depth: 6, breakLength: Infinity, maxArrayLength: 40 })
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-
-function check(cond, what) {
-  if (!cond) throw new CheckFailed(what)
-}
-
-function checkEq(actual, expected, what) {
-  if (!util.isDeepStrictEqual(actual, expected)) {
-    throw new CheckFailed(`${what}: expected ${show(expected)}, got ${show(actual)}`)
-  }
-}
-
-function ok(what) {
-  console.log(`ok: ${what}`)
-}
-
-/** Polls `cond` (sync or async) every 50 ms until it returns true; fails with `describe()` after `ms`. */
-async function waitFor(what, cond, describe = () => '', ms = WAIT_MS) {
-  const deadline = Date.now() + ms
-  for (;;) {
-    if (await cond()) return
-    if (Date.now() > deadline) {
-      throw new CheckFailed(`timed out after ${ms} ms waiting for ${what}; ${describe()}`)
-    }
-    await sleep(50)
-  }
-}
-
-/**
- * Polls `get()` until it returns `expected` (deep equality); fails like checkEq with the last
- * value after `ms`. For state that a commit makes visible: Kafka writes the transaction
- * markers after EndTxn has answered, so a client may look a moment before they land.
- */
-async function eventuallyEq(get, expected, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const actual = await get()
-    if (util.isDeepStrictEqual(actual, expected)) return
-    if (Date.now() > deadline) {
-      throw new CheckFailed(`${what} (waited ${ms} ms): expected ${show(expected)}, got ${show(actual)}`)
-    }
-    await sleep(100)
-  }
-}
 
 const DEBUG = Boolean(process.env.BROOK_TEST_DEBUG)
 
@@ -388,36 +326,4 @@ async function run(bootstrap) {
   }
 }
 
-async function main() {
-  if (process.argv.length !== 3) {
-    console.error(`usage: node ${process.argv[1]} BOOTSTRAP (host:port)`)
-    return 2
-  }
-  try {
-    await run(process.argv[2])
-  } catch (e) {
-    if (e instanceof CheckFailed) {
-      console.error(`FAIL: during ${currentStep}: ${e.message}`)
-    } else {
-      const cause = e && e.cause ? ` (cause: ${e.cause.name || ''}: ${e.cause.message})` : ''
-      const type = e && e.type ? ` [${e.type}]` : ''
-      console.error(e && e.stack)
-      console.error(`FAIL: during ${currentStep}: ${e && e.name}${type}: ${e && e.message}${cause}`)
-    }
-    return 1
-  }
-  const version = require('kafkajs/package.json').version
-  console.log(`kafkajs ${version} transactions: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-  return 0
-}
-
-main().then(
-  code => {
-    clearTimeout(watchdog)
-    process.exit(code)
-  },
-  e => {
-    console.error(`FAIL: unexpected error: ${e && e.stack}`)
-    process.exit(1)
-  }
-)
+main(run, 'transactions', 75)
