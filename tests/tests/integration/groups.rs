@@ -14,7 +14,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use brook_protocol::kafka_protocol::messages::{
     ConsumerProtocolAssignment, DescribeGroupsRequest, GroupId,
 };
 use brook_protocol::kafka_protocol::protocol::{Decodable, StrBytes};
-use brook_tests::{python, repo_root, require_tool, RawClient};
+use brook_tests::RawClient;
 use bytes::Buf;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -36,7 +35,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::external_clients::{assert_success, run};
+use crate::external_clients::{kafkajs_script, python_script};
 use crate::librdkafka::create_topic;
 
 /// Session timeout of librdkafka members (the broker's minimum is 6000 ms).
@@ -77,7 +76,7 @@ fn with_time_limit(limit: Duration, test: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn kafkajs_group_lifecycle() {
-    crate::external_clients::kafkajs_script(
+    kafkajs_script(
         "kafkajs_groups.js",
         "kafkajs consumer groups",
         "consumer groups: passed",
@@ -87,18 +86,12 @@ fn kafkajs_group_lifecycle() {
 
 #[test]
 fn kafka_python_auto_commit_resume() {
-    let python = python();
-    require_tool(&python, "the test venv's python");
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let mut cmd = Command::new(&python);
-    cmd.arg(repo_root().join("tests/python/kafka_python_groups.py"))
-        .arg(broker.bootstrap())
-        .env("BROOK_TEST_TIMEOUT_S", "60");
-    let out = run(cmd, None, Duration::from_secs(75));
-    let stdout = assert_success(&out, "kafka-python consumer groups");
-    println!("{stdout}");
-    assert!(stdout.contains("consumer groups: passed"), "{stdout}");
-    broker.shutdown();
+    python_script(
+        "kafka_python_groups.py",
+        "kafka-python consumer groups",
+        "kafka",
+        "consumer groups: passed",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
