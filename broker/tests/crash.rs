@@ -77,8 +77,8 @@ fn start(dir: &Path, port: u16, no_fsync: bool) -> Child {
     start_until_listening(cmd, Duration::from_secs(30)).child
 }
 
-/// Creates the test topic with [`PARTITIONS`] partitions.
-fn create_crash_topic(bootstrap: &str) {
+/// Creates the test topic with `partitions` partitions.
+fn create_crash_topic(bootstrap: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -89,7 +89,7 @@ fn create_crash_topic(bootstrap: &str) {
         .unwrap();
     let created = rt
         .block_on(admin.create_topics(
-            &[NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1))],
+            &[NewTopic::new(TOPIC, partitions, TopicReplication::Fixed(1))],
             &AdminOptions::new(),
         ))
         .unwrap();
@@ -122,7 +122,7 @@ fn run(no_fsync: bool) {
     let bootstrap = format!("127.0.0.1:{port}");
     let mut broker = start(dir.path(), port, no_fsync);
 
-    create_crash_topic(&bootstrap);
+    create_crash_topic(&bootstrap, PARTITIONS);
 
     let acks = Arc::new(Mutex::new(Vec::new()));
     let producer: ThreadedProducer<Acks> = ClientConfig::new()
@@ -275,22 +275,7 @@ fn after_kill_9_only_partitions_with_data_since_the_checkpoint_are_read() {
     let port = free_port();
     let bootstrap = format!("127.0.0.1:{port}");
     let (mut broker, _, _) = start_summarised(dir.path(), port, 100);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let created = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new(TOPIC, 8, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        ))
-        .unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
-    drop(admin);
+    create_crash_topic(&bootstrap, 8);
     let produce = |partitions: std::ops::Range<i32>| {
         let producer: ThreadedProducer<Acks> = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
@@ -436,7 +421,7 @@ fn kill_9_keeps_committed_transactions_whole_and_aborted_ones_invisible() {
         start_with_config(dir.path(), port, toml, Duration::from_secs(30)).child
     };
     let mut broker = start();
-    create_crash_topic(&bootstrap);
+    create_crash_topic(&bootstrap, PARTITIONS);
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
