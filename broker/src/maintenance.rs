@@ -3,14 +3,18 @@
 //! (`retention.ms`, `retention.bytes`) and compaction of `cleanup.policy=compact` topics.
 //! One task runs them all until shutdown.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+use brook_storage::cleaner::policy::LogState;
 
 use tokio::sync::watch;
 use tokio::time::{interval, MissedTickBehavior};
 
 use crate::handlers::now_ms;
 use crate::state::BrokerState;
+use crate::topics::{Partition, Topic};
 
 /// How often partitions are checked for data past their `flush.ms`. A flush therefore happens
 /// at most this much later than `flush.ms` asks.
@@ -66,47 +70,37 @@ const PASSES_PER_ROUND: usize = 16;
 /// (`brook_storage::cleaner::policy`), each pass under its partition's lock. User topics
 /// only: the internal topics keep their coordinators' own rewrite for now.
 pub(crate) fn clean_compacted(state: &BrokerState) {
-    use brook_storage::cleaner::policy::{self, LogState};
+    use brook_storage::cleaner::policy;
     let now = now_ms();
-    for _ in 0..PASSES_PER_ROUND {
-        let mut candidates = Vec::new();
-        for topic in state.topics.list() {
-            if crate::topics::is_internal(&topic.name) || !topic.produce_policy().compacted {
-                continue;
-            }
-            let (ratio, min_lag, max_lag, delete_retention) =
-                topic.config().compaction(&state.config);
-            for partition in topic.partitions() {
-                let log_state = partition.with_log_and_producers(|log, producers| {
-                    if let Err(e) = log.roll_if_aged(now) {
-                        tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "rolling an aged segment failed");
-                    }
-                    let first_dirty = partition.first_dirty.load(std::sync::atomic::Ordering::Relaxed);
-                    LogState {
-                        segments: log.cleaner_segments(),
-                        log_start_offset: log.log_start_offset(),
-                        first_dirty_offset: (first_dirty >= 0).then_some(first_dirty),
-                        last_stable_offset: producers.last_stable_offset(log.log_end_offset()),
-                        min_cleanable_dirty_ratio: ratio,
-                        min_compaction_lag_ms: min_lag,
-                        max_compaction_lag_ms: max_lag,
-                    }
-                });
-                candidates.push((topic.clone(), partition, log_state, delete_retention));
-            }
+    let logs: Vec<_> = state
+        .topics
+        .list()
+        .into_iter()
+        .filter(|t| !crate::topics::is_internal(&t.name) && t.produce_policy().compacted)
+        .flat_map(|t| t.partitions().into_iter().map(move |p| (t.clone(), p)))
+        .collect();
+    for (topic, partition) in &logs {
+        if let Err(e) = partition.with_log(|log| log.roll_if_aged(now)) {
+            tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "rolling an aged segment failed");
         }
-        let states: Vec<LogState> = candidates.iter().map(|c| c.2.clone()).collect();
+    }
+    for _ in 0..PASSES_PER_ROUND {
+        let states: Vec<_> = logs
+            .iter()
+            .map(|(topic, partition)| cleaner_state(state, topic, partition))
+            .collect();
         let Some((i, cleanable)) = policy::choose(&states, now) else {
             return;
         };
-        let (topic, partition, _, delete_retention) = &candidates[i];
-        let horizon = now.saturating_sub(*delete_retention);
+        let (topic, partition) = &logs[i];
+        let (.., delete_retention_ms) = topic.config().compaction(&state.config);
+        let horizon = now.saturating_sub(delete_retention_ms);
         let dedupe = state.config.log_cleaner_dedupe_buffer_size;
         match partition.with_log(|log| log.clean(cleanable.upto, dedupe, horizon)) {
             Ok(outcome) => {
                 partition
                     .first_dirty
-                    .store(outcome.cleaned_upto, std::sync::atomic::Ordering::Relaxed);
+                    .store(outcome.cleaned_upto, Ordering::Relaxed);
                 tracing::info!(
                     topic = %topic.name,
                     partition = partition.index,
@@ -125,6 +119,21 @@ pub(crate) fn clean_compacted(state: &BrokerState) {
             }
         }
     }
+}
+
+/// A compacted partition as the cleaning policy sees it now.
+fn cleaner_state(state: &BrokerState, topic: &Topic, partition: &Partition) -> LogState {
+    let (ratio, min_lag, max_lag, _) = topic.config().compaction(&state.config);
+    let first_dirty = partition.first_dirty.load(Ordering::Relaxed);
+    partition.with_log_and_producers(|log, producers| LogState {
+        segments: log.cleaner_segments(),
+        log_start_offset: log.log_start_offset(),
+        first_dirty_offset: (first_dirty >= 0).then_some(first_dirty),
+        last_stable_offset: producers.last_stable_offset(log.log_end_offset()),
+        min_cleanable_dirty_ratio: ratio,
+        min_compaction_lag_ms: min_lag,
+        max_compaction_lag_ms: max_lag,
+    })
 }
 
 /// Deletes expired segments of every partition (never the active one).
