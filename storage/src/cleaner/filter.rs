@@ -37,6 +37,30 @@ pub enum FilterError {
 
 const LOG_APPEND_TIME: i16 = 0x08;
 
+/// Calls `f` with every record of `batch` and its offset (a control batch has none here).
+/// Compressed sections are decompressed up to `limit` bytes.
+pub fn for_each_record(
+    batch: &BatchView<'_>,
+    limit: usize,
+    mut f: impl FnMut(&Record<'_>, i64),
+) -> Result<(), FilterError> {
+    if batch.is_control() {
+        return Ok(());
+    }
+    let codec = batch
+        .compression()
+        .unwrap_or(brook_protocol::batch::Compression::None);
+    let section = compression::decompress(codec, batch.records_data(), limit)?;
+    for record in Records::new(&section, batch.records_count()) {
+        let record = record?;
+        f(
+            &record,
+            batch.base_offset() + i64::from(record.offset_delta),
+        );
+    }
+    Ok(())
+}
+
 /// Rewrites `batch` with the records `keep` accepts (given the record and its offset).
 /// `keep_empty`: when nothing survives, write a batch without records that keeps the
 /// header (Kafka does so for a producer's last batch, so its sequence state survives).

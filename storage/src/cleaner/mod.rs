@@ -12,10 +12,10 @@
 //!   records verbatim (duplicate headers included) under the batch's own base offset,
 //!   timestamps, producer fields and codec, with a new CRC.
 //!
-//! Still to come (the rest of the configs and compaction issue): the pass that reads
-//! segments, writes the cleaned ones under temporary names and swaps them in crash-atomically,
-//! recovery of an interrupted swap, offsets with gaps in recovery's checks, tombstone and
-//! transaction-marker removal after `delete.retention.ms`, and the broker's cleaner threads.
+//! The pass that applies them to a log's segments, crash-atomically, is
+//! [`crate::PartitionLog::clean`] (in `log/clean.rs`); the broker's maintenance task decides
+//! when to run it. Not yet: removing transaction markers and aborted records (a pass treats
+//! every batch alike and keeps markers), and cleaning without the partition's lock.
 
 pub mod filter;
 pub mod offset_map;

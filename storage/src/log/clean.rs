@@ -103,20 +103,11 @@ impl PartitionLog {
             let bytes = segment.bytes(0, segment.size())?;
             let mut keys = Vec::new();
             for view in Batches::new(&bytes) {
-                if view.is_control() {
-                    continue;
-                }
-                let _ = filter::retain(
-                    &view,
-                    |r, offset| {
-                        if let Some(k) = r.key {
-                            keys.push((k.to_vec(), offset));
-                        }
-                        true
-                    },
-                    false,
-                    MAX_SECTION,
-                )
+                filter::for_each_record(&view, MAX_SECTION, |r, offset| {
+                    if let Some(k) = r.key {
+                        keys.push((k.to_vec(), offset));
+                    }
+                })
                 .map_err(|e| corrupt(segment, &e.to_string()))?;
             }
             for (key, offset) in keys {
