@@ -44,6 +44,17 @@ pub(crate) enum TxnState {
 }
 
 impl TxnState {
+    const ALL: [TxnState; 8] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Dead,
+        TxnState::PrepareEpochFence,
+    ];
+
     /// The byte `__transaction_state` stores.
     pub(crate) fn id(self) -> i8 {
         match self {
@@ -59,17 +70,7 @@ impl TxnState {
     }
 
     pub(crate) fn from_id(id: i8) -> Option<Self> {
-        Some(match id {
-            0 => TxnState::Empty,
-            1 => TxnState::Ongoing,
-            2 => TxnState::PrepareCommit,
-            3 => TxnState::PrepareAbort,
-            4 => TxnState::CompleteCommit,
-            5 => TxnState::CompleteAbort,
-            6 => TxnState::Dead,
-            7 => TxnState::PrepareEpochFence,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|s| s.id() == id)
     }
 
     /// The name DescribeTransactions and ListTransactions report.
@@ -87,18 +88,7 @@ impl TxnState {
     }
 
     pub(crate) fn from_name(name: &str) -> Option<Self> {
-        [
-            TxnState::Empty,
-            TxnState::Ongoing,
-            TxnState::PrepareCommit,
-            TxnState::PrepareAbort,
-            TxnState::CompleteCommit,
-            TxnState::CompleteAbort,
-            TxnState::Dead,
-            TxnState::PrepareEpochFence,
-        ]
-        .into_iter()
-        .find(|s| s.name() == name)
+        Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
     /// A transaction is being completed: its markers are being written.
@@ -201,6 +191,11 @@ impl Txn {
             | TxnState::Dead => {}
         }
         let exhausted = self.producer_epoch >= LAST_EPOCH || self.producer_id < 0;
+        // The epoch a retry of this call (KIP-360: one that names its producer) may show.
+        let retry_epoch = match expected {
+            Some(_) => self.producer_epoch,
+            None => NO_PRODUCER_EPOCH,
+        };
         let mut next = self.clone();
         match expected {
             // A retry of an InitProducerId that rotated the id: its answer was lost.
@@ -223,17 +218,11 @@ impl Txn {
                 next.prev_producer_id = self.producer_id;
                 next.producer_id = new_producer_id()?;
                 next.producer_epoch = 0;
-                next.last_producer_epoch = match expected {
-                    Some(_) => self.producer_epoch,
-                    None => NO_PRODUCER_EPOCH,
-                };
+                next.last_producer_epoch = retry_epoch;
             }
             _ => {
                 next.producer_epoch = self.producer_epoch + 1;
-                next.last_producer_epoch = match expected {
-                    Some(_) => self.producer_epoch,
-                    None => NO_PRODUCER_EPOCH,
-                };
+                next.last_producer_epoch = retry_epoch;
             }
         }
         next.timeout_ms = timeout_ms;
@@ -297,12 +286,7 @@ impl Txn {
         commit: bool,
         now_ms: i64,
     ) -> Result<EndStep, ErrorCode> {
-        if producer_id != self.producer_id {
-            return Err(ErrorCode::InvalidProducerIdMapping);
-        }
-        if epoch != self.producer_epoch {
-            return Err(ErrorCode::ProducerFenced);
-        }
+        self.check_producer(producer_id, epoch)?;
         match (self.state, commit) {
             (TxnState::Ongoing, _) => {
                 let mut next = self.clone();
