@@ -154,6 +154,13 @@ pub struct BrokerConfig {
     /// `log.cleaner.dedupe.buffer.size`: bytes of the key -> offset map of a cleaning pass.
     #[serde(rename = "log.cleaner.dedupe.buffer.size")]
     pub log_cleaner_dedupe_buffer_size: usize,
+    /// `log.cleaner.threads`: threads that clean logs, each its own partition at a time.
+    #[serde(rename = "log.cleaner.threads")]
+    pub log_cleaner_threads: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: the bytes all cleaner threads together read
+    /// and write per second (Kafka's default: unlimited).
+    #[serde(rename = "log.cleaner.io.max.bytes.per.second")]
+    pub log_cleaner_io_max_bytes_per_second: f64,
     /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask
     /// for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it).
     #[serde(rename = "transaction.max.timeout.ms")]
@@ -218,6 +225,8 @@ impl Default for BrokerConfig {
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
+            log_cleaner_threads: 1,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
@@ -334,6 +343,14 @@ impl BrokerConfig {
         }
         if self.log_cleaner_dedupe_buffer_size < 1024 {
             return invalid("log.cleaner.dedupe.buffer.size", "must be at least 1024");
+        }
+        if self.log_cleaner_threads < 1 {
+            return invalid("log.cleaner.threads", "must be at least 1");
+        }
+        if self.log_cleaner_io_max_bytes_per_second.is_nan()
+            || self.log_cleaner_io_max_bytes_per_second <= 0.0
+        {
+            return invalid("log.cleaner.io.max.bytes.per.second", "must be above 0");
         }
         if self.transaction_max_timeout_ms < 1 {
             return invalid("transaction.max.timeout.ms", "must be at least 1");

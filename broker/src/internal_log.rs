@@ -223,23 +223,6 @@ impl InternalLog {
             })
     }
 
-    /// The log's start and end offsets, if the topic exists.
-    pub(crate) fn bounds(&self) -> Option<(i64, i64)> {
-        let partition = self.partition()?;
-        Some(partition.with_log(|log| (log.log_start_offset(), log.log_end_offset())))
-    }
-
-    /// Syncs the log and moves its start to `offset` (after the live state was appended
-    /// again): the segments below go.
-    pub(crate) fn truncate_before(&self, offset: i64) -> Result<i64, brook_storage::StorageError> {
-        match self.partition() {
-            Some(p) => {
-                p.with_log(|log| log.flush().and_then(|()| log.delete_records_before(offset)))
-            }
-            None => Ok(0),
-        }
-    }
-
     /// Reads every batch from the log start, in order. Returns how many batches did not
     /// decode (skipped, logged by the caller).
     pub(crate) fn replay(&self, mut apply: impl FnMut(Replayed<'_>)) -> u64 {

@@ -24,6 +24,7 @@
 //! ```
 
 mod admission;
+mod cleaner;
 pub mod config;
 mod connection;
 mod durability;

@@ -25,7 +25,7 @@
 //! The state is not stored separately: it is rebuilt from the batch headers in the log when a
 //! partition is opened, so it survives crashes exactly as the log does.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use brook_protocol::batch::BatchView;
 use brook_protocol::control::{self, ControlType};
@@ -331,6 +331,15 @@ impl ProducerStates {
 
     pub(crate) fn len(&self) -> usize {
         self.producers.len()
+    }
+
+    /// The first offset of each producer's last batch: the cleaner keeps those batches so
+    /// that a restart rebuilds every producer's epoch and sequence (Kafka keeps them too).
+    pub(crate) fn last_batch_offsets(&self) -> HashSet<i64> {
+        self.producers
+            .values()
+            .filter_map(|p| p.batches.back().map(|b| b.first_offset))
+            .collect()
     }
 }
 

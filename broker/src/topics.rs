@@ -402,6 +402,11 @@ impl TopicRegistry {
     }
 
     /// All topics, ordered by name.
+    /// The data directory and the registry's file operations on it.
+    pub(crate) fn files(&self) -> (&Path, &Files) {
+        (&self.data_dir, &self.files)
+    }
+
     pub fn list(&self) -> Vec<Arc<Topic>> {
         self.topics.read().values().cloned().collect()
     }

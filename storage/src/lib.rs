@@ -102,7 +102,10 @@ pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE
 pub use durability::SyncPoint;
 pub use error::{Corruption, StorageError};
 pub use fs::{open_files, set_max_open_files, FileSystem, OsFileSystem};
-pub use log::{AppendInfo, CleanOutcome, PartitionLog, StagedCheckpoint};
+pub use log::{
+    AppendInfo, CleanJob, CleanOptions, CleanOutcome, CleanedLog, CleanedSegment, Installed,
+    PartitionLog, StagedCheckpoint,
+};
 pub use mmap::Mapping;
 pub use recovery::{CheckpointStatus, RecoveryReport};
 pub use retention::{plan_retention, RetentionOutcome, SegmentSummary};

@@ -835,7 +835,7 @@ fn assign_offsets(buf: &mut [u8], mut next_offset: i64) -> Result<Vec<BatchInfo>
 }
 
 pub(crate) mod clean;
-pub use clean::CleanOutcome;
+pub use clean::{CleanJob, CleanOptions, CleanOutcome, CleanedLog, CleanedSegment, Installed};
 
 #[cfg(test)]
 mod tests;
@@ -851,5 +851,7 @@ mod retention_tests;
 
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod clean_txn_tests;
 #[cfg(test)]
 mod txn_tests;

@@ -859,17 +859,8 @@ pub(crate) fn scan_from(
     config: &LogConfig,
     start: ScanStart,
 ) -> Scan {
-    let index_interval_bytes = config.index_interval_bytes;
-    let mut out = Scan {
-        valid_len: start.position,
-        next_offset: start.next_offset,
-        offset_entries: Vec::new(),
-        time_entries: Vec::new(),
-        planner: start.planner,
-        first_max_timestamp: start.first_max_timestamp,
-        problem: None,
-    };
-    let mut position = usize::try_from(start.position).unwrap_or(usize::MAX);
+    let mut out = Scan::starting(start);
+    let mut position = usize::try_from(out.valid_len).unwrap_or(usize::MAX);
     while let Some(rest) = data.get(position..).filter(|r| !r.is_empty()) {
         let pos = position as u64;
         let view = match BatchView::parse_verified(rest) {
@@ -879,29 +870,50 @@ pub(crate) fn scan_from(
                 break;
             }
         };
-        match check_batch(&view, base_offset, position == 0, out.next_offset, pos) {
-            Ok(planned) => {
-                let (planner, entries) = out.planner.plan(planned, index_interval_bytes);
-                out.planner = planner;
-                out.offset_entries.extend(entries.offset);
-                out.time_entries.extend(entries.time);
-            }
-            Err(corruption) => {
-                out.problem = Some(Problem::at(rest, pos, corruption));
-                break;
-            }
+        if let Err(corruption) = out.push(&view, base_offset, config) {
+            out.problem = Some(Problem::at(rest, pos, corruption));
+            break;
         }
-        out.first_max_timestamp.get_or_insert(view.max_timestamp());
-        out.next_offset = view.last_offset() + 1;
         position += view.size();
-        out.valid_len = position as u64;
     }
     out
 }
 
-/// Offset and position checks of one CRC-valid batch; what the planner needs if it passes.
-/// A batch may start past the previous one's end (compaction leaves gaps, as in Kafka),
-/// never before it.
+impl Scan {
+    /// A scan that has read nothing after `start` yet.
+    pub(crate) fn starting(start: ScanStart) -> Self {
+        Self {
+            valid_len: start.position,
+            next_offset: start.next_offset,
+            offset_entries: Vec::new(),
+            time_entries: Vec::new(),
+            planner: start.planner,
+            first_max_timestamp: start.first_max_timestamp,
+            problem: None,
+        }
+    }
+
+    /// Takes `view`, the batch at `valid_len` of a segment based at `base_offset`, with the
+    /// structural checks of a scan, and plans its index entries as appends would.
+    pub(crate) fn push(
+        &mut self,
+        view: &BatchView<'_>,
+        base_offset: i64,
+        config: &LogConfig,
+    ) -> std::result::Result<(), Corruption> {
+        let first = self.valid_len == 0;
+        let planned = check_batch(view, base_offset, first, self.next_offset, self.valid_len)?;
+        let (planner, entries) = self.planner.plan(planned, config.index_interval_bytes);
+        self.planner = planner;
+        self.offset_entries.extend(entries.offset);
+        self.time_entries.extend(entries.time);
+        self.first_max_timestamp.get_or_insert(view.max_timestamp());
+        self.next_offset = view.last_offset() + 1;
+        self.valid_len += view.size() as u64;
+        Ok(())
+    }
+}
+
 fn check_batch(
     view: &BatchView<'_>,
     segment_base: i64,

@@ -36,11 +36,6 @@ pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 /// How often group timeouts are checked; sessions expire at most this late.
 const GROUP_TICK: Duration = Duration::from_millis(100);
-/// The offsets topic is rewritten once it holds this many records more than twice the live
-/// ones (see [`GroupCoordinator::maybe_compact`]).
-const COMPACT_SLACK: i64 = 100_000;
-/// Records per batch when the live state is rewritten.
-const SNAPSHOT_BATCH: usize = 10_000;
 
 /// One partition's commit as the coordinator receives it.
 #[derive(Debug, Clone)]
@@ -59,8 +54,6 @@ pub(crate) struct GroupCoordinator {
     /// Partition 0 of the offsets topic; created on the first FindCoordinator for a group.
     log: InternalLog,
     retention_ms: i64,
-    /// [`COMPACT_SLACK`], lower in tests.
-    compact_slack: i64,
 }
 
 impl GroupCoordinator {
@@ -78,7 +71,6 @@ impl GroupCoordinator {
             log: InternalLog::open(topics, OFFSETS_TOPIC, !config.unsafe_disable_fsync)?,
             retention_ms: i64::try_from(config.offsets_retention_minutes.saturating_mul(60_000))
                 .unwrap_or(i64::MAX),
-            compact_slack: COMPACT_SLACK,
         };
         coordinator.replay();
         Ok(coordinator)
@@ -453,62 +445,14 @@ impl GroupCoordinator {
 
     // ------------------------------------------------------------ timers
 
-    /// Applies timeouts in every group, then compacts the offsets topic if it is due.
+    /// Applies timeouts in every group. (The offsets topic is compacted by the log cleaner,
+    /// as every compacted topic: `crate::cleaner`.)
     fn tick(&self) {
         let (now, ms) = (Instant::now(), now_ms());
         let mut groups = self.groups.lock();
         for group in groups.values_mut() {
             group.tick(now, ms);
             self.persist_if_dirty(group);
-        }
-        self.maybe_compact(&groups);
-    }
-
-    /// Keeps the offsets topic from growing without bound (it has one record per commit):
-    /// once it holds far more records than there are live keys, the live state (every
-    /// group's metadata and committed offsets) is appended again, fsynced, and the log start
-    /// moves to it, so the older segments are deleted. This gives what Kafka's compaction of
-    /// `__consumer_offsets` gives: the latest value of every key, in order, and nothing else.
-    ///
-    /// Not while a transaction has pending offsets: their records (and the marker to come)
-    /// must stay in the log, or a restart would not know them.
-    fn maybe_compact(&self, groups: &HashMap<String, Group>) {
-        let Some((start, end)) = self.log.bounds() else {
-            return;
-        };
-        if groups.values().any(|g| !g.pending_txn_offsets.is_empty()) {
-            return;
-        }
-        let live: usize = groups.values().map(|g| g.offsets.len() + 1).sum();
-        let live = i64::try_from(live).unwrap_or(i64::MAX);
-        if end - start <= live.saturating_mul(2).saturating_add(self.compact_slack) {
-            return;
-        }
-        let mut records: Vec<KeyValue> = Vec::new();
-        for group in groups.values() {
-            records.push((
-                store::group_key(&group.id),
-                Some(store::group_value(&group.stored())),
-            ));
-            for ((topic, partition), offset) in &group.offsets {
-                records.push((
-                    store::offset_key(&group.id, topic, *partition),
-                    Some(store::offset_value(offset)),
-                ));
-            }
-        }
-        let mut chunks = records.chunks(SNAPSHOT_BATCH);
-        let result = chunks.try_for_each(|chunk| self.append(chunk.to_vec()).map(|_| ()));
-        if result.is_err() {
-            return;
-        }
-        match self.log.truncate_before(end) {
-            Ok(new_start) => tracing::info!(
-                removed = new_start - start,
-                live,
-                "compacted __consumer_offsets"
-            ),
-            Err(e) => tracing::warn!(error = %e, "compacting __consumer_offsets failed"),
         }
     }
 
@@ -694,26 +638,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn commits_survive_reopen_and_compaction_keeps_only_live_records() {
+    async fn commits_survive_compaction_of_the_offsets_topic_and_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let config = BrokerConfig {
             unsafe_disable_fsync: true,
             ..BrokerConfig::with_data_dir(dir.path())
         };
         let topics = TopicRegistry::open(dir.path(), &config).unwrap();
-        let mut coordinator = GroupCoordinator::open(&topics, &config).unwrap();
+        let coordinator = GroupCoordinator::open(&topics, &config).unwrap();
         coordinator.ensure_offsets_topic(&topics).unwrap();
-        coordinator.compact_slack = 10;
         for offset in 0..60 {
             let errors = coordinator
                 .commit("g", "", None, -1, vec![commit((offset % 3) as i32, offset)])
                 .await;
             assert_eq!(errors, vec![None]);
         }
-        coordinator.tick();
-        let (start, end) = coordinator.log.bounds().unwrap();
-        // One group record and three offsets are live.
-        assert_eq!(end - start, 4, "start {start} end {end}");
+        // A pass of the log cleaner (`crate::cleaner`) over the sealed log.
+        let partition = coordinator.log.partition().unwrap();
+        let records = partition.with_log(|log| {
+            log.roll(0).unwrap();
+            let options = brook_storage::CleanOptions {
+                map_bytes: 1 << 20,
+                ..brook_storage::CleanOptions::default()
+            };
+            log.clean(log.log_end_offset(), &options).unwrap();
+            let mut records = 0;
+            for chunk in log.read(log.log_start_offset(), usize::MAX).unwrap() {
+                for view in brook_protocol::batch::Batches::new(&chunk) {
+                    records += view.records_count();
+                }
+            }
+            records
+        });
+        // The latest commit of each of the three partitions (a group that never joined has
+        // no metadata record).
+        assert_eq!(records, 3);
         drop(coordinator);
         topics.close();
 

@@ -10,13 +10,14 @@
 //!   keys: a log with more keys is cleaned in several passes);
 //! - [`filter`] rewrites one batch keeping the records a pass retains, copying surviving
 //!   records verbatim (duplicate headers included) under the batch's own base offset,
-//!   timestamps, producer fields and codec, with a new CRC.
+//!   timestamps, producer fields and codec, with a new CRC;
+//! - [`throttle`] holds every cleaner thread together to `log.cleaner.io.max.bytes.per.second`.
 //!
-//! The pass that applies them to a log's segments, crash-atomically, is
-//! [`crate::PartitionLog::clean`] (in `log/clean.rs`); the broker's maintenance task decides
-//! when to run it. Not yet: removing transaction markers and aborted records (a pass treats
-//! every batch alike and keeps markers), and cleaning without the partition's lock.
+//! The pass that applies them to a log's segments (transaction-aware, crash-atomic, holding
+//! the log only to plan and to swap) is in `log/clean.rs` ([`crate::PartitionLog::plan_clean`]);
+//! the broker's cleaner threads decide when to run it.
 
 pub mod filter;
 pub mod offset_map;
 pub mod policy;
+pub mod throttle;

@@ -1,27 +1,43 @@
 //! Compaction end to end with librdkafka: 20 aggregates x 50 snapshots to a compacted topic
 //! (`segment.ms=100`, `min.cleanable.dirty.ratio=0.01`, `min.compaction.lag.ms=0`) leave
 //! exactly each aggregate's latest snapshot for a consumer reading from the beginning, and
-//! tombstoned aggregates disappear after `delete.retention.ms`.
+//! tombstoned aggregates disappear after `delete.retention.ms`; aborted transactions leave
+//! nothing behind, even for read_uncommitted consumers; `__consumer_offsets` is compacted by
+//! the same cleaner, and its commits and the cleaner's checkpoint survive a restart.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use brook_broker::{BrokerConfig, EmbeddedBroker};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::librdkafka::{assign_from_beginning_with, runtime};
+use super::transactions::transactional_producer;
 
 const TOPIC: &str = "loan.snapshots";
+const OFFSETS: &str = "__consumer_offsets";
 
-/// Every (key, value) from the beginning of the topic, in offset order (None: tombstone).
-fn read_all(bootstrap: &str) -> Vec<(String, Option<String>)> {
-    let consumer =
-        assign_from_beginning_with(bootstrap, TOPIC, 1, &[("enable.partition.eof", "true")]);
+/// Every (key, value) from the beginning of `topic`, in offset order (None: tombstone), as
+/// a read_uncommitted consumer sees it.
+fn read_all(bootstrap: &str, topic: &str) -> Vec<(String, Option<String>)> {
+    let consumer = assign_from_beginning_with(
+        bootstrap,
+        topic,
+        1,
+        &[
+            ("enable.partition.eof", "true"),
+            ("isolation.level", "read_uncommitted"),
+        ],
+    );
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -39,10 +55,10 @@ fn read_all(bootstrap: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// Waits until `read_all` returns exactly `want` (as a key -> value map, each key once).
-fn wait_for(bootstrap: &str, want: &BTreeMap<String, String>) {
+fn wait_for(bootstrap: &str, topic: &str, want: &BTreeMap<String, String>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let got = read_all(bootstrap);
+        let got = read_all(bootstrap, topic);
         let keys: BTreeMap<String, Option<String>> = got.iter().cloned().collect();
         if got.len() == want.len()
             && keys
@@ -61,6 +77,27 @@ fn wait_for(bootstrap: &str, want: &BTreeMap<String, String>) {
     }
 }
 
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap()
+}
+
+/// Creates `topic` compacted, quick to roll and to clean, tombstones kept for a second.
+fn create_compacted(bootstrap: &str, topic: &str) {
+    let topic = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.ms", "100")
+        .set("min.cleanable.dirty.ratio", "0.01")
+        .set("min.compaction.lag.ms", "0")
+        .set("delete.retention.ms", "1000");
+    let created = runtime()
+        .block_on(admin(bootstrap).create_topics(&[topic], &AdminOptions::new()))
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+}
+
 #[test]
 fn a_compacted_topic_keeps_each_aggregates_latest_snapshot_and_drops_tombstones() {
     let broker = EmbeddedBroker::start(BrokerConfig {
@@ -69,20 +106,7 @@ fn a_compacted_topic_keeps_each_aggregates_latest_snapshot_and_drops_tombstones(
     })
     .unwrap();
     let bootstrap = broker.bootstrap();
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let topic = NewTopic::new(TOPIC, 1, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact")
-        .set("segment.ms", "100")
-        .set("min.cleanable.dirty.ratio", "0.01")
-        .set("min.compaction.lag.ms", "0")
-        .set("delete.retention.ms", "1000");
-    let created = runtime()
-        .block_on(admin.create_topics(&[topic], &AdminOptions::new()))
-        .unwrap();
-    assert!(created[0].is_ok(), "{created:?}");
+    create_compacted(&bootstrap, TOPIC);
 
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
@@ -108,7 +132,7 @@ fn a_compacted_topic_keeps_each_aggregates_latest_snapshot_and_drops_tombstones(
             std::thread::sleep(Duration::from_millis(150)); // segments roll by age
         }
     }
-    wait_for(&bootstrap, &latest);
+    wait_for(&bootstrap, TOPIC, &latest);
 
     // Tombstones for five aggregates: kept at first (consumers must see the deletes), gone
     // once delete.retention.ms passed and the cleaner ran again.
@@ -122,6 +146,129 @@ fn a_compacted_topic_keeps_each_aggregates_latest_snapshot_and_drops_tombstones(
     send("loan-19", Some("snapshot-50"));
     producer.flush(Duration::from_secs(10)).unwrap();
     latest.insert("loan-19".into(), "snapshot-50".into());
-    wait_for(&bootstrap, &latest);
+    wait_for(&bootstrap, TOPIC, &latest);
+    broker.shutdown();
+}
+
+#[test]
+fn aborted_transactions_are_removed_and_committed_ones_compacted() {
+    const TXN_TOPIC: &str = "credit.checks";
+    let broker = EmbeddedBroker::start(BrokerConfig {
+        log_cleaner_backoff_ms: 100,
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap();
+    let bootstrap = broker.bootstrap();
+    create_compacted(&bootstrap, TXN_TOPIC);
+    let producer = transactional_producer(&bootstrap, "saga-1", 60_000);
+    let mut latest = BTreeMap::new();
+    for round in 0..12 {
+        producer.begin_transaction().unwrap();
+        for check in 0..5 {
+            let key = format!("check-{check}");
+            let value = format!("round-{round}");
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(TXN_TOPIC)
+                        .key(&key)
+                        .payload(&value),
+                )
+                .unwrap();
+            if round % 3 != 2 {
+                latest.insert(key, value);
+            }
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        if round % 3 == 2 {
+            producer.abort_transaction(Duration::from_secs(10)).unwrap();
+        } else {
+            producer
+                .commit_transaction(Duration::from_secs(10))
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(120)); // segments roll by age
+    }
+    // A read_uncommitted reader sees no aborted round once the cleaner has run: their
+    // records are gone from the log, not only hidden by the aborted-transaction index.
+    wait_for(&bootstrap, TXN_TOPIC, &latest);
+    broker.shutdown();
+}
+
+#[test]
+fn the_offsets_topic_is_compacted_and_its_commits_and_clean_point_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig {
+        log_cleaner_backoff_ms: 100,
+        unsafe_disable_fsync: true,
+        ..BrokerConfig::with_data_dir(dir.path())
+    };
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let bootstrap = broker.bootstrap();
+    create_compacted(&bootstrap, TOPIC);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "projection")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let commit = |offset: i64| {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(TOPIC, 0, Offset::Offset(offset))
+            .unwrap();
+        consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    };
+    for offset in 1..=200 {
+        commit(offset);
+    }
+    // Kafka lets the internal topic's configs change like any other's.
+    let quick = AlterConfig::new(ResourceSpecifier::Topic(OFFSETS))
+        .set("segment.ms", "100")
+        .set("min.cleanable.dirty.ratio", "0.01")
+        .set("min.compaction.lag.ms", "0");
+    let altered = runtime()
+        .block_on(admin(&bootstrap).alter_configs(&[quick], &AdminOptions::new()))
+        .unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    std::thread::sleep(Duration::from_millis(150));
+    commit(201); // lands in a new segment once the old one rolled
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = read_all(&bootstrap, OFFSETS).len();
+        if records <= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{OFFSETS} still holds {records} records"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(consumer);
+    broker.shutdown();
+
+    let checkpoint = std::fs::read_to_string(dir.path().join("cleaner-offset-checkpoint")).unwrap();
+    let line = checkpoint
+        .lines()
+        .find(|l| l.starts_with(OFFSETS))
+        .unwrap_or_else(|| panic!("no {OFFSETS} entry in {checkpoint:?}"));
+    let clean_point: i64 = line.split(' ').nth(2).unwrap().parse().unwrap();
+    assert!(clean_point >= 200, "{checkpoint:?}");
+
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "projection")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(TOPIC, 0);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        committed.find_partition(TOPIC, 0).unwrap().offset(),
+        Offset::Offset(201)
+    );
+    drop(consumer);
     broker.shutdown();
 }

@@ -19,7 +19,7 @@ use super::librdkafka::{assign_from_beginning_with, create_topic};
 
 const T: Duration = Duration::from_secs(20);
 
-fn transactional_producer(bootstrap: &str, id: &str, timeout_ms: u32) -> BaseProducer {
+pub(crate) fn transactional_producer(bootstrap: &str, id: &str, timeout_ms: u32) -> BaseProducer {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("transactional.id", id)
