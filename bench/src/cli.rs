@@ -163,6 +163,15 @@ pub struct ProduceOpts {
     /// in percent (spread evenly).
     #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub abort_percent: u8,
+    /// Give every record a key, `key-<n>` with n drawn in turn from this many keys (so each
+    /// key is rewritten every N records: what a compacted topic's cleaner removes). Without
+    /// it records have no key.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: Option<u64>,
+    /// A config of the topic this tool creates, KEY=VALUE (repeatable), e.g.
+    /// `--topic-config cleanup.policy=compact`.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub topic_configs: Vec<(String, String)>,
 }
 
 /// When the measured phase of a produce run ends.
@@ -214,6 +223,8 @@ impl ProduceOpts {
             warmup: Duration::ZERO,
             transaction_records: None,
             abort_percent: 0,
+            keys: None,
+            topic_configs: Vec::new(),
         }
     }
 }
@@ -464,6 +475,13 @@ pub fn parse_positive_secs(s: &str) -> Result<Duration, String> {
 
 /// Largest record payload accepted (librdkafka's message.max.bytes ceiling is 1,000,000,000).
 const MAX_RECORD_SIZE: usize = 64 << 20;
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
 
 fn parse_record_size(s: &str) -> Result<usize, String> {
     let v: usize = s.trim().parse().map_err(|e| format!("{s:?}: {e}"))?;

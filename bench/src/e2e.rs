@@ -93,6 +93,8 @@ fn producer_opts(opts: &E2eOpts) -> ProduceOpts {
         warmup: opts.warmup,
         transaction_records: None,
         abort_percent: 0,
+        keys: None,
+        topic_configs: Vec::new(),
     }
 }
 
@@ -103,7 +105,7 @@ pub fn run(
     opts: &E2eOpts,
     broker_pid: Option<u32>,
 ) -> Result<E2eReport, BenchError> {
-    kafka::ensure_topic(bootstrap, topic, opts.partitions)?;
+    kafka::ensure_topic(bootstrap, topic, opts.partitions, &[])?;
     let consumer = kafka::latency_consumer(bootstrap)?;
     // Start after what is there already; positions are explicit so nothing produced from
     // now on can be skipped.

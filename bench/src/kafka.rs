@@ -84,8 +84,14 @@ pub fn latency_consumer(bootstrap: &str) -> Result<BaseConsumer, BenchError> {
         .map_err(|e| BenchError::kafka("creating consumer", e))
 }
 
-/// Creates `topic` with `partitions` partitions (replication 1); `Ok(false)` if it existed.
-pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<bool, BenchError> {
+/// Creates `topic` with `partitions` partitions (replication 1) and `configs`; `Ok(false)`
+/// if it existed.
+pub fn ensure_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(String, String)],
+) -> Result<bool, BenchError> {
     let admin: AdminClient<DefaultClientContext> = base_config(bootstrap)
         .create()
         .map_err(|e| BenchError::kafka("creating admin client", e))?;
@@ -96,7 +102,10 @@ pub fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<boo
     let options = AdminOptions::new()
         .request_timeout(Some(CONNECT_TIMEOUT))
         .operation_timeout(Some(REQUEST_TIMEOUT));
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new_topic = configs.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+        |t, (k, v)| t.set(k, v),
+    );
     let results = runtime
         .block_on(admin.create_topics([&new_topic], &options))
         .map_err(|e| BenchError::kafka(format!("creating topic {topic}"), e))?;

@@ -9,6 +9,7 @@
 //! latency (the `commit_transaction` call, which includes flushing the transaction's records)
 //! is recorded per transaction.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -257,6 +258,13 @@ fn end_transaction(
     Ok(())
 }
 
+/// `--keys`: how many keys, and where this producer starts among them.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    count: u64,
+    offset: u64,
+}
+
 /// One producer thread: sends until the stop condition, then waits for every delivery.
 #[allow(clippy::too_many_arguments)]
 fn send_loop(
@@ -269,8 +277,10 @@ fn send_loop(
     stop: StopAt,
     claimed: &AtomicU64,
     txns: Option<Transactions>,
+    keys: Option<Keys>,
 ) -> Result<(), BenchError> {
     let measure_from_ns = producer.context().measure_from_ns;
+    let mut key = String::new();
     let mut i = 0u64;
     // The open transaction: its number and when it began.
     let mut open: Option<(u64, u64)> = None;
@@ -300,8 +310,15 @@ fn send_loop(
         // The send time stays that of the first attempt: time spent waiting for room in
         // a full queue is part of the latency.
         loop {
-            let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, sent as usize)
+            let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, sent as usize)
                 .payload(&buf[..]);
+            if let Some(keys) = keys {
+                key.clear();
+                // Producers start at different keys; each walks all of them in turn.
+                let n = (i + keys.offset) % keys.count;
+                let _ = write!(key, "key-{n}");
+                record = record.key(key.as_bytes());
+            }
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -386,9 +403,13 @@ pub(crate) fn drive(
             .map(|(n, producer)| {
                 let buf = payload(opts.record_size, n as u64 + 1);
                 let claimed = &claimed;
+                let keys = opts.keys.map(|count| Keys {
+                    count,
+                    offset: (n as u64).wrapping_mul(count / u64::from(opts.producers)),
+                });
                 scope.spawn(move || {
                     send_loop(
-                        producer, topic, buf, stamp, pacer, start, stop, claimed, txns,
+                        producer, topic, buf, stamp, pacer, start, stop, claimed, txns, keys,
                     )
                 })
             })
@@ -455,7 +476,7 @@ pub fn run(
     broker_pid: Option<u32>,
 ) -> Result<ProduceReport, BenchError> {
     if opts.create_topic {
-        kafka::ensure_topic(bootstrap, topic, opts.partitions)?;
+        kafka::ensure_topic(bootstrap, topic, opts.partitions, &opts.topic_configs)?;
     }
     let warmup = u64::try_from(opts.warmup.as_nanos()).unwrap_or(u64::MAX);
     let measure_from_ns = mono_ns().saturating_add(warmup);

@@ -530,16 +530,24 @@ fn a_transaction_left_in_prepare_commit_is_completed_after_a_restart() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let d = c
-        .call(
-            0,
-            &DescribeTransactionsRequest::default()
-                .with_transactional_ids(vec![txn_id("pc-writer")]),
-        )
-        .unwrap();
-    assert_eq!(
-        d.transaction_states[0].transaction_state.as_str(),
-        "CompleteCommit"
-    );
+    // The Complete record follows the markers without being awaited, as in Kafka.
+    loop {
+        let d = c
+            .call(
+                0,
+                &DescribeTransactionsRequest::default()
+                    .with_transactional_ids(vec![txn_id("pc-writer")]),
+            )
+            .unwrap();
+        let state = d.transaction_states[0].transaction_state.to_string();
+        if state == "CompleteCommit" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {state} after the markers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     broker.shutdown();
 }
