@@ -5,8 +5,9 @@
 //!
 //! A pass holds its partition's lock only to take the segments and to swap each cleaned one
 //! in (`brook_storage::PartitionLog::plan_clean`), so produce and fetch go on while it runs;
-//! all threads share one `log.cleaner.io.max.bytes.per.second` budget. Each producer's last
-//! batch is kept, so a restart still knows its sequence.
+//! the threads run at a lower CPU priority ([`CLEANER_NICE`]) and share one
+//! `log.cleaner.io.max.bytes.per.second` budget. Each producer's last batch is kept, so a
+//! restart still knows its sequence.
 //!
 //! Where each log's dirty part starts is kept in `cleaner-offset-checkpoint` in the data
 //! directory (Kafka's file name and text format: a version line `0`, a count line, then
@@ -33,6 +34,10 @@ use crate::topics::{is_internal, Partition, Topic};
 pub(crate) const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// How often a sleeping thread looks at the shutdown flag.
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(50);
+/// The nice value of a cleaner thread: background work yields the CPU to produce and fetch
+/// when cores are short (on 2 cores an unyielding cleaner took a third of produce
+/// throughput; docs/performance.md), and takes what is left otherwise.
+const CLEANER_NICE: i32 = 10;
 
 /// The cleaner threads; stopped (and joined) by [`Cleaner::stop`].
 pub(crate) struct Cleaner {
@@ -91,6 +96,11 @@ impl Cleaner {
 
 impl Shared {
     fn run(&self) {
+        // On Linux a nice value belongs to a thread, and "this process" (None) means the
+        // calling thread: only the cleaner is lowered.
+        if let Err(e) = rustix::process::setpriority_process(None, CLEANER_NICE) {
+            tracing::debug!(error = %e, "lowering the cleaner thread's priority failed");
+        }
         let backoff = Duration::from_millis(self.state.config.log_cleaner_backoff_ms);
         while !self.stop.load(Ordering::Relaxed) {
             if self.clean_one() {

@@ -272,3 +272,41 @@ fn the_offsets_topic_is_compacted_and_its_commits_and_clean_point_survive_a_rest
     drop(consumer);
     broker.shutdown();
 }
+
+/// Nice values of this process's threads named `log-cleaner-*`.
+fn cleaner_thread_nice_values() -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("log-cleaner-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after "(comm) ": state is the 3rd field of the line, nice the 19th.
+        let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+        if let Some(nice) = after.split(' ').nth(16).and_then(|n| n.parse().ok()) {
+            out.push(nice);
+        }
+    }
+    out
+}
+
+#[test]
+fn cleaner_threads_yield_the_cpu_to_produce_and_fetch() {
+    let broker = EmbeddedBroker::start(BrokerConfig {
+        log_cleaner_threads: 2,
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Other tests' brokers run in this process too: every cleaner thread counts.
+        let nice = cleaner_thread_nice_values();
+        if nice.len() >= 2 && nice.iter().all(|n| *n == 10) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cleaner threads at nice {nice:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.shutdown();
+}
