@@ -19,7 +19,7 @@ use std::{
     io,
     os::unix::fs::{FileExt, MetadataExt},
     path::{Path, PathBuf},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicI64, Ordering},
     time::SystemTime,
 };
 
@@ -60,6 +60,8 @@ pub struct PowerLossFileSystem {
     root: PathBuf,
     durable: Mutex<Durable>,
     off: AtomicBool,
+    /// Calls left before the power goes off by itself (-1: no such cut planned).
+    calls_left: AtomicI64,
 }
 
 fn off_error() -> io::Error {
@@ -83,6 +85,7 @@ impl PowerLossFileSystem {
             root: root.to_path_buf(),
             durable: Mutex::new(Durable::default()),
             off: AtomicBool::new(false),
+            calls_left: AtomicI64::new(-1),
         };
         model.make_all_durable()?;
         Ok(model)
@@ -100,7 +103,25 @@ impl PowerLossFileSystem {
         restore_dir(&self.root, &durable)
     }
 
+    /// The power goes off after `calls` more calls to the file system (those still work), so
+    /// that a test can cut an operation at each of its steps in turn.
+    pub fn cut_after(&self, calls: u64) {
+        let calls = i64::try_from(calls).unwrap_or(i64::MAX);
+        self.calls_left.store(calls, Ordering::SeqCst);
+    }
+
+    /// Whether the power is off.
+    pub fn is_off(&self) -> bool {
+        self.off.load(Ordering::SeqCst)
+    }
+
     fn check(&self) -> io::Result<()> {
+        let left = self.calls_left.load(Ordering::SeqCst);
+        if left == 0 {
+            self.cut();
+        } else if left > 0 {
+            self.calls_left.fetch_sub(1, Ordering::SeqCst);
+        }
         if self.off.load(Ordering::SeqCst) {
             Err(off_error())
         } else {

@@ -305,7 +305,10 @@ fn cleaner_threads_yield_the_cpu_to_produce_and_fetch() {
         if nice.len() >= 2 && nice.iter().all(|n| *n == 10) {
             break;
         }
-        assert!(Instant::now() < deadline, "cleaner threads at nice {nice:?}");
+        assert!(
+            Instant::now() < deadline,
+            "cleaner threads at nice {nice:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     broker.shutdown();
