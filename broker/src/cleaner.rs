@@ -32,7 +32,7 @@ use crate::topics::{is_internal, Partition, Topic};
 
 /// The checkpoint file, as Kafka names it.
 pub(crate) const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
-/// How often a sleeping thread looks at the shutdown flag.
+/// How often a sleeping thread looks at the shutdown flag and the thread count.
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(50);
 /// The nice value of a cleaner thread: background work yields the CPU to produce and fetch
 /// when cores are short (on 2 cores an unyielding cleaner took a third of produce
@@ -41,8 +41,9 @@ const CLEANER_NICE: i32 = 10;
 
 /// The cleaner threads; stopped (and joined) by [`Cleaner::stop`].
 pub(crate) struct Cleaner {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    /// Thread `i` runs while `i < log.cleaner.threads`.
+    threads: Vec<Option<JoinHandle<()>>>,
 }
 
 /// What the threads share.
@@ -53,61 +54,80 @@ struct Shared {
     busy: Mutex<HashSet<(String, i32)>>,
     /// Serialises checkpoint writes.
     checkpoint: Mutex<()>,
-    stop: Arc<AtomicBool>,
+    stop: AtomicBool,
 }
 
 impl Cleaner {
     /// Reads the checkpoint into the partitions, then starts the threads.
     pub(crate) fn start(state: Arc<BrokerState>) -> Self {
         load_checkpoint(&state);
-        let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             throttle: Arc::new(Throttle::new(
-                state.config.log_cleaner_io_max_bytes_per_second,
+                state.current().log_cleaner_io_max_bytes_per_second,
             )),
             state,
             busy: Mutex::new(HashSet::new()),
             checkpoint: Mutex::new(()),
-            stop: stop.clone(),
+            stop: AtomicBool::new(false),
         });
-        let threads = (0..shared.state.config.log_cleaner_threads)
-            .filter_map(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("log-cleaner-{i}"))
-                    .spawn(move || shared.run())
-                    .inspect_err(
-                        |e| tracing::error!(error = %e, "starting a cleaner thread failed"),
-                    )
-                    .ok()
-            })
-            .collect();
-        Self { stop, threads }
+        let mut cleaner = Self {
+            shared,
+            threads: Vec::new(),
+        };
+        cleaner.resize();
+        cleaner
+    }
+
+    /// Starts the threads `log.cleaner.threads` asks for now that are not running (a
+    /// dynamic change); threads beyond it end by themselves after their pass.
+    pub(crate) fn resize(&mut self) {
+        let wanted = self.shared.state.current().log_cleaner_threads;
+        if self.threads.len() < wanted {
+            self.threads.resize_with(wanted, || None);
+        }
+        for (i, slot) in self.threads.iter_mut().enumerate().take(wanted) {
+            if slot.as_ref().is_some_and(|t| !t.is_finished()) {
+                continue;
+            }
+            let shared = self.shared.clone();
+            *slot = std::thread::Builder::new()
+                .name(format!("log-cleaner-{i}"))
+                .spawn(move || shared.run(i))
+                .inspect_err(|e| tracing::error!(error = %e, "starting a cleaner thread failed"))
+                .ok();
+        }
     }
 
     /// Asks the threads to stop and waits for them (a pass under way finishes first).
     pub(crate) fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.into_iter().flatten() {
             let _ = thread.join();
         }
     }
 }
 
 impl Shared {
-    fn run(&self) {
+    fn run(&self, index: usize) {
         // On Linux a nice value belongs to a thread, and "this process" (None) means the
         // calling thread: only the cleaner is lowered.
         if let Err(e) = rustix::process::setpriority_process(None, CLEANER_NICE) {
             tracing::debug!(error = %e, "lowering the cleaner thread's priority failed");
         }
-        let backoff = Duration::from_millis(self.state.config.log_cleaner_backoff_ms);
-        while !self.stop.load(Ordering::Relaxed) {
+        loop {
+            let config = self.state.current();
+            if self.stop.load(Ordering::Relaxed) || index >= config.log_cleaner_threads {
+                return;
+            }
             if self.clean_one() {
                 continue;
             }
+            let backoff = Duration::from_millis(config.log_cleaner_backoff_ms);
             let until = Instant::now() + backoff;
-            while !self.stop.load(Ordering::Relaxed) && Instant::now() < until {
+            while !self.stop.load(Ordering::Relaxed)
+                && Instant::now() < until
+                && index < self.state.current().log_cleaner_threads
+            {
                 std::thread::sleep(SHUTDOWN_CHECK.min(backoff));
             }
         }
@@ -159,12 +179,15 @@ impl Shared {
         upto: i64,
         now: i64,
     ) -> Result<i64, StorageError> {
-        let (.., delete_retention_ms) = topic.config().compaction(&self.state.config);
+        let broker = self.state.current();
+        let (.., delete_retention_ms) = topic.config().compaction(&broker);
+        self.throttle
+            .set_rate(broker.log_cleaner_io_max_bytes_per_second);
         let (keep_batches, job) = partition.with_log_and_producers(|log, producers| {
             Ok::<_, StorageError>((producers.last_batch_offsets(), log.plan_clean(upto)?))
         })?;
         let options = CleanOptions {
-            map_bytes: self.state.config.log_cleaner_dedupe_buffer_size,
+            map_bytes: broker.log_cleaner_dedupe_buffer_size,
             tombstone_horizon_ms: now.saturating_sub(delete_retention_ms),
             keep_batches,
             throttle: Some(self.throttle.clone()),
@@ -225,7 +248,7 @@ fn compacted_partitions(state: &BrokerState) -> Vec<(Arc<Topic>, Arc<Partition>)
 
 /// A compacted partition as the cleaning policy sees it now.
 fn cleaner_state(state: &BrokerState, topic: &Topic, partition: &Partition) -> LogState {
-    let (ratio, min_lag, max_lag, _) = topic.config().compaction(&state.config);
+    let (ratio, min_lag, max_lag, _) = topic.config().compaction(&state.current());
     let first_dirty = partition.first_dirty.load(Ordering::Relaxed);
     partition.with_log_and_producers(|log, producers| LogState {
         segments: log.cleaner_segments(),

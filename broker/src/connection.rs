@@ -140,7 +140,7 @@ pub(crate) async fn serve(
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD);
     let limits = ReadLimits {
         max_frame: state.config.socket_request_max_bytes,
-        pre_handshake_max_frame: pre_handshake_max_frame(&state.config),
+        pre_handshake_max_frame: pre_handshake_max_frame(&state.current()),
         connection: Arc::new(Semaphore::new(READ_AHEAD_BYTES)),
         broker: state.queued_requests.clone(),
     };

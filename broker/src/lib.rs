@@ -28,6 +28,7 @@ mod cleaner;
 pub mod config;
 mod connection;
 mod durability;
+mod dynamic_config;
 mod files;
 mod groups;
 mod handlers;

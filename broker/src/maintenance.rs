@@ -16,6 +16,9 @@ use crate::state::BrokerState;
 /// at most this much later than `flush.ms` asks.
 const FLUSH_CHECK: Duration = Duration::from_millis(50);
 
+/// How often the cleaner's thread count is matched to `log.cleaner.threads`.
+const RECONFIGURE_CHECK: Duration = Duration::from_secs(1);
+
 /// Runs until `shutdown` changes.
 pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
     let config = &state.config;
@@ -26,7 +29,14 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
     let mut retention_tick = interval(Duration::from_millis(
         config.log_retention_check_interval_ms,
     ));
-    for tick in [&mut flush_tick, &mut checkpoint_tick, &mut retention_tick] {
+    // Dynamic broker configs may change the number of cleaner threads.
+    let mut reconfigure_tick = interval(RECONFIGURE_CHECK);
+    for tick in [
+        &mut flush_tick,
+        &mut checkpoint_tick,
+        &mut retention_tick,
+        &mut reconfigure_tick,
+    ] {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     }
     // The first tick of an interval completes at once; retention and checkpoints can wait.
@@ -44,6 +54,11 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
                 return;
             }
             _ = flush_tick.tick(), if !config.unsafe_disable_fsync => state.topics.flush_due(),
+            _ = reconfigure_tick.tick() => {
+                if let Some(cleaner) = cleaner.as_mut() {
+                    cleaner.resize();
+                }
+            }
             _ = checkpoint_tick.tick() => {
                 let state = state.clone();
                 let _ = tokio::task::spawn_blocking(move || state.topics.write_checkpoints()).await;
@@ -61,8 +76,9 @@ pub(crate) fn apply_retention(state: &BrokerState) {
     let now = now_ms();
     for topic in state.topics.list() {
         let config = topic.config();
-        let retention_ms = config.retention_ms(&state.config);
-        let retention_bytes = config.retention_bytes(&state.config);
+        let broker = state.current();
+        let retention_ms = config.retention_ms(&broker);
+        let retention_bytes = config.retention_bytes(&broker);
         for partition in topic.partitions() {
             match partition.with_log(|log| log.apply_retention(now, retention_ms, retention_bytes))
             {

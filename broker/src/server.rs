@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::admission::{is_out_of_fds, Admission, SpareFd};
 use crate::config::{parse_host_port, BrokerConfig, ConfigError};
+use crate::dynamic_config::DynamicConfigs;
 use crate::groups::GroupCoordinator;
 use crate::state::BrokerState;
 use crate::topics::{TopicError, TopicRegistry};
@@ -92,14 +93,26 @@ impl Broker {
             })?,
             None => (local_addr.ip().to_string(), local_addr.port()),
         };
-        let (topics, groups, txns) = {
+        let (dynamic, topics, groups, txns) = {
             let dir = data_dir.clone();
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
+                // Dynamic broker configs first: the logs open with the settings in effect.
+                let files = crate::files::Files::new(match &config.file_system {
+                    Some(fs) => fs.clone(),
+                    None => Arc::new(brook_storage::OsFileSystem),
+                });
+                let dynamic = DynamicConfigs::open(config, &dir, files).map_err(|source| {
+                    TopicError::Metadata {
+                        path: dir.join(crate::dynamic_config::FILE),
+                        source,
+                    }
+                })?;
+                let config = dynamic.effective();
                 let topics = TopicRegistry::open(&dir, &config)?;
                 let groups = GroupCoordinator::open(&topics, &config)?;
                 let txns = TransactionCoordinator::open(&topics, &config)?;
-                Ok::<_, TopicError>((topics, groups, txns))
+                Ok::<_, TopicError>((dynamic, topics, groups, txns))
             })
             .await
             .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
@@ -112,7 +125,7 @@ impl Broker {
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");
         }
-        let state = Arc::new(BrokerState::new(config, topics, groups, txns, host, port));
+        let state = Arc::new(BrokerState::new(dynamic, topics, groups, txns, host, port));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(run(listener, state, shutdown_rx, temp_dir));
         Ok(Broker {

@@ -3,13 +3,19 @@
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::dynamic_config::DynamicConfigs;
 use crate::groups::GroupCoordinator;
 use crate::topics::TopicRegistry;
 use crate::txn::TransactionCoordinator;
 
 /// The broker's shared state.
 pub(crate) struct BrokerState {
+    /// The settings as the broker started (config file, flags, dynamic configs then). A
+    /// setting that may change at runtime ([`crate::dynamic_config::DYNAMIC`]) is read
+    /// through [`BrokerState::current`] instead.
     pub(crate) config: BrokerConfig,
+    /// Dynamic broker configs and the settings in effect now.
+    pub(crate) dynamic: DynamicConfigs,
     pub(crate) topics: TopicRegistry,
     pub(crate) groups: GroupCoordinator,
     pub(crate) txns: TransactionCoordinator,
@@ -25,18 +31,20 @@ pub(crate) struct BrokerState {
 
 impl BrokerState {
     pub(crate) fn new(
-        config: BrokerConfig,
+        dynamic: DynamicConfigs,
         topics: TopicRegistry,
         groups: GroupCoordinator,
         txns: TransactionCoordinator,
         advertised_host: String,
         advertised_port: u16,
     ) -> Self {
+        let config = BrokerConfig::clone(&dynamic.effective());
         let queued_requests = usize::try_from(config.queued_max_request_bytes)
             .ok()
             .map(|n| (std::sync::Arc::new(tokio::sync::Semaphore::new(n)), n));
         Self {
             config,
+            dynamic,
             topics,
             groups,
             txns,
@@ -45,6 +53,11 @@ impl BrokerState {
             queued_requests,
             appended: watch::channel(0).0,
         }
+    }
+
+    /// The settings in effect now (dynamic broker configs applied).
+    pub(crate) fn current(&self) -> std::sync::Arc<BrokerConfig> {
+        self.dynamic.effective()
     }
 
     pub(crate) fn node_id(&self) -> i32 {

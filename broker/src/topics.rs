@@ -265,7 +265,8 @@ struct ProducerIds {
 /// All topics of the broker.
 pub struct TopicRegistry {
     data_dir: PathBuf,
-    broker: BrokerConfig,
+    /// The broker settings topics fall back to (replaced when dynamic broker configs change).
+    broker: RwLock<Arc<BrokerConfig>>,
     cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes changes (create, delete, add partitions) and their metadata writes.
@@ -324,7 +325,7 @@ impl TopicRegistry {
         let syncs = SyncGroup::new(files.fs());
         let registry = Self {
             data_dir: data_dir.to_owned(),
-            broker: broker.clone(),
+            broker: RwLock::new(Arc::new(broker.clone())),
             cluster_id: file.cluster_id,
             topics: RwLock::new(BTreeMap::new()),
             changes: Mutex::new(()),
@@ -440,7 +441,7 @@ impl TopicRegistry {
             new_topic_id(),
             logs,
             config,
-            &self.broker,
+            &self.broker(),
         ));
         self.topics.write().insert(name.to_string(), topic.clone());
         if let Err(e) = self.persist() {
@@ -530,13 +531,29 @@ impl TopicRegistry {
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let previous = TopicConfig::clone(&topic.config());
-        topic.set_config(config, &self.broker);
+        let broker = self.broker();
+        topic.set_config(config, &broker);
         if let Err(e) = self.persist() {
-            topic.set_config(previous, &self.broker);
+            topic.set_config(previous, &broker);
             return Err(e);
         }
         tracing::info!(topic = name, "topic configs changed");
         Ok(())
+    }
+
+    fn broker(&self) -> Arc<BrokerConfig> {
+        self.broker.read().clone()
+    }
+
+    /// Makes `broker` the settings topics fall back to, and re-resolves every topic's
+    /// settings with it (dynamic broker configs): what Produce checks and the flush
+    /// settings at once, segment settings from the next roll.
+    pub(crate) fn reconfigure(&self, broker: Arc<BrokerConfig>) {
+        let _guard = self.changes.lock();
+        *self.broker.write() = broker.clone();
+        for topic in self.list() {
+            topic.set_config(TopicConfig::clone(&topic.config()), &broker);
+        }
     }
 
     /// A producer id never handed out before, also across restarts.
@@ -750,10 +767,11 @@ impl TopicRegistry {
         let options = OpenOptions::default()
             .with_mode(self.open_mode)
             .with_fs(bulk.fs());
-        let mut log = PartitionLog::open_with(&dir, config.log_config(&self.broker), options)
+        let broker = self.broker();
+        let mut log = PartitionLog::open_with(&dir, config.log_config(&broker), options)
             .map_err(storage_err)?;
         opened.count(log.recovery_report());
-        let durable_end = if self.broker.unsafe_disable_fsync {
+        let durable_end = if broker.unsafe_disable_fsync {
             log.log_end_offset()
         } else {
             // What recovery kept may so far be only in the page cache (a process crash keeps
@@ -776,8 +794,8 @@ impl TopicRegistry {
             index,
             state: Mutex::new(PartitionState { log, producers }),
             durability: Durability::new(durable_end),
-            flush_ms: AtomicI64::new(config.flush_ms(&self.broker)),
-            flush_messages: AtomicI64::new(config.flush_messages(&self.broker)),
+            flush_ms: AtomicI64::new(config.flush_ms(&broker)),
+            flush_messages: AtomicI64::new(config.flush_messages(&broker)),
             first_dirty: AtomicI64::new(-1),
             unflushed: self.unflushed.clone(),
         }))

@@ -126,7 +126,49 @@ async function run(bootstrap) {
     })
     const partitions = b.resources[0].configEntries.find(e => e.configName === 'num.partitions')
     checkOk(partitions && partitions.configValue === '1', 'broker num.partitions described')
-    checkOk(partitions.readOnly === true, 'broker settings are read-only')
+    checkOk(partitions.readOnly === false, 'num.partitions can change at runtime')
+    const interval = b.resources[0].configEntries.find(
+      e => e.configName === 'log.retention.check.interval.ms'
+    )
+    checkOk(interval && interval.readOnly === true, 'static broker settings are read-only')
+
+    // A dynamic broker config, for this broker: in effect and described as such.
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.BROKER,
+          name: '1',
+          configEntries: [{ name: 'num.partitions', value: '2' }],
+        },
+      ],
+    })
+    const b2 = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.BROKER, name: '1' }],
+    })
+    const changed = b2.resources[0].configEntries.find(e => e.configName === 'num.partitions')
+    checkOk(changed.configValue === '2', `num.partitions is now 2 (got ${changed.configValue})`)
+    checkOk(changed.configSource === 2, `DYNAMIC_BROKER_CONFIG (got ${changed.configSource})`)
+    error = null
+    try {
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.BROKER,
+            name: '1',
+            configEntries: [{ name: 'log.retention.check.interval.ms', value: '1000' }],
+          },
+        ],
+      })
+    } catch (e) {
+      error = e
+    }
+    checkOk(
+      error && error.type === 'INVALID_REQUEST',
+      `a read-only broker setting is INVALID_REQUEST (got ${error && error.type})`
+    )
   } finally {
     await admin.disconnect()
   }

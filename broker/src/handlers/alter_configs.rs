@@ -1,7 +1,11 @@
 //! AlterConfigs (key 33): replaces every config of a topic with the ones given (configs not
 //! named return to their defaults), validated as a whole, written to the metadata file and in
-//! effect without a restart. `validate_only` checks without changing anything. Broker
-//! settings are read-only here (INVALID_REQUEST): they change with the config file.
+//! effect without a restart. `validate_only` checks without changing anything. On the broker
+//! resource it replaces the dynamic broker configs of this broker (its node id) or the
+//! cluster default (empty name): see `crate::dynamic_config`; settings that cannot change at
+//! runtime answer INVALID_REQUEST.
+
+use std::collections::BTreeMap;
 
 use brook_protocol::kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use brook_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
@@ -10,6 +14,7 @@ use brook_protocol::ErrorCode;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::Ctx;
+use crate::dynamic_config::Scope;
 use crate::topic_config::{AlterOp, TopicConfig};
 use crate::topics::TopicError;
 
@@ -34,13 +39,7 @@ pub(crate) fn apply(
     let state = ctx.state;
     match resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return Err((
-                ErrorCode::InvalidRequest,
-                "Broker settings are read-only: they are set in the broker's config file"
-                    .to_string(),
-            ))
-        }
+        RESOURCE_BROKER => return alter_broker(ctx, name, change, validate_only),
         other => {
             return Err((
                 ErrorCode::InvalidRequest,
@@ -60,7 +59,7 @@ pub(crate) fn apply(
         Change::Replace(pairs) => TopicConfig::from_pairs(pairs).map_err(invalid)?,
         Change::Incremental(ops) => topic
             .config()
-            .with_changes(&state.config, ops)
+            .with_changes(&state.current(), ops)
             .map_err(invalid)?,
     };
     if validate_only {
@@ -76,6 +75,63 @@ pub(crate) fn apply(
                 (ErrorCode::UnknownServerError, other.to_string())
             }
         })
+}
+
+/// The layer a broker resource name stands for: the cluster default ("") or this broker.
+pub(crate) fn broker_scope(ctx: &Ctx<'_>, name: &str) -> Result<Scope, (ErrorCode, String)> {
+    let node = ctx.state.node_id();
+    if name.is_empty() {
+        Ok(Scope::ClusterDefault)
+    } else if name == node.to_string() {
+        Ok(Scope::Broker)
+    } else {
+        Err((
+            ErrorCode::InvalidRequest,
+            format!("Unexpected broker id, expected {node}"),
+        ))
+    }
+}
+
+/// A change of dynamic broker configs; in effect for every topic at once.
+fn alter_broker(
+    ctx: &Ctx<'_>,
+    name: &str,
+    change: Change<'_>,
+    validate_only: bool,
+) -> Result<(), (ErrorCode, String)> {
+    let state = ctx.state;
+    let scope = broker_scope(ctx, name)?;
+    let wanted: BTreeMap<String, String> = match change {
+        Change::Replace(pairs) => pairs
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?.to_string())))
+            .collect(),
+        Change::Incremental(ops) => {
+            let mut layer = state.dynamic.layer(scope);
+            for (key, op) in ops {
+                match op {
+                    AlterOp::Set(value) => {
+                        layer.insert(key.to_string(), value.to_string());
+                    }
+                    AlterOp::Delete => {
+                        layer.remove(*key);
+                    }
+                    AlterOp::Append(_) | AlterOp::Subtract(_) => {
+                        return Err((
+                            ErrorCode::InvalidConfig,
+                            format!("Config value append or subtract is not allowed for config key {key}: it is not a list"),
+                        ))
+                    }
+                }
+            }
+            layer
+        }
+    };
+    let effective = state.dynamic.replace(scope, wanted, validate_only)?;
+    if !validate_only {
+        state.topics.reconfigure(effective);
+    }
+    Ok(())
 }
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: AlterConfigsRequest) -> AlterConfigsResponse {

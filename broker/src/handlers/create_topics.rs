@@ -40,7 +40,7 @@ fn requested_partitions(req: &CreateTopicsRequest, default: i32) -> i64 {
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
-    let too_many = requested_partitions(&req, ctx.state.config.num_partitions)
+    let too_many = requested_partitions(&req, ctx.state.current().num_partitions)
         > ctx.state.config.max_partitions_per_request;
     let topics = req
         .topics
@@ -71,7 +71,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
                     .with_configs(Some(
                         created
                             .config
-                            .entries(&ctx.state.config)
+                            .entries(&ctx.state.current())
                             .into_iter()
                             .map(|e| {
                                 CreatableTopicConfigs::default()
@@ -120,7 +120,7 @@ fn create_one(ctx: &Ctx<'_>, t: &CreatableTopic, validate_only: bool) -> Result<
     }
     let partitions = if t.assignments.is_empty() {
         match t.num_partitions {
-            -1 => state.config.num_partitions,
+            -1 => state.current().num_partitions,
             n if n > 0 => n,
             _ => {
                 return Err((

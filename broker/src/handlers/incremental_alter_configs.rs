@@ -1,7 +1,8 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT (the last two for list
 //! configs such as `cleanup.policy`) on a topic's configs, validated as a whole, written to
 //! the metadata file and in effect without a restart (see `TopicRegistry::alter_config`).
-//! `validate_only` checks without changing anything. Broker settings are read-only here.
+//! `validate_only` checks without changing anything. On the broker resource: SET and DELETE
+//! of dynamic broker configs (`crate::dynamic_config`).
 
 use brook_protocol::kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use brook_protocol::kafka_protocol::messages::{

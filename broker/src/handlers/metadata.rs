@@ -131,7 +131,7 @@ fn by_name(
     if validate_topic_name(&name).is_err() {
         return error(ErrorCode::InvalidTopicException);
     }
-    let partitions = state.config.num_partitions;
+    let partitions = state.current().num_partitions;
     let Some(left) = budget
         .as_mut()
         .filter(|b| b.topics > 0 && b.partitions >= i64::from(partitions))

@@ -5,6 +5,7 @@
 //! rate, or it lasted [`WINDOW`], the thread that closes it sleeps until its bytes fit the
 //! rate (so sleeps are few and never tiny).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -15,7 +16,8 @@ const WINDOW: Duration = Duration::from_millis(100);
 const MIN_SLEEP: Duration = Duration::from_millis(10);
 
 pub struct Throttle {
-    bytes_per_second: f64,
+    /// The rate's `f64` bits (changed at runtime by dynamic broker configs).
+    bytes_per_second: AtomicU64,
     window: Mutex<Window>,
 }
 
@@ -28,7 +30,7 @@ impl Throttle {
     /// A throttle at `bytes_per_second` (infinite or non-positive: no limit).
     pub fn new(bytes_per_second: f64) -> Self {
         Self {
-            bytes_per_second,
+            bytes_per_second: AtomicU64::new(bytes_per_second.to_bits()),
             window: Mutex::new(Window {
                 start: Instant::now(),
                 bytes: 0,
@@ -36,8 +38,19 @@ impl Throttle {
         }
     }
 
+    /// Changes the rate from now on.
+    pub fn set_rate(&self, bytes_per_second: f64) {
+        self.bytes_per_second
+            .store(bytes_per_second.to_bits(), Ordering::Relaxed);
+    }
+
+    fn rate(&self) -> f64 {
+        f64::from_bits(self.bytes_per_second.load(Ordering::Relaxed))
+    }
+
     pub fn is_unlimited(&self) -> bool {
-        !self.bytes_per_second.is_finite() || self.bytes_per_second <= 0.0
+        let rate = self.rate();
+        !rate.is_finite() || rate <= 0.0 || rate == f64::MAX
     }
 
     /// Counts `bytes` of cleaner I/O, sleeping if the current window went too fast.
@@ -49,7 +62,7 @@ impl Throttle {
             let mut window = self.window.lock();
             window.bytes += bytes;
             let elapsed = window.start.elapsed();
-            let sleep = delay(self.bytes_per_second, window.bytes, elapsed);
+            let sleep = delay(self.rate(), window.bytes, elapsed);
             if elapsed < WINDOW && sleep < MIN_SLEEP {
                 return;
             }
@@ -102,6 +115,9 @@ mod tests {
             start.elapsed()
         );
         assert!(Throttle::new(f64::INFINITY).is_unlimited());
+        assert!(Throttle::new(f64::MAX).is_unlimited(), "Kafka's default");
         assert!(Throttle::new(0.0).is_unlimited());
+        throttle.set_rate(f64::MAX);
+        assert!(throttle.is_unlimited());
     }
 }

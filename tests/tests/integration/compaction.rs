@@ -313,3 +313,38 @@ fn cleaner_threads_yield_the_cpu_to_produce_and_fetch() {
     }
     broker.shutdown();
 }
+
+/// Whether a thread named `name` runs in this process.
+fn thread_named(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .any(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+}
+
+#[test]
+fn log_cleaner_threads_changes_at_runtime() {
+    use super::configs::{broker_incremental, op};
+    let broker = EmbeddedBroker::start(BrokerConfig::ephemeral()).unwrap();
+    let mut c = brook_tests::RawClient::connect(&broker.bootstrap()).unwrap();
+    // Only this test asks for a third thread: "log-cleaner-2" is its own.
+    assert!(!thread_named("log-cleaner-2"));
+    let set = |c: &mut brook_tests::RawClient, n: &str| {
+        broker_incremental(c, "1", vec![op("log.cleaner.threads", 0, Some(n))], false)
+    };
+    assert_eq!(set(&mut c, "3"), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !thread_named("log-cleaner-2") {
+        assert!(Instant::now() < deadline, "no third cleaner thread");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(set(&mut c, "1"), 0);
+    while thread_named("log-cleaner-2") {
+        assert!(
+            Instant::now() < deadline,
+            "the third cleaner thread did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker.shutdown();
+}

@@ -217,7 +217,7 @@ fn librdkafka_describes_and_alters_topic_and_broker_configs() {
     broker.shutdown();
 }
 
-fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableConfig {
+pub(crate) fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableConfig {
     AlterableConfig::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_config_operation(operation)
@@ -445,8 +445,9 @@ fn alter_configs_replaces_everything_and_refuses_bad_values_with_invalid_config(
         ErrorCode::UnknownTopicOrPartition.code()
     );
     assert_eq!(
-        alter(&mut c, 4, "1", &[("num.partitions", "3")]).0,
-        ErrorCode::InvalidRequest.code()
+        alter(&mut c, 4, "1", &[("log.cleaner.enable", "false")]).0,
+        ErrorCode::InvalidRequest.code(),
+        "not a dynamic broker config"
     );
     assert_eq!(
         alter(&mut c, 2, "t", &[("retention.ms", "5000")]),
@@ -455,5 +456,242 @@ fn alter_configs_replaces_everything_and_refuses_bad_values_with_invalid_config(
     // segment.ms was not named: back to its default.
     assert_eq!(describe_one(&mut c, "t", "segment.ms").1, 5);
     assert_eq!(describe_one(&mut c, "t", "retention.ms").0, "5000");
+    broker.shutdown();
+}
+
+/// IncrementalAlterConfigs of the broker resource `name` ("" = cluster default).
+pub(crate) fn broker_incremental(
+    c: &mut RawClient,
+    name: &str,
+    ops: Vec<AlterableConfig>,
+    validate_only: bool,
+) -> i16 {
+    let r = c
+        .call(
+            1,
+            &IncrementalAlterConfigsRequest::default()
+                .with_validate_only(validate_only)
+                .with_resources(vec![AlterConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_string(name.to_string()))
+                    .with_configs(ops)]),
+        )
+        .unwrap();
+    r.responses[0].error_code
+}
+
+/// A broker setting described through the wire: (value, source, read_only, synonym
+/// sources, type, documented).
+fn describe_broker(
+    c: &mut RawClient,
+    name: &str,
+    key: &str,
+) -> Option<(String, i8, bool, Vec<i8>, i8, bool)> {
+    let r = c
+        .call(
+            4,
+            &DescribeConfigsRequest::default()
+                .with_include_synonyms(true)
+                .with_include_documentation(true)
+                .with_resources(vec![DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_string(name.to_string()))]),
+        )
+        .unwrap();
+    assert_eq!(r.results[0].error_code, 0);
+    r.results[0]
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == key)
+        .map(|e| {
+            (
+                e.value.as_ref().unwrap().to_string(),
+                e.config_source,
+                e.read_only,
+                e.synonyms.iter().map(|s| s.source).collect(),
+                e.config_type,
+                e.documentation.is_some(),
+            )
+        })
+}
+
+#[test]
+fn dynamic_broker_configs_change_topic_defaults_at_runtime_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig {
+        log_retention_check_interval_ms: 100,
+        ..BrokerConfig::with_data_dir(dir.path())
+    };
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let bootstrap = broker.bootstrap();
+    let mut c = RawClient::connect(&bootstrap).unwrap();
+    create_topic(&bootstrap, "ledger", 1);
+
+    // Cluster default: segments roll after 100 ms, for every topic without its own value.
+    assert_eq!(
+        broker_incremental(&mut c, "", vec![op("log.roll.ms", 0, Some("100"))], false),
+        0
+    );
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    for i in 0..3 {
+        producer
+            .send(
+                BaseRecord::<str, str>::to("ledger")
+                    .payload("old")
+                    .timestamp(hour_ago + i),
+            )
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+        std::thread::sleep(Duration::from_millis(150)); // the next append rolls the segment
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "dynamic")
+        .create()
+        .unwrap();
+    let low = || {
+        consumer
+            .fetch_watermarks("ledger", 0, Duration::from_secs(5))
+            .unwrap()
+            .0
+    };
+    assert_eq!(low(), 0);
+    // Retention of a minute, as the cluster default: the hour-old segments go, no restart.
+    assert_eq!(
+        broker_incremental(
+            &mut c,
+            "",
+            vec![op("log.retention.ms", 0, Some("60000"))],
+            false
+        ),
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while low() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "log.retention.ms=60000 removed nothing"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (value, source, synonyms) = describe_one(&mut c, "ledger", "retention.ms");
+    assert_eq!(
+        (value.as_str(), source),
+        ("60000", 3),
+        "DYNAMIC_DEFAULT_BROKER_CONFIG"
+    );
+    assert_eq!(
+        synonyms,
+        vec![
+            ("log.retention.ms".to_string(), 3),
+            ("log.retention.ms".to_string(), 5)
+        ]
+    );
+
+    // This broker's own value wins over the cluster default.
+    assert_eq!(
+        broker_incremental(
+            &mut c,
+            "1",
+            vec![op("log.retention.ms", 0, Some("7200000"))],
+            false
+        ),
+        0
+    );
+    let (value, source, _) = describe_one(&mut c, "ledger", "retention.ms");
+    assert_eq!(
+        (value.as_str(), source),
+        ("7200000", 2),
+        "DYNAMIC_BROKER_CONFIG"
+    );
+    let (value, source, read_only, synonyms, kind, documented) =
+        describe_broker(&mut c, "1", "log.retention.ms").unwrap();
+    assert_eq!((value.as_str(), source, read_only), ("7200000", 2, false));
+    assert_eq!(synonyms, vec![2, 3, 5]);
+    assert_eq!(kind, 5, "LONG");
+    assert!(documented);
+    let static_one = describe_broker(&mut c, "1", "log.retention.check.interval.ms").unwrap();
+    assert_eq!(
+        (static_one.1, static_one.2),
+        (4, true),
+        "static and read-only"
+    );
+    // The cluster-default resource lists only what is set there.
+    assert_eq!(
+        describe_broker(&mut c, "", "log.retention.ms").unwrap().0,
+        "60000"
+    );
+    assert!(describe_broker(&mut c, "", "num.partitions").is_none());
+
+    // Refusals change nothing.
+    for (ops, code) in [
+        (
+            vec![op("log.cleaner.enable", 0, Some("false"))],
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            vec![op("num.partitions", 0, Some("0"))],
+            ErrorCode::InvalidConfig,
+        ),
+        (
+            vec![op("num.partitions", 0, Some("several"))],
+            ErrorCode::InvalidConfig,
+        ),
+        (
+            vec![op("num.partitions", 2, Some("3"))],
+            ErrorCode::InvalidConfig,
+        ),
+    ] {
+        assert_eq!(broker_incremental(&mut c, "1", ops, false), code.code());
+    }
+    assert_eq!(
+        broker_incremental(&mut c, "7", vec![op("num.partitions", 0, Some("3"))], false),
+        ErrorCode::InvalidRequest.code(),
+        "another broker's id"
+    );
+    assert_eq!(
+        broker_incremental(&mut c, "", vec![op("num.partitions", 0, Some("3"))], true),
+        0
+    );
+    assert_eq!(
+        describe_broker(&mut c, "1", "num.partitions").unwrap().0,
+        "1"
+    );
+
+    // num.partitions for the next topic created without a count.
+    assert_eq!(
+        broker_incremental(&mut c, "", vec![op("num.partitions", 0, Some("3"))], false),
+        0
+    );
+    assert_eq!(crate::wire::create(&mut c, "projections", -1, &[]), 0);
+    let metadata = consumer
+        .fetch_metadata(Some("projections"), Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(metadata.topics()[0].partitions().len(), 3);
+    drop((producer, consumer));
+    broker.shutdown();
+
+    // Both layers are kept across a restart; DELETE returns to the next layer.
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(describe_one(&mut c, "ledger", "retention.ms").0, "7200000");
+    assert_eq!(
+        describe_broker(&mut c, "1", "num.partitions").unwrap().0,
+        "3"
+    );
+    assert_eq!(
+        broker_incremental(&mut c, "1", vec![op("log.retention.ms", 1, None)], false),
+        0
+    );
+    let (value, source, _) = describe_one(&mut c, "ledger", "retention.ms");
+    assert_eq!((value.as_str(), source), ("60000", 3));
     broker.shutdown();
 }
