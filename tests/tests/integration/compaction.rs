@@ -2,8 +2,11 @@
 //! (`segment.ms=100`, `min.cleanable.dirty.ratio=0.01`, `min.compaction.lag.ms=0`) leave
 //! exactly each aggregate's latest snapshot for a consumer reading from the beginning, and
 //! tombstoned aggregates disappear after `delete.retention.ms`; aborted transactions leave
-//! nothing behind, even for read_uncommitted consumers; `__consumer_offsets` is compacted by
-//! the same cleaner, and its commits and the cleaner's checkpoint survive a restart.
+//! nothing behind, even for read_uncommitted consumers; a fetch or a timestamp lookup at a
+//! cleaned offset lands on the first surviving record; `__consumer_offsets` and
+//! `__transaction_state` are compacted by the same cleaner, and what they hold (and the
+//! cleaner's checkpoint) survives a restart; cleaner threads run at a lower priority and
+//! follow `log.cleaner.threads` at runtime.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -347,4 +350,178 @@ fn log_cleaner_threads_changes_at_runtime() {
         std::thread::sleep(Duration::from_millis(50));
     }
     broker.shutdown();
+}
+
+#[test]
+fn fetch_and_list_offsets_skip_to_the_first_surviving_record() {
+    const T: &str = "member.state";
+    let broker = EmbeddedBroker::start(BrokerConfig {
+        log_cleaner_backoff_ms: 100,
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap();
+    let bootstrap = broker.bootstrap();
+    create_compacted(&bootstrap, T);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    // Five members, ten states each, at timestamps 1_000_000 + offset.
+    let mut latest = BTreeMap::new();
+    for offset in 0..50i64 {
+        let (key, value) = (format!("member-{}", offset % 5), format!("state-{offset}"));
+        producer
+            .send(
+                BaseRecord::<str, str>::to(T)
+                    .key(&key)
+                    .payload(&value)
+                    .timestamp(1_000_000 + offset),
+            )
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+        latest.insert(key, value);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    producer
+        .send(
+            BaseRecord::<str, str>::to(T)
+                .key("member-4")
+                .payload("state-50"),
+        )
+        .unwrap(); // rolls the aged segment
+    producer.flush(Duration::from_secs(10)).unwrap();
+    latest.insert("member-4".into(), "state-50".into());
+    wait_for(&bootstrap, T, &latest);
+
+    // Offsets 0..44 are gone; 45..48 survive (member-4's 49 was superseded by 50).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "reader")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(T, 0, Offset::Offset(3)).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let first = loop {
+        match consumer.poll(Duration::from_secs(5)) {
+            Some(Ok(m)) => break m.offset(),
+            Some(Err(e)) => panic!("fetch: {e}"),
+            None => panic!("nothing fetched from offset 3"),
+        }
+    };
+    assert_eq!(
+        first, 45,
+        "a fetch at a cleaned offset returns the next batch"
+    );
+    let mut times = TopicPartitionList::new();
+    times
+        .add_partition_offset(T, 0, Offset::Offset(1_000_000 + 3))
+        .unwrap();
+    let found = consumer
+        .offsets_for_times(times, Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        found.find_partition(T, 0).unwrap().offset(),
+        Offset::Offset(45),
+        "ListOffsets by timestamp finds the first surviving record"
+    );
+    drop(consumer);
+    broker.shutdown();
+}
+
+#[test]
+fn the_transaction_state_topic_is_compacted_and_ids_survive_a_restart() {
+    const STATE: &str = "__transaction_state";
+    let dir = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig {
+        log_cleaner_backoff_ms: 100,
+        unsafe_disable_fsync: true,
+        ..BrokerConfig::with_data_dir(dir.path())
+    };
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let bootstrap = broker.bootstrap();
+    create_compacted(&bootstrap, TOPIC);
+    let producer = transactional_producer(&bootstrap, "outbox", 60_000);
+    let quick = AlterConfig::new(ResourceSpecifier::Topic(STATE))
+        .set("segment.ms", "100")
+        .set("min.cleanable.dirty.ratio", "0.01")
+        .set("min.compaction.lag.ms", "0");
+    let altered = runtime()
+        .block_on(admin(&bootstrap).alter_configs(&[quick], &AdminOptions::new()))
+        .unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    // Each transaction writes several state records of the one key "outbox".
+    for i in 0..20 {
+        producer.begin_transaction().unwrap();
+        producer
+            .send(
+                BaseRecord::<str, str>::to(TOPIC)
+                    .key("k")
+                    .payload(&format!("v{i}")),
+            )
+            .unwrap();
+        producer
+            .commit_transaction(Duration::from_secs(10))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    producer.begin_transaction().unwrap();
+    producer
+        .send(BaseRecord::<str, str>::to(TOPIC).key("k").payload("last"))
+        .unwrap();
+    producer
+        .commit_transaction(Duration::from_secs(10))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = read_all(&bootstrap, STATE).len();
+        if records <= 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{STATE} still holds {records} records"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (pid, epoch) = describe_txn(&bootstrap, "outbox");
+    drop(producer);
+    broker.shutdown();
+
+    // The compacted state still knows the id after a restart: a new incarnation keeps its
+    // producer id with the next epoch.
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let producer = transactional_producer(&broker.bootstrap(), "outbox", 60_000);
+    assert_eq!(
+        describe_txn(&broker.bootstrap(), "outbox"),
+        (pid, epoch + 1)
+    );
+    producer.begin_transaction().unwrap();
+    producer
+        .send(BaseRecord::<str, str>::to(TOPIC).key("k").payload("after"))
+        .unwrap();
+    producer
+        .commit_transaction(Duration::from_secs(10))
+        .unwrap();
+    drop(producer);
+    broker.shutdown();
+}
+
+/// (producer id, epoch) of a transactional id, from DescribeTransactions.
+fn describe_txn(bootstrap: &str, id: &str) -> (i64, i16) {
+    use brook_protocol::kafka_protocol::messages::{DescribeTransactionsRequest, TransactionalId};
+    use brook_protocol::kafka_protocol::protocol::StrBytes;
+    let mut c = brook_tests::RawClient::connect(bootstrap).unwrap();
+    let r = c
+        .call(
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
+                StrBytes::from_string(id.to_string()),
+            )]),
+        )
+        .unwrap();
+    let state = &r.transaction_states[0];
+    assert_eq!(state.error_code, 0);
+    (state.producer_id.0, state.producer_epoch)
 }
