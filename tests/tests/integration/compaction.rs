@@ -403,12 +403,10 @@ fn fetch_and_list_offsets_skip_to_the_first_surviving_record() {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(T, 0, Offset::Offset(3)).unwrap();
     consumer.assign(&tpl).unwrap();
-    let first = loop {
-        match consumer.poll(Duration::from_secs(5)) {
-            Some(Ok(m)) => break m.offset(),
-            Some(Err(e)) => panic!("fetch: {e}"),
-            None => panic!("nothing fetched from offset 3"),
-        }
+    let first = match consumer.poll(Duration::from_secs(5)) {
+        Some(Ok(m)) => m.offset(),
+        Some(Err(e)) => panic!("fetch: {e}"),
+        None => panic!("nothing fetched from offset 3"),
     };
     assert_eq!(
         first, 45,
