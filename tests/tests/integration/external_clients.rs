@@ -217,6 +217,16 @@ fn confluent_kafka_transactions() {
 }
 
 #[test]
+fn confluent_kafka_incremental_alter_configs_on_topics_and_the_broker() {
+    python_script(
+        "confluent_kafka_configs.py",
+        "confluent-kafka configs",
+        "confluent_kafka",
+        "configs: passed",
+    );
+}
+
+#[test]
 fn kafkajs_describes_and_alters_configs() {
     kafkajs_script(
         "kafkajs_configs.js",
