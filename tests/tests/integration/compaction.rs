@@ -80,6 +80,15 @@ fn wait_for(bootstrap: &str, topic: &str, want: &BTreeMap<String, String>) {
     }
 }
 
+/// An ephemeral broker whose cleaner looks for work every 100 ms.
+fn quick_cleaner_broker() -> EmbeddedBroker {
+    EmbeddedBroker::start(BrokerConfig {
+        log_cleaner_backoff_ms: 100,
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap()
+}
+
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -103,11 +112,7 @@ fn create_compacted(bootstrap: &str, topic: &str) {
 
 #[test]
 fn a_compacted_topic_keeps_each_aggregates_latest_snapshot_and_drops_tombstones() {
-    let broker = EmbeddedBroker::start(BrokerConfig {
-        log_cleaner_backoff_ms: 100,
-        ..BrokerConfig::ephemeral()
-    })
-    .unwrap();
+    let broker = quick_cleaner_broker();
     let bootstrap = broker.bootstrap();
     create_compacted(&bootstrap, TOPIC);
 
@@ -156,11 +161,7 @@ fn a_compacted_topic_keeps_each_aggregates_latest_snapshot_and_drops_tombstones(
 #[test]
 fn aborted_transactions_are_removed_and_committed_ones_compacted() {
     const TXN_TOPIC: &str = "credit.checks";
-    let broker = EmbeddedBroker::start(BrokerConfig {
-        log_cleaner_backoff_ms: 100,
-        ..BrokerConfig::ephemeral()
-    })
-    .unwrap();
+    let broker = quick_cleaner_broker();
     let bootstrap = broker.bootstrap();
     create_compacted(&bootstrap, TXN_TOPIC);
     let producer = transactional_producer(&bootstrap, "saga-1", 60_000);
@@ -355,11 +356,7 @@ fn log_cleaner_threads_changes_at_runtime() {
 #[test]
 fn fetch_and_list_offsets_skip_to_the_first_surviving_record() {
     const T: &str = "member.state";
-    let broker = EmbeddedBroker::start(BrokerConfig {
-        log_cleaner_backoff_ms: 100,
-        ..BrokerConfig::ephemeral()
-    })
-    .unwrap();
+    let broker = quick_cleaner_broker();
     let bootstrap = broker.bootstrap();
     create_compacted(&bootstrap, T);
     let producer: BaseProducer = ClientConfig::new()

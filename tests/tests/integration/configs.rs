@@ -86,6 +86,47 @@ fn alter_topic(bootstrap: &str, topic: &str, pairs: &[(&str, &str)]) -> Result<(
         .map_err(|(_, e)| e.to_string())
 }
 
+/// Sends three records stamped an hour ago to partition 0 of `topic`, 150 ms apart, so that
+/// with a `segment.ms` of 100 each lands in a segment of its own (the next append rolls).
+fn produce_hour_old(bootstrap: &str, topic: &str) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    for i in 0..3 {
+        producer
+            .send(
+                BaseRecord::<str, str>::to(topic)
+                    .payload("old")
+                    .timestamp(hour_ago + i),
+            )
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "configs")
+        .create()
+        .unwrap()
+}
+
+/// The log start offset of partition 0 of `topic`.
+fn low_watermark(consumer: &BaseConsumer, topic: &str) -> i64 {
+    consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(5))
+        .unwrap()
+        .0
+}
+
 #[test]
 fn librdkafka_describes_and_alters_topic_and_broker_configs() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,38 +157,10 @@ fn librdkafka_describes_and_alters_topic_and_broker_configs() {
     }
 
     // A change takes effect: old segments go without a restart.
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let hour_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        - 3_600_000;
     alter_topic(&bootstrap, "ledger", &[("segment.ms", "100")]).unwrap();
-    for i in 0..3 {
-        producer
-            .send(
-                BaseRecord::<str, str>::to("ledger")
-                    .payload("old")
-                    .timestamp(hour_ago + i),
-            )
-            .unwrap();
-        producer.flush(Duration::from_secs(10)).unwrap();
-        std::thread::sleep(Duration::from_millis(150)); // the next append rolls the segment
-    }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "configs")
-        .create()
-        .unwrap();
-    let low = || {
-        consumer
-            .fetch_watermarks("ledger", 0, Duration::from_secs(5))
-            .unwrap()
-            .0
-    };
+    produce_hour_old(&bootstrap, "ledger");
+    let consumer = consumer(&bootstrap);
+    let low = || low_watermark(&consumer, "ledger");
     assert_eq!(low(), 0);
     alter_topic(
         &bootstrap,
@@ -202,7 +215,6 @@ fn librdkafka_describes_and_alters_topic_and_broker_configs() {
         broker_configs.get("num.partitions").unwrap().source,
         ConfigSource::Default
     );
-    drop(producer);
     drop(consumer);
     broker.shutdown();
 
@@ -532,37 +544,9 @@ fn dynamic_broker_configs_change_topic_defaults_at_runtime_and_survive_a_restart
         broker_incremental(&mut c, "", vec![op("log.roll.ms", 0, Some("100"))], false),
         0
     );
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let hour_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        - 3_600_000;
-    for i in 0..3 {
-        producer
-            .send(
-                BaseRecord::<str, str>::to("ledger")
-                    .payload("old")
-                    .timestamp(hour_ago + i),
-            )
-            .unwrap();
-        producer.flush(Duration::from_secs(10)).unwrap();
-        std::thread::sleep(Duration::from_millis(150)); // the next append rolls the segment
-    }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "dynamic")
-        .create()
-        .unwrap();
-    let low = || {
-        consumer
-            .fetch_watermarks("ledger", 0, Duration::from_secs(5))
-            .unwrap()
-            .0
-    };
+    produce_hour_old(&bootstrap, "ledger");
+    let consumer = consumer(&bootstrap);
+    let low = || low_watermark(&consumer, "ledger");
     assert_eq!(low(), 0);
     // Retention of a minute, as the cluster default: the hour-old segments go, no restart.
     assert_eq!(
@@ -676,7 +660,7 @@ fn dynamic_broker_configs_change_topic_defaults_at_runtime_and_survive_a_restart
         .fetch_metadata(Some("projections"), Duration::from_secs(5))
         .unwrap();
     assert_eq!(metadata.topics()[0].partitions().len(), 3);
-    drop((producer, consumer));
+    drop(consumer);
     broker.shutdown();
 
     // Both layers are kept across a restart; DELETE returns to the next layer.
