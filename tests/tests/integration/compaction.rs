@@ -80,6 +80,35 @@ fn wait_for(bootstrap: &str, topic: &str, want: &BTreeMap<String, String>) {
     }
 }
 
+/// Gives an existing topic (an internal one, say) the quick settings of [`create_compacted`]:
+/// Kafka lets the internal topics' configs change like any other's.
+fn make_quickly_cleanable(bootstrap: &str, topic: &str) {
+    let quick = AlterConfig::new(ResourceSpecifier::Topic(topic))
+        .set("segment.ms", "100")
+        .set("min.cleanable.dirty.ratio", "0.01")
+        .set("min.compaction.lag.ms", "0");
+    let altered = runtime()
+        .block_on(admin(bootstrap).alter_configs(&[quick], &AdminOptions::new()))
+        .unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+}
+
+/// Waits until `topic` holds at most `n` records (the cleaner has run).
+fn wait_until_at_most(bootstrap: &str, topic: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = read_all(bootstrap, topic).len();
+        if records <= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} still holds {records} records"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// An ephemeral broker whose cleaner looks for work every 100 ms.
 fn quick_cleaner_broker() -> EmbeddedBroker {
     EmbeddedBroker::start(BrokerConfig {
@@ -224,29 +253,10 @@ fn the_offsets_topic_is_compacted_and_its_commits_and_clean_point_survive_a_rest
     for offset in 1..=200 {
         commit(offset);
     }
-    // Kafka lets the internal topic's configs change like any other's.
-    let quick = AlterConfig::new(ResourceSpecifier::Topic(OFFSETS))
-        .set("segment.ms", "100")
-        .set("min.cleanable.dirty.ratio", "0.01")
-        .set("min.compaction.lag.ms", "0");
-    let altered = runtime()
-        .block_on(admin(&bootstrap).alter_configs(&[quick], &AdminOptions::new()))
-        .unwrap();
-    assert!(altered[0].is_ok(), "{altered:?}");
+    make_quickly_cleanable(&bootstrap, OFFSETS);
     std::thread::sleep(Duration::from_millis(150));
     commit(201); // lands in a new segment once the old one rolled
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let records = read_all(&bootstrap, OFFSETS).len();
-        if records <= 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{OFFSETS} still holds {records} records"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_at_most(&bootstrap, OFFSETS, 3);
     drop(consumer);
     broker.shutdown();
 
@@ -438,14 +448,7 @@ fn the_transaction_state_topic_is_compacted_and_ids_survive_a_restart() {
     let bootstrap = broker.bootstrap();
     create_compacted(&bootstrap, TOPIC);
     let producer = transactional_producer(&bootstrap, "outbox", 60_000);
-    let quick = AlterConfig::new(ResourceSpecifier::Topic(STATE))
-        .set("segment.ms", "100")
-        .set("min.cleanable.dirty.ratio", "0.01")
-        .set("min.compaction.lag.ms", "0");
-    let altered = runtime()
-        .block_on(admin(&bootstrap).alter_configs(&[quick], &AdminOptions::new()))
-        .unwrap();
-    assert!(altered[0].is_ok(), "{altered:?}");
+    make_quickly_cleanable(&bootstrap, STATE);
     // Each transaction writes several state records of the one key "outbox".
     for i in 0..20 {
         producer.begin_transaction().unwrap();
@@ -468,18 +471,7 @@ fn the_transaction_state_topic_is_compacted_and_ids_survive_a_restart() {
     producer
         .commit_transaction(Duration::from_secs(10))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let records = read_all(&bootstrap, STATE).len();
-        if records <= 6 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{STATE} still holds {records} records"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_at_most(&bootstrap, STATE, 6);
     let (pid, epoch) = describe_txn(&bootstrap, "outbox");
     drop(producer);
     broker.shutdown();
