@@ -205,6 +205,9 @@ impl Shared {
             .first_dirty
             .store(cleaned.cleaned_upto, Ordering::Relaxed);
         self.save_checkpoint();
+        self.state
+            .metrics
+            .cleaned(cleaned.bytes_before, cleaned.bytes_after);
         tracing::info!(
             topic = %topic.name,
             partition = partition.index,

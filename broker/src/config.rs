@@ -18,6 +18,9 @@ use thiserror::Error;
 
 /// Where `brook` listens unless told otherwise: loopback only (safe default).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+/// Where the HTTP listener binds unless told otherwise: the port schema registry clients
+/// default to.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8081";
 /// The data directory used when none is given.
 pub const DEFAULT_DATA_DIR: &str = "./brook-data";
 
@@ -52,6 +55,9 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Use a temporary data directory that is removed on shutdown (ignores `data_dir`).
     pub ephemeral: bool,
+    /// Address of the HTTP listener (schema registry, metrics, health), `HOST:PORT`, or
+    /// `off`.
+    pub http_listen: String,
     /// `node.id`.
     #[serde(rename = "node.id")]
     pub node_id: i32,
@@ -196,6 +202,7 @@ impl Default for BrokerConfig {
             advertise: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
+            http_listen: DEFAULT_HTTP_LISTEN.to_string(),
             node_id: 1,
             auto_create_topics_enable: true,
             num_partitions: 1,
@@ -259,10 +266,22 @@ impl BrokerConfig {
         out
     }
 
+    /// The HTTP listener's address; `None` when `http_listen` is `off`.
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>, String> {
+        if self.http_listen.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        self.http_listen
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("expected HOST:PORT or off, got {:?}", self.http_listen))
+    }
+
     /// A configuration for tests and embedding: an ephemeral directory on a free loopback port.
     pub fn ephemeral() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_listen: "127.0.0.1:0".to_string(),
             ephemeral: true,
             group_initial_rebalance_delay_ms: 0,
             ..Self::default()
@@ -273,6 +292,7 @@ impl BrokerConfig {
     pub fn with_data_dir(dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_listen: "127.0.0.1:0".to_string(),
             data_dir: dir.into(),
             ..Self::default()
         }
@@ -300,6 +320,9 @@ impl BrokerConfig {
                 reason: reason.to_string(),
             })
         };
+        if let Err(reason) = self.http_addr() {
+            return invalid("http_listen", &reason);
+        }
         if self.num_partitions < 1 {
             return invalid("num.partitions", "must be at least 1");
         }

@@ -135,6 +135,7 @@ pub(crate) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let peer = stream.peer_addr().ok();
+    let _open = state.metrics.connection();
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD);
@@ -437,6 +438,7 @@ async fn handle_frame(
         return Ok((!out.is_empty()).then_some(Reply::Now(out.into())));
     }
     let request = decode_body(&frame)?;
+    let started = std::time::Instant::now();
     let span = tracing::debug_span!("request", api = ?key, version, correlation_id, client = frame.header.client_id.as_deref().unwrap_or(""));
     let ctx = Ctx {
         state,
@@ -451,8 +453,10 @@ async fn handle_frame(
         if acks == 0 {
             return Ok(None);
         }
+        let metrics = state.metrics.clone();
         return Ok(Some(Reply::Later(Box::pin(async move {
             let response = pending.finish().await;
+            metrics.request(key, started.elapsed());
             let mut out = BytesMut::new();
             encode_response(
                 &mut out,
@@ -465,7 +469,9 @@ async fn handle_frame(
         }))));
     }
     let response = handlers::dispatch(&ctx, request).instrument(span).await;
+    state.metrics.request(key, started.elapsed());
     if let ResponseKind::Fetch(fetch) = &response {
+        count_fetched(state, fetch);
         // Record sets go from the log's memory map to the socket without a copy.
         let shared: Vec<Bytes> = fetch
             .responses
@@ -478,6 +484,36 @@ async fn handle_frame(
     }
     encode_response(&mut out, key, version, correlation_id, &response)?;
     Ok(Some(Reply::Now(out.into())))
+}
+
+/// Adds what a Fetch response returns to its topics' traffic (batch headers only).
+fn count_fetched(
+    state: &BrokerState,
+    fetch: &brook_protocol::kafka_protocol::messages::FetchResponse,
+) {
+    for t in &fetch.responses {
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for p in &t.partitions {
+            if let Some(data) = &p.records {
+                bytes += data.len() as u64;
+                records += brook_protocol::batch::Batches::new(data)
+                    .filter(|b| !b.is_control())
+                    .map(|b| u64::try_from(b.records_count()).unwrap_or(0))
+                    .sum::<u64>();
+            }
+        }
+        if bytes > 0 {
+            // v13+ names topics by id only.
+            let topic = if t.topic.is_empty() {
+                state.topics.get_by_id(t.topic_id)
+            } else {
+                state.topics.get(t.topic.as_str())
+            };
+            if let Some(topic) = topic {
+                topic.traffic.fetched(records, bytes);
+            }
+        }
+    }
 }
 
 /// Produce v0-2 carries message sets Brook does not store: every partition gets

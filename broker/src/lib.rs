@@ -32,6 +32,7 @@ mod dynamic_config;
 mod files;
 mod groups;
 mod handlers;
+mod http;
 mod internal_log;
 mod maintenance;
 mod producers;

@@ -29,6 +29,10 @@ struct Args {
     /// Keep data in a temporary directory that is removed on exit
     #[arg(long)]
     ephemeral: bool,
+    /// Address of the HTTP listener (schema registry, metrics, health), or `off`
+    /// [default: 127.0.0.1:8081]
+    #[arg(long, value_name = "HOST:PORT|off")]
+    http_listen: Option<String>,
     /// TOML file with the same settings; flags given on the command line win
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -74,6 +78,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.ephemeral {
         config.ephemeral = true;
     }
+    if let Some(http) = args.http_listen {
+        config.http_listen = http;
+    }
     if args.unsafe_disable_fsync {
         config.unsafe_disable_fsync = true;
     }
@@ -96,10 +103,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             data.display().to_string()
         };
+        let http = broker
+            .http_addr()
+            .map_or("off".to_string(), |a| format!("http://{a}"));
         tracing::info!(
-            "brook {} listening on {}, data in {}, cluster id {}",
+            "brook {} listening on {}, HTTP {}, data in {}, cluster id {}",
             env!("CARGO_PKG_VERSION"),
             broker.local_addr(),
+            http,
             data,
             broker.cluster_id()
         );

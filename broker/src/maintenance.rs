@@ -82,13 +82,18 @@ pub(crate) fn apply_retention(state: &BrokerState) {
         for partition in topic.partitions() {
             match partition.with_log(|log| log.apply_retention(now, retention_ms, retention_bytes))
             {
-                Ok(outcome) if outcome.deleted_segments > 0 => tracing::info!(
-                    topic = %topic.name,
-                    partition = partition.index,
-                    deleted_segments = outcome.deleted_segments,
-                    log_start_offset = outcome.log_start_offset,
-                    "retention deleted segments"
-                ),
+                Ok(outcome) if outcome.deleted_segments > 0 => {
+                    state
+                        .metrics
+                        .retention_deleted(outcome.deleted_segments as u64);
+                    tracing::info!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        deleted_segments = outcome.deleted_segments,
+                        log_start_offset = outcome.log_start_offset,
+                        "retention deleted segments"
+                    )
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "retention failed")

@@ -48,6 +48,7 @@ pub enum BrokerError {
 /// A running broker on the caller's runtime.
 pub struct Broker {
     local_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     cluster_id: String,
     shutdown: watch::Sender<bool>,
@@ -76,6 +77,24 @@ impl Broker {
             addr: config.listen,
             source,
         })?;
+        let http = match config.http_addr().map_err(|reason| ConfigError::Invalid {
+            name: "http_listen",
+            reason,
+        })? {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let http_addr = match &http {
+            Some(l) => Some(l.local_addr().map_err(|source| BrokerError::Bind {
+                addr: local_addr,
+                source,
+            })?),
+            None => None,
+        };
         let (temp_dir, data_dir) = if config.ephemeral {
             let t = tempfile::Builder::new()
                 .prefix("brook-")
@@ -127,9 +146,10 @@ impl Broker {
         }
         let state = Arc::new(BrokerState::new(dynamic, topics, groups, txns, host, port));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let server = tokio::spawn(run(listener, state, shutdown_rx, temp_dir));
+        let server = tokio::spawn(run(listener, http, state, shutdown_rx, temp_dir));
         Ok(Broker {
             local_addr,
+            http_addr,
             data_dir,
             cluster_id,
             shutdown,
@@ -145,6 +165,11 @@ impl Broker {
     /// `host:port` for a client's `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
         self.local_addr.to_string()
+    }
+
+    /// The address the HTTP listener is bound to (`None` when `http_listen` is `off`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Where this broker keeps its data (a temporary directory when ephemeral).
@@ -166,6 +191,7 @@ impl Broker {
 /// Accepts connections until shutdown, then waits for them and closes the logs.
 async fn run(
     listener: TcpListener,
+    http: Option<TcpListener>,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
     temp_dir: Option<tempfile::TempDir>,
@@ -196,6 +222,10 @@ async fn run(
         ),
         shutdown.clone(),
     ));
+    let http = http.map(|l| tokio::spawn(crate::http::serve(l, state.clone(), shutdown.clone())));
+    state
+        .ready
+        .store(true, std::sync::atomic::Ordering::Release);
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -230,8 +260,14 @@ async fn run(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    state
+        .ready
+        .store(false, std::sync::atomic::Ordering::Release);
     drop(listener);
     while connections.join_next().await.is_some() {}
+    if let Some(http) = http {
+        let _ = http.await;
+    }
     let _ = maintenance.await;
     let _ = group_timers.await;
     let _ = txn_timers.await;
@@ -298,6 +334,11 @@ impl EmbeddedBroker {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.broker().local_addr()
+    }
+
+    /// The address of the HTTP listener (schema registry, metrics, health).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.broker().http_addr()
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -25,6 +25,10 @@ pub(crate) struct BrokerState {
     /// `queued.max.request.bytes`: the broker-wide budget of request bytes read but not yet
     /// handled, and its size; `None` when unlimited.
     pub(crate) queued_requests: Option<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
+    /// Counters the request path, the cleaner and retention bump (`GET /metrics`).
+    pub(crate) metrics: std::sync::Arc<crate::http::metrics::Metrics>,
+    /// The Kafka listener accepts connections (`GET /health/ready`).
+    pub(crate) ready: std::sync::atomic::AtomicBool,
     /// Bumped after every append, so that waiting fetches re-check their partitions.
     appended: watch::Sender<u64>,
 }
@@ -51,6 +55,8 @@ impl BrokerState {
             advertised_host,
             advertised_port: i32::from(advertised_port),
             queued_requests,
+            metrics: Default::default(),
+            ready: std::sync::atomic::AtomicBool::new(false),
             appended: watch::channel(0).0,
         }
     }

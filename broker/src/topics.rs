@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use brook_storage::{
@@ -169,10 +169,33 @@ impl Partition {
     }
 }
 
+/// What Produce appended to and Fetch returned from a topic since the broker started
+/// (the metrics endpoint reports it).
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) records_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) records_out: AtomicU64,
+}
+
+impl Traffic {
+    pub(crate) fn appended(&self, records: u64, bytes: u64) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn fetched(&self, records: u64, bytes: u64) {
+        self.records_out.fetch_add(records, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
 /// A topic: name, stable id, partitions and config overrides.
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
+    pub(crate) traffic: Traffic,
     partitions: RwLock<Vec<Arc<Partition>>>,
     /// The topic's configs and what Produce checks, resolved from them; replaced together by
     /// AlterConfigs.
@@ -197,6 +220,7 @@ impl Topic {
         Self {
             name,
             id,
+            traffic: Traffic::default(),
             partitions: RwLock::new(partitions),
             settings: RwLock::new(Settings {
                 produce: config.produce_policy(broker),

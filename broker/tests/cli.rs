@@ -18,6 +18,7 @@ use common::{start_until_listening, BROOK};
 struct Running {
     child: Child,
     addr: String,
+    startup_line: String,
     /// The data directory named in the startup line.
     data_dir: String,
     log: mpsc::Receiver<String>,
@@ -26,6 +27,10 @@ struct Running {
 fn start(args: &[&str], cwd: &Path) -> Running {
     let mut cmd = Command::new(BROOK);
     cmd.args(args).current_dir(cwd);
+    // Tests run side by side: no two may take the default HTTP port.
+    if !args.contains(&"--http-listen") {
+        cmd.args(["--http-listen", "127.0.0.1:0"]);
+    }
     let started = start_until_listening(cmd, Duration::from_secs(20));
     let line = &started.startup_line;
     let rest = line
@@ -41,6 +46,7 @@ fn start(args: &[&str], cwd: &Path) -> Running {
     Running {
         child: started.child,
         addr,
+        startup_line: line.clone(),
         data_dir,
         log: started.log,
     }
@@ -101,10 +107,83 @@ fn help_names_every_flag() {
         "--data-dir",
         "--ephemeral",
         "--config",
+        "--http-listen",
         "--help",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }
+}
+
+/// A plain HTTP/1.1 GET; (status code, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn the_http_listener_serves_health_probes_or_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--ephemeral",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    let http = r
+        .startup_line
+        .split("HTTP http://")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("the startup line names the HTTP address")
+        .to_string();
+    assert_eq!(
+        http_get(&http, "/health/live"),
+        (200, r#"{"status":"live"}"#.into())
+    );
+    assert_eq!(
+        http_get(&http, "/health/ready"),
+        (200, r#"{"status":"ready"}"#.into())
+    );
+    stop(r, 15);
+
+    let r = start(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--ephemeral",
+            "--http-listen",
+            "off",
+        ],
+        dir.path(),
+    );
+    assert!(r.startup_line.contains("HTTP off"), "{}", r.startup_line);
+    stop(r, 15);
+
+    let out = Command::new(BROOK)
+        .args(["--ephemeral", "--http-listen", "8081"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http_listen"), "{err}");
 }
 
 #[test]

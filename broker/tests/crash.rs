@@ -69,8 +69,14 @@ impl Rng {
 /// Starts `brook` and waits for its startup line.
 fn start(dir: &Path, port: u16, no_fsync: bool) -> Child {
     let mut cmd = Command::new(BROOK);
-    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir);
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--http-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir);
     if no_fsync {
         cmd.arg("--unsafe-disable-fsync");
     }

@@ -237,6 +237,40 @@ impl PartitionLog {
         self.active.next_offset()
     }
 
+    /// The timestamp of the first data record at or after `offset` (`None` at the log end):
+    /// what a consumer that committed `offset` has yet to read, for lag in time. Exact for
+    /// uncompressed batches; a compressed batch gives its first record's (base) timestamp,
+    /// a LogAppendTime batch its append time. Reads batch headers only, from the map.
+    pub fn timestamp_at(&self, offset: i64) -> Result<Option<i64>> {
+        const LOOK_AHEAD: usize = 64 * 1024;
+        if offset >= self.log_end_offset() {
+            return Ok(None);
+        }
+        for chunk in self.read(offset.max(self.log_start), LOOK_AHEAD)? {
+            for view in brook_protocol::batch::Batches::new(&chunk) {
+                if view.last_offset() < offset || view.is_control() || view.records_count() == 0 {
+                    continue;
+                }
+                if view.is_log_append_time() {
+                    return Ok(Some(view.max_timestamp()));
+                }
+                if view.compression().is_some_and(|c| c.id() != 0) {
+                    return Ok(Some(view.base_timestamp()));
+                }
+                let records = brook_protocol::records::Records::new(
+                    view.records_data(),
+                    view.records_count(),
+                );
+                for record in records.flatten() {
+                    if view.base_offset() + i64::from(record.offset_delta) >= offset {
+                        return Ok(Some(view.base_timestamp() + record.timestamp_delta));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// The first batch in offset order whose `max_timestamp >= ts`, ignoring batches that
     /// end below the log start offset. Batches without a timestamp (negative
     /// `max_timestamp`) never match. Segments whose greatest timestamp is below `ts` are

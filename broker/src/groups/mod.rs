@@ -37,6 +37,15 @@ const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 /// How often group timeouts are checked; sessions expire at most this late.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 
+/// A group as the metrics endpoint reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupOffsets {
+    pub(crate) group: String,
+    pub(crate) members: usize,
+    /// (topic, partition, committed offset).
+    pub(crate) offsets: Vec<(String, i32, i64)>,
+}
+
 /// One partition's commit as the coordinator receives it.
 #[derive(Debug, Clone)]
 pub(crate) struct OffsetCommit {
@@ -397,6 +406,25 @@ impl GroupCoordinator {
             },
             members: g.describe_members(),
         })
+    }
+
+    /// Every live group with its member count and committed offsets (by topic, partition),
+    /// for the metrics endpoint: one pass under the groups' lock, no copies of metadata.
+    pub(crate) fn offsets_snapshot(&self) -> Vec<GroupOffsets> {
+        let groups = self.groups.lock();
+        groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| GroupOffsets {
+                group: g.id.clone(),
+                members: g.members.len(),
+                offsets: g
+                    .offsets
+                    .iter()
+                    .map(|((t, p), o)| (t.clone(), *p, o.offset))
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Every group with its protocol type and state.

@@ -353,6 +353,9 @@ fn produce_partition(
             log_start_offset,
         });
     }
+    topic
+        .traffic
+        .appended(record_count.unsigned_abs(), records.len() as u64);
     if !state.config.unsafe_disable_fsync {
         let (records, bytes) =
             durability::note_append(&partition, record_count, records.len() as u64);

@@ -93,9 +93,15 @@ pub(crate) fn start_with_config(
     let config = dir.join("brook.toml");
     std::fs::write(&config, toml).unwrap();
     let mut cmd = Command::new(BROOK);
-    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&config);
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--http-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir.join("data"))
+    .arg("--config")
+    .arg(&config);
     start_until_listening(cmd, timeout)
 }

@@ -179,6 +179,9 @@ pub(crate) fn python_script(script: &str, what: &str, module: &str, passed: &str
     cmd.arg(repo_root().join("tests/python").join(script))
         .arg(broker.bootstrap())
         .env("BROOK_TEST_TIMEOUT_S", "60");
+    if let Some(http) = broker.http_addr() {
+        cmd.env("BROOK_HTTP", http.to_string());
+    }
     let out = run(cmd, None, Duration::from_secs(75));
     let stdout = assert_success(&out, what);
     println!("{stdout}");
@@ -227,6 +230,16 @@ fn confluent_kafka_incremental_alter_configs_on_topics_and_the_broker() {
 }
 
 #[test]
+fn metrics_report_consumer_lag_like_kafka_exporter() {
+    python_script(
+        "metrics_lag.py",
+        "metrics scraped with the Prometheus parser",
+        "prometheus_client",
+        "metrics: passed",
+    );
+}
+
+#[test]
 fn kafkajs_describes_and_alters_configs() {
     kafkajs_script(
         "kafkajs_configs.js",
@@ -250,6 +263,9 @@ pub(crate) fn kafkajs_script(script: &str, what: &str, passed: &str, timeout_s: 
         .arg(script)
         .arg(broker.bootstrap())
         .env("BROOK_TEST_TIMEOUT_S", timeout_s.to_string());
+    if let Some(http) = broker.http_addr() {
+        cmd.env("BROOK_HTTP", http.to_string());
+    }
     let out = run(cmd, None, Duration::from_secs(timeout_s + 15));
     let stdout = assert_success(&out, what);
     println!("{stdout}");

@@ -1,0 +1,45 @@
+//! The broker's HTTP listener (`http_listen`, `--http-listen`; default `127.0.0.1:8081`, the
+//! port schema registry clients default to; `off` disables it): one axum router over the
+//! broker's shared state, one module per area:
+//! - [`health`]: liveness and readiness probes;
+//! - [`metrics`]: Prometheus metrics, consumer lag under kafka_exporter's names.
+//!
+//! The schema registry, the stream API and the web console are to join as modules of their
+//! own. The server stops with the broker (in-flight requests finish first).
+
+pub(crate) mod health;
+pub(crate) mod metrics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::state::BrokerState;
+
+/// Every route of every area.
+pub(crate) fn router(state: Arc<BrokerState>) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(metrics::routes())
+        .with_state(state)
+}
+
+/// Serves `listener` until `shutdown` changes.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = router(state);
+    let stopped = async move {
+        let _ = shutdown.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::warn!(error = %e, "the HTTP listener failed");
+    }
+}
