@@ -15,6 +15,7 @@
 //! header per lagging group partition from the log's memory map.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -28,7 +29,6 @@ use brook_protocol::kafka_protocol::messages::ApiKey;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -150,33 +150,56 @@ async fn scrape(State(state): State<Arc<BrokerState>>) -> impl IntoResponse {
     }
 }
 
-/// A gauge family filled now.
-fn gauges<V>(rows: impl IntoIterator<Item = (Labels, V)>) -> Family<Labels, Gauge<V, V::Atomic>>
-where
-    V: GaugeValue,
-{
-    let family = Family::<Labels, Gauge<V, V::Atomic>>::default();
-    for (labels, value) in rows {
-        family.get_or_create(&labels).set(value);
+/// OpenMetrics text written directly: a scrape of 10,000 partitions writes tens of
+/// thousands of samples, which `prometheus-client`'s families (a map of label sets each)
+/// would first have to build.
+struct Text {
+    out: String,
+}
+
+impl Text {
+    /// Starts a family: its type (`gauge` or `counter`) and help line.
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
     }
-    family
-}
 
-/// The value types gauges here hold.
-pub(crate) trait GaugeValue: Sized {
-    type Atomic: prometheus_client::metrics::gauge::Atomic<Self> + Default + std::fmt::Debug;
-}
-impl GaugeValue for i64 {
-    type Atomic = AtomicI64;
-}
-impl GaugeValue for f64 {
-    type Atomic = AtomicU64;
-}
+    /// One sample; counters pass their name with `_total`.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                self.out.push_str(k);
+                self.out.push_str("=\"");
+                for c in v.chars() {
+                    match c {
+                        '\\' => self.out.push_str("\\\\"),
+                        '"' => self.out.push_str("\\\""),
+                        '\n' => self.out.push_str("\\n"),
+                        c => self.out.push(c),
+                    }
+                }
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
 
-fn counter(value: u64) -> Counter {
-    let c = Counter::default();
-    c.inc_by(value);
-    c
+    /// A family of one unlabelled sample.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        let sample = if kind == "counter" {
+            format!("{name}_total")
+        } else {
+            name.to_string()
+        };
+        self.sample(&sample, &[], value);
+    }
 }
 
 /// One partition as a scrape sees it.
@@ -186,12 +209,21 @@ struct PartitionNow {
     size: u64,
 }
 
-/// The whole scrape: every family, encoded.
+/// A group's row for one partition.
+struct GroupRow {
+    group: String,
+    topic: String,
+    partition: String,
+    offset: i64,
+    lag: i64,
+    seconds: f64,
+}
+
+/// The whole scrape, encoded.
 fn render(state: &BrokerState) -> Result<String, std::fmt::Error> {
-    let mut registry = Registry::default();
     let topics = state.topics.list();
-    let mut partitions: BTreeMap<(String, i32), PartitionNow> = BTreeMap::new();
-    let mut by_partition = HashMap::new();
+    // (topic, partition) -> (the partition, what it holds now), in name order.
+    let mut partitions = BTreeMap::new();
     for topic in &topics {
         for p in topic.partitions() {
             let now = p.with_log(|log| PartitionNow {
@@ -199,113 +231,217 @@ fn render(state: &BrokerState) -> Result<String, std::fmt::Error> {
                 end: log.log_end_offset(),
                 size: log.size_in_bytes(),
             });
-            by_partition.insert((topic.name.clone(), p.index), p.clone());
-            partitions.insert((topic.name.clone(), p.index), now);
+            partitions.insert((topic.name.as_str(), p.index), (p.clone(), now));
         }
     }
-    let tp = |t: &str, p: i32| vec![("topic", t.to_string()), ("partition", p.to_string())];
-
-    registry.register(
+    let mut t = Text {
+        out: String::with_capacity(256 * (partitions.len() + 16)),
+    };
+    t.single(
         "kafka_brokers",
+        "gauge",
         "Number of brokers in the cluster",
-        gauges([(Vec::new(), 1i64)]),
+        1,
     );
-    registry.register(
+    t.family(
         "kafka_topic_partitions",
+        "gauge",
         "Number of partitions of a topic",
-        gauges(topics.iter().map(|t| {
-            (
-                vec![("topic", t.name.clone())],
-                i64::from(t.partition_count()),
-            )
-        })),
     );
-    registry.register(
+    for topic in &topics {
+        let labels = [("topic", topic.name.as_str())];
+        t.sample("kafka_topic_partitions", &labels, topic.partition_count());
+    }
+    let partition_names: HashMap<i32, String> = partitions
+        .keys()
+        .map(|(_, p)| (*p, p.to_string()))
+        .collect();
+    let each_partition = |t: &mut Text, name: &str, value: &dyn Fn(&PartitionNow) -> i64| {
+        for ((topic, p), (_, now)) in &partitions {
+            let labels = [
+                ("topic", *topic),
+                ("partition", partition_names[p].as_str()),
+            ];
+            t.sample(name, &labels, value(now));
+        }
+    };
+    t.family(
         "kafka_topic_partition_current_offset",
+        "gauge",
         "The next offset of a partition (its high watermark)",
-        gauges(partitions.iter().map(|((t, p), n)| (tp(t, *p), n.end))),
     );
-    registry.register(
+    each_partition(&mut t, "kafka_topic_partition_current_offset", &|n| n.end);
+    t.family(
         "kafka_topic_partition_oldest_offset",
+        "gauge",
         "The oldest offset of a partition (its log start)",
-        gauges(partitions.iter().map(|((t, p), n)| (tp(t, *p), n.start))),
     );
-    registry.register(
+    each_partition(&mut t, "kafka_topic_partition_oldest_offset", &|n| n.start);
+    t.family(
         "brook_log_size_bytes",
+        "gauge",
         "Bytes of a partition's log on disk",
-        gauges(
-            partitions
-                .iter()
-                .map(|((t, p), n)| (tp(t, *p), i64::try_from(n.size).unwrap_or(i64::MAX))),
-        ),
     );
+    each_partition(&mut t, "brook_log_size_bytes", &|n| {
+        i64::try_from(n.size).unwrap_or(i64::MAX)
+    });
 
     // Consumer groups.
     let now = now_ms();
-    let (mut current, mut lag, mut lag_seconds, mut members) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut lag_sum: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut members = Vec::new();
     for group in state.groups.offsets_snapshot() {
-        members.push((
-            vec![("consumergroup", group.group.clone())],
-            i64::try_from(group.members).unwrap_or(i64::MAX),
-        ));
+        members.push((group.group.clone(), group.members));
         for (topic, partition, offset) in group.offsets {
-            let Some(now_p) = partitions.get(&(topic.clone(), partition)) else {
+            let Some((p, now_p)) = partitions.get(&(topic.as_str(), partition)) else {
                 continue; // a commit for a topic that is gone
             };
-            let labels = vec![
-                ("consumergroup", group.group.clone()),
-                ("topic", topic.clone()),
-                ("partition", partition.to_string()),
-            ];
-            let behind = (now_p.end - offset.max(now_p.start)).max(0);
-            let seconds = if behind == 0 {
+            let lag = (now_p.end - offset.max(now_p.start)).max(0);
+            let seconds = if lag == 0 {
                 0.0
             } else {
-                by_partition
-                    .get(&(topic.clone(), partition))
-                    .and_then(|p| p.with_log(|log| log.timestamp_at(offset)).ok().flatten())
+                p.with_log(|log| log.timestamp_at(offset))
+                    .ok()
+                    .flatten()
                     .map_or(0.0, |ts| (now - ts).max(0) as f64 / 1000.0)
             };
-            current.push((labels.clone(), offset));
-            lag.push((labels.clone(), behind));
-            lag_seconds.push((labels, seconds));
-            *lag_sum.entry((group.group.clone(), topic)).or_default() += behind;
+            rows.push(GroupRow {
+                group: group.group.clone(),
+                partition: partition.to_string(),
+                topic,
+                offset,
+                lag,
+                seconds,
+            });
         }
     }
-    registry.register(
+    let group_rows = |t: &mut Text, name: &str, value: &dyn Fn(&GroupRow) -> String| {
+        for r in &rows {
+            let labels = [
+                ("consumergroup", r.group.as_str()),
+                ("topic", r.topic.as_str()),
+                ("partition", r.partition.as_str()),
+            ];
+            t.sample(name, &labels, value(r));
+        }
+    };
+    t.family(
         "kafka_consumergroup_current_offset",
+        "gauge",
         "The offset a group committed for a partition",
-        gauges(current),
     );
-    registry.register(
+    group_rows(&mut t, "kafka_consumergroup_current_offset", &|r| {
+        r.offset.to_string()
+    });
+    t.family(
         "kafka_consumergroup_lag",
+        "gauge",
         "Records a group has yet to consume in a partition (high watermark minus committed offset)",
-        gauges(lag),
     );
-    registry.register(
-        "kafka_consumergroup_lag_sum",
-        "A group's lag summed over a topic's partitions",
-        gauges(
-            lag_sum
-                .into_iter()
-                .map(|((g, t), v)| (vec![("consumergroup", g), ("topic", t)], v)),
-        ),
-    );
-    registry.register(
+    group_rows(&mut t, "kafka_consumergroup_lag", &|r| r.lag.to_string());
+    t.family(
         "kafka_consumergroup_lag_seconds",
+        "gauge",
         "Seconds since the first record a group has not consumed was written (0 when caught up)",
-        gauges(lag_seconds),
     );
-    registry.register(
-        "kafka_consumergroup_members",
-        "Members of a group",
-        gauges(members),
+    group_rows(&mut t, "kafka_consumergroup_lag_seconds", &|r| {
+        r.seconds.to_string()
+    });
+    let mut lag_sum: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for r in &rows {
+        *lag_sum.entry((&r.group, &r.topic)).or_default() += r.lag;
+    }
+    t.family(
+        "kafka_consumergroup_lag_sum",
+        "gauge",
+        "A group's lag summed over a topic's partitions",
     );
+    for ((group, topic), sum) in lag_sum {
+        let labels = [("consumergroup", group), ("topic", topic)];
+        t.sample("kafka_consumergroup_lag_sum", &labels, sum);
+    }
+    t.family("kafka_consumergroup_members", "gauge", "Members of a group");
+    for (group, n) in &members {
+        t.sample(
+            "kafka_consumergroup_members",
+            &[("consumergroup", group.as_str())],
+            n,
+        );
+    }
 
     // The broker's own.
     let m = &state.metrics;
+    t.single(
+        "brook_connections",
+        "gauge",
+        "Open Kafka client connections",
+        m.connections.load(Ordering::Relaxed),
+    );
+    t.single(
+        "brook_partitions",
+        "gauge",
+        "Partitions of all topics",
+        partitions.len(),
+    );
+    type Pick = fn(&crate::topics::Traffic) -> &AtomicU64;
+    let traffic: [(&str, &str, Pick); 4] = [
+        (
+            "brook_topic_bytes_in",
+            "Record bytes appended by Produce",
+            |t| &t.bytes_in,
+        ),
+        (
+            "brook_topic_records_in",
+            "Records appended by Produce",
+            |t| &t.records_in,
+        ),
+        (
+            "brook_topic_bytes_out",
+            "Record bytes returned by Fetch",
+            |t| &t.bytes_out,
+        ),
+        (
+            "brook_topic_records_out",
+            "Records returned by Fetch",
+            |t| &t.records_out,
+        ),
+    ];
+    for (name, help, pick) in traffic {
+        t.family(name, "counter", help);
+        let sample = format!("{name}_total");
+        for topic in &topics {
+            let value = pick(&topic.traffic).load(Ordering::Relaxed);
+            t.sample(&sample, &[("topic", topic.name.as_str())], value);
+        }
+    }
+    let counters = [
+        (
+            "brook_cleaner_passes",
+            "Cleaning passes of compacted logs",
+            &m.cleaner_passes,
+        ),
+        (
+            "brook_cleaner_read_bytes",
+            "Bytes of log the cleaner's passes read",
+            &m.cleaner_bytes_before,
+        ),
+        (
+            "brook_cleaner_kept_bytes",
+            "Bytes of log the cleaner's passes kept",
+            &m.cleaner_bytes_after,
+        ),
+        (
+            "brook_retention_deleted_segments",
+            "Segments deleted by retention",
+            &m.retention_deleted_segments,
+        ),
+    ];
+    for (name, help, value) in counters {
+        t.single(name, "counter", help, value.load(Ordering::Relaxed));
+    }
+
+    // Requests: few families, kept by prometheus-client; its text ends the scrape.
+    let mut registry = Registry::default();
     registry.register(
         "brook_requests",
         "Requests answered, by API",
@@ -316,66 +452,6 @@ fn render(state: &BrokerState) -> Result<String, std::fmt::Error> {
         "Time from a request's arrival to its answer, by API",
         m.request_seconds.clone(),
     );
-    registry.register(
-        "brook_connections",
-        "Open Kafka client connections",
-        gauges([(Vec::new(), m.connections.load(Ordering::Relaxed))]),
-    );
-    registry.register(
-        "brook_partitions",
-        "Partitions of all topics",
-        gauges([(Vec::new(), partitions.len() as i64)]),
-    );
-    let traffic = |pick: fn(&crate::topics::Traffic) -> u64| {
-        let family = Family::<Labels, Counter>::default();
-        for t in &topics {
-            family
-                .get_or_create(&vec![("topic", t.name.clone())])
-                .inc_by(pick(&t.traffic));
-        }
-        family
-    };
-    registry.register(
-        "brook_topic_bytes_in",
-        "Record bytes appended by Produce",
-        traffic(|t| t.bytes_in.load(Ordering::Relaxed)),
-    );
-    registry.register(
-        "brook_topic_records_in",
-        "Records appended by Produce",
-        traffic(|t| t.records_in.load(Ordering::Relaxed)),
-    );
-    registry.register(
-        "brook_topic_bytes_out",
-        "Record bytes returned by Fetch",
-        traffic(|t| t.bytes_out.load(Ordering::Relaxed)),
-    );
-    registry.register(
-        "brook_topic_records_out",
-        "Records returned by Fetch",
-        traffic(|t| t.records_out.load(Ordering::Relaxed)),
-    );
-    registry.register(
-        "brook_cleaner_passes",
-        "Cleaning passes of compacted logs",
-        counter(m.cleaner_passes.load(Ordering::Relaxed)),
-    );
-    registry.register(
-        "brook_cleaner_read_bytes",
-        "Bytes of log the cleaner's passes read",
-        counter(m.cleaner_bytes_before.load(Ordering::Relaxed)),
-    );
-    registry.register(
-        "brook_cleaner_kept_bytes",
-        "Bytes of log the cleaner's passes kept",
-        counter(m.cleaner_bytes_after.load(Ordering::Relaxed)),
-    );
-    registry.register(
-        "brook_retention_deleted_segments",
-        "Segments deleted by retention",
-        counter(m.retention_deleted_segments.load(Ordering::Relaxed)),
-    );
-    let mut out = String::new();
-    encode(&mut out, &registry)?;
-    Ok(out)
+    encode(&mut t.out, &registry)?;
+    Ok(t.out)
 }
