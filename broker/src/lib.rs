@@ -37,6 +37,7 @@ mod internal_log;
 mod maintenance;
 mod producers;
 mod record_codec;
+mod registry;
 pub mod server;
 mod state;
 pub mod topic_config;

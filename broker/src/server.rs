@@ -18,6 +18,7 @@ use crate::admission::{is_out_of_fds, Admission, SpareFd};
 use crate::config::{parse_host_port, BrokerConfig, ConfigError};
 use crate::dynamic_config::DynamicConfigs;
 use crate::groups::GroupCoordinator;
+use crate::registry::SchemaRegistry;
 use crate::state::BrokerState;
 use crate::topics::{TopicError, TopicRegistry};
 use crate::txn::TransactionCoordinator;
@@ -112,7 +113,7 @@ impl Broker {
             })?,
             None => (local_addr.ip().to_string(), local_addr.port()),
         };
-        let (dynamic, topics, groups, txns) = {
+        let (dynamic, topics, groups, txns, registry) = {
             let dir = data_dir.clone();
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
@@ -131,7 +132,8 @@ impl Broker {
                 let topics = TopicRegistry::open(&dir, &config)?;
                 let groups = GroupCoordinator::open(&topics, &config)?;
                 let txns = TransactionCoordinator::open(&topics, &config)?;
-                Ok::<_, TopicError>((dynamic, topics, groups, txns))
+                let registry = SchemaRegistry::open(&topics, !config.unsafe_disable_fsync)?;
+                Ok::<_, TopicError>((dynamic, topics, groups, txns, registry))
             })
             .await
             .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
@@ -144,7 +146,9 @@ impl Broker {
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");
         }
-        let state = Arc::new(BrokerState::new(dynamic, topics, groups, txns, host, port));
+        let state = Arc::new(BrokerState::new(
+            dynamic, topics, groups, txns, registry, host, port,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(run(listener, http, state, shutdown_rx, temp_dir));
         Ok(Broker {
@@ -280,10 +284,12 @@ async fn run(
                 topics,
                 groups,
                 txns,
+                registry,
                 ..
             } = state;
             drop(groups);
             drop(txns);
+            drop(registry);
             let _ = tokio::task::spawn_blocking(move || topics.close()).await;
         }
         Err(_) => tracing::warn!("broker state still shared at shutdown; logs not closed cleanly"),

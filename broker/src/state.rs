@@ -19,6 +19,8 @@ pub(crate) struct BrokerState {
     pub(crate) topics: TopicRegistry,
     pub(crate) groups: GroupCoordinator,
     pub(crate) txns: TransactionCoordinator,
+    /// The schema registry (`crate::http::registry` serves it).
+    pub(crate) registry: crate::registry::SchemaRegistry,
     /// Host and port announced in Metadata and DescribeCluster.
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
@@ -39,6 +41,7 @@ impl BrokerState {
         topics: TopicRegistry,
         groups: GroupCoordinator,
         txns: TransactionCoordinator,
+        registry: crate::registry::SchemaRegistry,
         advertised_host: String,
         advertised_port: u16,
     ) -> Self {
@@ -52,6 +55,7 @@ impl BrokerState {
             topics,
             groups,
             txns,
+            registry,
             advertised_host,
             advertised_port: i32::from(advertised_port),
             queued_requests,

@@ -96,7 +96,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 
 /// Kafka's internal topics: written by the broker's coordinators only. Clients may read them but
 /// not produce to, delete or repartition them.
-pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+pub const INTERNAL_TOPICS: [&str; 3] = ["__consumer_offsets", "__transaction_state", "_schemas"];
 
 /// True for the names in [`INTERNAL_TOPICS`].
 pub fn is_internal(name: &str) -> bool {

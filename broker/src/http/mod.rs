@@ -2,13 +2,14 @@
 //! port schema registry clients default to; `off` disables it): one axum router over the
 //! broker's shared state, one module per area:
 //! - [`health`]: liveness and readiness probes;
-//! - [`metrics`]: Prometheus metrics, consumer lag under kafka_exporter's names.
+//! - [`metrics`]: Prometheus metrics, consumer lag under kafka_exporter's names;
+//! - [`registry`]: the schema registry's Confluent-compatible REST API.
 //!
-//! The schema registry, the stream API and the web console are to join as modules of their
-//! own. The server stops with the broker (in-flight requests finish first).
+//! The stream API and the web console are to join as modules of their own. The server stops with the broker (in-flight requests finish first).
 
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod registry;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub(crate) fn router(state: Arc<BrokerState>) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(metrics::routes())
+        .merge(registry::routes())
         .with_state(state)
 }
 

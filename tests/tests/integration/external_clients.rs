@@ -230,6 +230,16 @@ fn confluent_kafka_incremental_alter_configs_on_topics_and_the_broker() {
 }
 
 #[test]
+fn confluent_kafka_schema_registry_client_with_avro_serdes() {
+    python_script(
+        "confluent_kafka_registry.py",
+        "confluent-kafka schema registry",
+        "confluent_kafka.schema_registry.avro",
+        "schema registry: passed",
+    );
+}
+
+#[test]
 fn metrics_report_consumer_lag_like_kafka_exporter() {
     python_script(
         "metrics_lag.py",

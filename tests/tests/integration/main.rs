@@ -20,6 +20,7 @@ mod metadata;
 mod partitions;
 mod power_loss;
 mod process;
+mod registry;
 mod restart;
 mod retention;
 mod transactions;

@@ -1,0 +1,141 @@
+//! Avro schemas for the registry (`apache-avro`): parsing, the form a schema is stored and
+//! compared in, and reader/writer compatibility by the Avro specification's resolution rules
+//! (a reader may add a field only with a default, drop a field, promote int -> long -> float
+//! -> double and string <-> bytes, must know every enum symbol the writer may write unless
+//! it has a default, and must read every branch of a writer's union).
+
+use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::Schema;
+
+/// A parsed Avro schema and its stored text.
+#[derive(Debug, Clone)]
+pub(crate) struct AvroSchema {
+    pub(crate) schema: Schema,
+    /// The schema's JSON, compact and with object keys in order: two registrations of the
+    /// same schema (whatever their whitespace and key order) store and compare equal, while
+    /// a changed default or doc is a new schema, as in Confluent's registry.
+    pub(crate) text: String,
+}
+
+/// Parses `text` (with `references`, the schemas it names, already parsed texts).
+pub(crate) fn parse(text: &str, references: &[String]) -> Result<AvroSchema, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("Invalid schema: {e}"))?;
+    let schema = if references.is_empty() {
+        Schema::parse(&json).map_err(|e| format!("Invalid schema: {e}"))?
+    } else {
+        Schema::parse_str_with_list(text, references)
+            .map(|(s, _)| s)
+            .map_err(|e| format!("Invalid schema: {e}"))?
+    };
+    let text = serde_json::to_string(&json).map_err(|e| format!("Invalid schema: {e}"))?;
+    Ok(AvroSchema { schema, text })
+}
+
+/// Whether data written with `writer` can be read with `reader`; the reason if not.
+pub(crate) fn can_read(writer: &Schema, reader: &Schema) -> Result<(), String> {
+    SchemaCompatibility::can_read(writer, reader).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(text: &str) -> Schema {
+        parse(text, &[]).unwrap().schema
+    }
+
+    const V1: &str = r#"{"type":"record","name":"Loan","fields":[
+        {"name":"id","type":"string"},{"name":"amount","type":"int"}]}"#;
+
+    /// (writer, reader, readable): Avro's resolution rules, the tricky ones included.
+    #[test]
+    fn reader_writer_compatibility_follows_the_avro_resolution_rules() {
+        let cases: &[(&str, &str, bool, &str)] = &[
+            (V1, V1, true, "the same schema"),
+            (
+                V1,
+                r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"},
+                    {"name":"amount","type":"int"},{"name":"rate","type":"double","default":0.0}]}"#,
+                true,
+                "a reader field added with a default",
+            ),
+            (
+                V1,
+                r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"},
+                    {"name":"amount","type":"int"},{"name":"rate","type":"double"}]}"#,
+                false,
+                "a reader field added without a default",
+            ),
+            (
+                V1,
+                r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"}]}"#,
+                true,
+                "a field the reader drops",
+            ),
+            (
+                V1,
+                r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"},
+                    {"name":"amount","type":"long"}]}"#,
+                true,
+                "int promoted to long",
+            ),
+            (
+                r#"{"type":"record","name":"Loan","fields":[{"name":"amount","type":"long"}]}"#,
+                r#"{"type":"record","name":"Loan","fields":[{"name":"amount","type":"int"}]}"#,
+                false,
+                "long narrowed to int",
+            ),
+            (
+                r#"{"type":"enum","name":"State","symbols":["OPEN","CLOSED"]}"#,
+                r#"{"type":"enum","name":"State","symbols":["OPEN"]}"#,
+                false,
+                "an enum symbol the reader lacks",
+            ),
+            (
+                r#"{"type":"enum","name":"State","symbols":["OPEN"]}"#,
+                r#"{"type":"enum","name":"State","symbols":["OPEN","CLOSED"]}"#,
+                true,
+                "an enum symbol added for the reader",
+            ),
+            (
+                r#"["null","string"]"#,
+                r#"["string","null"]"#,
+                true,
+                "union branches reordered",
+            ),
+            (
+                r#"["null","string","int"]"#,
+                r#"["null","string"]"#,
+                false,
+                "a writer union branch the reader cannot read",
+            ),
+            (
+                r#"{"type":"record","name":"Outer","fields":[{"name":"inner","type":
+                    {"type":"record","name":"Inner","fields":[{"name":"a","type":"int"}]}}]}"#,
+                r#"{"type":"record","name":"Outer","fields":[{"name":"inner","type":
+                    {"type":"record","name":"Inner","fields":[{"name":"a","type":"string"}]}}]}"#,
+                false,
+                "a nested record's field changing type",
+            ),
+        ];
+        for (writer, reader, readable, what) in cases {
+            let verdict = can_read(&schema(writer), &schema(reader));
+            assert_eq!(verdict.is_ok(), *readable, "{what}: {verdict:?}");
+        }
+    }
+
+    #[test]
+    fn stored_text_ignores_layout_but_not_content() {
+        let a = parse(r#"{"type": "record", "name": "A", "fields": []}"#, &[]).unwrap();
+        let b = parse(r#"{"fields":[],"name":"A","type":"record"}"#, &[]).unwrap();
+        assert_eq!(a.text, b.text);
+        let c = parse(r#"{"type":"record","name":"A","doc":"x","fields":[]}"#, &[]).unwrap();
+        assert_ne!(a.text, c.text);
+        assert!(
+            parse(r#"{"type":"record","name":"A"}"#, &[]).is_err(),
+            "no fields"
+        );
+        assert!(parse("not json", &[]).is_err());
+    }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""The built-in schema registry with confluent-kafka-python's SchemaRegistryClient and its
+Avro serializer and deserializer (librdkafka for the Kafka side).
+
+Usage: confluent_kafka_registry.py BOOTSTRAP        (BROOK_HTTP=host:port names the registry)
+
+  * AvroSerializer registers a loan schema under <topic>-value on first use; a producer sends
+    three loans, a consumer reads them back through AvroDeserializer, equal to what was sent;
+  * registering the same schema again gets the same id; a backward-compatible v2 (a field
+    added with a default) is accepted as version 2 and v1 data still deserializes; an
+    incompatible change (a field's type changed) is refused with 409;
+  * get_latest_version, get_versions, get_subjects, get_schema(id), lookup_schema,
+    test_compatibility, set_compatibility / get_compatibility answer as Confluent's do;
+    an unknown subject is 40401, an unknown id 40403;
+  * delete_subject (soft, then permanent) and the subject is gone.
+
+Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero.
+"""
+
+import os
+import uuid
+
+import harness  # first: importing arms the watchdog before the client library loads
+from harness import check, check_eq, ok, step
+
+import confluent_kafka  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient  # noqa: E402
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
+from confluent_kafka.schema_registry.error import SchemaRegistryError  # noqa: E402
+from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
+
+LOAN_V1 = """{"type": "record", "name": "Loan", "namespace": "bank",
+  "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "long"}]}"""
+LOAN_V2 = """{"type": "record", "name": "Loan", "namespace": "bank",
+  "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "long"},
+             {"name": "rate", "type": "double", "default": 0.0}]}"""
+LOAN_BAD = """{"type": "record", "name": "Loan", "namespace": "bank",
+  "fields": [{"name": "id", "type": "int"}, {"name": "amount", "type": "long"}]}"""
+
+
+def error_code(call):
+    try:
+        call()
+    except SchemaRegistryError as e:
+        return e.error_code
+    return None
+
+
+def run(bootstrap):
+    registry = SchemaRegistryClient({"url": "http://%s" % os.environ["BROOK_HTTP"]})
+    topic = "loans-" + uuid.uuid4().hex[:8]
+    subject = topic + "-value"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(10)
+
+    step("produce with AvroSerializer")
+    serializer = AvroSerializer(registry, LOAN_V1)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    sent = [{"id": "loan-%d" % i, "amount": 1000 * i} for i in range(3)]
+    for loan in sent:
+        value = serializer(loan, SerializationContext(topic, MessageField.VALUE))
+        check_eq(value[0], 0, "magic byte")
+        producer.produce(topic, value=value)
+    check_eq(producer.flush(10), 0, "unsent records")
+    v1 = registry.get_latest_version(subject)
+    check_eq(v1.version, 1, "version of the first registration")
+    ok("AvroSerializer registered %s as id %d" % (subject, v1.schema_id))
+
+    step("consume with AvroDeserializer")
+    deserializer = AvroDeserializer(registry)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reg-" + topic,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    got = []
+    while len(got) < len(sent):
+        msg = consumer.poll(10)
+        check(msg is not None, "a record within 10 s (got %d)" % len(got))
+        check(msg.error() is None, "consume error %s" % msg.error())
+        got.append(deserializer(msg.value(), SerializationContext(topic, MessageField.VALUE)))
+    consumer.close()
+    check_eq(got, sent, "the loans read back")
+    ok("AvroDeserializer read back what was sent")
+
+    step("registration rules")
+    again = registry.register_schema(subject, Schema(LOAN_V1, "AVRO"))
+    check_eq(again, v1.schema_id, "the same schema registered again")
+    v2_id = registry.register_schema(subject, Schema(LOAN_V2, "AVRO"))
+    check(v2_id != v1.schema_id, "v2 has an id of its own")
+    # (get_latest_version would answer from the client's cache.)
+    check_eq(registry.get_version(subject, 2).schema_id, v2_id, "version 2")
+    check_eq(registry.get_versions(subject), [1, 2], "versions")
+    check(subject in registry.get_subjects(), "subject listed")
+    check_eq(error_code(lambda: registry.register_schema(subject, Schema(LOAN_BAD, "AVRO"))), 409,
+             "an incompatible change")
+    check_eq(registry.test_compatibility(subject, Schema(LOAN_BAD, "AVRO")), False,
+             "test_compatibility of the incompatible change")
+    check_eq(registry.test_compatibility(subject, Schema(LOAN_V2, "AVRO")), True,
+             "test_compatibility of v2")
+    fetched = registry.get_schema(v2_id)
+    check("rate" in fetched.schema_str, "get_schema by id")
+    found = registry.lookup_schema(subject, Schema(LOAN_V1, "AVRO"))
+    check_eq((found.version, found.schema_id), (1, v1.schema_id), "lookup_schema of v1")
+    check_eq(error_code(lambda: registry.get_latest_version(subject + "-missing")), 40401,
+             "an unknown subject")
+    check_eq(error_code(lambda: registry.get_schema(987654)), 40403, "an unknown id")
+    ok("same schema same id, v2 accepted, incompatible refused with 409, lookups")
+
+    step("old data with the new schema in place")
+    reader = AvroDeserializer(registry, LOAN_V2)
+    value = serializer(sent[0], SerializationContext(topic, MessageField.VALUE))
+    check_eq(reader(value, SerializationContext(topic, MessageField.VALUE)),
+             dict(sent[0], rate=0.0), "v1 data read with v2 (the default filled in)")
+    ok("v1 data reads with v2")
+
+    step("compatibility config")
+    check_eq(registry.set_compatibility(subject, "FULL"), {"compatibility": "FULL"}, "set_compatibility")
+    check_eq(registry.get_compatibility(subject), "FULL", "get_compatibility")
+    check_eq(registry.get_compatibility(), "BACKWARD", "the global default")
+    ok("compatibility configured per subject")
+
+    step("delete")
+    check_eq(registry.delete_subject(subject), [1, 2], "soft delete")
+    check(subject not in registry.get_subjects(), "not listed after a soft delete")
+    check_eq(registry.delete_subject(subject, permanent=True), [1, 2], "permanent delete")
+    check_eq(error_code(lambda: registry.get_versions(subject)), 40401, "gone")
+    check("rate" in registry.get_schema(v2_id).schema_str, "ids stay resolvable")
+    ok("soft then permanent deletion")
+
+
+def main():
+    harness.main(run, lambda: "confluent-kafka %s schema registry: passed" % confluent_kafka.__version__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+//! The schema registry through its REST API: ids, subjects and configs kept in `_schemas`
+//! across a restart (ids never reused), and Confluent's error codes and bodies.
+
+use brook_broker::{BrokerConfig, EmbeddedBroker};
+use brook_tests::http;
+
+const V1: &str =
+    r#"{\"type\":\"record\",\"name\":\"Loan\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"}]}"#;
+const V2: &str =
+    r#"{\"type\":\"record\",\"name\":\"Audit\",\"fields\":[{\"name\":\"at\",\"type\":\"long\"}]}"#;
+const V3: &str = r#"{\"type\":\"enum\",\"name\":\"State\",\"symbols\":[\"OPEN\"]}"#;
+
+fn register(addr: &str, subject: &str, schema: &str) -> (u16, String) {
+    http(
+        addr,
+        "POST",
+        &format!("/subjects/{subject}/versions"),
+        Some(&format!(r#"{{"schema":"{schema}"}}"#)),
+    )
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn schemas_ids_and_configs_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || BrokerConfig::with_data_dir(dir.path());
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let addr = broker.http_addr().unwrap().to_string();
+    assert_eq!(
+        register(&addr, "loans-value", V1),
+        (200, r#"{"id":1}"#.into())
+    );
+    assert_eq!(
+        register(&addr, "audit-value", V2),
+        (200, r#"{"id":2}"#.into())
+    );
+    let (status, _) = http(
+        &addr,
+        "PUT",
+        "/config/loans-value",
+        Some(r#"{"compatibility":"FULL"}"#),
+    );
+    assert_eq!(status, 200);
+    broker.shutdown();
+
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let addr = broker.http_addr().unwrap().to_string();
+    let (status, body) = http(&addr, "GET", "/schemas/ids/1", None);
+    assert_eq!(status, 200);
+    assert!(json(&body)["schema"].as_str().unwrap().contains("Loan"));
+    assert_eq!(
+        json(&http(&addr, "GET", "/subjects", None).1),
+        serde_json::json!(["audit-value", "loans-value"])
+    );
+    assert_eq!(
+        json(&http(&addr, "GET", "/config/loans-value", None).1)["compatibilityLevel"],
+        "FULL"
+    );
+    let latest = json(&http(&addr, "GET", "/subjects/loans-value/versions/latest", None).1);
+    assert_eq!(
+        (latest["version"].as_i64(), latest["id"].as_i64()),
+        (Some(1), Some(1))
+    );
+    // Ids go on where they stopped.
+    assert_eq!(
+        register(&addr, "states-value", V3),
+        (200, r#"{"id":3}"#.into())
+    );
+    broker.shutdown();
+}
+
+#[test]
+fn errors_carry_confluents_codes_and_media_type() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let addr = broker.http_addr().unwrap().to_string();
+    register(&addr, "loans-value", V1);
+    let cases: [(&str, &str, Option<&str>, u16, u64); 6] = [
+        ("GET", "/subjects/missing/versions", None, 404, 40401),
+        ("GET", "/subjects/loans-value/versions/7", None, 404, 40402),
+        ("GET", "/schemas/ids/99", None, 404, 40403),
+        (
+            "GET",
+            "/subjects/loans-value/versions/abc",
+            None,
+            422,
+            42202,
+        ),
+        (
+            "POST",
+            "/subjects/loans-value/versions",
+            Some(r#"{"schema":"{\"type\":\"record\"}"}"#),
+            422,
+            42201,
+        ),
+        (
+            "PUT",
+            "/config",
+            Some(r#"{"compatibility":"SOMETIMES"}"#),
+            422,
+            42203,
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let (got, text) = http(&addr, method, path, body);
+        assert_eq!(got, status, "{method} {path}: {text}");
+        let body = json(&text);
+        assert_eq!(body["error_code"].as_u64(), Some(code), "{method} {path}");
+        assert!(body["message"].is_string(), "{method} {path}");
+    }
+    // An incompatible schema: 409 with the reason.
+    let (status, text) = register(
+        &addr,
+        "loans-value",
+        r#"{\"type\":\"record\",\"name\":\"Loan\",\"fields\":[{\"name\":\"id\",\"type\":\"int\"}]}"#,
+    );
+    assert_eq!(status, 409, "{text}");
+    assert_eq!(json(&text)["error_code"], 409);
+    // Soft-deleted subjects are listed only when asked.
+    http(&addr, "DELETE", "/subjects/loans-value", None);
+    assert_eq!(
+        json(&http(&addr, "GET", "/subjects", None).1),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        json(&http(&addr, "GET", "/subjects?deleted=true", None).1),
+        serde_json::json!(["loans-value"])
+    );
+    broker.shutdown();
+}
