@@ -268,6 +268,7 @@ impl Registry {
             Record::Mode(subject, None) => {
                 self.modes.remove(&subject);
             }
+            Record::NextId(next) => self.next_id = self.next_id.max(next),
             Record::DeleteSubject(subject, upto) => {
                 if let Some(versions) = self.subjects.get_mut(&subject) {
                     for (_, v) in versions.range_mut(..=upto) {
@@ -555,10 +556,17 @@ impl Registry {
             references: view.schema.references.clone(),
             deleted,
         };
-        let record = if !permanent {
-            Record::Schema(subject.to_string(), view.version, Some(value(true)))
+        let records = if !permanent {
+            vec![Record::Schema(
+                subject.to_string(),
+                view.version,
+                Some(value(true)),
+            )]
         } else if entry.deleted {
-            Record::Schema(subject.to_string(), view.version, None)
+            vec![
+                Record::Schema(subject.to_string(), view.version, None),
+                Record::NextId(self.next_id),
+            ]
         } else {
             return Err(RegistryError::new(
                 40407,
@@ -568,7 +576,7 @@ impl Registry {
                 ),
             ));
         };
-        Ok((view.version, vec![record]))
+        Ok((view.version, records))
     }
 
     /// Deletes a subject: soft first (all versions), then (`permanent`) for good.
@@ -614,6 +622,7 @@ impl Registry {
         if self.own_level(Some(subject)).is_some() {
             records.push(Record::Config(Some(subject.to_string()), None));
         }
+        records.push(Record::NextId(self.next_id));
         Ok((all, records))
     }
 }
@@ -777,6 +786,23 @@ mod tests {
             "the id of the same schema"
         );
         assert_eq!(r.versions("s", false), Ok(vec![1]));
+    }
+
+    #[test]
+    fn an_id_is_not_given_out_again_once_compaction_removed_its_last_record() {
+        let mut r = Registry::default();
+        register(&mut r, "s", V1).unwrap();
+        let mut log: Vec<Record> = Vec::new();
+        let (_, soft) = r.delete_subject("s", false).unwrap();
+        apply(&mut r, soft.clone());
+        let (_, hard) = r.delete_subject("s", true).unwrap();
+        log.extend(hard);
+        // What replay finds after compaction: the tombstone's key gone, the next id kept.
+        let mut replayed = Registry::default();
+        for record in log.into_iter().filter(|r| matches!(r, Record::NextId(_))) {
+            replayed.apply(record);
+        }
+        assert_eq!(register(&mut replayed, "t", V2), Ok(2), "id 1 stays used");
     }
 
     #[test]

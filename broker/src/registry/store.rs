@@ -11,6 +11,9 @@
 //!   value {"mode":"READONLY"}; null: back to the default
 //! key {"keytype":"DELETE_SUBJECT","subject":"s","magic":0}
 //!   value {"subject":"s","version":3}: every version up to 3 soft-deleted
+//! key {"keytype":"BROOK_NEXT_ID","magic":0}
+//!   value {"next_id":8}: Brook's own, written with every permanent deletion, so that an id
+//!   whose last record compaction removed is still never given out again
 //! ```
 //! A null subject is the global setting. Other key types (Confluent's NOOP, ...) are skipped.
 
@@ -39,6 +42,14 @@ pub(crate) enum Key {
         subject: String,
         magic: i32,
     },
+    BrookNextId {
+        magic: i32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NextIdValue {
+    pub(crate) next_id: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +94,8 @@ pub(crate) enum Record {
     Config(Option<String>, Option<Level>),
     Mode(Option<String>, Option<Mode>),
     DeleteSubject(String, i32),
+    /// The next id to give out (no id below it is given out again).
+    NextId(i32),
 }
 
 impl Record {
@@ -115,6 +128,10 @@ impl Record {
                 }),
                 mode.map(|mode| json(&ModeValue { mode })),
             ),
+            Record::NextId(next_id) => (
+                json(&Key::BrookNextId { magic: 0 }),
+                Some(json(&NextIdValue { next_id: *next_id })),
+            ),
             Record::DeleteSubject(subject, version) => (
                 json(&Key::DeleteSubject {
                     subject: subject.clone(),
@@ -133,7 +150,7 @@ impl Record {
         let raw: serde_json::Value = serde_json::from_slice(key).map_err(|e| e.to_string())?;
         let known = matches!(
             raw.get("keytype").and_then(|k| k.as_str()),
-            Some("SCHEMA" | "CONFIG" | "MODE" | "DELETE_SUBJECT")
+            Some("SCHEMA" | "CONFIG" | "MODE" | "DELETE_SUBJECT" | "BROOK_NEXT_ID")
         );
         if !known {
             return Ok(None);
@@ -156,6 +173,10 @@ impl Record {
                 subject,
                 value.map(from::<ModeValue>).transpose()?.map(|m| m.mode),
             ),
+            Key::BrookNextId { .. } => {
+                let value = value.ok_or("a BROOK_NEXT_ID record without a value")?;
+                Record::NextId(from::<NextIdValue>(value)?.next_id)
+            }
             Key::DeleteSubject { subject, .. } => {
                 let value = value.ok_or("a DELETE_SUBJECT record without a value")?;
                 let v: DeleteSubjectValue = from(value)?;
@@ -200,6 +221,7 @@ mod tests {
             Record::Config(Some("s".into()), None),
             Record::Mode(Some("s".into()), Some(Mode::ReadOnly)),
             Record::DeleteSubject("s".into(), 3),
+            Record::NextId(8),
         ] {
             let (k, v) = record.encode();
             assert_eq!(
