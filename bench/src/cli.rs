@@ -172,6 +172,10 @@ pub struct ProduceOpts {
     /// `--topic-config cleanup.policy=compact`.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub topic_configs: Vec<(String, String)>,
+    /// Frame every value as Confluent's serializers do: magic byte 0 and this schema id
+    /// first (for topics with `confluent.value.schema.validation=true`).
+    #[arg(long, value_name = "ID")]
+    pub value_schema_id: Option<i32>,
 }
 
 /// When the measured phase of a produce run ends.
@@ -201,6 +205,9 @@ impl ProduceOpts {
         if self.abort_percent > 0 && self.transaction_records.is_none() {
             return Err("--abort-percent needs --transaction-records".into());
         }
+        if self.value_schema_id.is_some() && self.record_size < 5 {
+            return Err("--value-schema-id needs --record-size of at least 5".into());
+        }
         Ok(())
     }
 
@@ -225,6 +232,7 @@ impl ProduceOpts {
             abort_percent: 0,
             keys: None,
             topic_configs: Vec::new(),
+            value_schema_id: None,
         }
     }
 }

@@ -401,7 +401,11 @@ pub(crate) fn drive(
             .iter()
             .enumerate()
             .map(|(n, producer)| {
-                let buf = payload(opts.record_size, n as u64 + 1);
+                let mut buf = payload(opts.record_size, n as u64 + 1);
+                if let Some(id) = opts.value_schema_id {
+                    buf[0] = 0;
+                    buf[1..5].copy_from_slice(&id.to_be_bytes());
+                }
                 let claimed = &claimed;
                 let keys = opts.keys.map(|count| Keys {
                     count,

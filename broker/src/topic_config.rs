@@ -67,6 +67,17 @@ const TOPIC_CONFIGS: &[Known] = &[
         kind: Kind::Int { min: -131072 },
         default: "3",
     },
+    // Confluent Server's broker-side schema validation (Brook's schema registry).
+    Known {
+        name: "confluent.key.schema.validation",
+        kind: Kind::Bool,
+        default: "false",
+    },
+    Known {
+        name: "confluent.value.schema.validation",
+        kind: Kind::Bool,
+        default: "false",
+    },
     Known {
         name: "delete.retention.ms",
         kind: LONG0,
@@ -272,6 +283,8 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "compression.lz4.level" => "LZ4 level for broker-side recompression (stored; Brook keeps batches as produced).",
         "compression.type" => "Codec of stored batches; producer keeps the producer's (Brook stores batches as produced).",
         "compression.zstd.level" => "Zstd level for broker-side recompression (stored; Brook keeps batches as produced).",
+        "confluent.key.schema.validation" => "Every record's key must carry (magic byte 0, 4-byte id) a schema id registered under <topic>-key; otherwise Produce refuses the batch (INVALID_RECORD).",
+        "confluent.value.schema.validation" => "Every record's value must carry (magic byte 0, 4-byte id) a schema id registered under <topic>-value; otherwise Produce refuses the batch (INVALID_RECORD).",
         "delete.retention.ms" => "How long compaction keeps tombstones (and transaction markers) after it first sees them.",
         "file.delete.delay.ms" => "Delay before a deleted segment's files are removed (stored; Brook removes them at once).",
         "flush.messages" => "Unflushed records that trigger an fsync of the partition.",
@@ -422,6 +435,9 @@ pub(crate) struct ProducePolicy {
     pub(crate) timestamp_after_max_ms: i64,
     /// `flush.messages`.
     pub(crate) flush_messages: i64,
+    /// `confluent.key.schema.validation` and `confluent.value.schema.validation`.
+    pub(crate) key_schema_validation: bool,
+    pub(crate) value_schema_validation: bool,
 }
 
 /// A topic's explicitly set configs.
@@ -628,7 +644,15 @@ impl TopicConfig {
             timestamp_before_max_ms: window("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: window("message.timestamp.after.max.ms", 3_600_000),
             flush_messages: self.flush_messages(broker),
+            key_schema_validation: self.flag(broker, "confluent.key.schema.validation"),
+            value_schema_validation: self.flag(broker, "confluent.value.schema.validation"),
         }
+    }
+
+    /// A boolean config's value.
+    fn flag(&self, broker: &BrokerConfig, name: &str) -> bool {
+        self.get(broker, name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     /// The storage settings derived from this topic's configs.

@@ -27,6 +27,25 @@ pub struct RecordMeta {
     /// The record's timestamp: base timestamp plus its delta.
     pub timestamp: i64,
     pub has_key: bool,
+    /// How the key and the value start (schema validation reads their schema ids).
+    pub key: Head,
+    pub value: Head,
+}
+
+/// The start of a record's key or value: its length (-1: null) and its first bytes, up to
+/// five (Confluent's wire format puts a magic byte 0 and a 4-byte schema id there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Head {
+    pub len: i32,
+    pub bytes: [u8; 5],
+}
+
+impl Head {
+    /// The schema id of a value in Confluent's wire format (magic byte 0, then the id).
+    pub fn schema_id(&self) -> Option<i32> {
+        let [magic, a, b, c, d] = self.bytes;
+        (self.len >= 5 && magic == 0).then(|| i32::from_be_bytes([a, b, c, d]))
+    }
 }
 
 /// What a valid batch's records add up to.
@@ -272,6 +291,22 @@ fn skip_bytes(s: &mut impl Source, what: &str) -> Result<bool, Problem> {
     Ok(len >= 0)
 }
 
+/// Reads a key or value's length and first bytes ([`Head`]), skipping the rest.
+fn head(s: &mut impl Source, what: &str) -> Result<Head, Problem> {
+    let len = varint(s)?;
+    if len < -1 {
+        return invalid(format!("{what} length {len} is below -1"));
+    }
+    let mut head = Head { len, bytes: [0; 5] };
+    let len = usize::try_from(len).unwrap_or(0);
+    let first = len.min(head.bytes.len());
+    for b in head.bytes.iter_mut().take(first) {
+        *b = s.byte()?;
+    }
+    s.skip(len - first)?;
+    Ok(head)
+}
+
 /// One record, from its length varint to its last header.
 #[inline]
 fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<RecordMeta, Problem> {
@@ -297,8 +332,8 @@ fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<Record
             "offset delta {offset_delta}, but it is record {index} of the batch"
         ));
     }
-    let has_key = skip_bytes(s, "key")?;
-    skip_bytes(s, "value")?;
+    let key = head(s, "key")?;
+    let value = head(s, "value")?;
     let headers = varint(s)?;
     if headers < 0 {
         return invalid(format!("header count {headers} is negative"));
@@ -325,7 +360,9 @@ fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<Record
     Ok(RecordMeta {
         index,
         timestamp,
-        has_key,
+        has_key: key.len >= 0,
+        key,
+        value,
     })
 }
 
@@ -414,9 +451,31 @@ mod tests {
             RecordMeta {
                 index: 2,
                 timestamp: 1_002,
-                has_key: true
+                has_key: true,
+                key: Head {
+                    len: 5,
+                    bytes: *b"key-2",
+                },
+                value: Head {
+                    len: 7,
+                    bytes: *b"value",
+                },
             }
         );
+        // Confluent's wire format: magic byte 0, a big-endian schema id, the payload.
+        let framed = build_batch(
+            0,
+            &[TestRecord {
+                key: Some(vec![1]),
+                value: Some(vec![0, 0, 0, 1, 2, 42, 42]),
+                ..TestRecord::default()
+            }],
+        );
+        let mut heads = Vec::new();
+        let view = BatchView::parse(&framed).unwrap();
+        check_records(&view, 1 << 20, |m| heads.push((m.key, m.value))).unwrap();
+        assert_eq!(heads[0].1.schema_id(), Some(258));
+        assert_eq!(heads[0].0.schema_id(), None, "one byte is not a framed key");
         let headers = build_batch(
             7,
             &[TestRecord {

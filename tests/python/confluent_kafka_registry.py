@@ -12,6 +12,9 @@ Usage: confluent_kafka_registry.py BOOTSTRAP        (BROOK_HTTP=host:port names 
   * get_latest_version, get_versions, get_subjects, get_schema(id), lookup_schema,
     test_compatibility, set_compatibility / get_compatibility answer as Confluent's do;
     an unknown subject is 40401, an unknown id 40403;
+  * produce-time validation: on a topic with confluent.value.schema.validation=true a value
+    without a schema id, or with an id not registered under <topic>-value, is refused with
+    INVALID_RECORD; one the AvroSerializer framed is accepted;
   * delete_subject (soft, then permanent) and the subject is gone.
 
 Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero.
@@ -24,7 +27,7 @@ import harness  # first: importing arms the watchdog before the client library l
 from harness import check, check_eq, ok, step
 
 import confluent_kafka  # noqa: E402
-from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient  # noqa: E402
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
@@ -119,6 +122,28 @@ def run(bootstrap):
     check_eq(registry.get_compatibility(subject), "FULL", "get_compatibility")
     check_eq(registry.get_compatibility(), "BACKWARD", "the global default")
     ok("compatibility configured per subject")
+
+    step("produce-time validation")
+    checked = topic + "-checked"
+    admin.create_topics([NewTopic(checked, 1, 1, config={"confluent.value.schema.validation": "true"})])[
+        checked].result(10)
+    checked_serializer = AvroSerializer(registry, LOAN_V1)
+    outcomes = []
+
+    def deliver(err, msg):
+        outcomes.append(err.code() if err else None)
+
+    strict = Producer({"bootstrap.servers": bootstrap, "retries": 0})
+    framed = checked_serializer(sent[0], SerializationContext(checked, MessageField.VALUE))
+    strict.produce(checked, value=b"plain text, no schema id", on_delivery=deliver)
+    strict.flush(10)
+    strict.produce(checked, value=b"\x00\x00\x00\x03\xe7payload", on_delivery=deliver)
+    strict.flush(10)
+    strict.produce(checked, value=framed, on_delivery=deliver)
+    strict.flush(10)
+    check_eq(outcomes, [KafkaError.INVALID_RECORD, KafkaError.INVALID_RECORD, None],
+             "delivery of: no id, an unregistered id, a registered one")
+    ok("confluent.value.schema.validation refuses values without a registered schema id")
 
     step("delete")
     check_eq(registry.delete_subject(subject), [1, 2], "soft delete")

@@ -290,7 +290,8 @@ fn produce_partition(
     let records = records.unwrap_or_default();
     let view = validate_single_batch(&records, policy.max_message_bytes)?;
     let now = now_ms();
-    let max_timestamp = check_records(&view, &policy, now, &topic.name, index)?;
+    let schemas = SchemaIds::for_topic(state, &topic.name, &policy);
+    let max_timestamp = check_records(&view, &policy, &schemas, now, &topic.name, index)?;
     let record_count = i64::from(view.records_count());
     let producer = ProducerBatch::of(&view);
 
@@ -374,9 +375,56 @@ fn produce_partition(
 
 /// Walks every record of the batch and applies the topic's rules; returns the largest record
 /// timestamp. The whole batch is refused if any record fails.
+/// The schema ids a topic's records may carry, for the keys and the values, when its
+/// `confluent.*.schema.validation` asks: the live versions of `<topic>-key` and
+/// `<topic>-value` (Confluent's TopicNameStrategy).
+struct SchemaIds {
+    key: Option<std::collections::HashSet<i32>>,
+    value: Option<std::collections::HashSet<i32>>,
+}
+
+impl SchemaIds {
+    fn for_topic(state: &BrokerState, topic: &str, policy: &ProducePolicy) -> Self {
+        let ids = |on: bool, suffix: &str| {
+            on.then(|| {
+                state
+                    .registry
+                    .read(|r| r.subject_ids(&format!("{topic}-{suffix}")))
+            })
+        };
+        Self {
+            key: ids(policy.key_schema_validation, "key"),
+            value: ids(policy.value_schema_validation, "value"),
+        }
+    }
+
+    /// Why a key or value fails validation, if it does (a null one passes: a tombstone).
+    fn check(
+        allowed: Option<&std::collections::HashSet<i32>>,
+        head: &validate::Head,
+        what: &str,
+        topic: &str,
+    ) -> Option<String> {
+        let allowed = allowed?;
+        if head.len < 0 {
+            return None;
+        }
+        match head.schema_id() {
+            Some(id) if allowed.contains(&id) => None,
+            Some(id) => Some(format!(
+                "the {what}'s schema id {id} is not registered under subject {topic}-{what}"
+            )),
+            None => Some(format!(
+                "the {what} does not start with a schema id (magic byte 0 and a 4-byte id) for subject {topic}-{what}"
+            )),
+        }
+    }
+}
+
 fn check_records(
     view: &BatchView<'_>,
     policy: &ProducePolicy,
+    schemas: &SchemaIds,
     now: i64,
     topic: &str,
     partition: i32,
@@ -396,6 +444,14 @@ fn check_records(
         view,
         max_decompressed(policy.max_message_bytes),
         |r| {
+            for (allowed, head, what) in [
+                (schemas.key.as_ref(), &r.key, "key"),
+                (schemas.value.as_ref(), &r.value, "value"),
+            ] {
+                if let Some(reason) = SchemaIds::check(allowed, head, what, topic) {
+                    errors.push((r.index, format!("Log record {what} failed schema validation: {reason}.")));
+                }
+            }
             if policy.compacted && !r.has_key {
                 errors.push((r.index, format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.")));
             }
@@ -509,6 +565,31 @@ fn validate_single_batch(
 mod tests {
     use super::*;
     use brook_protocol::batch::testing::simple_batch;
+
+    #[test]
+    fn schema_validation_wants_a_registered_id_and_lets_tombstones_pass() {
+        let allowed: std::collections::HashSet<i32> = [7].into();
+        let head = |len: i32, bytes: [u8; 5]| validate::Head { len, bytes };
+        let check = |h: validate::Head| SchemaIds::check(Some(&allowed), &h, "value", "loans");
+        assert_eq!(check(head(9, [0, 0, 0, 0, 7])), None, "registered");
+        assert!(check(head(9, [0, 0, 0, 0, 8]))
+            .unwrap()
+            .contains("schema id 8 is not registered under subject loans-value"));
+        assert!(
+            check(head(9, [1, 0, 0, 0, 7])).is_some(),
+            "wrong magic byte"
+        );
+        assert!(
+            check(head(3, [0, 0, 0, 0, 0])).is_some(),
+            "too short for an id"
+        );
+        assert_eq!(check(head(-1, [0; 5])), None, "a tombstone");
+        assert_eq!(
+            SchemaIds::check(None, &head(3, [9; 5]), "value", "loans"),
+            None,
+            "validation off"
+        );
+    }
 
     fn code(r: Result<BatchView<'_>, Rejection>) -> Option<ErrorCode> {
         r.err().map(|r| r.code)

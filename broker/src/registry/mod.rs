@@ -368,6 +368,14 @@ impl Registry {
             .ok_or_else(RegistryError::schema_not_found)
     }
 
+    /// The ids of a subject's live versions (produce-time validation).
+    pub(crate) fn subject_ids(&self, subject: &str) -> std::collections::HashSet<i32> {
+        self.subjects
+            .get(subject)
+            .map(|v| v.values().filter(|e| !e.deleted).map(|e| e.id).collect())
+            .unwrap_or_default()
+    }
+
     /// (subject, version) pairs that use schema `id`.
     pub(crate) fn uses(&self, id: i32, deleted: bool) -> Vec<(String, i32)> {
         let mut out = Vec::new();
