@@ -230,6 +230,16 @@ fn confluent_kafka_incremental_alter_configs_on_topics_and_the_broker() {
 }
 
 #[test]
+fn kafkajs_confluent_schema_registry_encodes_and_decodes() {
+    kafkajs_script(
+        "kafkajs_schema_registry.js",
+        "kafkajs schema registry",
+        "schema registry: passed",
+        60,
+    );
+}
+
+#[test]
 fn confluent_kafka_schema_registry_client_with_avro_serdes() {
     python_script(
         "confluent_kafka_registry.py",
