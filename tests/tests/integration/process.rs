@@ -28,6 +28,12 @@ impl BrokerProcess {
         use std::io::BufRead;
         let mut config = tempfile::NamedTempFile::new().expect("temp config file");
         config.write_all(toml.as_bytes()).expect("config written");
+        if !toml.contains("http_listen") {
+            // Tests run side by side: none may take the default HTTP port.
+            config
+                .write_all(b"\nhttp_listen = \"127.0.0.1:0\"\n")
+                .expect("config written");
+        }
         let exe = env!("CARGO_BIN_EXE_brook-test-broker");
         let mut command = match fd_limit {
             Some(n) => {
