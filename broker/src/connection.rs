@@ -455,21 +455,15 @@ async fn handle_frame(
         }
         let metrics = state.metrics.clone();
         return Ok(Some(Reply::Later(Box::pin(async move {
-            let response = pending.finish().await;
-            metrics.request(key, started.elapsed());
+            let response = ResponseKind::Produce(pending.finish().await);
+            metrics.request(key, &response, started.elapsed());
             let mut out = BytesMut::new();
-            encode_response(
-                &mut out,
-                key,
-                version,
-                correlation_id,
-                &ResponseKind::Produce(response),
-            )?;
+            encode_response(&mut out, key, version, correlation_id, &response)?;
             Ok(out.into())
         }))));
     }
     let response = handlers::dispatch(&ctx, request).instrument(span).await;
-    state.metrics.request(key, started.elapsed());
+    state.metrics.request(key, &response, started.elapsed());
     if let ResponseKind::Fetch(fetch) = &response {
         count_fetched(state, fetch);
         // Record sets go from the log's memory map to the socket without a copy.

@@ -72,11 +72,16 @@ pub(crate) fn flush_bytes(config: &crate::config::BrokerConfig) -> u64 {
 pub(crate) struct Durability {
     state: watch::Sender<DurableState>,
     pending: Mutex<Pending>,
+    /// The broker-wide fsync latency histogram (`brook_fsync_duration_seconds`).
+    fsync_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl Durability {
     /// `durable_end`: the offset below which the log is known to be on disk when opened.
-    pub(crate) fn new(durable_end: i64) -> Self {
+    pub(crate) fn new(
+        durable_end: i64,
+        fsync_seconds: prometheus_client::metrics::histogram::Histogram,
+    ) -> Self {
         Self {
             state: watch::channel(DurableState {
                 end_offset: durable_end,
@@ -84,6 +89,7 @@ impl Durability {
             })
             .0,
             pending: Mutex::new(Pending::default()),
+            fsync_seconds,
         }
     }
 
@@ -212,7 +218,14 @@ fn run_sync_rounds(partition: &Partition) {
         }
         let result = partition
             .with_log(|log| log.sync_point())
-            .and_then(|point| point.sync().map(|()| point.end_offset()));
+            .and_then(|point| {
+                let started = std::time::Instant::now();
+                let synced = point.sync();
+                durability
+                    .fsync_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                synced.map(|()| point.end_offset())
+            });
         match result {
             Ok(end) => {
                 partition.with_log(|log| log.mark_durable(end));
@@ -244,7 +257,7 @@ mod tests {
 
     #[test]
     fn flush_is_due_by_age_or_count_but_not_while_a_round_runs() {
-        let d = Durability::new(0);
+        let d = Durability::new(0, crate::http::metrics::fsync_histogram());
         assert!(!d.flush_due(0, 10), "nothing unflushed");
         assert_eq!(d.note_append(3, 300), (3, 300, true));
         assert!(d.flush_due(0, i64::MAX), "older than 0 ms");
@@ -271,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_are_released_by_progress_or_failure() {
-        let d = Arc::new(Durability::new(5));
+        let d = Arc::new(Durability::new(5, crate::http::metrics::fsync_histogram()));
         assert_eq!(d.wait_durable(5, Duration::from_millis(1)).await, Ok(()));
         assert_eq!(
             d.wait_durable(6, Duration::from_millis(20)).await,

@@ -308,6 +308,8 @@ pub struct TopicRegistry {
     /// How partition logs are opened: after a clean shutdown only cheap checks run.
     open_mode: OpenMode,
     producer_ids: Mutex<ProducerIds>,
+    /// Every partition's fsync latency, one histogram (the metrics endpoint reports it).
+    pub(crate) fsync_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl TopicRegistry {
@@ -363,6 +365,7 @@ impl TopicRegistry {
                 OpenMode::Recover
             },
             // Ids of the last block may have been handed out before a crash: start after it.
+            fsync_seconds: crate::http::metrics::fsync_histogram(),
             producer_ids: Mutex::new(ProducerIds {
                 next: file.producer_id_block_end,
                 block_end: file.producer_id_block_end,
@@ -817,7 +820,7 @@ impl TopicRegistry {
         Ok(Arc::new(Partition {
             index,
             state: Mutex::new(PartitionState { log, producers }),
-            durability: Durability::new(durable_end),
+            durability: Durability::new(durable_end, self.fsync_seconds.clone()),
             flush_ms: AtomicI64::new(config.flush_ms(&broker)),
             flush_messages: AtomicI64::new(config.flush_messages(&broker)),
             first_dirty: AtomicI64::new(-1),

@@ -11,6 +11,8 @@ Usage: metrics_lag.py BOOTSTRAP        (BROOK_HTTP=host:port names the HTTP list
     and kafka_topic_partition_oldest_offset 0; kafka_consumergroup_lag_seconds is the age of
     record 1,000 (about 599 s); brook_topic_records_in_total is 5,000 and Produce requests
     were counted;
+  * a CreateTopics for an existing topic is counted under brook_request_errors_total, acks=all
+    produce under brook_fsync_duration_seconds, scrapes under brook_http_requests_total;
   * once the group commits 5,000, its lag and lag in seconds are 0.
 
 Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero.
@@ -92,6 +94,15 @@ def run(bootstrap):
     check_eq(sample(s, "brook_topic_records_in_total", topic=topic), RECORDS, "records in")
     check(sample(s, "brook_requests_total", api="Produce") > 0, "Produce requests counted")
     ok("lag 4,000, lag in seconds %.1f, offsets and traffic as produced" % age)
+
+    step("errors, fsyncs and HTTP requests")
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].exception(10)  # exists already
+    s = scrape()
+    check_eq(sample(s, "brook_request_errors_total", api="CreateTopics", error="TopicAlreadyExists"), 1,
+             "CreateTopics answered TOPIC_ALREADY_EXISTS once")
+    check(sample(s, "brook_fsync_duration_seconds_count") > 0, "acks=all produce fsynced")
+    check(sample(s, "brook_http_requests_total", area="metrics", status="200") >= 1, "scrapes counted")
+    ok("error codes per API, fsync latency and HTTP requests are counted")
 
     step("caught up")
     consumer.commit(offsets=[TopicPartition(topic, 0, RECORDS)], asynchronous=False)

@@ -25,7 +25,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use brook_protocol::kafka_protocol::messages::ApiKey;
+use brook_protocol::kafka_protocol::messages::{ApiKey, ResponseKind};
+use brook_protocol::ErrorCode;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -49,10 +50,17 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
     .into_iter()
 }
 
+/// A new fsync latency histogram (one per broker, shared by its partitions).
+pub(crate) fn fsync_histogram() -> Histogram {
+    Histogram::new(latency_buckets())
+}
+
 /// What the request path, the cleaner and retention count; read at each scrape.
 pub(crate) struct Metrics {
     requests: Family<Labels, Counter>,
     request_seconds: Family<Labels, Histogram>,
+    request_errors: Family<Labels, Counter>,
+    http_requests: Family<Labels, Counter>,
     connections: AtomicI64,
     cleaner_passes: AtomicU64,
     cleaner_bytes_before: AtomicU64,
@@ -65,6 +73,8 @@ impl Default for Metrics {
         Self {
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
+            request_errors: Family::default(),
+            http_requests: Family::default(),
             connections: AtomicI64::new(0),
             cleaner_passes: AtomicU64::new(0),
             cleaner_bytes_before: AtomicU64::new(0),
@@ -93,13 +103,41 @@ fn api_name(key: ApiKey) -> &'static str {
 }
 
 impl Metrics {
-    /// One request of `key` answered after `elapsed`.
-    pub(crate) fn request(&self, key: ApiKey, elapsed: Duration) {
-        let labels = vec![("api", api_name(key).to_string())];
+    /// One request of `key` answered with `response` after `elapsed`: counted, timed, and
+    /// each error code in the answer (top-level or per partition) counted.
+    pub(crate) fn request(&self, key: ApiKey, response: &ResponseKind, elapsed: Duration) {
+        let api = api_name(key);
+        let labels = vec![("api", api.to_string())];
         self.requests.get_or_create(&labels).inc();
         self.request_seconds
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
+        let mut codes = Vec::new();
+        error_codes(response, &mut codes);
+        for code in codes.into_iter().filter(|c| *c != 0) {
+            let name = ErrorCode::try_from_code(code)
+                .map_or_else(|| code.to_string(), |e| format!("{e:?}"));
+            self.request_errors
+                .get_or_create(&vec![("api", api.to_string()), ("error", name)])
+                .inc();
+        }
+    }
+
+    /// One HTTP request answered: by area (the first path segment) and status.
+    pub(crate) fn http_request(&self, path: &str, status: u16) {
+        let area = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let area = match area {
+            "subjects" | "schemas" | "config" | "mode" | "compatibility" => "registry",
+            "metrics" => "metrics",
+            "health" => "health",
+            _ => "other",
+        };
+        self.http_requests
+            .get_or_create(&vec![
+                ("area", area.to_string()),
+                ("status", status.to_string()),
+            ])
+            .inc();
     }
 
     /// A Kafka connection opened; the guard counts it closed when dropped.
@@ -119,6 +157,59 @@ impl Metrics {
     pub(crate) fn retention_deleted(&self, segments: u64) {
         self.retention_deleted_segments
             .fetch_add(segments, Ordering::Relaxed);
+    }
+}
+
+/// The error codes an answer carries, top-level and per topic or partition, for the APIs
+/// clients call most (others count as requests only).
+fn error_codes(response: &ResponseKind, out: &mut Vec<i16>) {
+    match response {
+        ResponseKind::Produce(r) => out.extend(
+            r.responses
+                .iter()
+                .flat_map(|t| &t.partition_responses)
+                .map(|p| p.error_code),
+        ),
+        ResponseKind::Fetch(r) => {
+            out.push(r.error_code);
+            out.extend(
+                r.responses
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .map(|p| p.error_code),
+            );
+        }
+        ResponseKind::ListOffsets(r) => out.extend(
+            r.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error_code),
+        ),
+        ResponseKind::Metadata(r) => out.extend(r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::OffsetCommit(r) => out.extend(
+            r.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error_code),
+        ),
+        ResponseKind::OffsetFetch(r) => {
+            out.push(r.error_code);
+            out.extend(r.groups.iter().map(|g| g.error_code));
+        }
+        ResponseKind::FindCoordinator(r) => {
+            out.push(r.error_code);
+            out.extend(r.coordinators.iter().map(|c| c.error_code));
+        }
+        ResponseKind::JoinGroup(r) => out.push(r.error_code),
+        ResponseKind::SyncGroup(r) => out.push(r.error_code),
+        ResponseKind::Heartbeat(r) => out.push(r.error_code),
+        ResponseKind::LeaveGroup(r) => out.push(r.error_code),
+        ResponseKind::InitProducerId(r) => out.push(r.error_code),
+        ResponseKind::EndTxn(r) => out.push(r.error_code),
+        ResponseKind::AddOffsetsToTxn(r) => out.push(r.error_code),
+        ResponseKind::CreateTopics(r) => out.extend(r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteTopics(r) => out.extend(r.responses.iter().map(|t| t.error_code)),
+        _ => {}
     }
 }
 
@@ -451,6 +542,21 @@ fn render(state: &BrokerState) -> Result<String, std::fmt::Error> {
         "brook_request_duration_seconds",
         "Time from a request's arrival to its answer, by API",
         m.request_seconds.clone(),
+    );
+    registry.register(
+        "brook_request_errors",
+        "Error codes in answers (top-level and per partition), by API and error",
+        m.request_errors.clone(),
+    );
+    registry.register(
+        "brook_http_requests",
+        "HTTP requests answered, by area (registry, metrics, health) and status",
+        m.http_requests.clone(),
+    );
+    registry.register(
+        "brook_fsync_duration_seconds",
+        "Time of each fsync round of a partition (group commit)",
+        state.topics.fsync_seconds.clone(),
     );
     encode(&mut t.out, &registry)?;
     Ok(t.out)

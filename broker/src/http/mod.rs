@@ -25,7 +25,22 @@ pub(crate) fn router(state: Arc<BrokerState>) -> Router {
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(registry::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
+}
+
+/// Counts every answered request by area and status (`brook_http_requests_total`).
+async fn count(
+    axum::extract::State(state): axum::extract::State<Arc<BrokerState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_request(&path, response.status().as_u16());
+    response
 }
 
 /// Serves `listener` until `shutdown` changes.
