@@ -15,6 +15,8 @@ Usage: confluent_kafka_registry.py BOOTSTRAP        (BROOK_HTTP=host:port names 
   * produce-time validation: on a topic with confluent.value.schema.validation=true a value
     without a schema id, or with an id not registered under <topic>-value, is refused with
     INVALID_RECORD; one the AvroSerializer framed is accepted;
+  * JSON Schema: JSONSerializer registers a schema and frames three events, JSONDeserializer
+    reads them back; an incompatible change (a property that became required) is 409;
   * delete_subject (soft, then permanent) and the subject is gone.
 
 Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero.
@@ -32,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient  # noqa: E402
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
 from confluent_kafka.schema_registry.error import SchemaRegistryError  # noqa: E402
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer  # noqa: E402
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 
 LOAN_V1 = """{"type": "record", "name": "Loan", "namespace": "bank",
@@ -144,6 +147,35 @@ def run(bootstrap):
     check_eq(outcomes, [KafkaError.INVALID_RECORD, KafkaError.INVALID_RECORD, None],
              "delivery of: no id, an unregistered id, a registered one")
     ok("confluent.value.schema.validation refuses values without a registered schema id")
+
+    step("JSON Schema")
+    json_topic = topic + "-json"
+    json_schema = """{"$schema": "http://json-schema.org/draft-07/schema#", "title": "Payment",
+      "type": "object", "properties": {"id": {"type": "string"}, "cents": {"type": "integer"}},
+      "required": ["id"]}"""
+    to_dict = lambda obj, ctx: obj  # noqa: E731 - the events are dicts already
+    json_serializer = JSONSerializer(json_schema, registry, to_dict)
+    payments = [{"id": "p-%d" % i, "cents": 100 * i} for i in range(3)]
+    for p in payments:
+        producer.produce(json_topic, value=json_serializer(p, SerializationContext(json_topic, MessageField.VALUE)))
+    check_eq(producer.flush(10), 0, "unsent JSON records")
+    json_deserializer = JSONDeserializer(json_schema, from_dict=lambda d, ctx: d)
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "json-" + topic,
+                       "auto.offset.reset": "earliest"})
+    reader.subscribe([json_topic])
+    read = []
+    while len(read) < len(payments):
+        msg = reader.poll(10)
+        check(msg is not None and msg.error() is None, "a JSON record within 10 s")
+        read.append(json_deserializer(msg.value(), SerializationContext(json_topic, MessageField.VALUE)))
+    reader.close()
+    check_eq(read, payments, "JSON events read back")
+    json_subject = json_topic + "-value"
+    check_eq(registry.get_latest_version(json_subject).schema.schema_type, "JSON", "schemaType")
+    stricter = json_schema.replace('"required": ["id"]', '"required": ["id", "cents"]')
+    check_eq(error_code(lambda: registry.register_schema(json_subject, Schema(stricter, "JSON"))), 409,
+             "a property that became required")
+    ok("JSONSerializer and JSONDeserializer round trip; an incompatible JSON change is 409")
 
     step("delete")
     check_eq(registry.delete_subject(subject), [1, 2], "soft delete")

@@ -296,7 +296,7 @@ async fn versions_by_id(State(state): Shared, Path(id): Path<String>, Query(p): 
 }
 
 async fn types() -> Answer {
-    Ok(ok(json!(["AVRO"])))
+    Ok(ok(json!(["JSON", "AVRO"])))
 }
 
 async fn check_compatibility(
@@ -311,14 +311,7 @@ async fn check_compatibility(
     let verbose = flag(&p, "verbose");
     let problems = read(&state, |r| {
         let against = r.version(&subject, version, false)?;
-        let candidate = crate::registry::avro::parse(&body.schema, &[])
-            .map_err(RegistryError::invalid_schema)?;
-        if kind != SchemaType::Avro {
-            return Err(RegistryError::invalid_schema(format!(
-                "Schema type {} is not supported by this registry yet",
-                kind.name()
-            )));
-        }
+        let candidate = r.parse(kind, &body.schema, &body.references)?;
         r.incompatibilities(&subject, &candidate, Some(against.version))
     })?;
     let mut out = json!({ "is_compatible": problems.is_empty() });

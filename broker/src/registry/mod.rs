@@ -9,10 +9,11 @@
 //! Ids are global, never reused, and the same schema (same type and text) keeps one id
 //! across subjects. The HTTP API is `crate::http::registry`.
 //!
-//! Schema types: AVRO ([`avro`]). JSON Schema and Protobuf are refused (42201) until they
-//! land.
+//! Schema types: AVRO ([`avro`]) and JSON ([`json`], JSON Schema). Protobuf is refused
+//! (42201) until it lands.
 
 pub(crate) mod avro;
+pub(crate) mod json;
 pub(crate) mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -159,6 +160,33 @@ impl RegistryError {
             code /= 10;
         }
         u16::try_from(code).unwrap_or(500)
+    }
+}
+
+/// A parsed schema of any supported type.
+#[derive(Debug, Clone)]
+pub(crate) enum Parsed {
+    Avro(avro::AvroSchema),
+    Json(json::JsonSchema),
+}
+
+impl Parsed {
+    /// The text the schema is stored and compared in.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            Parsed::Avro(s) => &s.text,
+            Parsed::Json(s) => &s.text,
+        }
+    }
+
+    /// Whether data written with `writer` reads with `reader` (schemas of different types
+    /// never do).
+    fn can_read(writer: &Parsed, reader: &Parsed) -> Result<(), String> {
+        match (writer, reader) {
+            (Parsed::Avro(w), Parsed::Avro(r)) => avro::can_read(&w.schema, &r.schema),
+            (Parsed::Json(w), Parsed::Json(r)) => json::can_read(&w.schema, &r.schema),
+            _ => Err("the schema type changed".into()),
+        }
     }
 }
 
@@ -390,17 +418,25 @@ impl Registry {
     }
 
     /// Parses a schema of `schema_type` with its references resolved.
-    fn parse(
+    pub(crate) fn parse(
         &self,
         schema_type: SchemaType,
         text: &str,
         references: &[Reference],
-    ) -> Result<avro::AvroSchema, RegistryError> {
-        if schema_type != SchemaType::Avro {
-            return Err(RegistryError::invalid_schema(format!(
-                "Schema type {} is not supported by this registry yet",
-                schema_type.name()
-            )));
+    ) -> Result<Parsed, RegistryError> {
+        match schema_type {
+            SchemaType::Avro => {}
+            SchemaType::Json => {
+                return json::parse(text)
+                    .map(Parsed::Json)
+                    .map_err(RegistryError::invalid_schema)
+            }
+            SchemaType::Protobuf => {
+                return Err(RegistryError::invalid_schema(format!(
+                    "Schema type {} is not supported by this registry yet",
+                    schema_type.name()
+                )))
+            }
         }
         let mut referenced = Vec::new();
         for r in references {
@@ -414,7 +450,9 @@ impl Registry {
                 })?;
             referenced.push(v.schema.text);
         }
-        avro::parse(text, &referenced).map_err(RegistryError::invalid_schema)
+        avro::parse(text, &referenced)
+            .map(Parsed::Avro)
+            .map_err(RegistryError::invalid_schema)
     }
 
     /// The version of `subject` holding this exact schema, if any (POST /subjects/{s}).
@@ -434,7 +472,7 @@ impl Registry {
         let parsed = self.parse(schema_type, text, references)?;
         let id = self
             .ids
-            .get(&(schema_type, parsed.text))
+            .get(&(schema_type, parsed.text().to_string()))
             .ok_or_else(RegistryError::schema_not_found)?;
         let (number, _) = versions
             .iter()
@@ -449,7 +487,7 @@ impl Registry {
     pub(crate) fn incompatibilities(
         &self,
         subject: &str,
-        candidate: &avro::AvroSchema,
+        candidate: &Parsed,
         against: Option<i32>,
     ) -> Result<Vec<String>, RegistryError> {
         let (backward, forward, transitive) = self.level(Some(subject)).rules();
@@ -473,14 +511,14 @@ impl Registry {
             let stored = self.schema(id)?;
             let old = self.parse(stored.schema_type, &stored.text, &stored.references)?;
             if backward {
-                if let Err(e) = avro::can_read(&old.schema, &candidate.schema) {
+                if let Err(e) = Parsed::can_read(&old, candidate) {
                     problems.push(format!(
                         "{{oldSchemaVersion: {version}, reason: the new schema cannot read data written with it: {e}}}"
                     ));
                 }
             }
             if forward {
-                if let Err(e) = avro::can_read(&candidate.schema, &old.schema) {
+                if let Err(e) = Parsed::can_read(candidate, &old) {
                     problems.push(format!(
                         "{{oldSchemaVersion: {version}, reason: it cannot read data written with the new schema: {e}}}"
                     ));
@@ -506,7 +544,10 @@ impl Registry {
             ));
         }
         let parsed = self.parse(schema_type, text, &references)?;
-        let existing = self.ids.get(&(schema_type, parsed.text.clone())).copied();
+        let existing = self
+            .ids
+            .get(&(schema_type, parsed.text().to_string()))
+            .copied();
         let versions = self.subjects.get(subject);
         if let Some(id) = existing {
             let live = versions.is_some_and(|v| v.values().any(|e| e.id == id && !e.deleted));
@@ -535,7 +576,7 @@ impl Registry {
             subject: subject.to_string(),
             version,
             id,
-            schema: parsed.text,
+            schema: parsed.text().to_string(),
             schema_type,
             references,
             deleted: false,
