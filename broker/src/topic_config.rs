@@ -68,6 +68,17 @@ const TOPIC_CONFIGS: &[Known] = &[
         default: "3",
     },
     // Confluent Server's broker-side schema validation (Brook's schema registry).
+    // Brook's own: `full` also checks each payload against its schema.
+    Known {
+        name: "brook.key.schema.validation",
+        kind: Kind::OneOf(&["none", "id", "full"]),
+        default: "none",
+    },
+    Known {
+        name: "brook.value.schema.validation",
+        kind: Kind::OneOf(&["none", "id", "full"]),
+        default: "none",
+    },
     Known {
         name: "confluent.key.schema.validation",
         kind: Kind::Bool,
@@ -283,6 +294,8 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "compression.lz4.level" => "LZ4 level for broker-side recompression (stored; Brook keeps batches as produced).",
         "compression.type" => "Codec of stored batches; producer keeps the producer's (Brook stores batches as produced).",
         "compression.zstd.level" => "Zstd level for broker-side recompression (stored; Brook keeps batches as produced).",
+        "brook.key.schema.validation" => "none, id (as confluent.key.schema.validation), or full: each key must also be valid data of its schema (an Avro datum, a JSON document the JSON Schema accepts).",
+        "brook.value.schema.validation" => "none, id (as confluent.value.schema.validation), or full: each value must also be valid data of its schema (an Avro datum, a JSON document the JSON Schema accepts).",
         "confluent.key.schema.validation" => "Every record's key must carry (magic byte 0, 4-byte id) a schema id registered under <topic>-key; otherwise Produce refuses the batch (INVALID_RECORD).",
         "confluent.value.schema.validation" => "Every record's value must carry (magic byte 0, 4-byte id) a schema id registered under <topic>-value; otherwise Produce refuses the batch (INVALID_RECORD).",
         "delete.retention.ms" => "How long compaction keeps tombstones (and transaction markers) after it first sees them.",
@@ -435,9 +448,20 @@ pub(crate) struct ProducePolicy {
     pub(crate) timestamp_after_max_ms: i64,
     /// `flush.messages`.
     pub(crate) flush_messages: i64,
-    /// `confluent.key.schema.validation` and `confluent.value.schema.validation`.
-    pub(crate) key_schema_validation: bool,
-    pub(crate) value_schema_validation: bool,
+    /// `confluent.key.schema.validation` / `brook.key.schema.validation`, and the same for
+    /// values.
+    pub(crate) key_schema_validation: SchemaValidation,
+    pub(crate) value_schema_validation: SchemaValidation,
+}
+
+/// How Produce checks keys or values against the schema registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SchemaValidation {
+    Off,
+    /// A schema id registered under the topic's subject.
+    Id,
+    /// That, and the payload is valid data of the schema.
+    Full,
 }
 
 /// A topic's explicitly set configs.
@@ -644,15 +668,31 @@ impl TopicConfig {
             timestamp_before_max_ms: window("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: window("message.timestamp.after.max.ms", 3_600_000),
             flush_messages: self.flush_messages(broker),
-            key_schema_validation: self.flag(broker, "confluent.key.schema.validation"),
-            value_schema_validation: self.flag(broker, "confluent.value.schema.validation"),
+            key_schema_validation: self.validation(broker, "key"),
+            value_schema_validation: self.validation(broker, "value"),
         }
     }
 
-    /// A boolean config's value.
-    fn flag(&self, broker: &BrokerConfig, name: &str) -> bool {
-        self.get(broker, name)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    /// The stricter of `confluent.<what>.schema.validation` and
+    /// `brook.<what>.schema.validation`.
+    fn validation(&self, broker: &BrokerConfig, what: &str) -> SchemaValidation {
+        let confluent = self
+            .get(broker, &format!("confluent.{what}.schema.validation"))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let brook = match self
+            .get(broker, &format!("brook.{what}.schema.validation"))
+            .as_deref()
+        {
+            Some("full") => SchemaValidation::Full,
+            Some("id") => SchemaValidation::Id,
+            _ => SchemaValidation::Off,
+        };
+        let confluent = if confluent {
+            SchemaValidation::Id
+        } else {
+            SchemaValidation::Off
+        };
+        confluent.max(brook)
     }
 
     /// The storage settings derived from this topic's configs.

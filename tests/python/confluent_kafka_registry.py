@@ -17,6 +17,8 @@ Usage: confluent_kafka_registry.py BOOTSTRAP        (BROOK_HTTP=host:port names 
     INVALID_RECORD; one the AvroSerializer framed is accepted;
   * JSON Schema: JSONSerializer registers a schema and frames three events, JSONDeserializer
     reads them back; an incompatible change (a property that became required) is 409;
+  * brook.value.schema.validation=full also refuses a registered id followed by bytes that are
+    not a datum of the schema, and accepts the serializer's output;
   * delete_subject (soft, then permanent) and the subject is gone.
 
 Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero.
@@ -147,6 +149,19 @@ def run(bootstrap):
     check_eq(outcomes, [KafkaError.INVALID_RECORD, KafkaError.INVALID_RECORD, None],
              "delivery of: no id, an unregistered id, a registered one")
     ok("confluent.value.schema.validation refuses values without a registered schema id")
+
+    full = topic + "-full"
+    admin.create_topics([NewTopic(full, 1, 1, config={"brook.value.schema.validation": "full"})])[
+        full].result(10)
+    full_serializer = AvroSerializer(registry, LOAN_V1)
+    good = full_serializer(sent[1], SerializationContext(full, MessageField.VALUE))
+    outcomes.clear()
+    strict.produce(full, value=good[:5] + b"\xff\xff\xff", on_delivery=deliver)  # registered id, not a Loan
+    strict.flush(10)
+    strict.produce(full, value=good, on_delivery=deliver)
+    strict.flush(10)
+    check_eq(outcomes, [KafkaError.INVALID_RECORD, None], "delivery of: a garbage payload, a real Loan")
+    ok("brook.value.schema.validation=full refuses a payload that is not data of its schema")
 
     step("JSON Schema")
     json_topic = topic + "-json"

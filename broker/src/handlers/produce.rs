@@ -33,7 +33,7 @@ use super::{now_ms, Ctx};
 use crate::durability::{self, WaitError};
 use crate::producers::{ProducerBatch, Verdict};
 use crate::state::BrokerState;
-use crate::topic_config::ProducePolicy;
+use crate::topic_config::{ProducePolicy, SchemaValidation};
 use crate::topics::{Partition, Topic};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 11 };
@@ -65,6 +65,13 @@ impl Rejection {
             code,
             message: message.into(),
             record_errors: Vec::new(),
+        }
+    }
+
+    fn with_record_errors(self, record_errors: Vec<(i32, String)>) -> Self {
+        Self {
+            record_errors,
+            ..self
         }
     }
 }
@@ -292,6 +299,7 @@ fn produce_partition(
     let now = now_ms();
     let schemas = SchemaIds::for_topic(state, &topic.name, &policy);
     let max_timestamp = check_records(&view, &policy, &schemas, now, &topic.name, index)?;
+    check_payloads(state, &view, &policy)?;
     let record_count = i64::from(view.records_count());
     let producer = ProducerBatch::of(&view);
 
@@ -385,8 +393,8 @@ struct SchemaIds {
 
 impl SchemaIds {
     fn for_topic(state: &BrokerState, topic: &str, policy: &ProducePolicy) -> Self {
-        let ids = |on: bool, suffix: &str| {
-            on.then(|| {
+        let ids = |on: SchemaValidation, suffix: &str| {
+            (on != SchemaValidation::Off).then(|| {
                 state
                     .registry
                     .read(|r| r.subject_ids(&format!("{topic}-{suffix}")))
@@ -419,6 +427,58 @@ impl SchemaIds {
             )),
         }
     }
+}
+
+/// `brook.*.schema.validation=full`: every framed key or value must be valid data of the
+/// schema its id names (the ids were checked by [`check_records`]).
+fn check_payloads(
+    state: &BrokerState,
+    view: &BatchView<'_>,
+    policy: &ProducePolicy,
+) -> Result<(), Rejection> {
+    let (keys, values) = (
+        policy.key_schema_validation == SchemaValidation::Full,
+        policy.value_schema_validation == SchemaValidation::Full,
+    );
+    if !keys && !values {
+        return Ok(());
+    }
+    let mut errors: Vec<(i32, String)> = Vec::new();
+    let limit = max_decompressed(policy.max_message_bytes);
+    brook_storage::cleaner::filter::for_each_record(view, limit, |r, _| {
+        for (on, data, what) in [(keys, r.key, "key"), (values, r.value, "value")] {
+            let Some(data) = data.filter(|_| on) else {
+                continue;
+            };
+            let Some((head, payload)) = data.split_at_checked(5) else {
+                continue;
+            };
+            let id = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
+            if let Err(reason) = state.registry.check_payload(id, payload) {
+                errors.push((
+                    r.offset_delta,
+                    format!(
+                        "Log record {what} failed schema validation: schema id {id}: {reason}."
+                    ),
+                ));
+            }
+        }
+    })
+    .map_err(|e| {
+        Rejection::new(
+            ErrorCode::InvalidRecord,
+            format!("The record batch is invalid: {e}."),
+        )
+    })?;
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let message = format!(
+        "{} records failed schema validation; the first: {}",
+        errors.len(),
+        errors[0].1
+    );
+    Err(Rejection::new(ErrorCode::InvalidRecord, message).with_record_errors(errors))
 }
 
 fn check_records(

@@ -11,6 +11,8 @@ use apache_avro::Schema;
 #[derive(Debug, Clone)]
 pub(crate) struct AvroSchema {
     pub(crate) schema: Schema,
+    /// The schemas it references (named types it uses), for decoding.
+    pub(crate) referenced: Vec<Schema>,
     /// The schema's JSON, compact and with object keys in order: two registrations of the
     /// same schema (whatever their whitespace and key order) store and compare equal, while
     /// a changed default or doc is a new schema, as in Confluent's registry.
@@ -21,15 +23,41 @@ pub(crate) struct AvroSchema {
 pub(crate) fn parse(text: &str, references: &[String]) -> Result<AvroSchema, String> {
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("Invalid schema: {e}"))?;
-    let schema = if references.is_empty() {
-        Schema::parse(&json).map_err(|e| format!("Invalid schema: {e}"))?
+    let (schema, referenced) = if references.is_empty() {
+        (
+            Schema::parse(&json).map_err(|e| format!("Invalid schema: {e}"))?,
+            Vec::new(),
+        )
     } else {
-        Schema::parse_str_with_list(text, references)
-            .map(|(s, _)| s)
-            .map_err(|e| format!("Invalid schema: {e}"))?
+        Schema::parse_str_with_list(text, references).map_err(|e| format!("Invalid schema: {e}"))?
     };
     let text = serde_json::to_string(&json).map_err(|e| format!("Invalid schema: {e}"))?;
-    Ok(AvroSchema { schema, text })
+    Ok(AvroSchema {
+        schema,
+        referenced,
+        text,
+    })
+}
+
+/// Whether `payload` is exactly one datum of `schema` (produce-time `full` validation).
+pub(crate) fn check_datum(schema: &AvroSchema, payload: &[u8]) -> Result<(), String> {
+    let mut rest = payload;
+    let decoded = if schema.referenced.is_empty() {
+        apache_avro::from_avro_datum(&schema.schema, &mut rest, None)
+    } else {
+        apache_avro::from_avro_datum_schemata(
+            &schema.schema,
+            schema.referenced.iter().collect(),
+            &mut rest,
+            None,
+        )
+    };
+    decoded.map_err(|e| format!("it does not decode with the schema: {e}"))?;
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} bytes follow the datum", rest.len()))
+    }
 }
 
 /// Whether data written with `writer` can be read with `reader`; the reason if not.
@@ -119,10 +147,54 @@ mod tests {
                 "a nested record's field changing type",
             ),
         ];
-        for (writer, reader, readable, what) in cases {
+        for (writer, reader, readable, what) in cases.iter().chain(TRICKY) {
             let verdict = can_read(&schema(writer), &schema(reader));
             assert_eq!(verdict.is_ok(), *readable, "{what}: {verdict:?}");
         }
+    }
+
+    /// Aliases: a reader may rename a field or a record and name the old name as an alias.
+    const TRICKY: &[(&str, &str, bool, &str)] = &[
+        (
+            r#"{"type":"record","name":"Loan","fields":[{"name":"amount","type":"int"}]}"#,
+            r#"{"type":"record","name":"Loan","fields":[{"name":"principal","type":"int","aliases":["amount"]}]}"#,
+            true,
+            "a field renamed with the old name as an alias",
+        ),
+        (
+            r#"{"type":"record","name":"Loan","fields":[{"name":"amount","type":"int"}]}"#,
+            r#"{"type":"record","name":"Loan","fields":[{"name":"principal","type":"int"}]}"#,
+            false,
+            "a field renamed without an alias (and no default)",
+        ),
+        (
+            r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"}]}"#,
+            r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"},{"name":"tags","type":{"type":"array","items":"string"},"default":[]}]}"#,
+            true,
+            "an array field added with a default",
+        ),
+    ];
+
+    #[test]
+    fn a_payload_must_be_exactly_one_datum_of_the_schema() {
+        let loan = parse(V1, &[]).unwrap();
+        // id "a" (length 1 zigzag = 2, then 'a'), amount 21 (zigzag 42).
+        assert_eq!(check_datum(&loan, &[2, b'a', 42]), Ok(()));
+        assert!(check_datum(&loan, &[2, b'a']).is_err(), "cut short");
+        assert!(
+            check_datum(&loan, &[2, b'a', 42, 0]).is_err(),
+            "bytes after it"
+        );
+        assert!(
+            check_datum(&loan, b"{\"id\":\"a\"}").is_err(),
+            "JSON is not Avro"
+        );
+    }
+
+    #[test]
+    fn a_default_of_the_wrong_type_is_an_invalid_schema() {
+        let wrong = r#"{"type":"record","name":"Loan","fields":[{"name":"rate","type":"double","default":"high"}]}"#;
+        assert!(parse(wrong, &[]).is_err(), "a string default for a double");
     }
 
     #[test]

@@ -41,6 +41,17 @@ pub(crate) fn parse(text: &str) -> Result<JsonSchema, String> {
     Ok(JsonSchema { schema, text })
 }
 
+/// Whether `payload` is a JSON document `schema` accepts (produce-time `full` validation).
+pub(crate) fn check_document(
+    validator: &jsonschema::Validator,
+    payload: &[u8],
+) -> Result<(), String> {
+    let doc: Value = serde_json::from_slice(payload).map_err(|e| format!("it is not JSON: {e}"))?;
+    validator
+        .validate(&doc)
+        .map_err(|e| format!("the schema refuses it: {e}"))
+}
+
 /// Whether data written against `writer` reads with `reader`; the reasons if not.
 pub(crate) fn can_read(writer: &Value, reader: &Value) -> Result<(), String> {
     let mut problems = Vec::new();
@@ -219,6 +230,22 @@ mod tests {
 
     fn verdict(writer: Value, reader: Value) -> bool {
         can_read(&writer, &reader).is_ok()
+    }
+
+    #[test]
+    fn a_payload_must_be_a_document_the_schema_accepts() {
+        let v1 = parse(V1).unwrap();
+        let validator = jsonschema::validator_for(&v1.schema).unwrap();
+        assert_eq!(
+            check_document(&validator, br#"{"id":"a","amount":3}"#),
+            Ok(())
+        );
+        assert!(
+            check_document(&validator, br#"{"amount":3}"#).is_err(),
+            "id missing"
+        );
+        assert!(check_document(&validator, br#"{"id":"a","amount":"x"}"#).is_err());
+        assert!(check_document(&validator, b"not json").is_err());
     }
 
     #[test]

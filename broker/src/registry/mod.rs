@@ -676,9 +676,17 @@ impl Registry {
     }
 }
 
+/// What a payload is checked with; built once per schema id (a schema never changes).
+enum Checker {
+    Avro(Box<avro::AvroSchema>),
+    Json(Box<jsonschema::Validator>),
+}
+
 /// The registry, kept in `_schemas`.
 pub(crate) struct SchemaRegistry {
     state: parking_lot::RwLock<Registry>,
+    /// Produce-time `full` validation's checkers, by schema id.
+    checkers: parking_lot::Mutex<HashMap<i32, std::sync::Arc<Checker>>>,
     log: InternalLog,
     /// One write at a time: checked, made durable, then applied.
     writes: AsyncMutex<()>,
@@ -689,6 +697,7 @@ impl SchemaRegistry {
     pub(crate) fn open(topics: &TopicRegistry, fsync: bool) -> Result<Self, TopicError> {
         let registry = Self {
             state: parking_lot::RwLock::new(Registry::default()),
+            checkers: parking_lot::Mutex::new(HashMap::new()),
             log: InternalLog::open(topics, SCHEMAS_TOPIC, fsync)?,
             writes: AsyncMutex::new(()),
         };
@@ -725,6 +734,34 @@ impl SchemaRegistry {
     /// Reads the state.
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Registry) -> R) -> R {
         f(&self.state.read())
+    }
+
+    /// Whether `payload` (what follows the magic byte and the id) is valid data of schema
+    /// `id`: one Avro datum, or a JSON document the JSON Schema accepts.
+    pub(crate) fn check_payload(&self, id: i32, payload: &[u8]) -> Result<(), String> {
+        match &*self.checker(id)? {
+            Checker::Avro(schema) => avro::check_datum(schema, payload),
+            Checker::Json(validator) => json::check_document(validator, payload),
+        }
+    }
+
+    fn checker(&self, id: i32) -> Result<std::sync::Arc<Checker>, String> {
+        if let Some(c) = self.checkers.lock().get(&id) {
+            return Ok(c.clone());
+        }
+        let parsed = self.read(|r| {
+            let s = r.schema(id).map_err(|e| e.message)?.clone();
+            r.parse(s.schema_type, &s.text, &s.references)
+                .map_err(|e| e.message)
+        })?;
+        let checker = std::sync::Arc::new(match parsed {
+            Parsed::Avro(a) => Checker::Avro(Box::new(a)),
+            Parsed::Json(j) => Checker::Json(Box::new(
+                jsonschema::validator_for(&j.schema).map_err(|e| e.to_string())?,
+            )),
+        });
+        self.checkers.lock().insert(id, checker.clone());
+        Ok(checker)
     }
 
     /// Runs a change: `plan` checks it against the state and returns the records to write
