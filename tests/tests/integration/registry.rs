@@ -130,3 +130,38 @@ fn errors_carry_confluents_codes_and_media_type() {
     );
     broker.shutdown();
 }
+
+#[test]
+fn an_avro_schema_may_reference_another_subjects_schema() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let addr = broker.http_addr().unwrap().to_string();
+    let address = r#"{\"type\":\"record\",\"name\":\"Address\",\"namespace\":\"bank\",\"fields\":[{\"name\":\"city\",\"type\":\"string\"}]}"#;
+    assert_eq!(register(&addr, "address", address), (200, r#"{"id":1}"#.into()));
+    let customer = r#"{\"type\":\"record\",\"name\":\"Customer\",\"namespace\":\"bank\",\"fields\":[{\"name\":\"home\",\"type\":\"bank.Address\"}]}"#;
+    let with_refs = |subject: &str, version: i32| {
+        format!(
+            r#"{{"schema":"{customer}","references":[{{"name":"bank.Address","subject":"{subject}","version":{version}}}]}}"#
+        )
+    };
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/subjects/customers-value/versions",
+        Some(&with_refs("address", 1)),
+    );
+    assert_eq!((status, body.as_str()), (200, r#"{"id":2}"#));
+    let schema = json(&http(&addr, "GET", "/schemas/ids/2", None).1);
+    assert_eq!(schema["references"][0]["subject"], "address");
+    assert_eq!(schema["references"][0]["version"], 1);
+    // Without the reference the named type is unknown; a missing reference is refused too.
+    let (status, text) = register(&addr, "plain-value", customer);
+    assert_eq!((status, json(&text)["error_code"].as_u64()), (422, Some(42201)));
+    let (status, text) = http(
+        &addr,
+        "POST",
+        "/subjects/customers-value/versions",
+        Some(&with_refs("nowhere", 1)),
+    );
+    assert_eq!((status, json(&text)["error_code"].as_u64()), (422, Some(42201)));
+    broker.shutdown();
+}
