@@ -107,6 +107,11 @@ struct SchemaBody {
     schema_type: Option<String>,
     #[serde(default)]
     references: Vec<Reference>,
+    /// IMPORT mode: the id (and version) the schema had where it comes from.
+    #[serde(default)]
+    id: Option<i32>,
+    #[serde(default)]
+    version: Option<i32>,
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, RegistryError> {
@@ -199,7 +204,17 @@ async fn register(State(state): Shared, Path(subject): Path<String>, body: Bytes
     let id = state
         .registry
         .change(&state.topics, |r| {
-            let reg = r.register(&subject, kind, &body.schema, body.references)?;
+            let reg = match body.id {
+                Some(id) => r.import(
+                    &subject,
+                    kind,
+                    &body.schema,
+                    body.references,
+                    id,
+                    body.version,
+                )?,
+                None => r.register(&subject, kind, &body.schema, body.references)?,
+            };
             Ok((reg.id, reg.records))
         })
         .await?;
@@ -435,13 +450,29 @@ async fn get_mode(State(state): Shared, Path(subject): Path<String>) -> Answer {
     ))
 }
 
-async fn set_mode(state: &BrokerState, subject: Option<String>, body: &Bytes) -> Answer {
+async fn set_mode(
+    state: &BrokerState,
+    subject: Option<String>,
+    body: &Bytes,
+    force: bool,
+) -> Answer {
     let body: ModeBody = parse_body(body)?;
     let mode: Mode = serde_json::from_value(json!(body.mode.to_ascii_uppercase()))
         .map_err(|_| RegistryError::invalid_mode(&body.mode))?;
     state
         .registry
-        .change(&state.topics, |_| {
+        .change(&state.topics, |r| {
+            // Importing into a registry that has schemas could clash with their ids.
+            let occupied = match &subject {
+                None => r.has_subjects(),
+                Some(s) => r.versions(s, false).is_ok(),
+            };
+            if mode == Mode::Import && occupied && !force {
+                return Err(RegistryError {
+                    code: 42205,
+                    message: "Cannot import since found existing subjects (set force=true to import anyway)".into(),
+                });
+            }
             Ok((
                 (),
                 vec![crate::registry::store::Record::Mode(subject, Some(mode))],
@@ -451,10 +482,15 @@ async fn set_mode(state: &BrokerState, subject: Option<String>, body: &Bytes) ->
     Ok(ok(json!({ "mode": mode_name(mode) })))
 }
 
-async fn put_global_mode(State(state): Shared, body: Bytes) -> Answer {
-    set_mode(&state, None, &body).await
+async fn put_global_mode(State(state): Shared, Query(p): Params, body: Bytes) -> Answer {
+    set_mode(&state, None, &body, flag(&p, "force")).await
 }
 
-async fn put_mode(State(state): Shared, Path(subject): Path<String>, body: Bytes) -> Answer {
-    set_mode(&state, Some(subject), &body).await
+async fn put_mode(
+    State(state): Shared,
+    Path(subject): Path<String>,
+    Query(p): Params,
+    body: Bytes,
+) -> Answer {
+    set_mode(&state, Some(subject), &body, flag(&p, "force")).await
 }

@@ -587,6 +587,83 @@ impl Registry {
         })
     }
 
+    /// IMPORT mode's registration: the schema keeps the id and version it had in the
+    /// registry it comes from (no compatibility check, as in Confluent's IMPORT mode).
+    pub(crate) fn import(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+        references: Vec<Reference>,
+        id: i32,
+        version: Option<i32>,
+    ) -> Result<Registration, RegistryError> {
+        if self.mode(Some(subject)) != Mode::Import {
+            return Err(RegistryError::new(
+                42205,
+                format!(
+                    "Subject {subject} is not in import mode: a schema id may be given only then"
+                ),
+            ));
+        }
+        if id < 1 {
+            return Err(RegistryError::invalid_schema(format!(
+                "Invalid schema id {id}"
+            )));
+        }
+        let parsed = self.parse(schema_type, text, &references)?;
+        if let Some(existing) = self.schemas.get(&id) {
+            if (existing.schema_type, existing.text.as_str()) != (schema_type, parsed.text()) {
+                return Err(RegistryError::new(
+                    42207,
+                    format!("Overwrite new schema with id {id} is not permitted"),
+                ));
+            }
+        }
+        let versions = self.subjects.get(subject);
+        let version = match version {
+            Some(v) if v < 1 => return Err(RegistryError::invalid_version(&v.to_string())),
+            Some(v) => v,
+            None => versions
+                .and_then(|v| v.keys().next_back())
+                .map_or(1, |n| n + 1),
+        };
+        match versions.and_then(|v| v.get(&version)) {
+            Some(e) if e.id == id => {
+                return Ok(Registration {
+                    id,
+                    records: Vec::new(),
+                })
+            }
+            Some(_) => {
+                return Err(RegistryError::new(
+                    42205,
+                    format!("Subject {subject} already has a version {version}"),
+                ))
+            }
+            None => {}
+        }
+        let value = SchemaValue {
+            subject: subject.to_string(),
+            version,
+            id,
+            schema: parsed.text().to_string(),
+            schema_type,
+            references,
+            deleted: false,
+        };
+        Ok(Registration {
+            id,
+            records: vec![Record::Schema(subject.to_string(), version, Some(value))],
+        })
+    }
+
+    /// Whether any subject has a live version (switching to IMPORT needs none, unless
+    /// forced).
+    pub(crate) fn has_subjects(&self) -> bool {
+        !self.subjects(false).is_empty()
+    }
+
     /// Deletes one version: soft first, then (`permanent`) for good.
     pub(crate) fn delete_version(
         &self,
@@ -889,6 +966,35 @@ mod tests {
             replayed.apply(record);
         }
         assert_eq!(register(&mut replayed, "t", V2), Ok(2), "id 1 stays used");
+    }
+
+    #[test]
+    fn import_mode_keeps_ids_and_versions_and_ids_go_on_after_them() {
+        let mut r = Registry::default();
+        let refused = r
+            .import("s", SchemaType::Avro, V1, Vec::new(), 40, Some(3))
+            .err()
+            .map(|e| e.code);
+        assert_eq!(refused, Some(42205), "not in import mode");
+        r.apply(Record::Mode(None, Some(Mode::Import)));
+        let reg = r
+            .import("s", SchemaType::Avro, V1, Vec::new(), 40, Some(3))
+            .unwrap();
+        apply(&mut r, reg.records);
+        let v = r.version("s", VersionRef::Latest, false).unwrap();
+        assert_eq!((v.version, v.id), (3, 40));
+        let clash = r.import("t", SchemaType::Avro, V2, Vec::new(), 40, None);
+        assert_eq!(
+            clash.err().map(|e| e.code),
+            Some(42207),
+            "id 40 is another schema"
+        );
+        r.apply(Record::Mode(None, Some(Mode::ReadWrite)));
+        assert_eq!(
+            register(&mut r, "t", V2),
+            Ok(41),
+            "ids go on after the imported ones"
+        );
     }
 
     #[test]

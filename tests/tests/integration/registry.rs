@@ -136,7 +136,10 @@ fn an_avro_schema_may_reference_another_subjects_schema() {
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let addr = broker.http_addr().unwrap().to_string();
     let address = r#"{\"type\":\"record\",\"name\":\"Address\",\"namespace\":\"bank\",\"fields\":[{\"name\":\"city\",\"type\":\"string\"}]}"#;
-    assert_eq!(register(&addr, "address", address), (200, r#"{"id":1}"#.into()));
+    assert_eq!(
+        register(&addr, "address", address),
+        (200, r#"{"id":1}"#.into())
+    );
     let customer = r#"{\"type\":\"record\",\"name\":\"Customer\",\"namespace\":\"bank\",\"fields\":[{\"name\":\"home\",\"type\":\"bank.Address\"}]}"#;
     let with_refs = |subject: &str, version: i32| {
         format!(
@@ -155,13 +158,68 @@ fn an_avro_schema_may_reference_another_subjects_schema() {
     assert_eq!(schema["references"][0]["version"], 1);
     // Without the reference the named type is unknown; a missing reference is refused too.
     let (status, text) = register(&addr, "plain-value", customer);
-    assert_eq!((status, json(&text)["error_code"].as_u64()), (422, Some(42201)));
+    assert_eq!(
+        (status, json(&text)["error_code"].as_u64()),
+        (422, Some(42201))
+    );
     let (status, text) = http(
         &addr,
         "POST",
         "/subjects/customers-value/versions",
         Some(&with_refs("nowhere", 1)),
     );
-    assert_eq!((status, json(&text)["error_code"].as_u64()), (422, Some(42201)));
+    assert_eq!(
+        (status, json(&text)["error_code"].as_u64()),
+        (422, Some(42201))
+    );
+    broker.shutdown();
+}
+
+#[test]
+fn import_mode_keeps_the_ids_and_versions_of_the_registry_moved_from() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let addr = broker.http_addr().unwrap().to_string();
+    let mode = |addr: &str, path: &str, mode: &str| {
+        http(addr, "PUT", path, Some(&format!(r#"{{"mode":"{mode}"}}"#)))
+    };
+    assert_eq!(mode(&addr, "/mode", "IMPORT").0, 200);
+    let imported = format!(r#"{{"schema":"{V1}","id":100,"version":5}}"#);
+    assert_eq!(
+        http(
+            &addr,
+            "POST",
+            "/subjects/loans-value/versions",
+            Some(&imported)
+        ),
+        (200, r#"{"id":100}"#.into())
+    );
+    let v = json(&http(&addr, "GET", "/subjects/loans-value/versions/5", None).1);
+    assert_eq!(
+        (v["id"].as_i64(), v["version"].as_i64()),
+        (Some(100), Some(5))
+    );
+    assert_eq!(mode(&addr, "/mode", "READWRITE").0, 200);
+    // An id is refused outside IMPORT mode; new ids go on after the imported ones.
+    let (status, text) = http(
+        &addr,
+        "POST",
+        "/subjects/other-value/versions",
+        Some(&imported),
+    );
+    assert_eq!(
+        (status, json(&text)["error_code"].as_u64()),
+        (422, Some(42205))
+    );
+    assert_eq!(
+        register(&addr, "audit-value", V2),
+        (200, r#"{"id":101}"#.into())
+    );
+    // Switching a registry that has subjects to IMPORT needs force=true.
+    let (status, text) = mode(&addr, "/mode", "IMPORT");
+    assert_eq!(
+        (status, json(&text)["error_code"].as_u64()),
+        (422, Some(42205))
+    );
+    assert_eq!(mode(&addr, "/mode?force=true", "IMPORT").0, 200);
     broker.shutdown();
 }
