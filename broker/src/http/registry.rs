@@ -171,14 +171,25 @@ async fn list_versions(
     Ok(ok(json!(read(&state, |r| r.versions(&subject, deleted))?)))
 }
 
+/// The version a `/subjects/{subject}/versions/{version}` path names (`?deleted=true`:
+/// soft-deleted ones too).
+fn named_version(
+    state: &BrokerState,
+    subject: &str,
+    version: &str,
+    p: &HashMap<String, String>,
+) -> Result<VersionView, RegistryError> {
+    let version = VersionRef::parse(version)?;
+    let deleted = flag(p, "deleted");
+    read(state, |r| r.version(subject, version, deleted))
+}
+
 async fn get_version(
     State(state): Shared,
     Path((subject, version)): Path<(String, String)>,
     Query(p): Params,
 ) -> Answer {
-    let version = VersionRef::parse(&version)?;
-    let deleted = flag(&p, "deleted");
-    let v = read(&state, |r| r.version(&subject, version, deleted))?;
+    let v = named_version(&state, &subject, &version, &p)?;
     Ok(ok(version_json(&v)))
 }
 
@@ -187,9 +198,7 @@ async fn get_version_schema(
     Path((subject, version)): Path<(String, String)>,
     Query(p): Params,
 ) -> Answer {
-    let version = VersionRef::parse(&version)?;
-    let deleted = flag(&p, "deleted");
-    let v = read(&state, |r| r.version(&subject, version, deleted))?;
+    let v = named_version(&state, &subject, &version, &p)?;
     Ok(ok_text(v.schema.text))
 }
 

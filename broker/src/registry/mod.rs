@@ -253,6 +253,39 @@ pub(crate) struct Registration {
     pub(crate) records: Vec<Record>,
 }
 
+impl Registration {
+    /// A new version `version` of `subject` holding schema `id`.
+    fn new(
+        subject: &str,
+        version: i32,
+        id: i32,
+        parsed: &Parsed,
+        schema_type: SchemaType,
+        references: Vec<Reference>,
+    ) -> Self {
+        let value = SchemaValue {
+            subject: subject.to_string(),
+            version,
+            id,
+            schema: parsed.text().to_string(),
+            schema_type,
+            references,
+            deleted: false,
+        };
+        Self {
+            id,
+            records: vec![Record::Schema(subject.to_string(), version, Some(value))],
+        }
+    }
+}
+
+/// The version after a subject's last (soft-deleted ones count: numbers are not reused).
+fn next_version(versions: Option<&BTreeMap<i32, VersionEntry>>) -> i32 {
+    versions
+        .and_then(|v| v.keys().next_back())
+        .map_or(1, |n| n + 1)
+}
+
 impl Registry {
     /// Applies one record (after it is durable, and at replay).
     pub(crate) fn apply(&mut self, record: Record) {
@@ -569,22 +602,15 @@ impl Registry {
             ));
         }
         let id = existing.unwrap_or(self.next_id.max(1));
-        let version = versions
-            .and_then(|v| v.keys().next_back())
-            .map_or(1, |n| n + 1);
-        let value = SchemaValue {
-            subject: subject.to_string(),
+        let version = next_version(versions);
+        Ok(Registration::new(
+            subject,
             version,
             id,
-            schema: parsed.text().to_string(),
+            &parsed,
             schema_type,
             references,
-            deleted: false,
-        };
-        Ok(Registration {
-            id,
-            records: vec![Record::Schema(subject.to_string(), version, Some(value))],
-        })
+        ))
     }
 
     /// IMPORT mode's registration: the schema keeps the id and version it had in the
@@ -624,9 +650,7 @@ impl Registry {
         let version = match version {
             Some(v) if v < 1 => return Err(RegistryError::invalid_version(&v.to_string())),
             Some(v) => v,
-            None => versions
-                .and_then(|v| v.keys().next_back())
-                .map_or(1, |n| n + 1),
+            None => next_version(versions),
         };
         match versions.and_then(|v| v.get(&version)) {
             Some(e) if e.id == id => {
@@ -643,19 +667,14 @@ impl Registry {
             }
             None => {}
         }
-        let value = SchemaValue {
-            subject: subject.to_string(),
+        Ok(Registration::new(
+            subject,
             version,
             id,
-            schema: parsed.text().to_string(),
+            &parsed,
             schema_type,
             references,
-            deleted: false,
-        };
-        Ok(Registration {
-            id,
-            records: vec![Record::Schema(subject.to_string(), version, Some(value))],
-        })
+        ))
     }
 
     /// Whether any subject has a live version (switching to IMPORT needs none, unless

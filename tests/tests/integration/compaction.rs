@@ -109,6 +109,16 @@ fn wait_until_at_most(bootstrap: &str, topic: &str, n: usize) {
     }
 }
 
+/// A broker in `dir` whose cleaner looks for work every 100 ms (no fsync: restarts here are
+/// clean ones).
+fn quick_cleaner_config(dir: &std::path::Path) -> BrokerConfig {
+    BrokerConfig {
+        log_cleaner_backoff_ms: 100,
+        unsafe_disable_fsync: true,
+        ..BrokerConfig::with_data_dir(dir)
+    }
+}
+
 /// An ephemeral broker whose cleaner looks for work every 100 ms.
 fn quick_cleaner_broker() -> EmbeddedBroker {
     EmbeddedBroker::start(BrokerConfig {
@@ -230,11 +240,7 @@ fn aborted_transactions_are_removed_and_committed_ones_compacted() {
 #[test]
 fn the_offsets_topic_is_compacted_and_its_commits_and_clean_point_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let config = || BrokerConfig {
-        log_cleaner_backoff_ms: 100,
-        unsafe_disable_fsync: true,
-        ..BrokerConfig::with_data_dir(dir.path())
-    };
+    let config = || quick_cleaner_config(dir.path());
     let broker = EmbeddedBroker::start(config()).unwrap();
     let bootstrap = broker.bootstrap();
     create_compacted(&bootstrap, TOPIC);
@@ -439,11 +445,7 @@ fn fetch_and_list_offsets_skip_to_the_first_surviving_record() {
 fn the_transaction_state_topic_is_compacted_and_ids_survive_a_restart() {
     const STATE: &str = "__transaction_state";
     let dir = tempfile::tempdir().unwrap();
-    let config = || BrokerConfig {
-        log_cleaner_backoff_ms: 100,
-        unsafe_disable_fsync: true,
-        ..BrokerConfig::with_data_dir(dir.path())
-    };
+    let config = || quick_cleaner_config(dir.path());
     let broker = EmbeddedBroker::start(config()).unwrap();
     let bootstrap = broker.bootstrap();
     create_compacted(&bootstrap, TOPIC);
