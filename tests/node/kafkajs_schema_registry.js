@@ -11,6 +11,8 @@
  *     back and registry.decode gives the events that were sent.
  *  3. An incompatible change is refused (409); a compatible v2 (a field with a default)
  *     gets a new id, and v1-encoded data decodes.
+ *  4. Protobuf: a .proto schema registers, encodes and decodes; changing a field's type
+ *     from int32 to string is refused (409), adding a field is not.
  *
  * Prints "ok: ..." per check and "kafkajs <version> schema registry: passed" at the end.
  */
@@ -91,6 +93,36 @@ async function run(bootstrap) {
   const old = await registry.encode(id, sent[0])
   checkEq({ ...(await registry.decode(old)) }, sent[0], 'v1 data decodes')
   ok('incompatible refused, compatible v2 registered')
+
+  step('protobuf')
+  const proto = fields => `syntax = "proto3";
+package saga;
+message Payment {
+${fields}
+}
+`
+  const protoSubject = `${topic}-proto-value`
+  const P1 = proto('  string id = 1;\n  int32 cents = 2;')
+  const p1 = await registry.register({ type: SchemaType.PROTOBUF, schema: P1 }, { subject: protoSubject })
+  const encoded = await registry.encode(p1.id, { id: 'p-1', cents: 250 })
+  const decoded = await registry.decode(encoded)
+  checkEq({ id: decoded.id, cents: decoded.cents }, { id: 'p-1', cents: 250 }, 'protobuf round trip')
+  let protoRefused = null
+  try {
+    await registry.register(
+      { type: SchemaType.PROTOBUF, schema: proto('  string id = 1;\n  string cents = 2;') },
+      { subject: protoSubject }
+    )
+  } catch (e) {
+    protoRefused = e
+  }
+  check(protoRefused && protoRefused.status === 409, `int32 to string is refused (got ${protoRefused && protoRefused.status})`)
+  const p2 = await registry.register(
+    { type: SchemaType.PROTOBUF, schema: proto('  string id = 1;\n  int32 cents = 2;\n  string note = 3;') },
+    { subject: protoSubject }
+  )
+  check(p2.id !== p1.id, 'adding a field registers a new version')
+  ok('protobuf: register, encode, decode; breaking change refused')
 }
 
 main(run, 'schema registry')

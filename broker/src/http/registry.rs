@@ -320,7 +320,7 @@ async fn versions_by_id(State(state): Shared, Path(id): Path<String>, Query(p): 
 }
 
 async fn types() -> Answer {
-    Ok(ok(json!(["JSON", "AVRO"])))
+    Ok(ok(json!(["JSON", "PROTOBUF", "AVRO"])))
 }
 
 async fn check_compatibility(

@@ -9,11 +9,12 @@
 //! Ids are global, never reused, and the same schema (same type and text) keeps one id
 //! across subjects. The HTTP API is `crate::http::registry`.
 //!
-//! Schema types: AVRO ([`avro`]) and JSON ([`json`], JSON Schema). Protobuf is refused
-//! (42201) until it lands.
+//! Schema types: AVRO ([`avro`]), JSON ([`json`], JSON Schema) and PROTOBUF ([`protobuf`],
+//! `.proto` text).
 
 pub(crate) mod avro;
 pub(crate) mod json;
+pub(crate) mod protobuf;
 pub(crate) mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -168,6 +169,7 @@ impl RegistryError {
 pub(crate) enum Parsed {
     Avro(avro::AvroSchema),
     Json(json::JsonSchema),
+    Protobuf(Box<protobuf::ProtoSchema>),
 }
 
 impl Parsed {
@@ -176,6 +178,7 @@ impl Parsed {
         match self {
             Parsed::Avro(s) => &s.text,
             Parsed::Json(s) => &s.text,
+            Parsed::Protobuf(s) => &s.text,
         }
     }
 
@@ -185,6 +188,7 @@ impl Parsed {
         match (writer, reader) {
             (Parsed::Avro(w), Parsed::Avro(r)) => avro::can_read(&w.schema, &r.schema),
             (Parsed::Json(w), Parsed::Json(r)) => json::can_read(&w.schema, &r.schema),
+            (Parsed::Protobuf(w), Parsed::Protobuf(r)) => protobuf::can_read(w, r),
             _ => Err("the schema type changed".into()),
         }
     }
@@ -465,10 +469,21 @@ impl Registry {
                     .map_err(RegistryError::invalid_schema)
             }
             SchemaType::Protobuf => {
-                return Err(RegistryError::invalid_schema(format!(
-                    "Schema type {} is not supported by this registry yet",
-                    schema_type.name()
-                )))
+                let mut imports = Vec::new();
+                for r in references {
+                    let v = self
+                        .version(&r.subject, VersionRef::Number(r.version), true)
+                        .map_err(|_| {
+                            RegistryError::invalid_schema(format!(
+                                "Invalid schema: reference {} (subject {} version {}) not found",
+                                r.name, r.subject, r.version
+                            ))
+                        })?;
+                    imports.push((r.name.clone(), v.schema.text));
+                }
+                return protobuf::parse(text, &imports)
+                    .map(|p| Parsed::Protobuf(Box::new(p)))
+                    .map_err(RegistryError::invalid_schema);
             }
         }
         let mut referenced = Vec::new();
@@ -776,6 +791,8 @@ impl Registry {
 enum Checker {
     Avro(Box<avro::AvroSchema>),
     Json(Box<jsonschema::Validator>),
+    /// Protobuf payloads are not decoded yet: the id check is all there is.
+    IdOnly,
 }
 
 /// The registry, kept in `_schemas`.
@@ -838,6 +855,7 @@ impl SchemaRegistry {
         match &*self.checker(id)? {
             Checker::Avro(schema) => avro::check_datum(schema, payload),
             Checker::Json(validator) => json::check_document(validator, payload),
+            Checker::IdOnly => Ok(()),
         }
     }
 
@@ -855,6 +873,7 @@ impl SchemaRegistry {
             Parsed::Json(j) => Checker::Json(Box::new(
                 jsonschema::validator_for(&j.schema).map_err(|e| e.to_string())?,
             )),
+            Parsed::Protobuf(_) => Checker::IdOnly,
         });
         self.checkers.lock().insert(id, checker.clone());
         Ok(checker)
