@@ -19,6 +19,9 @@ Usage: confluent_kafka_registry.py BOOTSTRAP        (BROOK_HTTP=host:port names 
     reads them back; an incompatible change (a property that became required) is 409;
   * brook.value.schema.validation=full also refuses a registered id followed by bytes that are
     not a datum of the schema, and accepts the serializer's output;
+  * Protobuf: ProtobufSerializer registers a message type (as a base64 descriptor) and
+    frames a message; ProtobufDeserializer (fetching the schema in the serialized format)
+    reads it back;
   * delete_subject (soft, then permanent) and the subject is gone.
 
 Exits 0 on success; on failure prints "FAIL: ..." and exits non-zero.
@@ -37,6 +40,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient  # noqa
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
 from confluent_kafka.schema_registry.error import SchemaRegistryError  # noqa: E402
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer  # noqa: E402
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer  # noqa: E402
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # noqa: E402
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 
 LOAN_V1 = """{"type": "record", "name": "Loan", "namespace": "bank",
@@ -191,6 +196,28 @@ def run(bootstrap):
     check_eq(error_code(lambda: registry.register_schema(json_subject, Schema(stricter, "JSON"))), 409,
              "a property that became required")
     ok("JSONSerializer and JSONDeserializer round trip; an incompatible JSON change is 409")
+
+    step("Protobuf")
+    proto_topic = topic + "-proto"
+    file = descriptor_pb2.FileDescriptorProto(name="payment-%s.proto" % topic, package="bank", syntax="proto3")
+    message = file.message_type.add(name="Payment")
+    message.field.add(name="id", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    message.field.add(name="cents", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
+                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    Payment = message_factory.GetMessageClass(pool.FindMessageTypeByName("bank.Payment"))
+    proto_serializer = ProtobufSerializer(Payment, registry, {"use.deprecated.format": False})
+    proto_ctx = SerializationContext(proto_topic, MessageField.VALUE)
+    framed = proto_serializer(Payment(id="p-9", cents=900), proto_ctx)
+    check_eq(framed[0], 0, "magic byte")
+    proto_deserializer = ProtobufDeserializer(Payment, {"use.deprecated.format": False}, registry)
+    back = proto_deserializer(framed, proto_ctx)
+    check_eq((back.id, back.cents), ("p-9", 900), "the Payment read back")
+    latest = registry.get_latest_version(proto_topic + "-value")
+    check_eq(latest.schema.schema_type, "PROTOBUF", "schemaType")
+    ok("ProtobufSerializer registered a serialized descriptor; ProtobufDeserializer read it back")
 
     step("delete")
     check_eq(registry.delete_subject(subject), [1, 2], "soft delete")

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::registry::{
-    Level, Mode, Reference, Registry, RegistryError, SchemaType, StoredSchema, VersionRef,
+    Level, Mode, Parsed, Reference, Registry, RegistryError, SchemaType, StoredSchema, VersionRef,
     VersionView,
 };
 use crate::state::BrokerState;
@@ -172,7 +172,7 @@ async fn list_versions(
 }
 
 /// The version a `/subjects/{subject}/versions/{version}` path names (`?deleted=true`:
-/// soft-deleted ones too).
+/// soft-deleted ones too), in the format asked.
 fn named_version(
     state: &BrokerState,
     subject: &str,
@@ -181,7 +181,28 @@ fn named_version(
 ) -> Result<VersionView, RegistryError> {
     let version = VersionRef::parse(version)?;
     let deleted = flag(p, "deleted");
-    read(state, |r| r.version(subject, version, deleted))
+    let mut v = read(state, |r| r.version(subject, version, deleted))?;
+    v.schema = in_format(state, v.schema, p)?;
+    Ok(v)
+}
+
+/// `?format=serialized`: a Protobuf schema as a base64 `FileDescriptorProto`, as
+/// confluent-kafka's Protobuf deserializer asks for it; other formats as stored.
+fn in_format(
+    state: &BrokerState,
+    mut schema: StoredSchema,
+    p: &HashMap<String, String>,
+) -> Result<StoredSchema, RegistryError> {
+    let serialized = p.get("format").is_some_and(|f| f == "serialized");
+    if serialized && schema.schema_type == SchemaType::Protobuf {
+        let parsed = read(state, |r| {
+            r.parse(schema.schema_type, &schema.text, &schema.references)
+        })?;
+        if let Parsed::Protobuf(proto) = parsed {
+            schema.text = crate::registry::protobuf::serialized(&proto);
+        }
+    }
+    Ok(schema)
 }
 
 async fn get_version(
@@ -278,19 +299,23 @@ fn parse_id(id: &str) -> Result<i32, RegistryError> {
     id.parse().map_err(|_| RegistryError::schema_not_found())
 }
 
-async fn schema_by_id(State(state): Shared, Path(id): Path<String>) -> Answer {
+async fn schema_by_id(State(state): Shared, Path(id): Path<String>, Query(p): Params) -> Answer {
     let id = parse_id(&id)?;
     let schema = read(&state, |r| r.schema(id).cloned())?;
+    let schema = in_format(&state, schema, &p)?;
     let mut out = serde_json::Map::new();
     schema_fields(&mut out, &schema);
     Ok(ok(Value::Object(out)))
 }
 
-async fn raw_schema_by_id(State(state): Shared, Path(id): Path<String>) -> Answer {
+async fn raw_schema_by_id(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(p): Params,
+) -> Answer {
     let id = parse_id(&id)?;
-    Ok(ok_text(read(&state, |r| {
-        r.schema(id).map(|s| s.text.clone())
-    })?))
+    let schema = read(&state, |r| r.schema(id).cloned())?;
+    Ok(ok_text(in_format(&state, schema, &p)?.text))
 }
 
 async fn subjects_by_id(State(state): Shared, Path(id): Path<String>, Query(p): Params) -> Answer {

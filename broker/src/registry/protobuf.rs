@@ -14,8 +14,9 @@
 //! Adding or removing optional fields, messages the writer lacks, and enum values are fine:
 //! a reader skips what it does not know.
 //!
-//! Only the text form is served: a schema sent as a base64 `FileDescriptorProto` (what
-//! confluent-kafka-python's serializer sends) is refused as invalid for now.
+//! A schema comes as `.proto` text or, as confluent-kafka-python's serializer sends it, as a
+//! base64 `FileDescriptorProto` ("serialized"); either is kept as sent, and either can be
+//! answered in the serialized form (`?format=serialized`).
 
 use std::collections::HashMap;
 
@@ -46,8 +47,39 @@ impl FileResolver for Sources {
     }
 }
 
-/// Compiles `text`; `references` are (import name, source) of the files it imports.
+/// Compiles `text` (or decodes it, when it is a base64 `FileDescriptorProto`); `references`
+/// are (import name, source) of the files it imports.
 pub(crate) fn parse(text: &str, references: &[(String, String)]) -> Result<ProtoSchema, String> {
+    match compile(text, references) {
+        Ok(schema) => Ok(schema),
+        Err(reason) => decode_serialized(text).ok_or(reason),
+    }
+}
+
+/// A base64 `FileDescriptorProto`, if `text` is one.
+fn decode_serialized(text: &str) -> Option<ProtoSchema> {
+    use base64::Engine as _;
+    use prost::Message as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    let file = FileDescriptorProto::decode(bytes.as_slice()).ok()?;
+    // Something decodes from almost any bytes: a descriptor names itself and its messages.
+    let named = file.name.is_some() && file.message_type.iter().all(|m| m.name.is_some());
+    named.then(|| ProtoSchema {
+        file,
+        text: text.trim().to_string(),
+    })
+}
+
+/// The schema as a base64 `FileDescriptorProto` (Confluent's `format=serialized`).
+pub(crate) fn serialized(schema: &ProtoSchema) -> String {
+    use base64::Engine as _;
+    use prost::Message as _;
+    base64::engine::general_purpose::STANDARD.encode(schema.file.encode_to_vec())
+}
+
+fn compile(text: &str, references: &[(String, String)]) -> Result<ProtoSchema, String> {
     let mut sources: HashMap<String, String> = references.iter().cloned().collect();
     sources.insert(MAIN.to_string(), text.to_string());
     let mut resolver = ChainFileResolver::new();
@@ -195,6 +227,20 @@ mod tests {
 
     fn schema(text: &str) -> ProtoSchema {
         parse(text, &[]).unwrap()
+    }
+
+    #[test]
+    fn the_serialized_form_reads_back_and_compares_like_the_text() {
+        let text = schema(V1);
+        let encoded = serialized(&text);
+        let decoded = parse(&encoded, &[]).unwrap();
+        assert_eq!(decoded.file, text.file);
+        assert_eq!(decoded.text, encoded, "kept as sent");
+        assert!(can_read(&text, &decoded).is_ok());
+        assert!(
+            parse("bm90IGEgZGVzY3JpcHRvcg==", &[]).is_err(),
+            "base64 of something else"
+        );
     }
 
     #[test]
