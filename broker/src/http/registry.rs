@@ -228,22 +228,35 @@ fn ok_text(text: String) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, MEDIA_TYPE)], text).into_response()
 }
 
-async fn register(State(state): Shared, Path(subject): Path<String>, body: Bytes) -> Answer {
+/// The schema text of a request, normalized when `?normalize=true`.
+fn request_text(
+    state: &BrokerState,
+    body: &SchemaBody,
+    kind: SchemaType,
+    p: &HashMap<String, String>,
+) -> Result<String, RegistryError> {
+    if flag(p, "normalize") {
+        read(state, |r| r.normalize(kind, &body.schema, &body.references))
+    } else {
+        Ok(body.schema.clone())
+    }
+}
+
+async fn register(
+    State(state): Shared,
+    Path(subject): Path<String>,
+    Query(p): Params,
+    body: Bytes,
+) -> Answer {
     let body: SchemaBody = parse_body(&body)?;
     let kind = schema_type(body.schema_type.as_deref())?;
+    let text = request_text(&state, &body, kind, &p)?;
     let id = state
         .registry
         .change(&state.topics, |r| {
             let reg = match body.id {
-                Some(id) => r.import(
-                    &subject,
-                    kind,
-                    &body.schema,
-                    body.references,
-                    id,
-                    body.version,
-                )?,
-                None => r.register(&subject, kind, &body.schema, body.references)?,
+                Some(id) => r.import(&subject, kind, &text, body.references, id, body.version)?,
+                None => r.register(&subject, kind, &text, body.references)?,
             };
             Ok((reg.id, reg.records))
         })
@@ -260,8 +273,9 @@ async fn lookup(
     let body: SchemaBody = parse_body(&body)?;
     let kind = schema_type(body.schema_type.as_deref())?;
     let deleted = flag(&p, "deleted");
+    let text = request_text(&state, &body, kind, &p)?;
     let v = read(&state, |r| {
-        r.lookup(&subject, kind, &body.schema, &body.references, deleted)
+        r.lookup(&subject, kind, &text, &body.references, deleted)
     })?;
     Ok(ok(version_json(&v)))
 }

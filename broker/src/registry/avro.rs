@@ -39,6 +39,15 @@ pub(crate) fn parse(text: &str, references: &[String]) -> Result<AvroSchema, Str
     })
 }
 
+/// `normalize=true`: the schema as `apache-avro` writes it back (full names, every type in
+/// its object form where Avro has one), keys in order, so that schemas that say the same in
+/// different words store as one.
+pub(crate) fn normalize(text: &str, references: &[String]) -> Result<String, String> {
+    let parsed = parse(text, references)?;
+    let value = serde_json::to_value(&parsed.schema).map_err(|e| format!("Invalid schema: {e}"))?;
+    serde_json::to_string(&value).map_err(|e| format!("Invalid schema: {e}"))
+}
+
 /// Whether `payload` is exactly one datum of `schema` (produce-time `full` validation).
 pub(crate) fn check_datum(schema: &AvroSchema, payload: &[u8]) -> Result<(), String> {
     let mut rest = payload;
@@ -195,6 +204,26 @@ mod tests {
     fn a_default_of_the_wrong_type_is_an_invalid_schema() {
         let wrong = r#"{"type":"record","name":"Loan","fields":[{"name":"rate","type":"double","default":"high"}]}"#;
         assert!(parse(wrong, &[]).is_err(), "a string default for a double");
+    }
+
+    #[test]
+    fn normalizing_makes_equivalent_spellings_one_schema() {
+        let short = r#"{"type":"record","name":"Loan","namespace":"bank","fields":[{"name":"id","type":"string"}]}"#;
+        let long = r#"{"type":"record","name":"bank.Loan","fields":[{"name":"id","type":{"type":"string"}}]}"#;
+        assert_ne!(
+            parse(short, &[]).unwrap().text,
+            parse(long, &[]).unwrap().text
+        );
+        assert_eq!(
+            normalize(short, &[]).unwrap(),
+            normalize(long, &[]).unwrap()
+        );
+        let doc = r#"{"type":"record","name":"bank.Loan","doc":"d","fields":[{"name":"id","type":"string"}]}"#;
+        assert_ne!(
+            normalize(short, &[]).unwrap(),
+            normalize(doc, &[]).unwrap(),
+            "docs count"
+        );
     }
 
     #[test]

@@ -454,6 +454,27 @@ impl Registry {
         out
     }
 
+    /// `normalize=true`: the schema's text in its normalized form (Avro: as `apache-avro`
+    /// writes it back; JSON Schema is stored with its keys in order anyway; Protobuf as
+    /// given).
+    pub(crate) fn normalize(
+        &self,
+        schema_type: SchemaType,
+        text: &str,
+        references: &[Reference],
+    ) -> Result<String, RegistryError> {
+        if schema_type != SchemaType::Avro {
+            return Ok(text.to_string());
+        }
+        let mut referenced = Vec::new();
+        for r in references {
+            if let Ok(v) = self.version(&r.subject, VersionRef::Number(r.version), true) {
+                referenced.push(v.schema.text);
+            }
+        }
+        avro::normalize(text, &referenced).map_err(RegistryError::invalid_schema)
+    }
+
     /// Parses a schema of `schema_type` with its references resolved.
     pub(crate) fn parse(
         &self,

@@ -223,3 +223,27 @@ fn import_mode_keeps_the_ids_and_versions_of_the_registry_moved_from() {
     assert_eq!(mode(&addr, "/mode?force=true", "IMPORT").0, 200);
     broker.shutdown();
 }
+
+#[test]
+fn normalize_makes_two_spellings_of_a_schema_one() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let addr = broker.http_addr().unwrap().to_string();
+    let short = r#"{\"type\":\"record\",\"name\":\"Loan\",\"namespace\":\"bank\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"}]}"#;
+    let long = r#"{\"type\":\"record\",\"name\":\"bank.Loan\",\"fields\":[{\"name\":\"id\",\"type\":{\"type\":\"string\"}}]}"#;
+    let body = |schema: &str| format!(r#"{{"schema":"{schema}"}}"#);
+    let post = |path: &str, schema: &str| http(&addr, "POST", path, Some(&body(schema)));
+    assert_eq!(
+        post("/subjects/loans-value/versions?normalize=true", short),
+        (200, r#"{"id":1}"#.into())
+    );
+    assert_eq!(
+        post("/subjects/loans-value/versions?normalize=true", long),
+        (200, r#"{"id":1}"#.into()),
+        "the same schema, normalized"
+    );
+    let found = json(&post("/subjects/loans-value?normalize=true", long).1);
+    assert_eq!(found["id"], 1);
+    // Without normalize the other spelling is another schema.
+    assert_eq!(post("/subjects/loans-value", long).0, 404);
+    broker.shutdown();
+}
