@@ -219,6 +219,19 @@ def run(bootstrap):
     check_eq(latest.schema.schema_type, "PROTOBUF", "schemaType")
     ok("ProtobufSerializer registered a serialized descriptor; ProtobufDeserializer read it back")
 
+    proto_full = topic + "-proto-full"
+    admin.create_topics([NewTopic(proto_full, 1, 1, config={"brook.value.schema.validation": "full"})])[
+        proto_full].result(10)
+    full_ctx = SerializationContext(proto_full, MessageField.VALUE)
+    good = proto_serializer(Payment(id="p-10", cents=1000), full_ctx)
+    outcomes.clear()
+    strict.produce(proto_full, value=good[:6] + b"\x0a\x05ab", on_delivery=deliver)  # a string cut short
+    strict.flush(10)
+    strict.produce(proto_full, value=good, on_delivery=deliver)
+    strict.flush(10)
+    check_eq(outcomes, [KafkaError.INVALID_RECORD, None], "delivery of: a broken Payment, a real one")
+    ok("brook.value.schema.validation=full decodes Protobuf payloads")
+
     step("delete")
     check_eq(registry.delete_subject(subject), [1, 2], "soft delete")
     check(subject not in registry.get_subjects(), "not listed after a soft delete")

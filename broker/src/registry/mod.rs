@@ -812,8 +812,7 @@ impl Registry {
 enum Checker {
     Avro(Box<avro::AvroSchema>),
     Json(Box<jsonschema::Validator>),
-    /// Protobuf payloads are not decoded yet: the id check is all there is.
-    IdOnly,
+    Protobuf(Box<protobuf::PayloadChecker>),
 }
 
 /// The registry, kept in `_schemas`.
@@ -876,7 +875,7 @@ impl SchemaRegistry {
         match &*self.checker(id)? {
             Checker::Avro(schema) => avro::check_datum(schema, payload),
             Checker::Json(validator) => json::check_document(validator, payload),
-            Checker::IdOnly => Ok(()),
+            Checker::Protobuf(checker) => checker.check(payload),
         }
     }
 
@@ -894,7 +893,7 @@ impl SchemaRegistry {
             Parsed::Json(j) => Checker::Json(Box::new(
                 jsonschema::validator_for(&j.schema).map_err(|e| e.to_string())?,
             )),
-            Parsed::Protobuf(_) => Checker::IdOnly,
+            Parsed::Protobuf(p) => Checker::Protobuf(Box::new(protobuf::PayloadChecker::new(&p)?)),
         });
         self.checkers.lock().insert(id, checker.clone());
         Ok(checker)

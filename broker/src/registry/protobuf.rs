@@ -31,6 +31,8 @@ const MAIN: &str = "schema.proto";
 #[derive(Debug, Clone)]
 pub(crate) struct ProtoSchema {
     pub(crate) file: FileDescriptorProto,
+    /// The file with everything it imports, for decoding payloads.
+    pub(crate) set: prost_types::FileDescriptorSet,
     /// The text as registered, trimmed: Confluent keeps the schema's own text too.
     pub(crate) text: String,
 }
@@ -67,6 +69,9 @@ fn decode_serialized(text: &str) -> Option<ProtoSchema> {
     // Something decodes from almost any bytes: a descriptor names itself and its messages.
     let named = file.name.is_some() && file.message_type.iter().all(|m| m.name.is_some());
     named.then(|| ProtoSchema {
+        set: prost_types::FileDescriptorSet {
+            file: vec![file.clone()],
+        },
         file,
         text: text.trim().to_string(),
     })
@@ -90,16 +95,79 @@ fn compile(text: &str, references: &[(String, String)]) -> Result<ProtoSchema, S
     compiler
         .open_file(MAIN)
         .map_err(|e| format!("Invalid schema: {e}"))?;
-    let file = compiler
-        .file_descriptor_set()
+    let set = compiler.file_descriptor_set();
+    let file = set
         .file
-        .into_iter()
+        .iter()
         .find(|f| f.name() == MAIN)
+        .cloned()
         .ok_or_else(|| "Invalid schema: nothing compiled".to_string())?;
     Ok(ProtoSchema {
         file,
+        set,
         text: text.trim().to_string(),
     })
+}
+
+/// What checks a payload against a schema: its descriptors, and the schema's file name.
+pub(crate) struct PayloadChecker {
+    pool: prost_reflect::DescriptorPool,
+    file: FileDescriptorProto,
+}
+
+impl PayloadChecker {
+    pub(crate) fn new(schema: &ProtoSchema) -> Result<Self, String> {
+        let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(schema.set.clone())
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            pool,
+            file: schema.file.clone(),
+        })
+    }
+
+    /// Whether `payload` (Confluent's Protobuf framing after the id: the message indexes,
+    /// then the message) decodes as the message the indexes name.
+    pub(crate) fn check(&self, payload: &[u8]) -> Result<(), String> {
+        let mut rest = payload;
+        let mut varint = || -> Result<i64, String> {
+            let v = prost::encoding::decode_varint(&mut rest)
+                .map_err(|_| "the message indexes do not parse".to_string())?;
+            // Zigzag, as Confluent writes them.
+            Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+        };
+        let count = varint()?;
+        if !(0..=64).contains(&count) {
+            return Err(format!("{count} message indexes"));
+        }
+        let indexes = if count == 0 {
+            vec![0]
+        } else {
+            (0..count)
+                .map(|_| varint())
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut list = &self.file.message_type;
+        let mut name = self.file.package().to_string();
+        for index in indexes {
+            let m = usize::try_from(index)
+                .ok()
+                .and_then(|i| list.get(i))
+                .ok_or_else(|| format!("no message at index {index}"))?;
+            name = if name.is_empty() {
+                m.name().to_string()
+            } else {
+                format!("{name}.{}", m.name())
+            };
+            list = &m.nested_type;
+        }
+        let desc = self
+            .pool
+            .get_message_by_name(&name)
+            .ok_or_else(|| format!("no message {name}"))?;
+        prost_reflect::DynamicMessage::decode(desc, rest)
+            .map(|_| ())
+            .map_err(|e| format!("it does not decode as {name}: {e}"))
+    }
 }
 
 /// Whether data written with `writer` reads with `reader`; the reasons if not.
@@ -241,6 +309,18 @@ mod tests {
             parse("bm90IGEgZGVzY3JpcHRvcg==", &[]).is_err(),
             "base64 of something else"
         );
+    }
+
+    #[test]
+    fn payloads_must_decode_as_the_message_their_indexes_name() {
+        let checker = PayloadChecker::new(&schema(V1)).unwrap();
+        // [0] (the first message), then Loan{id: "a", amount: 5}.
+        let mut payload = vec![0u8];
+        payload.extend([0x0a, 1, b'a', 0x10, 5]);
+        assert_eq!(checker.check(&payload), Ok(()));
+        payload.truncate(3);
+        assert!(checker.check(&payload).is_err(), "cut inside a field");
+        assert!(checker.check(&[2, 6]).is_err(), "index 3 does not exist");
     }
 
     #[test]
