@@ -24,10 +24,13 @@ use serde_json::{Map, Value};
 pub(crate) struct JsonSchema {
     pub(crate) schema: Value,
     pub(crate) text: String,
+    /// Schemas it references, by the name its `$ref`s use.
+    pub(crate) references: Vec<(String, Value)>,
 }
 
-/// Parses and checks `text` against its draft's meta-schema.
-pub(crate) fn parse(text: &str) -> Result<JsonSchema, String> {
+/// Parses and checks `text` against its draft's meta-schema; `references` are (name, text)
+/// of the schemas its `$ref`s name.
+pub(crate) fn parse(text: &str, references: &[(String, String)]) -> Result<JsonSchema, String> {
     let schema: Value = serde_json::from_str(text).map_err(|e| format!("Invalid schema: {e}"))?;
     if !schema.is_object() && !schema.is_boolean() {
         return Err("Invalid schema: a JSON Schema is an object or a boolean".into());
@@ -38,7 +41,39 @@ pub(crate) fn parse(text: &str) -> Result<JsonSchema, String> {
         Err(e) => return Err(format!("Invalid schema: {e}")),
     }
     let text = serde_json::to_string(&schema).map_err(|e| format!("Invalid schema: {e}"))?;
-    Ok(JsonSchema { schema, text })
+    let references = references
+        .iter()
+        .map(|(name, text)| {
+            serde_json::from_str(text)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| format!("Invalid schema: reference {name}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let parsed = JsonSchema {
+        schema,
+        text,
+        references,
+    };
+    // Every `$ref` must resolve: building the validator resolves them.
+    validator(&parsed)?;
+    Ok(parsed)
+}
+
+/// A validator for payloads of `schema`, its references resolvable by name.
+pub(crate) fn validator(schema: &JsonSchema) -> Result<jsonschema::Validator, String> {
+    let mut options = jsonschema::options();
+    for (name, value) in &schema.references {
+        let resource = jsonschema::Resource::from_contents(value.clone())
+            .map_err(|e| format!("Invalid schema: reference {name}: {e}"))?;
+        // A relative `$ref` resolves against the default base; an absolute one is the name.
+        options = options.with_resource(format!("json-schema:///{name}"), resource.clone());
+        if name.contains(':') {
+            options = options.with_resource(name.clone(), resource);
+        }
+    }
+    options
+        .build(&schema.schema)
+        .map_err(|e| format!("Invalid schema: {e}"))
 }
 
 /// Whether `payload` is a JSON document `schema` accepts (produce-time `full` validation).
@@ -234,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_payload_must_be_a_document_the_schema_accepts() {
-        let v1 = parse(V1).unwrap();
+        let v1 = parse(V1, &[]).unwrap();
         let validator = jsonschema::validator_for(&v1.schema).unwrap();
         assert_eq!(
             check_document(&validator, br#"{"id":"a","amount":3}"#),
@@ -249,14 +284,29 @@ mod tests {
     }
 
     #[test]
+    fn references_resolve_by_name_for_payloads() {
+        let money = (
+            "money.json".to_string(),
+            r#"{"type":"object","properties":{"cents":{"type":"integer"}},"required":["cents"]}"#
+                .to_string(),
+        );
+        let payment = r#"{"type":"object","properties":{"amount":{"$ref":"money.json"}}}"#;
+        let parsed = parse(payment, std::slice::from_ref(&money)).unwrap();
+        let v = validator(&parsed).unwrap();
+        assert_eq!(check_document(&v, br#"{"amount":{"cents":5}}"#), Ok(()));
+        assert!(check_document(&v, br#"{"amount":{"cents":"x"}}"#).is_err());
+        assert!(parse(payment, &[]).is_err(), "an unresolvable $ref");
+    }
+
+    #[test]
     fn schemas_must_pass_their_meta_schema() {
-        assert!(parse(V1).is_ok());
-        assert!(parse(r#"{"type":"invalid_type"}"#).is_err());
-        assert!(parse(r#"{"properties":[1]}"#).is_err());
-        assert!(parse("42").is_err());
-        assert!(parse("{").is_err());
-        let a = parse(r#"{"type": "string", "maxLength": 3}"#).unwrap();
-        let b = parse(r#"{"maxLength":3,"type":"string"}"#).unwrap();
+        assert!(parse(V1, &[]).is_ok());
+        assert!(parse(r#"{"type":"invalid_type"}"#, &[]).is_err());
+        assert!(parse(r#"{"properties":[1]}"#, &[]).is_err());
+        assert!(parse("42", &[]).is_err());
+        assert!(parse("{", &[]).is_err());
+        let a = parse(r#"{"type": "string", "maxLength": 3}"#, &[]).unwrap();
+        let b = parse(r#"{"maxLength":3,"type":"string"}"#, &[]).unwrap();
         assert_eq!(a.text, b.text);
     }
 

@@ -475,6 +475,23 @@ impl Registry {
         avro::normalize(text, &referenced).map_err(RegistryError::invalid_schema)
     }
 
+    /// (name, schema text) of each reference, from the subject versions they name.
+    fn referenced(&self, references: &[Reference]) -> Result<Vec<(String, String)>, RegistryError> {
+        references
+            .iter()
+            .map(|r| {
+                self.version(&r.subject, VersionRef::Number(r.version), true)
+                    .map(|v| (r.name.clone(), v.schema.text))
+                    .map_err(|_| {
+                        RegistryError::invalid_schema(format!(
+                            "Invalid schema: reference {} (subject {} version {}) not found",
+                            r.name, r.subject, r.version
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     /// Parses a schema of `schema_type` with its references resolved.
     pub(crate) fn parse(
         &self,
@@ -485,40 +502,23 @@ impl Registry {
         match schema_type {
             SchemaType::Avro => {}
             SchemaType::Json => {
-                return json::parse(text)
+                let referenced = self.referenced(references)?;
+                return json::parse(text, &referenced)
                     .map(Parsed::Json)
-                    .map_err(RegistryError::invalid_schema)
+                    .map_err(RegistryError::invalid_schema);
             }
             SchemaType::Protobuf => {
-                let mut imports = Vec::new();
-                for r in references {
-                    let v = self
-                        .version(&r.subject, VersionRef::Number(r.version), true)
-                        .map_err(|_| {
-                            RegistryError::invalid_schema(format!(
-                                "Invalid schema: reference {} (subject {} version {}) not found",
-                                r.name, r.subject, r.version
-                            ))
-                        })?;
-                    imports.push((r.name.clone(), v.schema.text));
-                }
+                let imports = self.referenced(references)?;
                 return protobuf::parse(text, &imports)
                     .map(|p| Parsed::Protobuf(Box::new(p)))
                     .map_err(RegistryError::invalid_schema);
             }
         }
-        let mut referenced = Vec::new();
-        for r in references {
-            let v = self
-                .version(&r.subject, VersionRef::Number(r.version), true)
-                .map_err(|_| {
-                    RegistryError::invalid_schema(format!(
-                        "Invalid schema: reference {} (subject {} version {}) not found",
-                        r.name, r.subject, r.version
-                    ))
-                })?;
-            referenced.push(v.schema.text);
-        }
+        let referenced: Vec<String> = self
+            .referenced(references)?
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
         avro::parse(text, &referenced)
             .map(Parsed::Avro)
             .map_err(RegistryError::invalid_schema)
@@ -890,9 +890,7 @@ impl SchemaRegistry {
         })?;
         let checker = std::sync::Arc::new(match parsed {
             Parsed::Avro(a) => Checker::Avro(Box::new(a)),
-            Parsed::Json(j) => Checker::Json(Box::new(
-                jsonschema::validator_for(&j.schema).map_err(|e| e.to_string())?,
-            )),
+            Parsed::Json(j) => Checker::Json(Box::new(json::validator(&j)?)),
             Parsed::Protobuf(p) => Checker::Protobuf(Box::new(protobuf::PayloadChecker::new(&p)?)),
         });
         self.checkers.lock().insert(id, checker.clone());
