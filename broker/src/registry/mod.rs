@@ -466,12 +466,11 @@ impl Registry {
         if schema_type != SchemaType::Avro {
             return Ok(text.to_string());
         }
-        let mut referenced = Vec::new();
-        for r in references {
-            if let Ok(v) = self.version(&r.subject, VersionRef::Number(r.version), true) {
-                referenced.push(v.schema.text);
-            }
-        }
+        let referenced: Vec<String> = self
+            .referenced(references)?
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect();
         avro::normalize(text, &referenced).map_err(RegistryError::invalid_schema)
     }
 
