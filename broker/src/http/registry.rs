@@ -394,11 +394,16 @@ fn parse_level(text: &str) -> Result<Level, RegistryError> {
         .map_err(|_| RegistryError::invalid_level(text))
 }
 
-fn level_name(level: Level) -> String {
-    serde_json::to_value(level)
+/// How a level or mode is written in JSON (`FULL_TRANSITIVE`, `READWRITE`).
+fn json_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+fn level_name(level: Level) -> String {
+    json_name(level)
 }
 
 async fn get_global_config(State(state): Shared) -> Answer {
@@ -480,10 +485,7 @@ struct ModeBody {
 }
 
 fn mode_name(mode: Mode) -> String {
-    serde_json::to_value(mode)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    json_name(mode)
 }
 
 async fn get_global_mode(State(state): Shared) -> Answer {

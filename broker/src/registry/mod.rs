@@ -393,6 +393,18 @@ impl Registry {
         Ok(versions)
     }
 
+    /// A subject's versions, if it has a live one (or any, when `deleted`).
+    fn live_subject(
+        &self,
+        subject: &str,
+        deleted: bool,
+    ) -> Result<&BTreeMap<i32, VersionEntry>, RegistryError> {
+        self.subjects
+            .get(subject)
+            .filter(|v| deleted || v.values().any(|e| !e.deleted))
+            .ok_or_else(|| RegistryError::subject_not_found(subject))
+    }
+
     /// One version of a subject (a soft-deleted one only when `deleted`).
     pub(crate) fn version(
         &self,
@@ -400,11 +412,7 @@ impl Registry {
         version: VersionRef,
         deleted: bool,
     ) -> Result<VersionView, RegistryError> {
-        let versions = self
-            .subjects
-            .get(subject)
-            .filter(|v| deleted || v.values().any(|e| !e.deleted))
-            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
+        let versions = self.live_subject(subject, deleted)?;
         let found = match version {
             VersionRef::Latest => versions.iter().rev().find(|(_, e)| deleted || !e.deleted),
             VersionRef::Number(n) => versions
@@ -532,11 +540,7 @@ impl Registry {
         references: &[Reference],
         deleted: bool,
     ) -> Result<VersionView, RegistryError> {
-        let versions = self
-            .subjects
-            .get(subject)
-            .filter(|v| deleted || v.values().any(|e| !e.deleted))
-            .ok_or_else(|| RegistryError::subject_not_found(subject))?;
+        let versions = self.live_subject(subject, deleted)?;
         let parsed = self.parse(schema_type, text, references)?;
         let id = self
             .ids
