@@ -89,6 +89,7 @@ mod durability;
 mod error;
 mod fs;
 mod index;
+pub mod key_index;
 mod log;
 mod mmap;
 mod recovery;
