@@ -40,6 +40,8 @@ use crate::state::BrokerState;
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 type Labels = Vec<(&'static str, String)>;
+/// The label of per-API families: the API's name, leaked once ([`api_name`]).
+type ApiLabel = [(&'static str, &'static str); 1];
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -57,8 +59,8 @@ pub(crate) fn fsync_histogram() -> Histogram {
 
 /// What the request path, the cleaner and retention count; read at each scrape.
 pub(crate) struct Metrics {
-    requests: Family<Labels, Counter>,
-    request_seconds: Family<Labels, Histogram>,
+    requests: Family<ApiLabel, Counter>,
+    request_seconds: Family<ApiLabel, Histogram>,
     request_errors: Family<Labels, Counter>,
     http_requests: Family<Labels, Counter>,
     connections: AtomicI64,
@@ -104,23 +106,25 @@ fn api_name(key: ApiKey) -> &'static str {
 
 impl Metrics {
     /// One request of `key` answered with `response` after `elapsed`: counted, timed, and
-    /// each error code in the answer (top-level or per partition) counted.
+    /// each error code in the answer (top-level or per partition) counted. Nothing is
+    /// allocated unless the answer carries an error.
     pub(crate) fn request(&self, key: ApiKey, response: &ResponseKind, elapsed: Duration) {
         let api = api_name(key);
-        let labels = vec![("api", api.to_string())];
+        let labels = [("api", api)];
         self.requests.get_or_create(&labels).inc();
         self.request_seconds
             .get_or_create(&labels)
             .observe(elapsed.as_secs_f64());
-        let mut codes = Vec::new();
-        error_codes(response, &mut codes);
-        for code in codes.into_iter().filter(|c| *c != 0) {
+        error_codes(response, &mut |code| {
+            if code == 0 {
+                return;
+            }
             let name = ErrorCode::try_from_code(code)
                 .map_or_else(|| code.to_string(), |e| format!("{e:?}"));
             self.request_errors
                 .get_or_create(&vec![("api", api.to_string()), ("error", name)])
                 .inc();
-        }
+        });
     }
 
     /// One HTTP request answered: by area (the first path segment) and status.
@@ -162,55 +166,63 @@ impl Metrics {
 
 /// The error codes an answer carries, top-level and per topic or partition, for the APIs
 /// clients call most (others count as requests only).
-fn error_codes(response: &ResponseKind, out: &mut Vec<i16>) {
+fn error_codes(response: &ResponseKind, out: &mut impl FnMut(i16)) {
     match response {
-        ResponseKind::Produce(r) => out.extend(
+        ResponseKind::Produce(r) => each(
+            out,
             r.responses
                 .iter()
                 .flat_map(|t| &t.partition_responses)
                 .map(|p| p.error_code),
         ),
         ResponseKind::Fetch(r) => {
-            out.push(r.error_code);
-            out.extend(
+            out(r.error_code);
+            each(
+                out,
                 r.responses
                     .iter()
                     .flat_map(|t| &t.partitions)
                     .map(|p| p.error_code),
             );
         }
-        ResponseKind::ListOffsets(r) => out.extend(
+        ResponseKind::ListOffsets(r) => each(
+            out,
             r.topics
                 .iter()
                 .flat_map(|t| &t.partitions)
                 .map(|p| p.error_code),
         ),
-        ResponseKind::Metadata(r) => out.extend(r.topics.iter().map(|t| t.error_code)),
-        ResponseKind::OffsetCommit(r) => out.extend(
+        ResponseKind::Metadata(r) => each(out, r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::OffsetCommit(r) => each(
+            out,
             r.topics
                 .iter()
                 .flat_map(|t| &t.partitions)
                 .map(|p| p.error_code),
         ),
         ResponseKind::OffsetFetch(r) => {
-            out.push(r.error_code);
-            out.extend(r.groups.iter().map(|g| g.error_code));
+            out(r.error_code);
+            each(out, r.groups.iter().map(|g| g.error_code));
         }
         ResponseKind::FindCoordinator(r) => {
-            out.push(r.error_code);
-            out.extend(r.coordinators.iter().map(|c| c.error_code));
+            out(r.error_code);
+            each(out, r.coordinators.iter().map(|c| c.error_code));
         }
-        ResponseKind::JoinGroup(r) => out.push(r.error_code),
-        ResponseKind::SyncGroup(r) => out.push(r.error_code),
-        ResponseKind::Heartbeat(r) => out.push(r.error_code),
-        ResponseKind::LeaveGroup(r) => out.push(r.error_code),
-        ResponseKind::InitProducerId(r) => out.push(r.error_code),
-        ResponseKind::EndTxn(r) => out.push(r.error_code),
-        ResponseKind::AddOffsetsToTxn(r) => out.push(r.error_code),
-        ResponseKind::CreateTopics(r) => out.extend(r.topics.iter().map(|t| t.error_code)),
-        ResponseKind::DeleteTopics(r) => out.extend(r.responses.iter().map(|t| t.error_code)),
+        ResponseKind::JoinGroup(r) => out(r.error_code),
+        ResponseKind::SyncGroup(r) => out(r.error_code),
+        ResponseKind::Heartbeat(r) => out(r.error_code),
+        ResponseKind::LeaveGroup(r) => out(r.error_code),
+        ResponseKind::InitProducerId(r) => out(r.error_code),
+        ResponseKind::EndTxn(r) => out(r.error_code),
+        ResponseKind::AddOffsetsToTxn(r) => out(r.error_code),
+        ResponseKind::CreateTopics(r) => each(out, r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteTopics(r) => each(out, r.responses.iter().map(|t| t.error_code)),
         _ => {}
     }
+}
+
+fn each(out: &mut impl FnMut(i16), codes: impl Iterator<Item = i16>) {
+    codes.for_each(out);
 }
 
 pub(crate) struct ConnectionGuard(Arc<Metrics>);

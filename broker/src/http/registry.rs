@@ -228,18 +228,27 @@ fn ok_text(text: String) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, MEDIA_TYPE)], text).into_response()
 }
 
-/// The schema text of a request, normalized when `?normalize=true`.
-fn request_text(
-    state: &BrokerState,
-    body: &SchemaBody,
+/// A request carrying a schema: its body, its type, and its text (normalized when
+/// `?normalize=true`).
+struct SchemaRequest {
+    body: SchemaBody,
     kind: SchemaType,
+    text: String,
+}
+
+fn schema_request(
+    state: &BrokerState,
+    body: &Bytes,
     p: &HashMap<String, String>,
-) -> Result<String, RegistryError> {
-    if flag(p, "normalize") {
-        read(state, |r| r.normalize(kind, &body.schema, &body.references))
+) -> Result<SchemaRequest, RegistryError> {
+    let body: SchemaBody = parse_body(body)?;
+    let kind = schema_type(body.schema_type.as_deref())?;
+    let text = if flag(p, "normalize") {
+        read(state, |r| r.normalize(kind, &body.schema, &body.references))?
     } else {
-        Ok(body.schema.clone())
-    }
+        body.schema.clone()
+    };
+    Ok(SchemaRequest { body, kind, text })
 }
 
 async fn register(
@@ -248,9 +257,7 @@ async fn register(
     Query(p): Params,
     body: Bytes,
 ) -> Answer {
-    let body: SchemaBody = parse_body(&body)?;
-    let kind = schema_type(body.schema_type.as_deref())?;
-    let text = request_text(&state, &body, kind, &p)?;
+    let SchemaRequest { body, kind, text } = schema_request(&state, &body, &p)?;
     let id = state
         .registry
         .change(&state.topics, |r| {
@@ -270,10 +277,8 @@ async fn lookup(
     Query(p): Params,
     body: Bytes,
 ) -> Answer {
-    let body: SchemaBody = parse_body(&body)?;
-    let kind = schema_type(body.schema_type.as_deref())?;
+    let SchemaRequest { body, kind, text } = schema_request(&state, &body, &p)?;
     let deleted = flag(&p, "deleted");
-    let text = request_text(&state, &body, kind, &p)?;
     let v = read(&state, |r| {
         r.lookup(&subject, kind, &text, &body.references, deleted)
     })?;
@@ -369,12 +374,11 @@ async fn check_compatibility(
     body: Bytes,
 ) -> Answer {
     let version = VersionRef::parse(&version)?;
-    let body: SchemaBody = parse_body(&body)?;
-    let kind = schema_type(body.schema_type.as_deref())?;
+    let SchemaRequest { body, kind, text } = schema_request(&state, &body, &p)?;
     let verbose = flag(&p, "verbose");
     let problems = read(&state, |r| {
         let against = r.version(&subject, version, false)?;
-        let candidate = r.parse(kind, &body.schema, &body.references)?;
+        let candidate = r.parse(kind, &text, &body.references)?;
         r.incompatibilities(&subject, &candidate, Some(against.version))
     })?;
     let mut out = json!({ "is_compatible": problems.is_empty() });

@@ -242,14 +242,26 @@ fn incremental(
     ops: Vec<AlterableConfig>,
     validate_only: bool,
 ) -> (i16, Option<String>) {
+    incremental_on(c, 2, topic, ops, validate_only)
+}
+
+/// IncrementalAlterConfigs of one resource (2: a topic, 4: a broker): its error code and
+/// message.
+fn incremental_on(
+    c: &mut RawClient,
+    resource_type: i8,
+    name: &str,
+    ops: Vec<AlterableConfig>,
+    validate_only: bool,
+) -> (i16, Option<String>) {
     let r = c
         .call(
             1,
             &IncrementalAlterConfigsRequest::default()
                 .with_validate_only(validate_only)
                 .with_resources(vec![AlterConfigsResource::default()
-                    .with_resource_type(2)
-                    .with_resource_name(StrBytes::from_string(topic.to_string()))
+                    .with_resource_type(resource_type)
+                    .with_resource_name(StrBytes::from_string(name.to_string()))
                     .with_configs(ops)]),
         )
         .unwrap();
@@ -478,18 +490,7 @@ pub(crate) fn broker_incremental(
     ops: Vec<AlterableConfig>,
     validate_only: bool,
 ) -> i16 {
-    let r = c
-        .call(
-            1,
-            &IncrementalAlterConfigsRequest::default()
-                .with_validate_only(validate_only)
-                .with_resources(vec![AlterConfigsResource::default()
-                    .with_resource_type(4)
-                    .with_resource_name(StrBytes::from_string(name.to_string()))
-                    .with_configs(ops)]),
-        )
-        .unwrap();
-    r.responses[0].error_code
+    incremental_on(c, 4, name, ops, validate_only).0
 }
 
 /// A broker setting described through the wire: (value, source, read_only, synonym
