@@ -183,6 +183,15 @@ pub struct BrokerConfig {
     /// transactional ids are removed.
     #[serde(rename = "transaction.remove.expired.transaction.cleanup.interval.ms")]
     pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// `brook.key.index` (Brook's own): the default of the topic config of that name, whether
+    /// each partition indexes its records' keys (per-key revisions, conditional appends with
+    /// the `brook.expected.revision` header, per-aggregate reads; `docs/event-streams.md`).
+    #[serde(rename = "brook.key.index")]
+    pub brook_key_index: bool,
+    /// `brook.key.index.cache.keys` (Brook's own): per indexed partition, how many keys'
+    /// stream heads are kept in memory; the rest are looked up in the index files.
+    #[serde(rename = "brook.key.index.cache.keys")]
+    pub brook_key_index_cache_keys: usize,
     /// Never fsync. Acknowledged data then survives a crash of the broker process (it is in
     /// the page cache) but not a power loss or an OS crash. For tests and throwaway setups
     /// only; logged loudly at startup.
@@ -238,6 +247,8 @@ impl Default for BrokerConfig {
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
+            brook_key_index: false,
+            brook_key_index_cache_keys: brook_storage::DEFAULT_KEY_INDEX_CACHE_KEYS,
             unsafe_disable_fsync: false,
             file_system: None,
         }

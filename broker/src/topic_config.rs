@@ -67,6 +67,17 @@ const TOPIC_CONFIGS: &[Known] = &[
         kind: Kind::Int { min: -131072 },
         default: "3",
     },
+    // Brook's own: the per-key index of aggregate streams (docs/event-streams.md).
+    Known {
+        name: "brook.key.index",
+        kind: Kind::Bool,
+        default: "false",
+    },
+    Known {
+        name: "brook.key.index.allow.partition.increase",
+        kind: Kind::Bool,
+        default: "false",
+    },
     // Confluent Server's broker-side schema validation (Brook's schema registry).
     // Brook's own: `full` also checks each payload against its schema.
     Known {
@@ -294,6 +305,8 @@ pub fn documentation(name: &str) -> Option<&'static str> {
         "compression.lz4.level" => "LZ4 level for broker-side recompression (stored; Brook keeps batches as produced).",
         "compression.type" => "Codec of stored batches; producer keeps the producer's (Brook stores batches as produced).",
         "compression.zstd.level" => "Zstd level for broker-side recompression (stored; Brook keeps batches as produced).",
+        "brook.key.index" => "Index every record's key: per-key revisions, conditional appends with the brook.expected.revision header, and per-aggregate reads over HTTP (docs/event-streams.md).",
+        "brook.key.index.allow.partition.increase" => "Let CreatePartitions add partitions to a topic with brook.key.index=true (it moves keys to other partitions, so their streams' revisions start again there).",
         "brook.key.schema.validation" => "none, id (as confluent.key.schema.validation), or full: each key must also be valid data of its schema (an Avro datum, a JSON document the JSON Schema accepts, a Protobuf message).",
         "brook.value.schema.validation" => "none, id (as confluent.value.schema.validation), or full: each value must also be valid data of its schema (an Avro datum, a JSON document the JSON Schema accepts, a Protobuf message).",
         "confluent.key.schema.validation" => "Every record's key must carry (magic byte 0, 4-byte id) a schema id registered under <topic>-key; otherwise Produce refuses the batch (INVALID_RECORD).",
@@ -718,12 +731,34 @@ impl TopicConfig {
                 .get(broker, "preallocate")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             cache_window_bytes: u64::try_from(broker.log_cache_window_bytes).ok(),
+            key_index: self
+                .key_index(broker)
+                .then_some(brook_storage::KeyIndexConfig {
+                    cache_keys: broker.brook_key_index_cache_keys,
+                }),
         }
+    }
+
+    /// `brook.key.index`: the topic's partitions index their records' keys.
+    pub fn key_index(&self, broker: &BrokerConfig) -> bool {
+        self.get(broker, "brook.key.index")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// `brook.key.index.allow.partition.increase`.
+    pub fn allows_partition_increase(&self, broker: &BrokerConfig) -> bool {
+        !self.key_index(broker)
+            || self
+                .get(broker, "brook.key.index.allow.partition.increase")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 }
 
 /// Topic defaults that come from broker-wide settings.
 fn broker_default(broker: &BrokerConfig, name: &str) -> Option<String> {
+    if name == "brook.key.index" {
+        return broker.brook_key_index.then(|| "true".to_string());
+    }
     let defaults = BrokerConfig::default();
     let (value, default) = match name {
         "flush.ms" => (broker.log_flush_interval_ms, defaults.log_flush_interval_ms),

@@ -150,7 +150,9 @@ impl Partition {
             .store(config.flush_ms(broker), Ordering::Relaxed);
         self.flush_messages
             .store(config.flush_messages(broker), Ordering::Relaxed);
-        self.with_log(|log| log.set_config(config.log_config(broker)));
+        if let Err(e) = self.with_log(|log| log.set_config(config.log_config(broker))) {
+            tracing::error!(partition = self.index, error = %e, "applying the topic's log settings failed");
+        }
     }
 
     /// Runs `f` with the partition's log locked.
@@ -532,6 +534,11 @@ impl TopicRegistry {
             .get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
         let current = topic.partition_count();
+        if !topic.config().allows_partition_increase(&self.broker()) {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Topic '{name}' has brook.key.index=true: adding partitions sends keys to other partitions, so an aggregate's new events would start a second stream with revisions from 0 there. Set brook.key.index.allow.partition.increase=true on the topic to do it anyway."
+            )));
+        }
         if count <= current {
             return Err(TopicError::InvalidPartitions(format!(
                 "Topic currently has {current} partitions, which is higher than the requested {count}."

@@ -42,6 +42,29 @@ pub struct LogConfig {
     /// is most of the cost of an append. Consumers within the window read from memory; those
     /// further behind read from the file system, as after a restart.
     pub cache_window_bytes: Option<u64>,
+    /// `brook.key.index` (Brook's own): index every record's key (see
+    /// [`crate::key_index`]); `None` keeps no index.
+    pub key_index: Option<KeyIndexConfig>,
+}
+
+/// Settings of a partition's key index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyIndexConfig {
+    /// How many keys' stream heads are cached in memory (`brook.key.index.cache.keys`): the
+    /// index's memory is bounded by this and by the active segment, never by the number of
+    /// keys in the partition.
+    pub cache_keys: usize,
+}
+
+/// The default [`KeyIndexConfig::cache_keys`].
+pub const DEFAULT_KEY_INDEX_CACHE_KEYS: usize = 100_000;
+
+impl Default for KeyIndexConfig {
+    fn default() -> Self {
+        Self {
+            cache_keys: DEFAULT_KEY_INDEX_CACHE_KEYS,
+        }
+    }
 }
 
 /// The default [`LogConfig::cache_window_bytes`]: 64 MiB per partition.
@@ -58,6 +81,7 @@ impl Default for LogConfig {
             segment_index_bytes: 10 * 1024 * 1024,
             preallocate: false,
             cache_window_bytes: Some(DEFAULT_CACHE_WINDOW_BYTES),
+            key_index: None,
         }
     }
 }

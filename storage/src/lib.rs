@@ -99,7 +99,10 @@ pub mod testing;
 mod txn_index;
 
 pub use bulk::{BulkSync, DeferAll, SyncGroup};
-pub use config::{LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE_WINDOW_BYTES};
+pub use config::{
+    KeyIndexConfig, LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE_WINDOW_BYTES,
+    DEFAULT_KEY_INDEX_CACHE_KEYS,
+};
 pub use durability::SyncPoint;
 pub use error::{Corruption, StorageError};
 pub use fs::{open_files, set_max_open_files, FileSystem, OsFileSystem};

@@ -32,6 +32,7 @@ use crate::{
     durability::{FailState, SyncPoint},
     error::StorageError,
     fs::{self, OsFileSystem, SharedFs},
+    key_index::KeyIndex,
     recovery::{self, RecoveryReport, Verify},
     retention::{plan_retention, RetentionOutcome, SegmentSummary},
     segment::{segment_path, BatchInfo, FirstChunk, RollReason, Segment},
@@ -77,6 +78,8 @@ pub struct PartitionLog {
     /// The checkpoint on disk as last read or written (to skip rewriting an unchanged one).
     checkpoint: Option<Checkpoint>,
     report: RecoveryReport,
+    /// The per-key index, when the configuration keeps one ([`crate::key_index`]).
+    keys: Option<KeyIndex>,
 }
 
 impl PartitionLog {
@@ -94,7 +97,7 @@ impl PartitionLog {
     /// ([`PartitionLog::durable_offset`] is the log end offset).
     pub fn open_with(dir: &Path, config: LogConfig, options: OpenOptions) -> Result<PartitionLog> {
         let opened = recovery::open(&options.fs, dir, &config, Verify::Mode(options.mode))?;
-        Ok(Self::from_opened(options.fs, dir, config, opened))
+        Self::from_opened(options.fs, dir, config, opened)
     }
 
     /// [`PartitionLog::open`] with an explicit choice of which segments to verify in full,
@@ -106,10 +109,15 @@ impl PartitionLog {
     ) -> Result<PartitionLog> {
         let fs: SharedFs = Arc::new(OsFileSystem);
         let opened = recovery::open(&fs, dir, &config, Verify::Policy(policy))?;
-        Ok(Self::from_opened(fs, dir, config, opened))
+        Self::from_opened(fs, dir, config, opened)
     }
 
-    fn from_opened(fs: SharedFs, dir: &Path, config: LogConfig, opened: recovery::Opened) -> Self {
+    fn from_opened(
+        fs: SharedFs,
+        dir: &Path,
+        config: LogConfig,
+        opened: recovery::Opened,
+    ) -> Result<Self> {
         let mut log = Self {
             fs,
             dir: dir.to_path_buf(),
@@ -121,11 +129,13 @@ impl PartitionLog {
             failed: Arc::default(),
             checkpoint: opened.checkpoint,
             report: opened.report,
+            keys: None,
         };
+        log.open_key_index()?;
         // Everything opened is durable: what lies behind the cache window (say, pages the
         // recovery scan read) is released now, as it would have been while running.
         log.release_cache();
-        log
+        Ok(log)
     }
 
     /// Appends one or more already validated v2 batches laid end to end in `batches`,
@@ -171,6 +181,9 @@ impl PartitionLog {
                     self.fail(format!("write failed: {e}"));
                 }
                 return Err(e);
+            }
+            if let Some(keys) = self.keys.as_mut() {
+                keys.observe(&BatchView::parse(data)?);
             }
         }
         Ok(result)
@@ -326,9 +339,11 @@ impl PartitionLog {
         }
     }
 
-    /// Replaces the configuration; it applies from the next append or roll on.
-    pub fn set_config(&mut self, config: LogConfig) {
+    /// Replaces the configuration; it applies from the next append or roll on. Turning the
+    /// key index on indexes the whole log now; turning it off removes it.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
         self.config = config;
+        self.reconcile_key_index()
     }
 
     /// The configuration in force.
@@ -681,6 +696,10 @@ impl PartitionLog {
     /// fsynced). Returns how many segments and bytes went, and the first error; segments
     /// whose files could not all be removed stay in the log.
     fn remove_oldest(&mut self, count: usize) -> (usize, u64, Result<()>) {
+        let bases: Vec<i64> = self.sealed.keys().take(count).copied().collect();
+        if let Err(e) = self.retire_key_indexes(&bases) {
+            return (0, 0, Err(e));
+        }
         let (mut removed, mut bytes) = (0, 0);
         let mut result = Ok(());
         while removed < count {
@@ -814,11 +833,13 @@ impl PartitionLog {
                 return Err(e);
             }
         };
-        let txn_index = self.txn_index_path(self.active.base_offset());
+        let old_base = self.active.base_offset();
+        let txn_index = self.txn_index_path(old_base);
         let sealed = self
             .active
             .seal()
             .and_then(|()| txn_index::sync(&self.fs, &txn_index))
+            .and_then(|()| self.seal_key_index(old_base))
             .and_then(|()| fs::sync_dir(&self.fs, &self.dir));
         if let Err(e) = sealed {
             self.fail(format!("sealing a segment failed: {e}"));
@@ -869,7 +890,9 @@ fn assign_offsets(buf: &mut [u8], mut next_offset: i64) -> Result<Vec<BatchInfo>
 }
 
 pub(crate) mod clean;
+mod keys;
 pub use clean::{CleanJob, CleanOptions, CleanOutcome, CleanedLog, CleanedSegment, Installed};
+pub(crate) use keys::KEY_INDEX_SUFFIX;
 
 #[cfg(test)]
 mod tests;
@@ -887,5 +910,7 @@ mod retention_tests;
 mod cache_tests;
 #[cfg(test)]
 mod clean_txn_tests;
+#[cfg(test)]
+mod key_index_tests;
 #[cfg(test)]
 mod txn_tests;

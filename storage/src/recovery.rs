@@ -624,6 +624,7 @@ pub(crate) fn remove_segment_files(fs: &SharedFs, dir: &Path, base: i64) -> Resu
         INDEX_SUFFIX,
         TIME_INDEX_SUFFIX,
         TXN_INDEX_SUFFIX,
+        crate::log::KEY_INDEX_SUFFIX,
         LOG_SUFFIX,
     ] {
         fs::remove_file(fs, &segment_path(dir, base, suffix))?;

@@ -8,7 +8,7 @@
 //! 8       4      filter bytes F (u32)
 //! 12      1      filter probes K (u8)
 //! 13      3      reserved (zero)
-//! 16      36*N   entries, sorted by (key hash, offset):
+//! 16      36*N   entries, sorted by (key hash, revision):
 //!                  key hash u64, offset i64, revision i64, timestamp i64,
 //!                  key position u32 (into the key section)
 //! 16+36N  F      Bloom filter bits (see `filter.rs`)
@@ -39,7 +39,7 @@ pub enum KeyIndexError {
 pub fn encode(entries: &[(Vec<u8>, KeyEntry)]) -> Vec<u8> {
     let mut sorted: Vec<(u64, &Vec<u8>, &KeyEntry)> =
         entries.iter().map(|(k, e)| (key_hash(k), k, e)).collect();
-    sorted.sort_by_key(|(h, _, e)| (*h, e.offset));
+    sorted.sort_by_key(|(h, _, e)| (*h, e.revision));
     let mut keys: Vec<u8> = Vec::new();
     let mut positions: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
     let mut filter = Filter::with_capacity(entries.len());
@@ -164,7 +164,25 @@ impl SealedKeyIndex {
         keys.get(at + 4..at + 4 + len)
     }
 
-    /// The key's entries here, in offset order (so in revision order).
+    /// Every entry with its key, in file order (by key hash, then revision).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], KeyEntry)> + '_ {
+        (0..self.count).filter_map(|i| {
+            let (_, entry, position) = self.entry_at(i)?;
+            Some((self.key_at(position)?, entry))
+        })
+    }
+
+    /// The greatest offset any entry names (-1 if none): a segment's entries never name an
+    /// offset at or past its end, so a larger one means the index is not this segment's.
+    pub fn max_offset(&self) -> i64 {
+        (0..self.count)
+            .filter_map(|i| self.entry_at(i))
+            .map(|(_, e, _)| e.offset)
+            .max()
+            .unwrap_or(-1)
+    }
+
+    /// The key's entries here, in revision order.
     pub fn lookup(&self, key: &[u8]) -> Vec<KeyEntry> {
         if !self.may_contain(key) {
             return Vec::new();

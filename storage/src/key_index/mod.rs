@@ -7,13 +7,27 @@
 //! - [`ActiveKeyIndex`]: the active segment's entries in memory, written out as a sealed
 //!   index when the segment rolls, rebuilt from the log at recovery.
 //!
-//! Keys are hashed with [`key_hash`], a function fixed by the file format. Not wired into the
-//! log yet: this is the format and its lookups (issue 14 goes on from here).
+//! - [`KeyIndex`]: one partition's whole index (sealed files, the active entries, a bounded
+//!   cache of stream heads, and the keys of ongoing transactions, which count only once
+//!   committed). The log feeds it every appended batch; files are the log's business
+//!   (`crate::log::keys`).
+//!
+//! Keys are hashed with [`key_hash`], a function fixed by the file format.
 
 pub mod file;
 pub(crate) mod filter;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use brook_protocol::batch::{BatchView, Compression};
+use brook_protocol::control::{self, ControlType};
+use brook_protocol::records::Records;
+
+use file::SealedKeyIndex;
+
+/// The most a compressed batch is decompressed to while indexing it (Produce has already
+/// bounded it by the topic's limit; this only stops a damaged log from exhausting memory).
+const MAX_DECOMPRESSED: usize = 1 << 30;
 
 /// One record of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +57,17 @@ impl ActiveKeyIndex {
     /// Records the next record of `key` (its revision is the caller's to know: it counts
     /// the key's records in earlier segments too).
     pub fn push(&mut self, key: &[u8], entry: KeyEntry) {
-        self.keys.entry(key.to_vec()).or_default().push(entry);
+        // Only a key new to the segment costs an allocation.
+        match self.keys.get_mut(key) {
+            Some(entries) => entries.push(entry),
+            None => {
+                self.keys.insert(key.to_vec(), vec![entry]);
+            }
+        }
         self.entries += 1;
     }
 
-    /// The key's entries in this segment, in offset order.
+    /// The key's entries in this segment, in revision order.
     pub fn lookup(&self, key: &[u8]) -> &[KeyEntry] {
         self.keys.get(key).map_or(&[], Vec::as_slice)
     }
@@ -74,6 +94,258 @@ impl ActiveKeyIndex {
             .collect();
         self.entries = 0;
         file::encode(&entries)
+    }
+}
+
+/// A record of an ongoing transaction: indexed when its COMMIT marker is appended, dropped
+/// at its ABORT marker.
+#[derive(Debug)]
+struct PendingRecord {
+    key: Vec<u8>,
+    offset: i64,
+    timestamp: i64,
+}
+
+/// The last entry of recently asked keys (`None`: the key has no stream), at most
+/// `capacity` of them: two generations, the older dropped whole when the newer fills up, so
+/// memory stays bounded however many keys the partition holds.
+#[derive(Debug)]
+struct HeadCache {
+    capacity: usize,
+    hot: HashMap<Vec<u8>, Option<KeyEntry>>,
+    cold: HashMap<Vec<u8>, Option<KeyEntry>>,
+}
+
+impl HeadCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            hot: HashMap::new(),
+            cold: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, key: &[u8]) -> Option<Option<KeyEntry>> {
+        if let Some(head) = self.hot.get(key) {
+            return Some(*head);
+        }
+        let head = self.cold.remove(key)?;
+        self.put(key.to_vec(), head);
+        Some(head)
+    }
+
+    fn put(&mut self, key: Vec<u8>, head: Option<KeyEntry>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.hot.len() >= self.capacity.div_ceil(2) {
+            self.cold = std::mem::take(&mut self.hot);
+        }
+        self.hot.insert(key, head);
+    }
+
+    /// A key's head moved: a cached value would be stale.
+    fn update(&mut self, key: &[u8], head: KeyEntry) {
+        if let Some(h) = self.hot.get_mut(key) {
+            *h = Some(head);
+        } else if let Some(h) = self.cold.get_mut(key) {
+            *h = Some(head);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.hot.len() + self.cold.len()
+    }
+}
+
+/// One partition's key index (see the module docs). Every method is called with the
+/// partition's log locked.
+#[derive(Debug)]
+pub struct KeyIndex {
+    /// Sealed segments' indexes by segment base offset.
+    sealed: BTreeMap<i64, SealedKeyIndex>,
+    /// The last entry of each key whose segments retention or compaction removed: so that
+    /// such a stream's next event continues its revisions instead of starting again at 0.
+    retired: Option<SealedKeyIndex>,
+    active: ActiveKeyIndex,
+    heads: HeadCache,
+    /// Producer id -> its ongoing transaction's keyed records, in offset order.
+    pending: HashMap<i64, Vec<PendingRecord>>,
+}
+
+impl KeyIndex {
+    /// An empty index whose head cache holds at most `cache_keys` keys.
+    pub fn new(cache_keys: usize) -> Self {
+        Self {
+            sealed: BTreeMap::new(),
+            retired: None,
+            active: ActiveKeyIndex::default(),
+            heads: HeadCache::new(cache_keys),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The key's stream head: its last committed record (`None`: no stream).
+    pub fn head(&mut self, key: &[u8]) -> Option<KeyEntry> {
+        if let Some(last) = self.active.last(key) {
+            return Some(last);
+        }
+        if let Some(cached) = self.heads.get(key) {
+            return cached;
+        }
+        let head = self
+            .sealed
+            .values()
+            .rev()
+            .find_map(|s| s.lookup(key).last().copied())
+            .or_else(|| self.retired.as_ref()?.lookup(key).last().copied());
+        self.heads.put(key.to_vec(), head);
+        head
+    }
+
+    /// Every indexed record of the key, in revision order (entries of records that
+    /// compaction or retention removed included: the caller reads each offset and skips
+    /// those it no longer finds).
+    pub fn entries(&self, key: &[u8]) -> Vec<KeyEntry> {
+        let mut out: Vec<KeyEntry> = self.sealed.values().flat_map(|s| s.lookup(key)).collect();
+        out.extend_from_slice(self.active.lookup(key));
+        out.sort_by_key(|e| e.revision);
+        out
+    }
+
+    /// Indexes an appended batch (offsets assigned): each keyed record of a
+    /// non-transactional batch now; a transactional batch's records at its COMMIT marker.
+    pub fn observe(&mut self, view: &BatchView<'_>) {
+        if view.is_control() {
+            if let Some(marker) = control::parse_marker(view) {
+                let records = self.pending.remove(&view.producer_id());
+                if marker.control == ControlType::Commit {
+                    for r in records.into_iter().flatten() {
+                        self.index_record(&r.key, r.offset, r.timestamp);
+                    }
+                }
+            }
+            return;
+        }
+        if view.is_transactional() {
+            let pid = view.producer_id();
+            let mut pending = self.pending.remove(&pid).unwrap_or_default();
+            for_each_keyed(view, |key, offset, timestamp| {
+                pending.push(PendingRecord {
+                    key: key.to_vec(),
+                    offset,
+                    timestamp,
+                })
+            });
+            self.pending.insert(pid, pending);
+        } else {
+            for_each_keyed(view, |key, offset, timestamp| {
+                self.index_record(key, offset, timestamp)
+            });
+        }
+    }
+
+    /// Gives the key's next revision to the record at `offset`.
+    fn index_record(&mut self, key: &[u8], offset: i64, timestamp: i64) {
+        let revision = self.head(key).map_or(0, |h| h.revision + 1);
+        let entry = KeyEntry {
+            offset,
+            revision,
+            timestamp,
+        };
+        self.active.push(key, entry);
+        self.heads.update(key, entry);
+    }
+
+    /// The active entries as a sealed index file's bytes, emptying them (the segment rolls).
+    pub(crate) fn seal_active(&mut self) -> Vec<u8> {
+        self.active.seal()
+    }
+
+    pub(crate) fn add_sealed(&mut self, base: i64, index: SealedKeyIndex) {
+        self.sealed.insert(base, index);
+    }
+
+    pub(crate) fn sealed(&self, base: i64) -> Option<&SealedKeyIndex> {
+        self.sealed.get(&base)
+    }
+
+    pub(crate) fn set_retired(&mut self, retired: Option<SealedKeyIndex>) {
+        self.retired = retired;
+    }
+
+    /// The retired index once the sealed indexes of `bases` are folded into it: per key,
+    /// the entry with the greatest revision.
+    pub(crate) fn retired_with(&self, bases: &[i64]) -> Vec<u8> {
+        let mut last: HashMap<&[u8], KeyEntry> = HashMap::new();
+        let sources = self
+            .retired
+            .iter()
+            .chain(bases.iter().filter_map(|b| self.sealed.get(b)));
+        for index in sources {
+            for (key, entry) in index.iter() {
+                let slot = last.entry(key).or_insert(entry);
+                if entry.revision > slot.revision {
+                    *slot = entry;
+                }
+            }
+        }
+        let entries: Vec<(Vec<u8>, KeyEntry)> =
+            last.into_iter().map(|(k, e)| (k.to_vec(), e)).collect();
+        file::encode(&entries)
+    }
+
+    /// Forgets a removed segment's index (after [`KeyIndex::retired_with`] took its heads).
+    pub(crate) fn remove_sealed(&mut self, base: i64) {
+        self.sealed.remove(&base);
+        // Cached heads stay right: a head never moves back.
+    }
+
+    /// Entries of the active segment (in memory).
+    pub fn active_entries(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Keys whose head is cached.
+    pub fn cached_heads(&self) -> usize {
+        self.heads.len()
+    }
+
+    /// Keyed records of ongoing transactions, not yet indexed.
+    pub fn pending_records(&self) -> usize {
+        self.pending.values().map(Vec::len).sum()
+    }
+}
+
+/// Calls `f(key, offset, timestamp)` for each record of `view` that has a key. A batch whose
+/// records cannot be read is skipped (the log validated it on the way in; only a damaged
+/// log gets here).
+fn for_each_keyed(view: &BatchView<'_>, mut f: impl FnMut(&[u8], i64, i64)) {
+    let (base_offset, base_ts) = (view.base_offset(), view.base_timestamp());
+    let append_time = view.is_log_append_time().then(|| view.max_timestamp());
+    let mut each = |data: &[u8]| {
+        for record in Records::new(data, view.records_count()).flatten() {
+            if let Some(key) = record.key {
+                let ts = append_time.unwrap_or(base_ts + record.timestamp_delta);
+                f(key, base_offset + i64::from(record.offset_delta), ts);
+            }
+        }
+    };
+    match view.compression() {
+        Some(Compression::None) => each(view.records_data()),
+        Some(codec) => {
+            match brook_protocol::compression::decompress(
+                codec,
+                view.records_data(),
+                MAX_DECOMPRESSED,
+            ) {
+                Ok(data) => each(&data),
+                Err(e) => {
+                    tracing::warn!(offset = base_offset, error = %e, "key index: a batch's records cannot be read; not indexed")
+                }
+            }
+        }
+        None => {}
     }
 }
 

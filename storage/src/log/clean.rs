@@ -242,7 +242,7 @@ impl PartitionLog {
 
     fn install_step(&mut self, c: CleanedSegment, stop_after: Option<Step>) -> Result<Installed> {
         self.check_writable()?;
-        let (fs, dir, base) = (&self.fs, &self.dir, c.base);
+        let (fs, dir, base) = (&Arc::clone(&self.fs), &self.dir.clone(), c.base);
         let unchanged = self
             .sealed
             .get(&base)
@@ -256,6 +256,7 @@ impl PartitionLog {
                 return Ok(Installed::Skipped);
             }
             // Emptied: the segment goes (the first stays, empty, for the log start).
+            self.retire_key_indexes(&[base])?;
             self.sealed.remove(&base);
             recovery::remove_segment_files(fs, dir, base)?;
             fs::sync_dir(fs, dir)?;

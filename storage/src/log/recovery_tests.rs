@@ -206,6 +206,7 @@ fn after_a_clean_shutdown_only_cheap_checks_run_and_appends_continue_identically
             preallocate: seed % 2 == 1,
             // Releasing cached pages never changes what reads return.
             cache_window_bytes: (seed % 3 != 0).then(|| rng.below(8000)),
+            key_index: None,
         };
         let batches: Vec<Vec<u8>> = (0..60).map(|_| random_batch(&mut rng)).collect();
         let split = rng.below(60) as usize;
@@ -259,6 +260,7 @@ fn after_a_crash_only_the_bytes_after_the_durable_prefix_are_read() {
             segment_index_bytes: 96 + rng.below(200) as u32,
             preallocate: seed % 2 == 1,
             cache_window_bytes: None,
+            key_index: None,
         };
         let batches: Vec<Vec<u8>> = (0..60).map(|_| random_batch(&mut rng)).collect();
         // Batches before `durable_at` are durable when the checkpoint is written after

@@ -26,6 +26,7 @@ pub(super) fn config() -> LogConfig {
         segment_index_bytes: 4096,
         preallocate: false,
         cache_window_bytes: None,
+        key_index: None,
     }
 }
 
@@ -958,6 +959,7 @@ fn model_random_operations_match_a_list_of_batches() {
             preallocate: seed % 2 == 0,
             // Releasing cached pages never changes what reads return.
             cache_window_bytes: (seed % 3 != 0).then(|| rng.below(8000)),
+            key_index: None,
         };
         let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
         let mut m = Model {

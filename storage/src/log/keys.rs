@@ -1,0 +1,241 @@
+//! The log's side of the key index ([`crate::key_index`]): its files, and rebuilding it when
+//! the log is opened.
+//!
+//! - `<base>.keyindex`: the index of the entries made while that segment was active, written
+//!   and fsynced when it is sealed. A torn or missing one is rebuilt from the log: the first
+//!   sealed segment without a valid index and every later one are indexed again.
+//! - `retired.keyindex`: the last entry of each key whose segments retention, DeleteRecords
+//!   or compaction removed (it cannot be rebuilt from the log, so it is replaced atomically).
+//! - The active segment's entries are in memory only and rebuilt at open, like producer
+//!   state.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use brook_protocol::batch::BatchView;
+use bytes::Bytes;
+use tracing::{info, warn};
+
+use super::PartitionLog;
+use crate::{
+    error::StorageError,
+    fs::{self, FileHandle, SharedFs},
+    key_index::{file::SealedKeyIndex, KeyIndex},
+    segment::{segment_path, Segment},
+};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+pub(crate) const KEY_INDEX_SUFFIX: &str = ".keyindex";
+const RETIRED_FILE: &str = "retired.keyindex";
+
+impl PartitionLog {
+    /// The partition's key index, if its topic keeps one (`brook.key.index`). Mutable because
+    /// lookups fill its cache of stream heads.
+    pub fn key_index(&mut self) -> Option<&mut KeyIndex> {
+        self.keys.as_mut()
+    }
+
+    /// Loads the sealed segments' key indexes and rebuilds what is missing, or drops the
+    /// index (and its files) if the configuration keeps none.
+    pub(super) fn open_key_index(&mut self) -> Result<()> {
+        let Some(config) = self.config.key_index else {
+            self.keys = None;
+            return self.remove_key_index_files(|_| true);
+        };
+        let mut index = KeyIndex::new(config.cache_keys);
+        let mut rebuild_from = self.active.base_offset();
+        for (&base, segment) in &self.sealed {
+            match load(&self.fs, &segment_path(&self.dir, base, KEY_INDEX_SUFFIX)) {
+                Some(sealed) if sealed.max_offset() < segment.next_offset() => {
+                    index.add_sealed(base, sealed);
+                }
+                _ => {
+                    rebuild_from = base;
+                    break;
+                }
+            }
+        }
+        self.remove_key_index_files(|base| index.sealed(base).is_none())?;
+        index.set_retired(load(&self.fs, &self.dir.join(RETIRED_FILE)));
+        let started = std::time::Instant::now();
+        self.replay_into(&mut index, rebuild_from)?;
+        let rebuilt_segments = self.sealed.range(rebuild_from..).count();
+        if rebuilt_segments > 0 {
+            info!(dir = %self.dir.display(), rebuilt_segments, from = rebuild_from, elapsed_ms = started.elapsed().as_millis() as u64, "rebuilt key index files");
+        }
+        self.keys = Some(index);
+        Ok(())
+    }
+
+    /// Removes the `<base>.keyindex` files whose base `stale` selects.
+    fn remove_key_index_files(&self, stale: impl Fn(i64) -> bool) -> Result<()> {
+        let mut removed = false;
+        for name in fs::list_dir(&self.fs, &self.dir)? {
+            let Some(base) = name
+                .strip_suffix(KEY_INDEX_SUFFIX)
+                .and_then(|b| b.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if stale(base) {
+                fs::remove_file(&self.fs, &self.dir.join(&name))?;
+                removed = true;
+            }
+        }
+        if removed {
+            fs::sync_dir(&self.fs, &self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds `index` every batch from `from` on, writing the index file of each sealed
+    /// segment it completes. A transaction still open at `from` has batches before it: those
+    /// are found from the batch headers and fed first, so its records count if it commits.
+    fn replay_into(&self, index: &mut KeyIndex, from: i64) -> Result<()> {
+        let mut open: HashMap<i64, Vec<Bytes>> = HashMap::new();
+        for segment in self.live_segments() {
+            if segment.base_offset() >= from {
+                break;
+            }
+            for_each_batch(segment, self.log_start, |bytes, view| {
+                if view.last_offset() >= from {
+                    return;
+                }
+                if view.is_control() {
+                    open.remove(&view.producer_id());
+                } else if view.is_transactional() {
+                    open.entry(view.producer_id()).or_default().push(bytes);
+                }
+            })?;
+        }
+        let mut earlier: Vec<Bytes> = open.into_values().flatten().collect();
+        earlier.sort_by_key(|b| BatchView::parse(b).map_or(0, |v| v.base_offset()));
+        for bytes in &earlier {
+            if let Ok(view) = BatchView::parse(bytes) {
+                index.observe(&view);
+            }
+        }
+        for (&base, segment) in self.sealed.range(from..) {
+            for_each_batch(segment, self.log_start, |_, view| index.observe(&view))?;
+            let sealed = write_sealed(&self.fs, &self.key_index_path(base), &index.seal_active())?;
+            index.add_sealed(base, sealed);
+        }
+        if from <= self.active.base_offset() {
+            for_each_batch(&self.active, self.log_start, |_, view| index.observe(&view))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn key_index_path(&self, base: i64) -> PathBuf {
+        segment_path(&self.dir, base, KEY_INDEX_SUFFIX)
+    }
+
+    /// The active segment (base `base`) was sealed: writes its key index file.
+    pub(super) fn seal_key_index(&mut self, base: i64) -> Result<()> {
+        let path = self.key_index_path(base);
+        let Some(index) = self.keys.as_mut() else {
+            return Ok(());
+        };
+        let sealed = write_sealed(&self.fs, &path, &index.seal_active())?;
+        index.add_sealed(base, sealed);
+        Ok(())
+    }
+
+    /// Segments `bases` are about to be removed: their keys' last entries move into the
+    /// retired index first (atomically replaced), so their streams keep their revisions.
+    pub(super) fn retire_key_indexes(&mut self, bases: &[i64]) -> Result<()> {
+        let Some(index) = self.keys.as_mut() else {
+            return Ok(());
+        };
+        if bases.is_empty() {
+            return Ok(());
+        }
+        let bytes = index.retired_with(bases);
+        let path = self.dir.join(RETIRED_FILE);
+        let tmp = self.dir.join(format!("{RETIRED_FILE}.tmp"));
+        write_sealed(&self.fs, &tmp, &bytes)?;
+        fs::rename(&self.fs, &tmp, &path)?;
+        fs::sync_dir(&self.fs, &self.dir)?;
+        index.set_retired(load(&self.fs, &path));
+        for &base in bases {
+            index.remove_sealed(base);
+        }
+        Ok(())
+    }
+
+    /// Applies a changed `brook.key.index`: builds the index from the whole log when it is
+    /// turned on, drops it when turned off.
+    pub(super) fn reconcile_key_index(&mut self) -> Result<()> {
+        if self.config.key_index.is_some() == self.keys.is_some() {
+            return Ok(());
+        }
+        if self.config.key_index.is_some() {
+            // Files left from an earlier time the index was on are stale.
+            self.remove_key_index_files(|_| true)?;
+            fs::remove_file(&self.fs, &self.dir.join(RETIRED_FILE))?;
+        }
+        self.open_key_index()?;
+        if self.keys.is_none() {
+            fs::remove_file(&self.fs, &self.dir.join(RETIRED_FILE))?;
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f` with each batch of `segment` that ends at or after `log_start`.
+fn for_each_batch(
+    segment: &Segment,
+    log_start: i64,
+    mut f: impl FnMut(Bytes, BatchView<'_>),
+) -> Result<()> {
+    for info in segment.batches_from(0) {
+        let info = info?;
+        if info.last_offset < log_start {
+            continue;
+        }
+        let bytes = segment.bytes(info.position, info.position + info.size)?;
+        if let Ok(view) = BatchView::parse(&bytes) {
+            f(bytes.clone(), view);
+        }
+    }
+    Ok(())
+}
+
+/// Writes an index file, fsyncs it, and maps it back.
+fn write_sealed(fs: &SharedFs, path: &Path, bytes: &[u8]) -> Result<SealedKeyIndex> {
+    let file = FileHandle::create(fs, path)?;
+    file.write_all_at(bytes, 0)?;
+    file.sync_all()?;
+    let mapped = file
+        .map(bytes.len() as u64)?
+        .and_then(|m| m.bytes(0..bytes.len()))
+        .unwrap_or_else(|| Bytes::copy_from_slice(bytes));
+    SealedKeyIndex::open(mapped)
+        .map_err(|e| StorageError::io("read back", path)(std::io::Error::other(e)))
+}
+
+/// The index file at `path`; `None` if it is missing or unusable (then it is rebuilt).
+fn load(fs: &SharedFs, path: &Path) -> Option<SealedKeyIndex> {
+    let file = match FileHandle::open_existing(fs, path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return None,
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "key index unreadable; rebuilding it");
+            return None;
+        }
+    };
+    let bytes = file
+        .file_len()
+        .and_then(|len| file.map(len))
+        .ok()
+        .flatten()
+        .and_then(|m| m.bytes(0..m.len()))?;
+    match SealedKeyIndex::open(bytes) {
+        Ok(index) => Some(index),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "key index damaged; rebuilding it");
+            None
+        }
+    }
+}
