@@ -12,6 +12,8 @@
 //! - `txn`: the transaction coordinator (`__transaction_state`, markers, timeouts).
 //! - `record_codec`: Kafka's encoding of internal-topic records.
 //! - `handlers`: one module per Kafka API and the registry ApiVersions is derived from.
+//! - `streams`: aggregate streams on indexed topics (the `brook.expected.revision` conditional
+//!   append).
 //! - [`topics`]: topics, partitions, topic ids and the metadata file.
 //! - [`topic_config`]: topic-level configs with Kafka's names.
 //!
@@ -40,6 +42,7 @@ mod record_codec;
 mod registry;
 pub mod server;
 mod state;
+mod streams;
 pub mod topic_config;
 pub mod topics;
 mod txn;

@@ -465,6 +465,8 @@ pub(crate) struct ProducePolicy {
     /// values.
     pub(crate) key_schema_validation: SchemaValidation,
     pub(crate) value_schema_validation: SchemaValidation,
+    /// `brook.key.index`: conditional appends (`brook.expected.revision`) are possible.
+    pub(crate) key_index: bool,
 }
 
 /// How Produce checks keys or values against the schema registry.
@@ -683,6 +685,7 @@ impl TopicConfig {
             flush_messages: self.flush_messages(broker),
             key_schema_validation: self.validation(broker, "key"),
             value_schema_validation: self.validation(broker, "value"),
+            key_index: self.key_index(broker),
         }
     }
 

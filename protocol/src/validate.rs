@@ -30,7 +30,12 @@ pub struct RecordMeta {
     /// How the key and the value start (schema validation reads their schema ids).
     pub key: Head,
     pub value: Head,
+    /// The record has a header named [`EXPECTED_REVISION_HEADER`] (a conditional append).
+    pub expects_revision: bool,
 }
+
+/// The header that makes a record's append conditional on its key's stream revision.
+pub const EXPECTED_REVISION_HEADER: &[u8] = b"brook.expected.revision";
 
 /// The start of a record's key or value: its length (-1: null) and its first bytes, up to
 /// five (Confluent's wire format puts a magic byte 0 and a 4-byte schema id there).
@@ -339,12 +344,21 @@ fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<Record
         return invalid(format!("header count {headers} is negative"));
     }
     let len = u64::from(len.unsigned_abs());
+    let mut expects_revision = false;
     for _ in 0..headers {
         let key = varint(s)?;
         if key < 0 {
             return invalid(format!("header key length {key} is negative"));
         }
-        s.skip(key as usize)?;
+        if key as usize == EXPECTED_REVISION_HEADER.len() {
+            let mut same = true;
+            for expected in EXPECTED_REVISION_HEADER {
+                same &= s.byte()? == *expected;
+            }
+            expects_revision |= same;
+        } else {
+            s.skip(key as usize)?;
+        }
         skip_bytes(s, "header value")?;
         // Each header takes at least two bytes: a lying count ends here, not after 2^31 turns.
         if s.consumed() - start > len {
@@ -363,6 +377,7 @@ fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<Record
         has_key: key.len >= 0,
         key,
         value,
+        expects_revision,
     })
 }
 
@@ -460,8 +475,33 @@ mod tests {
                     len: 7,
                     bytes: *b"value",
                 },
+                expects_revision: false,
             }
         );
+        // The conditional-append header is spotted whatever else the record carries; a
+        // header of the same length but another name is not it.
+        let conditional = build_batch(
+            0,
+            &[
+                TestRecord {
+                    key: Some(b"loan-1".to_vec()),
+                    headers: vec![
+                        ("a".into(), None),
+                        ("brook.expected.revision".into(), Some(b"3".to_vec())),
+                    ],
+                    ..TestRecord::default()
+                },
+                TestRecord {
+                    key: Some(b"loan-1".to_vec()),
+                    headers: vec![("brook.expected.revisioN".into(), Some(b"3".to_vec()))],
+                    ..TestRecord::default()
+                },
+            ],
+        );
+        let mut flags = Vec::new();
+        let view = BatchView::parse(&conditional).unwrap();
+        check_records(&view, 1 << 20, |m| flags.push(m.expects_revision)).unwrap();
+        assert_eq!(flags, vec![true, false]);
         // Confluent's wire format: magic byte 0, a big-endian schema id, the payload.
         let framed = build_batch(
             0,

@@ -44,6 +44,7 @@ mod sync_group;
 mod txn_offset_commit;
 
 pub(crate) use produce::begin as begin_produce;
+pub(crate) use produce::{append_stream, StreamRefused};
 
 /// What a handler sees of the request beyond its body.
 pub(crate) struct Ctx<'a> {

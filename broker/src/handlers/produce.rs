@@ -33,6 +33,7 @@ use super::{now_ms, Ctx};
 use crate::durability::{self, WaitError};
 use crate::producers::{ProducerBatch, Verdict};
 use crate::state::BrokerState;
+use crate::streams;
 use crate::topic_config::{ProducePolicy, SchemaValidation};
 use crate::topics::{Partition, Topic};
 
@@ -113,7 +114,7 @@ pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest) -> PendingProduce {
             .into_iter()
             .map(|p| {
                 let result = if acks_ok {
-                    produce_partition(state, &txn, topic.as_deref(), p.index, p.records)
+                    produce_partition(state, &txn, topic.as_deref(), p.index, p.records, None)
                 } else {
                     Err(Rejection::new(
                         ErrorCode::InvalidRequiredAcks,
@@ -221,6 +222,9 @@ fn build_response(topics: Vec<TopicOutcome>) -> ProduceResponse {
 
 struct Appended {
     partition: Arc<Partition>,
+    /// A conditional batch's records' revisions (-1 for a record without a key); empty
+    /// otherwise.
+    revisions: Vec<i64>,
     base_offset: i64,
     /// One past the last offset written: durable once the log's durable offset reaches it.
     end_offset: i64,
@@ -277,6 +281,7 @@ fn produce_partition(
     topic: Option<&Topic>,
     index: i32,
     records: Option<Bytes>,
+    given: Option<Vec<streams::KeyedRecord>>,
 ) -> Result<Appended, Rejection> {
     let unknown = || {
         Rejection::new(
@@ -298,8 +303,23 @@ fn produce_partition(
     let view = validate_single_batch(&records, policy.max_message_bytes)?;
     let now = now_ms();
     let schemas = SchemaIds::for_topic(state, &topic.name, &policy);
-    let max_timestamp = check_records(&view, &policy, &schemas, now, &topic.name, index)?;
+    let checked = check_records(&view, &policy, &schemas, now, &topic.name, index)?;
+    let max_timestamp = checked.max_timestamp;
     check_payloads(state, &view, &policy)?;
+    let conditions = match given {
+        Some(_) if !policy.key_index => {
+            return Err(Rejection::new(
+                ErrorCode::InvalidRecord,
+                format!(
+                    "{} has no key index: set its topic config brook.key.index=true",
+                    topic.name
+                ),
+            ));
+        }
+        Some(given) => Some(given),
+        None if checked.conditional => Some(read_conditions(&view, &policy, &topic.name)?),
+        None => None,
+    };
     let record_count = i64::from(view.records_count());
     let producer = ProducerBatch::of(&view);
 
@@ -332,11 +352,15 @@ fn produce_partition(
                     first_offset,
                     last_offset,
                 }) => {
-                    return Ok((first_offset, last_offset + 1, log.log_start_offset(), true));
+                    return Ok((first_offset, last_offset + 1, log.log_start_offset(), None));
                 }
                 Ok(Verdict::Append) => {}
             }
         }
+        let revisions = match &conditions {
+            Some(records) => check_conditions(log, records, &topic.name)?,
+            None => Vec::new(),
+        };
         let info = log.append(&mut data, now).map_err(|e| {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
             Rejection::new(ErrorCode::KafkaStorageError, format!("append failed: {e}"))
@@ -348,11 +372,11 @@ fn produce_partition(
             info.base_offset,
             info.last_offset + 1,
             log.log_start_offset(),
-            false,
+            Some(revisions),
         ))
     });
-    let (base_offset, end_offset, log_start_offset, duplicate) = outcome?;
-    if duplicate {
+    let (base_offset, end_offset, log_start_offset, revisions) = outcome?;
+    let Some(revisions) = revisions else {
         tracing::debug!(topic = %topic.name, partition = index, base_offset, "duplicate batch acknowledged with its original offset");
         return Ok(Appended {
             partition,
@@ -360,8 +384,9 @@ fn produce_partition(
             end_offset,
             log_append_time,
             log_start_offset,
+            revisions: Vec::new(),
         });
-    }
+    };
     topic
         .traffic
         .appended(record_count.unsigned_abs(), records.len() as u64);
@@ -378,6 +403,117 @@ fn produce_partition(
         end_offset,
         log_append_time,
         log_start_offset,
+        revisions,
+    })
+}
+
+/// A conditional append of the HTTP stream API: one batch of `topic`'s partition `index`,
+/// whose records' conditions are `conditions` (not headers), checked like a Produce batch's
+/// and durable before this returns.
+pub(crate) async fn append_stream(
+    state: &BrokerState,
+    topic: &Topic,
+    index: i32,
+    batch: Bytes,
+    conditions: Vec<streams::KeyedRecord>,
+    timeout: Duration,
+) -> Result<StreamAppended, StreamRefused> {
+    let txn = TxnContext {
+        transactional_id: None,
+        version: VERSIONS.max,
+    };
+    let appended = produce_partition(
+        state,
+        &txn,
+        Some(topic),
+        index,
+        Some(batch),
+        Some(conditions),
+    )
+    .map_err(|r| StreamRefused {
+        code: r.code,
+        message: r.message,
+        record_errors: r.record_errors,
+    })?;
+    state.notify_appended();
+    if !state.config.unsafe_disable_fsync {
+        durability::request_sync(&appended.partition);
+        appended
+            .partition
+            .durability
+            .wait_durable(appended.end_offset, timeout)
+            .await
+            .map_err(|e| StreamRefused {
+                code: match e {
+                    WaitError::Failed => ErrorCode::KafkaStorageError,
+                    WaitError::TimedOut => ErrorCode::RequestTimedOut,
+                },
+                message: "the events were appended but not made durable in time".into(),
+                record_errors: Vec::new(),
+            })?;
+    }
+    Ok(StreamAppended {
+        base_offset: appended.base_offset,
+        revisions: appended.revisions,
+    })
+}
+
+/// What [`append_stream`] appended: the first offset and each record's revision.
+pub(crate) struct StreamAppended {
+    pub(crate) base_offset: i64,
+    pub(crate) revisions: Vec<i64>,
+}
+
+/// Why [`append_stream`] appended nothing (or, for a timeout, nothing durable yet).
+#[derive(Debug)]
+pub(crate) struct StreamRefused {
+    pub(crate) code: ErrorCode,
+    pub(crate) message: String,
+    pub(crate) record_errors: Vec<(i32, String)>,
+}
+
+/// The conditions of a batch with `brook.expected.revision` headers, refused whole where they
+/// cannot apply: on a topic without the key index, in a transaction, or malformed.
+fn read_conditions(
+    view: &BatchView<'_>,
+    policy: &ProducePolicy,
+    topic: &str,
+) -> Result<Vec<streams::KeyedRecord>, Rejection> {
+    let refuse = |errors: Vec<(i32, String)>| {
+        let message = errors.first().map(|e| e.1.clone()).unwrap_or_default();
+        Rejection::new(ErrorCode::InvalidRecord, message).with_record_errors(errors)
+    };
+    let records = streams::read_conditions(view, max_decompressed(policy.max_message_bytes))
+        .map_err(refuse)?;
+    let conditional = || records.iter().filter(|r| r.expected.is_some());
+    let reason = if !policy.key_index {
+        format!("the brook.expected.revision header needs the key index: set the topic config brook.key.index=true on {topic} (for example kafka-configs --alter --entity-type topics --entity-name {topic} --add-config brook.key.index=true)")
+    } else if view.is_transactional() {
+        "the brook.expected.revision header is not supported in transactional batches: a transaction's records get their revisions only when it commits".to_string()
+    } else {
+        return Ok(records);
+    };
+    Err(refuse(
+        conditional().map(|r| (r.index, reason.clone())).collect(),
+    ))
+}
+
+/// Checks a conditional batch against the stream heads (the partition is locked); the
+/// revision each record will get (-1 for a record without a key).
+fn check_conditions(
+    log: &mut brook_storage::PartitionLog,
+    records: &[streams::KeyedRecord],
+    topic: &str,
+) -> Result<Vec<i64>, Rejection> {
+    let Some(index) = log.key_index() else {
+        return Err(Rejection::new(
+            ErrorCode::InvalidRecord,
+            format!("the key index of {topic} is not available"),
+        ));
+    };
+    streams::check(index, records).map_err(|errors| {
+        let message = errors.first().map(|e| e.1.clone()).unwrap_or_default();
+        Rejection::new(ErrorCode::InvalidRecord, message).with_record_errors(errors)
     })
 }
 
@@ -481,6 +617,13 @@ fn check_payloads(
     Err(Rejection::new(ErrorCode::InvalidRecord, message).with_record_errors(errors))
 }
 
+/// What [`check_records`] learned of a valid batch.
+struct CheckedRecords {
+    max_timestamp: i64,
+    /// Some record carries `brook.expected.revision`.
+    conditional: bool,
+}
+
 fn check_records(
     view: &BatchView<'_>,
     policy: &ProducePolicy,
@@ -488,7 +631,7 @@ fn check_records(
     now: i64,
     topic: &str,
     partition: i32,
-) -> Result<i64, Rejection> {
+) -> Result<CheckedRecords, Rejection> {
     let create_time = !policy.log_append_time;
     if create_time && view.is_log_append_time() {
         return Err(Rejection {
@@ -500,10 +643,12 @@ fn check_records(
     let latest = now.saturating_add(policy.timestamp_after_max_ms);
     let mut errors: Vec<(i32, String)> = Vec::new();
     let mut bad_timestamp = false;
+    let mut conditional = false;
     let checked = validate::check_records(
         view,
         max_decompressed(policy.max_message_bytes),
         |r| {
+            conditional |= r.expects_revision;
             for (allowed, head, what) in [
                 (schemas.key.as_ref(), &r.key, "key"),
                 (schemas.value.as_ref(), &r.value, "value"),
@@ -532,7 +677,10 @@ fn check_records(
         }
     })?;
     if errors.is_empty() {
-        return Ok(checked.max_timestamp);
+        return Ok(CheckedRecords {
+            max_timestamp: checked.max_timestamp,
+            conditional,
+        });
     }
     let shown: Vec<String> = errors
         .iter()

@@ -3,13 +3,16 @@
 //! broker's shared state, one module per area:
 //! - [`health`]: liveness and readiness probes;
 //! - [`metrics`]: Prometheus metrics, consumer lag under kafka_exporter's names;
-//! - [`registry`]: the schema registry's Confluent-compatible REST API.
+//! - [`registry`]: the schema registry's Confluent-compatible REST API;
+//! - [`streams`]: aggregate streams (reads through the key index, conditional appends,
+//!   CloudEvents, live follow) and browsing partitions.
 //!
-//! The stream API and the web console are to join as modules of their own. The server stops with the broker (in-flight requests finish first).
+//! The web console is to join as a module of its own. The server stops with the broker (in-flight requests finish first).
 
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod registry;
+pub(crate) mod streams;
 
 use std::sync::Arc;
 
@@ -25,8 +28,17 @@ pub(crate) fn router(state: Arc<BrokerState>) -> Router {
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(registry::routes())
+        .merge(streams::routes(max_body_bytes(&state)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
+}
+
+/// The largest stream append body: a batch of `message.max.bytes` plus room for the JSON
+/// around the values.
+fn max_body_bytes(state: &BrokerState) -> usize {
+    usize::try_from(state.config.message_max_bytes)
+        .unwrap_or(1 << 20)
+        .saturating_mul(2)
 }
 
 /// Counts every answered request by area and status (`brook_http_requests_total`).
