@@ -353,61 +353,83 @@ fn read_i64(buf: &[u8], at: usize) -> Option<i64> {
     Some(i64::from_be_bytes(b))
 }
 
+/// One record to encode with [`encode_batch`].
+#[derive(Debug, Clone, Default)]
+pub struct NewRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp_delta: i64,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Encodes an uncompressed v2 batch with base offset 0 and a correct CRC.
+pub fn encode_batch(base_timestamp: i64, records: &[NewRecord]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let mut rec = Vec::new();
+        rec.push(0u8); // attributes
+        put_varlong(&mut rec, r.timestamp_delta);
+        put_varlong(&mut rec, i as i64);
+        put_bytes(&mut rec, r.key.as_deref());
+        put_bytes(&mut rec, r.value.as_deref());
+        put_varlong(&mut rec, r.headers.len() as i64);
+        for (k, v) in &r.headers {
+            put_bytes(&mut rec, Some(k.as_bytes()));
+            put_bytes(&mut rec, v.as_deref());
+        }
+        put_varlong(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let max_ts = records
+        .iter()
+        .map(|r| base_timestamp + r.timestamp_delta)
+        .max()
+        .unwrap_or(base_timestamp);
+    let mut b = Vec::with_capacity(HEADER_SIZE + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(MAGIC_V2 as u8);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(records.len().saturating_sub(1) as i32).to_be_bytes());
+    b.extend_from_slice(&base_timestamp.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varlong(out, -1),
+        Some(b) => {
+            put_varlong(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
 /// Builders for well-formed batches, used by tests across the workspace.
 pub mod testing {
     use super::*;
 
-    /// One record to encode into a test batch.
-    #[derive(Debug, Clone, Default)]
-    pub struct TestRecord {
-        pub key: Option<Vec<u8>>,
-        pub value: Option<Vec<u8>>,
-        pub timestamp_delta: i64,
-        pub headers: Vec<(String, Option<Vec<u8>>)>,
-    }
-
-    /// Encodes an uncompressed v2 batch with base offset 0 and a correct CRC.
-    pub fn build_batch(base_timestamp: i64, records: &[TestRecord]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            let mut rec = Vec::new();
-            rec.push(0u8); // attributes
-            put_varlong(&mut rec, r.timestamp_delta);
-            put_varlong(&mut rec, i as i64);
-            put_bytes(&mut rec, r.key.as_deref());
-            put_bytes(&mut rec, r.value.as_deref());
-            put_varlong(&mut rec, r.headers.len() as i64);
-            for (k, v) in &r.headers {
-                put_bytes(&mut rec, Some(k.as_bytes()));
-                put_bytes(&mut rec, v.as_deref());
-            }
-            put_varlong(&mut body, rec.len() as i64);
-            body.extend_from_slice(&rec);
-        }
-        let max_ts = records
-            .iter()
-            .map(|r| base_timestamp + r.timestamp_delta)
-            .max()
-            .unwrap_or(base_timestamp);
-        let mut b = Vec::with_capacity(HEADER_SIZE + body.len());
-        b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.push(MAGIC_V2 as u8);
-        b.extend_from_slice(&0u32.to_be_bytes());
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&(records.len().saturating_sub(1) as i32).to_be_bytes());
-        b.extend_from_slice(&base_timestamp.to_be_bytes());
-        b.extend_from_slice(&max_ts.to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.extend_from_slice(&(records.len() as i32).to_be_bytes());
-        b.extend_from_slice(&body);
-        let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
-        b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-        b
-    }
+    pub use super::{encode_batch as build_batch, NewRecord as TestRecord};
 
     /// A batch of `n` records with values `value-<i>` and timestamps `base_timestamp + i`.
     pub fn simple_batch(base_timestamp: i64, n: usize) -> Vec<u8> {
@@ -449,15 +471,6 @@ pub mod testing {
         batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
-    fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-        match b {
-            None => put_varlong(out, -1),
-            Some(b) => {
-                put_varlong(out, b.len() as i64);
-                out.extend_from_slice(b);
-            }
-        }
-    }
 
     /// `v` as a zigzag varint, the way records encode lengths and deltas (for tests that
     /// build malformed records by hand).
@@ -467,14 +480,6 @@ pub mod testing {
         out
     }
 
-    fn put_varlong(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
 }
 
 #[cfg(test)]

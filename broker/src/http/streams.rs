@@ -22,11 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use base64::Engine;
-use brook_protocol::batch::{BatchView, Batches, Compression};
-use brook_protocol::kafka_protocol::protocol::StrBytes;
-use brook_protocol::kafka_protocol::records::{
-    Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use brook_protocol::batch::{BatchView, Batches, Compression, NewRecord};
 use brook_protocol::records::Records;
 use brook_protocol::ErrorCode;
 use brook_storage::key_index::KeyEntry;
@@ -747,47 +743,17 @@ fn parse_cloudevents(body: &[u8], batch: bool) -> Result<Vec<NewEvent>, ApiError
 }
 
 /// The events as one uncompressed batch, all with `key`.
-fn encode_batch(key: &[u8], events: &[NewEvent], now: i64) -> Result<Bytes, ApiError> {
-    let records: Vec<Record> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now,
-            key: Some(Bytes::copy_from_slice(key)),
-            value: e.value.clone().map(Bytes::from),
-            headers: e
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        StrBytes::from_string(k.clone()),
-                        Some(Bytes::from(v.clone())),
-                    )
-                })
-                .collect(),
+fn encode_batch(key: &[u8], events: Vec<NewEvent>, now: i64) -> Bytes {
+    let records: Vec<NewRecord> = events
+        .into_iter()
+        .map(|e| NewRecord {
+            key: Some(key.to_vec()),
+            value: e.value,
+            timestamp_delta: 0,
+            headers: e.headers.into_iter().map(|(k, v)| (k, Some(v))).collect(),
         })
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: brook_protocol::kafka_protocol::records::Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding the events failed: {e}"),
-        )
-    })?;
-    Ok(buf.freeze())
+    Bytes::from(brook_protocol::batch::encode_batch(now, &records))
 }
 
 async fn append_events(
@@ -828,8 +794,9 @@ async fn append_events(
         return Err(ApiError::bad("no events to append"));
     }
     let (partition, _) = locate(&topic, key.as_bytes(), &params)?;
-    let batch = encode_batch(key.as_bytes(), &events, now_ms())?;
-    let conditions: Vec<KeyedRecord> = (0..events.len())
+    let count = events.len();
+    let batch = encode_batch(key.as_bytes(), events, now_ms());
+    let conditions: Vec<KeyedRecord> = (0..count)
         .map(|i| KeyedRecord {
             index: i as i32,
             key: Some(key.as_bytes().to_vec()),
@@ -859,7 +826,7 @@ async fn append_events(
             "first_revision": first,
             "last_revision": last,
             "first_offset": appended.base_offset,
-            "last_offset": appended.base_offset + events.len() as i64 - 1,
+            "last_offset": appended.base_offset + count as i64 - 1,
         }),
     ))
 }
