@@ -405,7 +405,6 @@ pub fn encode_batch(base_timestamp: i64, records: &[NewRecord]) -> Vec<u8> {
     b
 }
 
-
 fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         None => put_varlong(out, -1),
@@ -471,7 +470,6 @@ pub mod testing {
         batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
-
     /// `v` as a zigzag varint, the way records encode lengths and deltas (for tests that
     /// build malformed records by hand).
     pub fn varlong(v: i64) -> Vec<u8> {
@@ -479,7 +477,6 @@ pub mod testing {
         put_varlong(&mut out, v);
         out
     }
-
 }
 
 #[cfg(test)]

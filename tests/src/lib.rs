@@ -138,6 +138,23 @@ pub fn require_tool(path: &std::path::Path, what: &str) {
 
 /// One HTTP/1.1 request to `addr` (no keep-alive); the status and the body.
 pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    http_typed(
+        addr,
+        method,
+        path,
+        "application/vnd.schemaregistry.v1+json",
+        body,
+    )
+}
+
+/// [`http`] with the request body's content type given.
+pub fn http_typed(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Option<&str>,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -146,7 +163,7 @@ pub fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, S
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n\r\n{body}",
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("send the request");

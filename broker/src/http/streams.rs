@@ -624,9 +624,11 @@ fn parse_json_events(body: &[u8]) -> Result<(Expected, Vec<NewEvent>), ApiError>
             .filter(|r| *r >= 0)
             .map(Expected::Revision)
             .ok_or_else(|| ApiError::bad(format!("expected_revision {n} is not a revision")))?,
-        Some(other) => return Err(ApiError::bad(format!(
+        Some(other) => {
+            return Err(ApiError::bad(format!(
             "expected_revision must be \"any\", \"no-stream\", \"exists\" or a number, not {other}"
-        ))),
+        )))
+        }
     };
     let Some(Value::Array(list)) = doc.get("events") else {
         return Err(ApiError::bad("the body needs an \"events\" array"));

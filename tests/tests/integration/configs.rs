@@ -236,7 +236,7 @@ pub(crate) fn op(name: &str, operation: i8, value: Option<&str>) -> AlterableCon
         .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
 }
 
-fn incremental(
+pub(crate) fn incremental(
     c: &mut RawClient,
     topic: &str,
     ops: Vec<AlterableConfig>,

@@ -8,6 +8,7 @@ use std::io::Write;
 pub(crate) struct BrokerProcess {
     child: std::process::Child,
     bootstrap: String,
+    http: Option<String>,
     _config: tempfile::NamedTempFile,
 }
 
@@ -55,15 +56,30 @@ impl BrokerProcess {
             .read_line(&mut line)
             .expect("bootstrap line");
         assert!(!line.trim().is_empty(), "the broker process did not start");
+        let mut fields = line.split_whitespace().map(str::to_string);
         Self {
             child,
-            bootstrap: line.trim().to_string(),
+            bootstrap: fields.next().unwrap_or_default(),
+            http: fields.next(),
             _config: config,
         }
     }
 
     pub(crate) fn bootstrap(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// The HTTP listener's address.
+    pub(crate) fn http(&self) -> &str {
+        self.http
+            .as_deref()
+            .expect("the broker has an HTTP listener")
+    }
+
+    /// Kills the process (SIGKILL) and waits for it to be gone.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub(crate) fn pid(&self) -> u32 {
