@@ -292,3 +292,103 @@ pub(crate) fn kafkajs_script(script: &str, what: &str, passed: &str, timeout_s: 
     assert!(stdout.contains(passed), "{stdout}");
     broker.shutdown();
 }
+
+#[test]
+fn confluent_kafka_streams_go_on_after_a_refused_conditional_append() {
+    python_script(
+        "confluent_kafka_streams.py",
+        "confluent-kafka streams",
+        "confluent_kafka",
+        "confluent-kafka streams: passed",
+    );
+}
+
+#[test]
+fn kafkajs_streams_go_on_after_a_refused_conditional_append() {
+    kafkajs_script(
+        "kafkajs_streams.js",
+        "kafkajs streams",
+        "streams: passed",
+        90,
+    );
+}
+
+/// Eight writers (four librdkafka producers in Python, four kafkajs producers), half of them
+/// idempotent, race to append to the same 100 aggregates with expected revisions, retrying
+/// on conflict. Afterwards every aggregate's revisions are 0..n-1 without gap or duplicate,
+/// and the events are exactly the successful appends.
+#[test]
+fn eight_writers_race_on_one_hundred_aggregates() {
+    use serde_json::Value;
+    let python = python();
+    require_tool(&python, "the test venv's python");
+    let node_dir = repo_root().join("tests/node");
+    require_tool(
+        &node_dir.join("node_modules/kafkajs"),
+        "kafkajs (npm ci in tests/node)",
+    );
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let http = broker.http_addr().unwrap().to_string();
+    let mut c = brook_tests::RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(
+        crate::wire::create(&mut c, "race", 3, &[("brook.key.index", "true")]),
+        0
+    );
+    let mut py = Command::new(&python);
+    py.arg(repo_root().join("tests/python/confluent_kafka_streams.py"))
+        .arg(broker.bootstrap())
+        .env("BROOK_HTTP", &http)
+        .env("BROOK_STREAMS_RACE", "race")
+        .env("BROOK_TEST_TIMEOUT_S", "150");
+    let mut js = Command::new("node");
+    js.current_dir(&node_dir)
+        .arg("kafkajs_streams.js")
+        .arg(broker.bootstrap())
+        .env("BROOK_HTTP", &http)
+        .env("BROOK_STREAMS_RACE", "race")
+        .env("BROOK_TEST_TIMEOUT_S", "150");
+    let (py_out, js_out) = std::thread::scope(|s| {
+        let py = s.spawn(|| run(py, None, Duration::from_secs(170)));
+        let js = s.spawn(|| run(js, None, Duration::from_secs(170)));
+        (py.join().unwrap(), js.join().unwrap())
+    });
+    let appended = |out: &Output, what: &str| -> i64 {
+        let stdout = assert_success(out, what);
+        println!("{what}: {stdout}");
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("appended="))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{what} printed no count: {stdout}"))
+    };
+    let total = appended(&py_out, "librdkafka writers") + appended(&js_out, "kafkajs writers");
+    assert_eq!(total, 320);
+    let mut events = 0;
+    let mut seen = std::collections::HashSet::new();
+    for a in 0..100 {
+        let (status, body) =
+            brook_tests::http(&http, "GET", &format!("/v1/streams/race/agg-{a}"), None);
+        assert_eq!(status, 200, "{body}");
+        let read: Value = serde_json::from_str(&body).unwrap();
+        let list = read["events"].as_array().unwrap();
+        let revisions: Vec<i64> = list
+            .iter()
+            .map(|e| e["revision"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            revisions,
+            (0..list.len() as i64).collect::<Vec<_>>(),
+            "agg-{a}"
+        );
+        for e in list {
+            assert!(seen.insert(e["value"].to_string()), "appended twice: {e}");
+        }
+        events += list.len() as i64;
+    }
+    assert_eq!(
+        events, total,
+        "every successful append is an event, and nothing else"
+    );
+    broker.shutdown();
+}
