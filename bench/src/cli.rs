@@ -168,6 +168,12 @@ pub struct ProduceOpts {
     /// it records have no key.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub keys: Option<u64>,
+    /// Conditional appends (needs --keys and a topic with `brook.key.index=true`): every
+    /// record carries `brook.expected.revision` with its key's current revision, which the
+    /// producer tracks itself; producers get disjoint key ranges, so nothing contends. A
+    /// refused condition counts as a delivery error.
+    #[arg(long)]
+    pub conditional: bool,
     /// A config of the topic this tool creates, KEY=VALUE (repeatable), e.g.
     /// `--topic-config cleanup.policy=compact`.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -205,6 +211,9 @@ impl ProduceOpts {
         if self.abort_percent > 0 && self.transaction_records.is_none() {
             return Err("--abort-percent needs --transaction-records".into());
         }
+        if self.conditional && self.keys.is_none() {
+            return Err("--conditional needs --keys".into());
+        }
         if self.value_schema_id.is_some() && self.record_size < 5 {
             return Err("--value-schema-id needs --record-size of at least 5".into());
         }
@@ -231,6 +240,7 @@ impl ProduceOpts {
             transaction_records: None,
             abort_percent: 0,
             keys: None,
+            conditional: false,
             topic_configs: Vec::new(),
             value_schema_id: None,
         }

@@ -94,6 +94,7 @@ fn producer_opts(opts: &E2eOpts) -> ProduceOpts {
         transaction_records: None,
         abort_percent: 0,
         keys: None,
+        conditional: false,
         topic_configs: Vec::new(),
         value_schema_id: None,
     }

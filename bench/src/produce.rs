@@ -15,6 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
@@ -258,11 +259,13 @@ fn end_transaction(
     Ok(())
 }
 
-/// `--keys`: how many keys, and where this producer starts among them.
+/// `--keys`: how many keys this producer walks, and where they start. With
+/// `--conditional` the range is this producer's alone.
 #[derive(Debug, Clone, Copy)]
 struct Keys {
     count: u64,
     offset: u64,
+    conditional: bool,
 }
 
 /// One producer thread: sends until the stop condition, then waits for every delivery.
@@ -281,6 +284,11 @@ fn send_loop(
 ) -> Result<(), BenchError> {
     let measure_from_ns = producer.context().measure_from_ns;
     let mut key = String::new();
+    // --conditional: each key's last revision (-1: no stream yet; the topic is new).
+    let mut revisions: Vec<i64> = match keys {
+        Some(k) if k.conditional => vec![-1; usize::try_from(k.count).unwrap_or(0)],
+        _ => Vec::new(),
+    };
     let mut i = 0u64;
     // The open transaction: its number and when it began.
     let mut open: Option<(u64, u64)> = None;
@@ -309,15 +317,36 @@ fn send_loop(
         }
         // The send time stays that of the first attempt: time spent waiting for room in
         // a full queue is part of the latency.
+        // --conditional: the key's revision now, as the header says it; then one more.
+        let expected = keys.and_then(|k| {
+            let last = revisions.get_mut((i % k.count.max(1)) as usize)?;
+            let text = if *last < 0 {
+                "no-stream".to_string()
+            } else {
+                last.to_string()
+            };
+            *last += 1;
+            Some(text)
+        });
         loop {
             let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(topic, sent as usize)
                 .payload(&buf[..]);
             if let Some(keys) = keys {
                 key.clear();
-                // Producers start at different keys; each walks all of them in turn.
-                let n = (i + keys.offset) % keys.count;
+                // Producers start at different keys; each walks its keys in turn.
+                let n = if keys.conditional {
+                    keys.offset + i % keys.count
+                } else {
+                    (i + keys.offset) % keys.count
+                };
                 let _ = write!(key, "key-{n}");
                 record = record.key(key.as_bytes());
+                if let Some(expected) = &expected {
+                    record = record.headers(OwnedHeaders::new().insert(Header {
+                        key: "brook.expected.revision",
+                        value: Some(expected.as_bytes()),
+                    }));
+                }
             }
             match producer.send(record) {
                 Ok(()) => break,
@@ -407,9 +436,15 @@ pub(crate) fn drive(
                     buf[1..5].copy_from_slice(&id.to_be_bytes());
                 }
                 let claimed = &claimed;
+                let share = opts.keys.unwrap_or(0) / u64::from(opts.producers.max(1));
                 let keys = opts.keys.map(|count| Keys {
-                    count,
-                    offset: (n as u64).wrapping_mul(count / u64::from(opts.producers)),
+                    count: if opts.conditional {
+                        share.max(1)
+                    } else {
+                        count
+                    },
+                    offset: (n as u64).wrapping_mul(share),
+                    conditional: opts.conditional,
                 });
                 scope.spawn(move || {
                     send_loop(

@@ -5,11 +5,9 @@
 //! locked, just before the append. The HTTP stream API (`http::streams`) appends through
 //! Produce's path and reads through the index.
 
-use std::collections::HashMap;
-
 use brook_protocol::batch::BatchView;
 use brook_protocol::validate::EXPECTED_REVISION_HEADER;
-use brook_storage::key_index::KeyIndex;
+use brook_storage::key_index::{KeyIndex, KeyMap};
 
 /// What a conditional append expects of its key's stream (KurrentDB's expected states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +128,7 @@ pub(crate) fn check(
     records: &[KeyedRecord],
 ) -> Result<Vec<i64>, RecordErrors> {
     // Key -> its last revision as the batch goes on (`None`: no stream yet).
-    let mut heads: HashMap<&[u8], Option<i64>> = HashMap::new();
+    let mut heads: KeyMap<&[u8], Option<i64>> = KeyMap::default();
     let mut errors = Vec::new();
     let mut revisions = Vec::with_capacity(records.len());
     for record in records {
@@ -138,9 +136,7 @@ pub(crate) fn check(
             revisions.push(-1);
             continue;
         };
-        let head = *heads
-            .entry(key)
-            .or_insert_with(|| index.head(key).map(|h| h.revision));
+        let head = *heads.entry(key).or_insert_with(|| index.head_revision(key));
         if let Some(expected) = record.expected {
             if !expected.allows(head) {
                 let at = head.map_or("the stream does not exist".to_string(), |h| {

@@ -50,8 +50,15 @@ pub fn for_each_record(
     let codec = batch
         .compression()
         .unwrap_or(brook_protocol::batch::Compression::None);
-    let section = compression::decompress(codec, batch.records_data(), limit)?;
-    for record in Records::new(&section, batch.records_count()) {
+    let decompressed;
+    // An uncompressed section is read in place: no copy of the batch.
+    let section = if codec == brook_protocol::batch::Compression::None {
+        batch.records_data()
+    } else {
+        decompressed = compression::decompress(codec, batch.records_data(), limit)?;
+        &decompressed
+    };
+    for record in Records::new(section, batch.records_count()) {
         let record = record?;
         f(
             &record,

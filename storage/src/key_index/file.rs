@@ -37,21 +37,40 @@ pub enum KeyIndexError {
 
 /// Encodes the index of `entries` (key and entry, in any order).
 pub fn encode(entries: &[(Vec<u8>, KeyEntry)]) -> Vec<u8> {
-    let mut sorted: Vec<(u64, &Vec<u8>, &KeyEntry)> =
-        entries.iter().map(|(k, e)| (key_hash(k), k, e)).collect();
-    sorted.sort_by_key(|(h, _, e)| (*h, e.revision));
+    let mut ids: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
+    let items = entries
+        .iter()
+        .map(|(k, e)| {
+            let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+            let id = *ids.entry(k.as_slice()).or_insert(next);
+            (key_hash(k), k.as_slice(), id, *e)
+        })
+        .collect();
+    encode_items(items)
+}
+
+/// Encodes the index of `items`: (key hash, key, an id the same for equal keys and
+/// different for different ones, entry), in any order.
+pub(crate) fn encode_items(mut items: Vec<(u64, &[u8], u32, KeyEntry)>) -> Vec<u8> {
+    items.sort_unstable_by_key(|(h, _, _, e)| (*h, e.revision));
     let mut keys: Vec<u8> = Vec::new();
-    let mut positions: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
-    let mut filter = Filter::with_capacity(entries.len());
-    let mut body = Vec::with_capacity(sorted.len() * ENTRY);
-    for (hash, key, entry) in &sorted {
-        let position = *positions.entry(key.as_slice()).or_insert_with(|| {
-            filter.insert(*hash);
-            let at = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-            keys.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
-            keys.extend_from_slice(key);
-            at
-        });
+    let mut positions: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    let mut filter = Filter::with_capacity(items.len());
+    let mut body = Vec::with_capacity(items.len() * ENTRY);
+    // Entries of one key are adjacent (sorted by hash): the map is asked once per key.
+    let mut previous: Option<(u32, u32)> = None;
+    for (hash, key, id, entry) in &items {
+        let position = match previous {
+            Some((p_id, p_pos)) if p_id == *id => p_pos,
+            _ => *positions.entry(*id).or_insert_with(|| {
+                filter.insert(*hash);
+                let at = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+                keys.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+                keys.extend_from_slice(key);
+                at
+            }),
+        };
+        previous = Some((*id, position));
         body.extend_from_slice(&hash.to_be_bytes());
         body.extend_from_slice(&entry.offset.to_be_bytes());
         body.extend_from_slice(&entry.revision.to_be_bytes());
@@ -60,11 +79,7 @@ pub fn encode(entries: &[(Vec<u8>, KeyEntry)]) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(HEADER + body.len() + filter.bits.len() + keys.len() + 4);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(
-        &u32::try_from(sorted.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
+    out.extend_from_slice(&u32::try_from(items.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(
         &u32::try_from(filter.bits.len())
             .unwrap_or(u32::MAX)

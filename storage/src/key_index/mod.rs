@@ -14,8 +14,11 @@
 //!
 //! Keys are hashed with [`key_hash`], a function fixed by the file format.
 
+mod active;
 pub mod file;
 pub(crate) mod filter;
+
+pub use active::ActiveKeyIndex;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +31,29 @@ use file::SealedKeyIndex;
 /// The most a compressed batch is decompressed to while indexing it (Produce has already
 /// bounded it by the topic's limit; this only stops a damaged log from exhausting memory).
 const MAX_DECOMPRESSED: usize = 1 << 30;
+
+/// Hashes keys for the in-memory maps with CRC-32C (a single instruction per 8 bytes on
+/// x86-64 and Arm), spread over 64 bits: every appended record costs a lookup, and the
+/// standard SipHash is several times slower on short keys. Keys come from producers, but a
+/// collision flood only slows the producer's own partition.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = (self.0 << 32) | u64::from(crc32c::crc32c_append(self.0 as u32, bytes));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
+    fn finish(&self) -> u64 {
+        // Fibonacci hashing: the map takes its control bits from the top of the hash.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+/// A map by key with [`KeyHasher`].
+pub type KeyMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// One record of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,57 +72,6 @@ pub fn key_hash(key: &[u8]) -> u64 {
     (high << 32) | low
 }
 
-/// The active segment's entries, by key.
-#[derive(Debug, Default)]
-pub struct ActiveKeyIndex {
-    keys: HashMap<Vec<u8>, Vec<KeyEntry>>,
-    entries: usize,
-}
-
-impl ActiveKeyIndex {
-    /// Records the next record of `key` (its revision is the caller's to know: it counts
-    /// the key's records in earlier segments too).
-    pub fn push(&mut self, key: &[u8], entry: KeyEntry) {
-        // Only a key new to the segment costs an allocation.
-        match self.keys.get_mut(key) {
-            Some(entries) => entries.push(entry),
-            None => {
-                self.keys.insert(key.to_vec(), vec![entry]);
-            }
-        }
-        self.entries += 1;
-    }
-
-    /// The key's entries in this segment, in revision order.
-    pub fn lookup(&self, key: &[u8]) -> &[KeyEntry] {
-        self.keys.get(key).map_or(&[], Vec::as_slice)
-    }
-
-    /// The key's last entry in this segment.
-    pub fn last(&self, key: &[u8]) -> Option<KeyEntry> {
-        self.lookup(key).last().copied()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
-    /// The sealed index of these entries (the segment rolled), emptying this one.
-    pub fn seal(&mut self) -> Vec<u8> {
-        let entries: Vec<(Vec<u8>, KeyEntry)> = self
-            .keys
-            .drain()
-            .flat_map(|(k, es)| es.into_iter().map(move |e| (k.clone(), e)))
-            .collect();
-        self.entries = 0;
-        file::encode(&entries)
-    }
-}
-
 /// A record of an ongoing transaction: indexed when its COMMIT marker is appended, dropped
 /// at its ABORT marker.
 #[derive(Debug)]
@@ -112,16 +87,16 @@ struct PendingRecord {
 #[derive(Debug)]
 struct HeadCache {
     capacity: usize,
-    hot: HashMap<Vec<u8>, Option<KeyEntry>>,
-    cold: HashMap<Vec<u8>, Option<KeyEntry>>,
+    hot: KeyMap<Vec<u8>, Option<KeyEntry>>,
+    cold: KeyMap<Vec<u8>, Option<KeyEntry>>,
 }
 
 impl HeadCache {
     fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            hot: HashMap::new(),
-            cold: HashMap::new(),
+            hot: KeyMap::default(),
+            cold: KeyMap::default(),
         }
     }
 
@@ -190,17 +165,17 @@ impl KeyIndex {
         if let Some(last) = self.active.last(key) {
             return Some(last);
         }
-        if let Some(cached) = self.heads.get(key) {
-            return cached;
+        head_outside_active(&self.sealed, &self.retired, &mut self.heads, key)
+    }
+
+    /// The revision of the key's stream head (`None`: no stream): [`KeyIndex::head`]
+    /// without reading the entry, for conditional appends.
+    pub fn head_revision(&mut self, key: &[u8]) -> Option<i64> {
+        match self.active.last_revision(key) {
+            Some(r) => Some(r),
+            None => head_outside_active(&self.sealed, &self.retired, &mut self.heads, key)
+                .map(|h| h.revision),
         }
-        let head = self
-            .sealed
-            .values()
-            .rev()
-            .find_map(|s| s.lookup(key).last().copied())
-            .or_else(|| self.retired.as_ref()?.lookup(key).last().copied());
-        self.heads.put(key.to_vec(), head);
-        head
     }
 
     /// Every indexed record of the key, in revision order (entries of records that
@@ -208,7 +183,7 @@ impl KeyIndex {
     /// those it no longer finds).
     pub fn entries(&self, key: &[u8]) -> Vec<KeyEntry> {
         let mut out: Vec<KeyEntry> = self.sealed.values().flat_map(|s| s.lookup(key)).collect();
-        out.extend_from_slice(self.active.lookup(key));
+        out.extend(self.active.lookup(key));
         out.sort_by_key(|e| e.revision);
         out
     }
@@ -247,18 +222,29 @@ impl KeyIndex {
 
     /// Gives the key's next revision to the record at `offset`.
     fn index_record(&mut self, key: &[u8], offset: i64, timestamp: i64) {
-        let revision = self.head(key).map_or(0, |h| h.revision + 1);
-        let entry = KeyEntry {
-            offset,
-            revision,
-            timestamp,
-        };
-        self.active.push(key, entry);
-        self.heads.update(key, entry);
+        // The common case, a key already written in this segment, costs one lookup; the
+        // head cache is brought up to date for such keys when the segment is sealed.
+        let (sealed, retired, heads) = (&self.sealed, &self.retired, &mut self.heads);
+        let mut first_here = false;
+        let entry = self
+            .active
+            .append(key, offset, timestamp, |last| match last {
+                Some(last) => last + 1,
+                None => {
+                    first_here = true;
+                    head_outside_active(sealed, retired, heads, key).map_or(0, |h| h.revision + 1)
+                }
+            });
+        if first_here {
+            self.heads.update(key, entry);
+        }
     }
 
     /// The active entries as a sealed index file's bytes, emptying them (the segment rolls).
     pub(crate) fn seal_active(&mut self) -> Vec<u8> {
+        for (key, last) in self.active.heads() {
+            self.heads.update(key, last);
+        }
         self.active.seal()
     }
 
@@ -315,6 +301,25 @@ impl KeyIndex {
     pub fn pending_records(&self) -> usize {
         self.pending.values().map(Vec::len).sum()
     }
+}
+
+/// The key's head as the sealed and retired indexes know it, through the cache.
+fn head_outside_active(
+    sealed: &BTreeMap<i64, SealedKeyIndex>,
+    retired: &Option<SealedKeyIndex>,
+    heads: &mut HeadCache,
+    key: &[u8],
+) -> Option<KeyEntry> {
+    if let Some(cached) = heads.get(key) {
+        return cached;
+    }
+    let head = sealed
+        .values()
+        .rev()
+        .find_map(|s| s.lookup(key).last().copied())
+        .or_else(|| retired.as_ref()?.lookup(key).last().copied());
+    heads.put(key.to_vec(), head);
+    head
 }
 
 /// Calls `f(key, offset, timestamp)` for each record of `view` that has a key. A batch whose
