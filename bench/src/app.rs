@@ -9,7 +9,7 @@ use crate::cli::{Cli, Command, CommonArgs, ConsumeCmd, E2eCmd, ProduceCmd};
 use crate::compare::{self, topic_for, RunSpec, Side};
 use crate::error::BenchError;
 use crate::report::json_line;
-use crate::{consume, e2e, produce, startup};
+use crate::{consume, e2e, produce, startup, stream_read};
 
 /// Runs `cli`'s command.
 pub fn execute(cli: &Cli) -> Result<(), BenchError> {
@@ -17,6 +17,11 @@ pub fn execute(cli: &Cli) -> Result<(), BenchError> {
         Command::Produce(c) => produce_cmd(c),
         Command::Consume(c) => consume_cmd(c),
         Command::E2e(c) => e2e_cmd(c),
+        Command::StreamRead(opts) => {
+            let report = stream_read::run(opts)?;
+            emit("stream-read", &report, opts.json);
+            Ok(())
+        }
         Command::Startup(opts) => {
             let report = startup::run(opts)?;
             emit("startup", &report, opts.json);

@@ -38,7 +38,7 @@ impl Cli {
             Command::Produce(c) => c.workload.validate(),
             Command::Consume(c) => c.workload.validate(&c.common),
             Command::E2e(c) => c.workload.validate(),
-            Command::Startup(_) => Ok(()),
+            Command::Startup(_) | Command::StreamRead(_) => Ok(()),
         }
     }
 }
@@ -53,6 +53,36 @@ pub enum Command {
     E2e(E2eCmd),
     /// Start a broker command repeatedly: time to the first answered ApiVersions, idle RSS.
     Startup(StartupOpts),
+    /// Read whole aggregates through Brook's HTTP stream API: latency per read.
+    StreamRead(StreamReadOpts),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StreamReadOpts {
+    /// Address of Brook's HTTP listener.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8081")]
+    pub http: String,
+    /// Topic (with `brook.key.index=true`).
+    #[arg(long, default_value = "brook-bench")]
+    pub topic: String,
+    /// Keys are `<prefix><n>` with n below this (as `produce --keys` writes them).
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: u64,
+    /// The keys' prefix.
+    #[arg(long, default_value = "key-")]
+    pub key_prefix: String,
+    /// Measured reads, each of a key drawn at random.
+    #[arg(long, default_value_t = 2_000)]
+    pub requests: u64,
+    /// Reads before the measured ones.
+    #[arg(long, default_value_t = 200)]
+    pub warmup: u64,
+    /// Events per read at most (the API's `limit`).
+    #[arg(long, default_value_t = 1_000)]
+    pub limit: u64,
+    /// Also print one machine-readable JSON line with the result.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -22,5 +22,6 @@ pub mod procfs;
 pub mod produce;
 pub mod report;
 pub mod startup;
+pub mod stream_read;
 
 pub use error::BenchError;

@@ -192,6 +192,11 @@ pub struct BrokerConfig {
     /// stream heads are kept in memory; the rest are looked up in the index files.
     #[serde(rename = "brook.key.index.cache.keys")]
     pub brook_key_index_cache_keys: usize,
+    /// `brook.key.index.segment.entries` (Brook's own): a segment of an indexed topic rolls
+    /// once its key index holds this many entries, which bounds the memory of each
+    /// partition's in-memory index (about 100 bytes an entry at most).
+    #[serde(rename = "brook.key.index.segment.entries")]
+    pub brook_key_index_segment_entries: usize,
     /// Never fsync. Acknowledged data then survives a crash of the broker process (it is in
     /// the page cache) but not a power loss or an OS crash. For tests and throwaway setups
     /// only; logged loudly at startup.
@@ -249,6 +254,7 @@ impl Default for BrokerConfig {
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
             brook_key_index: false,
             brook_key_index_cache_keys: brook_storage::DEFAULT_KEY_INDEX_CACHE_KEYS,
+            brook_key_index_segment_entries: brook_storage::DEFAULT_KEY_INDEX_SEGMENT_ENTRIES,
             unsafe_disable_fsync: false,
             file_system: None,
         }

@@ -738,6 +738,7 @@ impl TopicConfig {
                 .key_index(broker)
                 .then_some(brook_storage::KeyIndexConfig {
                     cache_keys: broker.brook_key_index_cache_keys,
+                    segment_entries: broker.brook_key_index_segment_entries.max(1),
                 }),
         }
     }

@@ -47,6 +47,33 @@ impl<'a> Records<'a> {
         self.pos
     }
 
+    /// Skips the next record by its length prefix, without decoding it (to reach one
+    /// record of a large batch). False when no record is left or the section is too short.
+    pub fn skip_record(&mut self) -> bool {
+        if self.remaining == 0 {
+            return false;
+        }
+        let Ok(len) = self.varint() else {
+            self.remaining = 0;
+            return false;
+        };
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| self.pos.checked_add(l))
+            .filter(|e| *e <= self.buf.len());
+        match end {
+            Some(end) => {
+                self.pos = end;
+                self.remaining -= 1;
+                true
+            }
+            None => {
+                self.remaining = 0;
+                false
+            }
+        }
+    }
+
     fn err(&self, reason: &'static str) -> RecordError {
         RecordError {
             at: self.pos,
@@ -167,6 +194,25 @@ mod tests {
     use super::*;
     use crate::batch::testing::{build_batch, TestRecord};
     use crate::batch::BatchView;
+
+    #[test]
+    fn skipping_lands_on_the_next_record() {
+        let recs: Vec<TestRecord> = (0..5u8)
+            .map(|i| TestRecord {
+                key: Some(vec![i]),
+                ..TestRecord::default()
+            })
+            .collect();
+        let batch = build_batch(0, &recs);
+        let view = BatchView::parse(&batch).unwrap();
+        let mut records = Records::new(view.records_data(), view.records_count());
+        assert!(records.skip_record() && records.skip_record() && records.skip_record());
+        let fourth = records.next().unwrap().unwrap();
+        assert_eq!((fourth.offset_delta, fourth.key), (3, Some(&[3u8][..])));
+        assert!(records.skip_record());
+        assert!(!records.skip_record(), "no record left");
+        assert!(records.next().is_none());
+    }
 
     #[test]
     fn decodes_records_with_duplicate_headers() {

@@ -54,15 +54,22 @@ pub struct KeyIndexConfig {
     /// index's memory is bounded by this and by the active segment, never by the number of
     /// keys in the partition.
     pub cache_keys: usize,
+    /// The most entries the active segment's index holds in memory
+    /// (`brook.key.index.segment.entries`): the segment rolls when the next batch would
+    /// pass it, as it rolls when its offset index is full.
+    pub segment_entries: usize,
 }
 
 /// The default [`KeyIndexConfig::cache_keys`].
 pub const DEFAULT_KEY_INDEX_CACHE_KEYS: usize = 100_000;
+/// The default [`KeyIndexConfig::segment_entries`]: about 50 MiB of memory at most.
+pub const DEFAULT_KEY_INDEX_SEGMENT_ENTRIES: usize = 500_000;
 
 impl Default for KeyIndexConfig {
     fn default() -> Self {
         Self {
             cache_keys: DEFAULT_KEY_INDEX_CACHE_KEYS,
+            segment_entries: DEFAULT_KEY_INDEX_SEGMENT_ENTRIES,
         }
     }
 }

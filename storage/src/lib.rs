@@ -101,7 +101,7 @@ mod txn_index;
 pub use bulk::{BulkSync, DeferAll, SyncGroup};
 pub use config::{
     KeyIndexConfig, LogConfig, OpenMode, OpenOptions, RecoveryPolicy, DEFAULT_CACHE_WINDOW_BYTES,
-    DEFAULT_KEY_INDEX_CACHE_KEYS,
+    DEFAULT_KEY_INDEX_CACHE_KEYS, DEFAULT_KEY_INDEX_SEGMENT_ENTRIES,
 };
 pub use durability::SyncPoint;
 pub use error::{Corruption, StorageError};

@@ -170,10 +170,11 @@ impl PartitionLog {
                 }
                 return Err(e);
             }
-            if let Some(reason) =
-                self.active
-                    .roll_reason(info.size, info.last_offset, now_ms, &self.config)
-            {
+            let reason = self
+                .active
+                .roll_reason(info.size, info.last_offset, now_ms, &self.config)
+                .or_else(|| self.key_index_full(info.last_offset - info.base_offset + 1));
+            if let Some(reason) = reason {
                 self.roll_active(reason)?;
             }
             if let Err(e) = self.active.append(data, *info, now_ms, &self.config) {

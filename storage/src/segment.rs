@@ -212,6 +212,8 @@ pub(crate) enum RollReason {
     Size,
     Age,
     IndexFull,
+    /// The key index of the segment holds `brook.key.index.segment.entries`.
+    KeyIndexFull,
     OffsetRange,
     Requested,
 }

@@ -207,8 +207,10 @@ struct StoredRecord {
     headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-/// Every record of a data batch (none of a control batch).
-fn batch_records(view: &BatchView<'_>) -> Vec<StoredRecord> {
+/// The records of a data batch (none of a control batch) whose offsets `wanted` accepts. An
+/// uncompressed batch is walked by the records' length prefixes and only the wanted ones
+/// are decoded: reading one event must not cost decoding a batch of thousands.
+fn batch_records(view: &BatchView<'_>, wanted: impl Fn(i64) -> bool) -> Vec<StoredRecord> {
     if view.is_control() {
         return Vec::new();
     }
@@ -231,9 +233,21 @@ fn batch_records(view: &BatchView<'_>) -> Vec<StoredRecord> {
         }
         None => return Vec::new(),
     };
-    Records::new(data, view.records_count())
-        .flatten()
-        .map(|r| StoredRecord {
+    let mut out = Vec::new();
+    let mut records = Records::new(data, view.records_count());
+    // Produce checked that record i has offset delta i.
+    for delta in 0..view.records_count() {
+        let offset = view.base_offset() + i64::from(delta);
+        if !wanted(offset) {
+            if !records.skip_record() {
+                break;
+            }
+            continue;
+        }
+        let Some(Ok(r)) = records.next() else {
+            break;
+        };
+        out.push(StoredRecord {
             offset: view.base_offset() + i64::from(r.offset_delta),
             timestamp: append_time.unwrap_or(view.base_timestamp() + r.timestamp_delta),
             key: r.key.map(<[u8]>::to_vec),
@@ -243,8 +257,9 @@ fn batch_records(view: &BatchView<'_>) -> Vec<StoredRecord> {
                 .iter()
                 .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
                 .collect(),
-        })
-        .collect()
+        });
+    }
+    out
 }
 
 /// The records at `offsets` (ascending) that still exist, each batch read once. The log is
@@ -275,10 +290,8 @@ fn records_at(partition: &Partition, offsets: &[i64]) -> HashMap<i64, StoredReco
             if !(view.base_offset()..=view.last_offset()).any(|o| wanted.contains(&o)) {
                 continue;
             }
-            for r in batch_records(&view) {
-                if wanted.contains(&r.offset) {
-                    out.insert(r.offset, r);
-                }
+            for r in batch_records(&view, |o| wanted.contains(&o)) {
+                out.insert(r.offset, r);
             }
         }
     }
@@ -920,7 +933,7 @@ async fn browse(
     let mut next = start.max(partition.with_log(|log| log.log_start_offset()));
     'read: for chunk in &chunks {
         for view in Batches::new(chunk) {
-            for r in batch_records(&view) {
+            for r in batch_records(&view, |_| true) {
                 if r.offset < start
                     || timestamp.is_some_and(|t| r.timestamp < t) && offset.is_none()
                 {

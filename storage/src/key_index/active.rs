@@ -103,11 +103,11 @@ impl ActiveKeyIndex {
     pub fn append(
         &mut self,
         key: &[u8],
+        hash: u64,
         offset: i64,
         timestamp: i64,
         revision: impl FnOnce(Option<i64>) -> i64,
     ) -> KeyEntry {
-        let hash = key_hash(key);
         let previous = self.find(key, hash);
         let entry = KeyEntry {
             offset,
@@ -152,7 +152,15 @@ impl ActiveKeyIndex {
     /// Records the next record of `key` with its revision given (the caller counts the
     /// key's records in earlier segments too).
     pub fn push(&mut self, key: &[u8], entry: KeyEntry) {
-        self.append(key, entry.offset, entry.timestamp, |_| entry.revision);
+        self.append(key, key_hash(key), entry.offset, entry.timestamp, |_| {
+            entry.revision
+        });
+    }
+
+    /// Reads the table where `hash` would be, so that a lookup of it soon after finds the
+    /// memory in the cache.
+    pub fn touch(&self, hash: u64) {
+        std::hint::black_box(self.last.get(&hash).map(|l| l.revision));
     }
 
     /// The key's entries in this segment, in revision order.

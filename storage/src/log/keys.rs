@@ -21,7 +21,7 @@ use crate::{
     error::StorageError,
     fs::{self, FileHandle, SharedFs},
     key_index::{file::SealedKeyIndex, KeyIndex},
-    segment::{segment_path, Segment},
+    segment::{segment_path, RollReason, Segment},
 };
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -125,6 +125,15 @@ impl PartitionLog {
             for_each_batch(&self.active, self.log_start, |_, view| index.observe(&view))?;
         }
         Ok(())
+    }
+
+    /// Rolls when the active segment's key index could not take `records` more entries
+    /// (and holds any: a batch larger than the limit gets a segment of its own).
+    pub(super) fn key_index_full(&self, records: i64) -> Option<RollReason> {
+        let limit = self.config.key_index?.segment_entries;
+        let held = self.keys.as_ref()?.active_entries();
+        let records = usize::try_from(records).unwrap_or(usize::MAX);
+        (held > 0 && held.saturating_add(records) > limit).then_some(RollReason::KeyIndexFull)
     }
 
     pub(super) fn key_index_path(&self, base: i64) -> PathBuf {
