@@ -72,7 +72,9 @@ fn get(
 ) -> Result<(u16, Vec<u8>), BenchError> {
     write!(writer, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").map_err(io("sending"))?;
     let mut line = String::new();
-    reader.read_line(&mut line).map_err(io("reading the status"))?;
+    reader
+        .read_line(&mut line)
+        .map_err(io("reading the status"))?;
     let status = line
         .split(' ')
         .nth(1)
@@ -95,7 +97,9 @@ fn get(
     let length =
         length.ok_or_else(|| BenchError::Failed("a response without Content-Length".into()))?;
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).map_err(io("reading the body"))?;
+    reader
+        .read_exact(&mut body)
+        .map_err(io("reading the body"))?;
     Ok((status, body))
 }
 
@@ -105,7 +109,9 @@ pub fn run(opts: &StreamReadOpts) -> Result<StreamReadReport, BenchError> {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(io("setting a timeout"))?;
-    stream.set_nodelay(true).map_err(io("setting TCP_NODELAY"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(io("setting TCP_NODELAY"))?;
     let mut writer = stream.try_clone().map_err(io("cloning the socket"))?;
     let mut reader = BufReader::new(stream);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

@@ -141,7 +141,7 @@ fn murmur2(data: &[u8]) -> i32 {
 
 /// The partition the Java client's default partitioner sends `key` to.
 pub(crate) fn default_partition(key: &[u8], partitions: i32) -> i32 {
-    ((murmur2(key) & 0x7fff_ffff) % partitions.max(1)) as i32
+    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
 }
 
 /// An indexed topic, or why not.
