@@ -86,20 +86,22 @@ impl ActiveKeyIndex {
         }
     }
 
-    /// The revision of the key's last entry in this segment (no access to the entry itself).
+    /// The revision of the key's last record, if this index knows it (an entry here or
+    /// carried over), without reading the entry.
     pub fn last_revision(&self, key: &[u8]) -> Option<i64> {
         self.find(key, key_hash(key)).map(|l| l.revision)
     }
 
-    /// The key's last entry in this segment.
+    /// The key's last entry in this segment (`None` also for a key only carried over).
     pub fn last(&self, key: &[u8]) -> Option<KeyEntry> {
         let last = self.find(key, key_hash(key))?;
         self.slots.get(last.slot as usize).map(|s| s.entry)
     }
 
     /// Appends the key's next record: `revision(last)` gives its revision from the
-    /// revision of the key's last entry in this segment (`None`: the key's first record
-    /// here). Returns the entry.
+    /// revision of the key's last record this index knows (in this segment, or carried
+    /// over from the previous one; `None`: unknown here). Returns the entry, and whether it
+    /// is the key's first in this segment.
     pub fn append(
         &mut self,
         key: &[u8],
@@ -107,13 +109,14 @@ impl ActiveKeyIndex {
         offset: i64,
         timestamp: i64,
         revision: impl FnOnce(Option<i64>) -> i64,
-    ) -> KeyEntry {
+    ) -> (KeyEntry, bool) {
         let previous = self.find(key, hash);
         let entry = KeyEntry {
             offset,
             revision: revision(previous.map(|p| p.revision)),
             timestamp,
         };
+        let first_here = previous.is_none_or(|p| p.slot == NONE);
         let index = u32::try_from(self.slots.len()).unwrap_or(NONE);
         let key_at = match previous {
             Some(p) => p.key_at,
@@ -146,7 +149,7 @@ impl ActiveKeyIndex {
                 self.last.insert(hash, last);
             }
         }
-        entry
+        (entry, first_here)
     }
 
     /// Records the next record of `key` with its revision given (the caller counts the
@@ -196,15 +199,29 @@ impl ActiveKeyIndex {
         self.slots.is_empty()
     }
 
-    /// The sealed index of these entries (the segment rolled), emptying this one.
-    pub fn seal(&mut self) -> Vec<u8> {
+    /// Keys the table knows (with entries here or carried over).
+    pub fn keys(&self) -> usize {
+        self.last.len() + self.collided.len()
+    }
+
+    /// The sealed index of these entries (the segment rolled), emptying this one. With
+    /// `carry`, the keys and their last revisions stay in the table for the next segment
+    /// (without entries there), so that each key's first record there is found at once.
+    pub fn seal(&mut self, carry: bool) -> Vec<u8> {
         let items: Vec<(u64, &[u8], u32, KeyEntry)> = self
             .slots
             .iter()
             .map(|s| (s.hash, self.key_at(s.key_at), s.key_at, s.entry))
             .collect();
         let bytes = file::encode_items(items);
-        *self = Self::default();
+        if carry {
+            self.slots = Vec::new();
+            for last in self.last.values_mut().chain(self.collided.values_mut()) {
+                last.slot = NONE;
+            }
+        } else {
+            *self = Self::default();
+        }
         bytes
     }
 }

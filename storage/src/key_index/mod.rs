@@ -239,16 +239,14 @@ impl KeyIndex {
         // The common case, a key already written in this segment, costs one lookup; the
         // head cache is brought up to date for such keys when the segment is sealed.
         let (sealed, retired, heads) = (&self.sealed, &self.retired, &mut self.heads);
-        let mut first_here = false;
-        let entry = self
-            .active
-            .append(key, hash, offset, timestamp, |last| match last {
-                Some(last) => last + 1,
-                None => {
-                    first_here = true;
-                    head_outside_active(sealed, retired, heads, key).map_or(0, |h| h.revision + 1)
-                }
-            });
+        let (entry, first_here) = self.active.append(key, hash, offset, timestamp, |last| {
+            last.map_or_else(
+                || head_outside_active(sealed, retired, heads, key).map_or(0, |h| h.revision + 1),
+                |r| r + 1,
+            )
+        });
+        // A cached head is stale once the key has entries here; later ones are caught up
+        // when the segment is sealed.
         if first_here {
             self.heads.update(key, entry);
         }
@@ -256,12 +254,18 @@ impl KeyIndex {
 
     /// The active entries as a sealed index file's bytes, emptying them (the segment rolls).
     pub(crate) fn seal_active(&mut self) -> Vec<u8> {
-        // The next segment starts with no entries: each key's first record there would
-        // otherwise look its head up in the files.
+        // The next segment starts with no entries. While the keys fit the cache's size, the
+        // active table keeps them with their revisions; beyond, the cache takes their heads.
+        // Either way each key's first record there need not search the files.
+        let carry = self.active.keys() <= self.heads.capacity;
         for (key, last) in self.active.heads() {
-            self.heads.put(key.to_vec(), Some(last));
+            if carry {
+                self.heads.update(key, last);
+            } else {
+                self.heads.put(key.to_vec(), Some(last));
+            }
         }
-        self.active.seal()
+        self.active.seal(carry)
     }
 
     pub(crate) fn add_sealed(&mut self, base: i64, index: SealedKeyIndex) {
@@ -443,7 +447,7 @@ mod tests {
             .map(|k| active.lookup(format!("agg-{k}").as_bytes()).to_vec())
             .collect();
         assert_eq!(active.last(b"agg-0").map(|e| e.revision), Some(42));
-        let sealed = file::SealedKeyIndex::open(bytes::Bytes::from(active.seal())).unwrap();
+        let sealed = file::SealedKeyIndex::open(bytes::Bytes::from(active.seal(false))).unwrap();
         assert!(active.is_empty());
         for (k, entries) in before.iter().enumerate() {
             assert_eq!(&sealed.lookup(format!("agg-{k}").as_bytes()), entries);

@@ -247,3 +247,29 @@ fn a_full_key_index_rolls_the_segment() {
     assert!(log.key_index().unwrap().active_entries() <= 5);
     assert_eq!(head(&mut log, "a"), Some(5));
 }
+
+#[test]
+fn keys_carried_across_rolls_keep_their_revisions() {
+    // A cache larger than the key count: the active table carries every key into the next
+    // segment instead of the cache taking their heads.
+    let carried = LogConfig {
+        key_index: Some(KeyIndexConfig {
+            cache_keys: 100,
+            segment_entries: 7,
+        }),
+        ..indexed()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), carried).unwrap();
+    let model = fill(&mut log);
+    assert!(log.segment_count() > 5);
+    check(&mut log, &model);
+    // A head asked for between rolls, then the key written again: never stale.
+    assert_eq!(head(&mut log, "k1"), Some(model["k1"].len() as i64 - 1));
+    append_keys(&mut log, &["k1"], 9);
+    log.roll(10).unwrap();
+    assert_eq!(head(&mut log, "k1"), Some(model["k1"].len() as i64));
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), carried).unwrap();
+    assert_eq!(head(&mut log, "k1"), Some(model["k1"].len() as i64));
+}
