@@ -53,13 +53,30 @@ impl<'a> Records<'a> {
         if self.remaining == 0 {
             return false;
         }
-        let Ok(len) = self.varint() else {
-            self.remaining = 0;
-            return false;
+        // The length varint, decoded in a tight loop: a reader may skip thousands of records
+        // to reach one.
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        let mut pos = self.pos;
+        let len = loop {
+            let Some(&b) = self.buf.get(pos) else {
+                self.remaining = 0;
+                return false;
+            };
+            pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break ((value >> 1) as i64) ^ -((value & 1) as i64);
+            }
+            shift += 7;
+            if shift > 28 {
+                self.remaining = 0;
+                return false;
+            }
         };
         let end = usize::try_from(len)
             .ok()
-            .and_then(|l| self.pos.checked_add(l))
+            .and_then(|l| pos.checked_add(l))
             .filter(|e| *e <= self.buf.len());
         match end {
             Some(end) => {

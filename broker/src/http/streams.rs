@@ -207,10 +207,11 @@ struct StoredRecord {
     headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-/// The records of a data batch (none of a control batch) whose offsets `wanted` accepts. An
-/// uncompressed batch is walked by the records' length prefixes and only the wanted ones
-/// are decoded: reading one event must not cost decoding a batch of thousands.
-fn batch_records(view: &BatchView<'_>, wanted: impl Fn(i64) -> bool) -> Vec<StoredRecord> {
+/// The records of a data batch (none of a control batch) at the offsets `wanted` (sorted;
+/// `None`: every record). An uncompressed batch is walked by the records' length prefixes
+/// and only the wanted ones are decoded: reading one event must not cost decoding a batch of
+/// thousands.
+fn batch_records(view: &BatchView<'_>, wanted: Option<&[i64]>) -> Vec<StoredRecord> {
     if view.is_control() {
         return Vec::new();
     }
@@ -235,20 +236,27 @@ fn batch_records(view: &BatchView<'_>, wanted: impl Fn(i64) -> bool) -> Vec<Stor
     };
     let mut out = Vec::new();
     let mut records = Records::new(data, view.records_count());
+    let mut next_wanted = wanted.map(|w| w.iter().peekable());
     // Produce checked that record i has offset delta i.
     for delta in 0..view.records_count() {
         let offset = view.base_offset() + i64::from(delta);
-        if !wanted(offset) {
-            if !records.skip_record() {
+        if let Some(next) = next_wanted.as_mut() {
+            while next.next_if(|o| **o < offset).is_some() {}
+            if next.peek().is_none() {
                 break;
             }
-            continue;
+            if next.next_if(|o| **o == offset).is_none() {
+                if !records.skip_record() {
+                    break;
+                }
+                continue;
+            }
         }
         let Some(Ok(r)) = records.next() else {
             break;
         };
         out.push(StoredRecord {
-            offset: view.base_offset() + i64::from(r.offset_delta),
+            offset,
             timestamp: append_time.unwrap_or(view.base_timestamp() + r.timestamp_delta),
             key: r.key.map(<[u8]>::to_vec),
             value: r.value.map(<[u8]>::to_vec),
@@ -262,7 +270,7 @@ fn batch_records(view: &BatchView<'_>, wanted: impl Fn(i64) -> bool) -> Vec<Stor
     out
 }
 
-/// The records at `offsets` (ascending) that still exist, each batch read once. The log is
+/// The records at `offsets` (sorted) that still exist, each batch read once. The log is
 /// locked only to take the batches' bytes (zero-copy); decoding happens after.
 fn records_at(partition: &Partition, offsets: &[i64]) -> HashMap<i64, StoredRecord> {
     let mut chunks = Vec::new();
@@ -275,22 +283,21 @@ fn records_at(partition: &Partition, offsets: &[i64]) -> HashMap<i64, StoredReco
             let Ok(read) = log.read(offset, 1) else {
                 continue;
             };
-            if let Some(first) = read.first() {
-                if let Some(view) = Batches::new(first).next() {
-                    covered_to = view.last_offset() + 1;
-                }
+            if let Some(view) = read.first().and_then(|first| Batches::new(first).next()) {
+                covered_to = view.last_offset() + 1;
             }
             chunks.extend(read);
         }
     });
-    let wanted: std::collections::HashSet<i64> = offsets.iter().copied().collect();
     let mut out = HashMap::new();
     for chunk in &chunks {
         for view in Batches::new(chunk) {
-            if !(view.base_offset()..=view.last_offset()).any(|o| wanted.contains(&o)) {
+            let from = offsets.partition_point(|o| *o < view.base_offset());
+            let to = offsets.partition_point(|o| *o <= view.last_offset());
+            if from >= to {
                 continue;
             }
-            for r in batch_records(&view, |o| wanted.contains(&o)) {
+            for r in batch_records(&view, offsets.get(from..to)) {
                 out.insert(r.offset, r);
             }
         }
@@ -933,7 +940,7 @@ async fn browse(
     let mut next = start.max(partition.with_log(|log| log.log_start_offset()));
     'read: for chunk in &chunks {
         for view in Batches::new(chunk) {
-            for r in batch_records(&view, |_| true) {
+            for r in batch_records(&view, None) {
                 if r.offset < start
                     || timestamp.is_some_and(|t| r.timestamp < t) && offset.is_none()
                 {
