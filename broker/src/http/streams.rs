@@ -362,6 +362,31 @@ fn number(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, A
         .transpose()
 }
 
+/// `limit`: 1 to [`MAX_LIMIT`], `default` when absent.
+fn limit(params: &HashMap<String, String>, default: usize) -> Result<usize, ApiError> {
+    match number(params, "limit")? {
+        None => Ok(default),
+        Some(n) if n >= 1 && n as usize <= MAX_LIMIT => Ok(n as usize),
+        Some(n) => Err(ApiError::bad(format!(
+            "limit must be between 1 and {MAX_LIMIT}, not {n}"
+        ))),
+    }
+}
+
+/// A time parameter: RFC 3339 or epoch milliseconds.
+fn time(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            parse_time(v).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{name} must be an RFC 3339 time (2026-12-07T14:01:00Z) or epoch milliseconds, not {v:?}"
+                ))
+            })
+        })
+        .transpose()
+}
+
 impl StreamQuery {
     fn parse(params: &HashMap<String, String>) -> Result<Self, ApiError> {
         let backward = match params.get("direction").map(String::as_str) {
@@ -373,25 +398,8 @@ impl StreamQuery {
                 )))
             }
         };
-        let limit = match number(params, "limit")? {
-            None => DEFAULT_LIMIT,
-            Some(n) if n >= 1 && n as usize <= MAX_LIMIT => n as usize,
-            Some(n) => {
-                return Err(ApiError::bad(format!(
-                    "limit must be between 1 and {MAX_LIMIT}, not {n}"
-                )))
-            }
-        };
-        let as_of = params
-            .get("as_of")
-            .map(|v| {
-                parse_time(v).ok_or_else(|| {
-                    ApiError::bad(format!(
-                        "as_of must be an RFC 3339 time (2026-12-07T14:01:00Z) or epoch milliseconds, not {v:?}"
-                    ))
-                })
-            })
-            .transpose()?;
+        let limit = limit(params, DEFAULT_LIMIT)?;
+        let as_of = time(params, "as_of")?;
         Ok(Self {
             from_revision: number(params, "from_revision")?,
             to_revision: number(params, "to_revision")?,
@@ -902,25 +910,8 @@ async fn browse(
     let partition = topic.partition(index).ok_or_else(|| {
         ApiError::not_found(format!("topic {:?} has no partition {index}", topic.name))
     })?;
-    let limit = match number(&params, "limit")? {
-        None => 100,
-        Some(n) if n >= 1 && n as usize <= MAX_LIMIT => n as usize,
-        Some(n) => {
-            return Err(ApiError::bad(format!(
-                "limit must be between 1 and {MAX_LIMIT}, not {n}"
-            )))
-        }
-    };
-    let timestamp = params
-        .get("timestamp")
-        .map(|v| {
-            parse_time(v).ok_or_else(|| {
-                ApiError::bad(format!(
-                    "timestamp must be an RFC 3339 time or epoch milliseconds, not {v:?}"
-                ))
-            })
-        })
-        .transpose()?;
+    let limit = limit(&params, 100)?;
+    let timestamp = time(&params, "timestamp")?;
     let offset = number(&params, "offset")?;
     let (chunks, start, end) = partition.with_log(|log| {
         let (log_start, end) = (log.log_start_offset(), log.log_end_offset());
