@@ -25,7 +25,7 @@ use base64::Engine;
 use brook_protocol::batch::{BatchView, Batches, Compression, NewRecord};
 use brook_protocol::records::Records;
 use brook_protocol::ErrorCode;
-use brook_storage::key_index::KeyEntry;
+use brook_storage::key_index::{KeyEntry, NO_POSITION};
 use serde_json::{json, Map, Value};
 
 use crate::handlers::{append_stream, now_ms, StreamRefused};
@@ -207,11 +207,12 @@ struct StoredRecord {
     headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-/// The records of a data batch (none of a control batch) at the offsets `wanted` (sorted;
-/// `None`: every record). An uncompressed batch is walked by the records' length prefixes
-/// and only the wanted ones are decoded: reading one event must not cost decoding a batch of
-/// thousands.
-fn batch_records(view: &BatchView<'_>, wanted: Option<&[i64]>) -> Vec<StoredRecord> {
+/// The records of a data batch (none of a control batch) at the offsets `wanted` (sorted,
+/// with the records' positions in the section as the key index has them; `None`: every
+/// record). Each wanted record is decoded at its position; without positions the batch is
+/// walked by the records' length prefixes: reading one event must not cost decoding a batch
+/// of thousands.
+fn batch_records(view: &BatchView<'_>, wanted: Option<&[(i64, u32)]>) -> Vec<StoredRecord> {
     if view.is_control() {
         return Vec::new();
     }
@@ -234,18 +235,43 @@ fn batch_records(view: &BatchView<'_>, wanted: Option<&[i64]>) -> Vec<StoredReco
         }
         None => return Vec::new(),
     };
+    let decode = |r: brook_protocol::records::Record<'_>, offset: i64| StoredRecord {
+        offset,
+        timestamp: append_time.unwrap_or(view.base_timestamp() + r.timestamp_delta),
+        key: r.key.map(<[u8]>::to_vec),
+        value: r.value.map(<[u8]>::to_vec),
+        headers: r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect(),
+    };
     let mut out = Vec::new();
+    // With the index's positions, each wanted record is decoded where it starts.
+    if let Some(wanted) = wanted.filter(|w| w.iter().all(|(_, p)| *p != NO_POSITION)) {
+        for &(offset, position) in wanted {
+            let record = data
+                .get(position as usize..)
+                .and_then(|rest| Records::new(rest, 1).next())
+                .and_then(Result::ok)
+                .filter(|r| view.base_offset() + i64::from(r.offset_delta) == offset);
+            if let Some(r) = record {
+                out.push(decode(r, offset));
+            }
+        }
+        return out;
+    }
     let mut records = Records::new(data, view.records_count());
-    let mut next_wanted = wanted.map(|w| w.iter().peekable());
+    let mut next_wanted = wanted.map(|w| w.iter().map(|(o, _)| *o).peekable());
     // Produce checked that record i has offset delta i.
     for delta in 0..view.records_count() {
         let offset = view.base_offset() + i64::from(delta);
         if let Some(next) = next_wanted.as_mut() {
-            while next.next_if(|o| **o < offset).is_some() {}
+            while next.next_if(|o| *o < offset).is_some() {}
             if next.peek().is_none() {
                 break;
             }
-            if next.next_if(|o| **o == offset).is_none() {
+            if next.next_if(|o| *o == offset).is_none() {
                 if !records.skip_record() {
                     break;
                 }
@@ -255,28 +281,19 @@ fn batch_records(view: &BatchView<'_>, wanted: Option<&[i64]>) -> Vec<StoredReco
         let Some(Ok(r)) = records.next() else {
             break;
         };
-        out.push(StoredRecord {
-            offset,
-            timestamp: append_time.unwrap_or(view.base_timestamp() + r.timestamp_delta),
-            key: r.key.map(<[u8]>::to_vec),
-            value: r.value.map(<[u8]>::to_vec),
-            headers: r
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
-                .collect(),
-        });
+        out.push(decode(r, offset));
     }
     out
 }
 
-/// The records at `offsets` (sorted) that still exist, each batch read once. The log is
-/// locked only to take the batches' bytes (zero-copy); decoding happens after.
-fn records_at(partition: &Partition, offsets: &[i64]) -> HashMap<i64, StoredRecord> {
+/// The records at `wanted` (offset and position in its batch, sorted by offset) that still
+/// exist, each batch read once. The log is locked only to take the batches' bytes
+/// (zero-copy); decoding happens after.
+fn records_at(partition: &Partition, wanted: &[(i64, u32)]) -> HashMap<i64, StoredRecord> {
     let mut chunks = Vec::new();
     partition.with_log(|log| {
         let mut covered_to = i64::MIN;
-        for &offset in offsets {
+        for &(offset, _) in wanted {
             if offset < covered_to || offset < log.log_start_offset() {
                 continue;
             }
@@ -292,12 +309,12 @@ fn records_at(partition: &Partition, offsets: &[i64]) -> HashMap<i64, StoredReco
     let mut out = HashMap::new();
     for chunk in &chunks {
         for view in Batches::new(chunk) {
-            let from = offsets.partition_point(|o| *o < view.base_offset());
-            let to = offsets.partition_point(|o| *o <= view.last_offset());
+            let from = wanted.partition_point(|(o, _)| *o < view.base_offset());
+            let to = wanted.partition_point(|(o, _)| *o <= view.last_offset());
             if from >= to {
                 continue;
             }
-            for r in batch_records(&view, offsets.get(from..to)) {
+            for r in batch_records(&view, wanted.get(from..to)) {
                 out.insert(r.offset, r);
             }
         }
@@ -510,9 +527,9 @@ fn read_events(
     let entries =
         partition.with_log(|log| log.key_index().map(|k| k.entries(key)).unwrap_or_default());
     let selected = query.select(entries);
-    let mut offsets: Vec<i64> = selected.iter().map(|e| e.offset).collect();
-    offsets.sort_unstable();
-    let records = records_at(partition, &offsets);
+    let mut wanted: Vec<(i64, u32)> = selected.iter().map(|e| (e.offset, e.position)).collect();
+    wanted.sort_unstable();
+    let records = records_at(partition, &wanted);
     let mut events = Vec::new();
     let mut next = None;
     for entry in &selected {
@@ -1006,6 +1023,7 @@ mod tests {
                 offset: 100 + r,
                 revision: r,
                 timestamp: 1_000 + r * 10,
+                position: NO_POSITION,
             })
             .collect();
         let q = |p: &[(&str, &str)]| {

@@ -108,6 +108,7 @@ impl ActiveKeyIndex {
         hash: u64,
         offset: i64,
         timestamp: i64,
+        position: u32,
         revision: impl FnOnce(Option<i64>) -> i64,
     ) -> (KeyEntry, bool) {
         let previous = self.find(key, hash);
@@ -115,6 +116,7 @@ impl ActiveKeyIndex {
             offset,
             revision: revision(previous.map(|p| p.revision)),
             timestamp,
+            position,
         };
         let first_here = previous.is_none_or(|p| p.slot == NONE);
         let index = u32::try_from(self.slots.len()).unwrap_or(NONE);
@@ -155,9 +157,14 @@ impl ActiveKeyIndex {
     /// Records the next record of `key` with its revision given (the caller counts the
     /// key's records in earlier segments too).
     pub fn push(&mut self, key: &[u8], entry: KeyEntry) {
-        self.append(key, key_hash(key), entry.offset, entry.timestamp, |_| {
-            entry.revision
-        });
+        self.append(
+            key,
+            key_hash(key),
+            entry.offset,
+            entry.timestamp,
+            entry.position,
+            |_| entry.revision,
+        );
     }
 
     /// Reads the table where `hash` would be, so that a lookup of it soon after finds the

@@ -3,15 +3,16 @@
 //!
 //! ```text
 //! offset  size   field
-//! 0       4      magic "BKI1"
+//! 0       4      magic "BKI2"
 //! 4       4      entry count N (u32)
 //! 8       4      filter bytes F (u32)
 //! 12      1      filter probes K (u8)
 //! 13      3      reserved (zero)
-//! 16      36*N   entries, sorted by (key hash, revision):
+//! 16      40*N   entries, sorted by (key hash, revision):
 //!                  key hash u64, offset i64, revision i64, timestamp i64,
+//!                  record position u32 (in its batch's records section, u32::MAX unknown),
 //!                  key position u32 (into the key section)
-//! 16+36N  F      Bloom filter bits (see `filter.rs`)
+//! 16+40N  F      Bloom filter bits (see `filter.rs`)
 //! ...     ...    key section: each distinct key once, as length u32 + bytes
 //! end-4   4      CRC-32C of everything before it
 //! ```
@@ -24,9 +25,9 @@ use bytes::Bytes;
 use super::filter::{Filter, PROBES};
 use super::{key_hash, KeyEntry};
 
-const MAGIC: &[u8; 4] = b"BKI1";
+const MAGIC: &[u8; 4] = b"BKI2";
 const HEADER: usize = 16;
-const ENTRY: usize = 36;
+const ENTRY: usize = 40;
 
 /// A key index file that cannot be used (it is rebuilt from the log instead).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +76,7 @@ pub(crate) fn encode_items(mut items: Vec<(u64, &[u8], u32, KeyEntry)>) -> Vec<u
         body.extend_from_slice(&entry.offset.to_be_bytes());
         body.extend_from_slice(&entry.revision.to_be_bytes());
         body.extend_from_slice(&entry.timestamp.to_be_bytes());
+        body.extend_from_slice(&entry.position.to_be_bytes());
         body.extend_from_slice(&position.to_be_bytes());
     }
     let mut out = Vec::with_capacity(HEADER + body.len() + filter.bits.len() + keys.len() + 4);
@@ -167,8 +169,9 @@ impl SealedKeyIndex {
                 offset: be_i64(b, at + 8)?,
                 revision: be_i64(b, at + 16)?,
                 timestamp: be_i64(b, at + 24)?,
+                position: be_u32(b, at + 32)?,
             },
-            be_u32(b, at + 32)?,
+            be_u32(b, at + 36)?,
         ))
     }
 
@@ -237,6 +240,7 @@ mod tests {
             offset,
             revision,
             timestamp: 1_000 + offset,
+            position: offset as u32,
         }
     }
 

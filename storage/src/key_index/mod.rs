@@ -62,7 +62,13 @@ pub struct KeyEntry {
     /// The 0-based count of the key's earlier records in the partition.
     pub revision: i64,
     pub timestamp: i64,
+    /// Where the record starts in its batch's records section (decompressed, for a
+    /// compressed batch), so that a reader decodes it alone; [`NO_POSITION`] if unknown.
+    pub position: u32,
 }
+
+/// [`KeyEntry::position`] when it is not known.
+pub const NO_POSITION: u32 = u32::MAX;
 
 /// A key's 64-bit hash, as the index files store it: CRC-32C of the key in the high half,
 /// CRC-32C continued from the seed `0x5bd1e995` in the low half. Fixed by the format.
@@ -79,6 +85,7 @@ struct PendingRecord {
     key: Vec<u8>,
     offset: i64,
     timestamp: i64,
+    position: u32,
 }
 
 /// The last entry of recently used keys (`None`: the key has no stream): at least the last
@@ -197,7 +204,7 @@ impl KeyIndex {
                 let records = self.pending.remove(&view.producer_id());
                 if marker.control == ControlType::Commit {
                     for r in records.into_iter().flatten() {
-                        self.index_record(&r.key, r.offset, r.timestamp);
+                        self.index_record(&r.key, r.offset, r.timestamp, r.position);
                     }
                 }
             }
@@ -206,11 +213,12 @@ impl KeyIndex {
         if view.is_transactional() {
             let pid = view.producer_id();
             let mut pending = self.pending.remove(&pid).unwrap_or_default();
-            for_each_keyed(view, |key, offset, timestamp| {
+            for_each_keyed(view, |key, offset, timestamp, position| {
                 pending.push(PendingRecord {
                     key: key.to_vec(),
                     offset,
                     timestamp,
+                    position,
                 })
             });
             self.pending.insert(pid, pending);
@@ -223,28 +231,33 @@ impl KeyIndex {
                     if let Some(next) = records.get(i + AHEAD) {
                         self.active.touch(next.hash);
                     }
-                    self.index_hashed(r.key, r.hash, r.offset, r.timestamp);
+                    self.index_hashed(r.key, r.hash, r.offset, r.timestamp, r.position);
                 }
             });
         }
     }
 
     /// Gives the key's next revision to the record at `offset`.
-    fn index_record(&mut self, key: &[u8], offset: i64, timestamp: i64) {
-        self.index_hashed(key, key_hash(key), offset, timestamp);
+    fn index_record(&mut self, key: &[u8], offset: i64, timestamp: i64, position: u32) {
+        self.index_hashed(key, key_hash(key), offset, timestamp, position);
     }
 
     /// [`KeyIndex::index_record`] with the key's hash known.
-    fn index_hashed(&mut self, key: &[u8], hash: u64, offset: i64, timestamp: i64) {
+    fn index_hashed(&mut self, key: &[u8], hash: u64, offset: i64, timestamp: i64, position: u32) {
         // The common case, a key already written in this segment, costs one lookup; the
         // head cache is brought up to date for such keys when the segment is sealed.
         let (sealed, retired, heads) = (&self.sealed, &self.retired, &mut self.heads);
-        let (entry, first_here) = self.active.append(key, hash, offset, timestamp, |last| {
-            last.map_or_else(
-                || head_outside_active(sealed, retired, heads, key).map_or(0, |h| h.revision + 1),
-                |r| r + 1,
-            )
-        });
+        let (entry, first_here) =
+            self.active
+                .append(key, hash, offset, timestamp, position, |last| {
+                    last.map_or_else(
+                        || {
+                            head_outside_active(sealed, retired, heads, key)
+                                .map_or(0, |h| h.revision + 1)
+                        },
+                        |r| r + 1,
+                    )
+                });
         // A cached head is stale once the key has entries here; later ones are caught up
         // when the segment is sealed.
         if first_here {
@@ -345,10 +358,10 @@ fn head_outside_active(
 /// Calls `f(key, offset, timestamp)` for each record of `view` that has a key. A batch whose
 /// records cannot be read is skipped (the log validated it on the way in; only a damaged
 /// log gets here).
-fn for_each_keyed(view: &BatchView<'_>, mut f: impl FnMut(&[u8], i64, i64)) {
+fn for_each_keyed(view: &BatchView<'_>, mut f: impl FnMut(&[u8], i64, i64, u32)) {
     with_keyed(view, |records| {
         for r in records {
-            f(r.key, r.offset, r.timestamp);
+            f(r.key, r.offset, r.timestamp, r.position);
         }
     });
 }
@@ -359,6 +372,7 @@ struct Keyed<'a> {
     hash: u64,
     offset: i64,
     timestamp: i64,
+    position: u32,
 }
 
 /// Calls `f` once with every keyed record of `view`, keys hashed. A batch whose records
@@ -368,18 +382,23 @@ fn with_keyed(view: &BatchView<'_>, f: impl FnOnce(&[Keyed<'_>])) {
     let (base_offset, base_ts) = (view.base_offset(), view.base_timestamp());
     let append_time = view.is_log_append_time().then(|| view.max_timestamp());
     let collect = |data: &[u8], f: &mut dyn FnMut(&[Keyed<'_>])| {
-        let records: Vec<Keyed<'_>> = Records::new(data, view.records_count())
-            .flatten()
-            .filter_map(|record| {
-                let key = record.key?;
-                Some(Keyed {
+        let mut records: Vec<Keyed<'_>> = Vec::with_capacity(view.records_count().max(0) as usize);
+        let mut iter = Records::new(data, view.records_count());
+        loop {
+            let position = u32::try_from(iter.position()).unwrap_or(NO_POSITION);
+            let Some(Ok(record)) = iter.next() else {
+                break;
+            };
+            if let Some(key) = record.key {
+                records.push(Keyed {
                     key,
                     hash: key_hash(key),
                     offset: base_offset + i64::from(record.offset_delta),
                     timestamp: append_time.unwrap_or(base_ts + record.timestamp_delta),
-                })
-            })
-            .collect();
+                    position,
+                });
+            }
+        }
         f(&records);
     };
     let mut f = Some(f);
@@ -439,6 +458,7 @@ mod tests {
                     offset: 1_000 + i,
                     revision,
                     timestamp: i,
+                    position: i as u32,
                 },
             );
         }
