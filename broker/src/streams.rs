@@ -166,22 +166,10 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brook_protocol::batch::testing::{build_batch, TestRecord};
+    use brook_protocol::batch::testing::{build_batch, conditional_record, TestRecord};
 
     fn record(key: &str, expected: Option<&str>) -> TestRecord {
-        TestRecord {
-            key: Some(key.as_bytes().to_vec()),
-            value: Some(b"{}".to_vec()),
-            timestamp_delta: 0,
-            headers: expected
-                .map(|e| {
-                    vec![(
-                        "brook.expected.revision".to_string(),
-                        Some(e.as_bytes().to_vec()),
-                    )]
-                })
-                .unwrap_or_default(),
-        }
+        conditional_record(key, b"{}", expected)
     }
 
     /// An index holding `revisions[k] + 1` records of key k.

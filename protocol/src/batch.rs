@@ -430,6 +430,22 @@ pub mod testing {
 
     pub use super::{encode_batch as build_batch, NewRecord as TestRecord};
 
+    /// A record with `key` and `value`, and the `brook.expected.revision` header when
+    /// `expected` is given (a conditional append).
+    pub fn conditional_record(key: &str, value: &[u8], expected: Option<&str>) -> TestRecord {
+        TestRecord {
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.to_vec()),
+            timestamp_delta: 0,
+            headers: expected
+                .map(|e| {
+                    let name = String::from_utf8_lossy(crate::validate::EXPECTED_REVISION_HEADER);
+                    vec![(name.into_owned(), Some(e.as_bytes().to_vec()))]
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// A batch of `n` records with values `value-<i>` and timestamps `base_timestamp + i`.
     pub fn simple_batch(base_timestamp: i64, n: usize) -> Vec<u8> {
         let records: Vec<TestRecord> = (0..n)

@@ -307,15 +307,6 @@ fn produce_partition(
     let max_timestamp = checked.max_timestamp;
     check_payloads(state, &view, &policy)?;
     let conditions = match given {
-        Some(_) if !policy.key_index => {
-            return Err(Rejection::new(
-                ErrorCode::InvalidRecord,
-                format!(
-                    "{} has no key index: set its topic config brook.key.index=true",
-                    topic.name
-                ),
-            ));
-        }
         Some(given) => Some(given),
         None if checked.conditional => Some(read_conditions(&view, &policy, &topic.name)?),
         None => None,
@@ -508,7 +499,7 @@ fn check_conditions(
     let Some(index) = log.key_index() else {
         return Err(Rejection::new(
             ErrorCode::InvalidRecord,
-            format!("the key index of {topic} is not available"),
+            format!("{topic} has no key index: set its topic config brook.key.index=true"),
         ));
     };
     streams::check(index, records).map_err(|errors| {

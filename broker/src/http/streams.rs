@@ -159,6 +159,16 @@ fn indexed_topic(state: &BrokerState, name: &str) -> Result<Arc<Topic>, ApiError
     Ok(topic)
 }
 
+/// The partition a request names (its number as text).
+fn partition_of(topic: &Topic, text: &str) -> Result<Arc<Partition>, ApiError> {
+    let index: i32 = text
+        .parse()
+        .map_err(|_| ApiError::bad(format!("partition must be a number, not {text:?}")))?;
+    topic.partition(index).ok_or_else(|| {
+        ApiError::not_found(format!("topic {:?} has no partition {index}", topic.name))
+    })
+}
+
 /// The partition holding the key's stream and its head: `partition=` if given; else the
 /// default partition if the stream is there, else any partition where it is, else the
 /// default partition (with no head).
@@ -169,12 +179,7 @@ fn locate(
 ) -> Result<(Arc<Partition>, Option<KeyEntry>), ApiError> {
     let head = |p: &Partition| p.with_log(|log| log.key_index().and_then(|k| k.head(key)));
     if let Some(p) = params.get("partition") {
-        let index: i32 = p
-            .parse()
-            .map_err(|_| ApiError::bad(format!("partition must be a number, not {p:?}")))?;
-        let partition = topic.partition(index).ok_or_else(|| {
-            ApiError::not_found(format!("topic {:?} has no partition {index}", topic.name))
-        })?;
+        let partition = partition_of(topic, p)?;
         let h = head(&partition);
         return Ok((partition, h));
     }
@@ -921,12 +926,8 @@ async fn browse(
         .topics
         .get(&topic)
         .ok_or_else(|| ApiError::not_found(format!("topic {topic:?} does not exist")))?;
-    let index: i32 = partition
-        .parse()
-        .map_err(|_| ApiError::bad(format!("partition must be a number, not {partition:?}")))?;
-    let partition = topic.partition(index).ok_or_else(|| {
-        ApiError::not_found(format!("topic {:?} has no partition {index}", topic.name))
-    })?;
+    let partition = partition_of(&topic, &partition)?;
+    let index = partition.index;
     let limit = limit(&params, 100)?;
     let timestamp = time(&params, "timestamp")?;
     let offset = number(&params, "offset")?;

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use brook_broker::{BrokerConfig, EmbeddedBroker};
-use brook_protocol::batch::testing::{build_batch, set_producer, TestRecord};
+use brook_protocol::batch::testing::{build_batch, conditional_record, set_producer, TestRecord};
 use brook_protocol::kafka_protocol::messages::{InitProducerIdRequest, ProduceResponse};
 use brook_protocol::ErrorCode;
 use brook_tests::{http, http_typed, RawClient};
@@ -51,19 +51,22 @@ fn revisions(read: &Value) -> Vec<i64> {
 }
 
 fn record(key: &str, value: &str, expected: Option<&str>) -> TestRecord {
-    TestRecord {
-        key: Some(key.as_bytes().to_vec()),
-        value: Some(value.as_bytes().to_vec()),
-        timestamp_delta: 0,
-        headers: expected
-            .map(|e| {
-                vec![(
-                    "brook.expected.revision".to_string(),
-                    Some(e.as_bytes().to_vec()),
-                )]
-            })
-            .unwrap_or_default(),
-    }
+    conditional_record(key, value.as_bytes(), expected)
+}
+
+/// An ephemeral broker with topic `topic` (`partitions`, `brook.key.index=true` and
+/// `configs`): the broker, its HTTP address and a raw client.
+fn indexed_broker(
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> (EmbeddedBroker, String, RawClient) {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let http = broker.http_addr().unwrap().to_string();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    let configs = [&[("brook.key.index", "true")], configs].concat();
+    assert_eq!(create(&mut c, topic, partitions, &configs), 0);
+    (broker, http, c)
 }
 
 /// Produce v9 of one batch to partition 0: (error code, base offset, message, record errors).
@@ -80,13 +83,7 @@ fn produce(c: &mut RawClient, topic: &str, batch: Vec<u8>) -> (i16, i64, Option<
 
 #[test]
 fn conditional_produce_is_all_or_nothing_and_idempotent_producers_go_on() {
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let http_addr = broker.http_addr().unwrap().to_string();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    assert_eq!(
-        create(&mut c, "loans", 1, &[("brook.key.index", "true")]),
-        0
-    );
+    let (_broker, http_addr, mut c) = indexed_broker("loans", 1, &[]);
     assert_eq!(create(&mut c, "plain", 1, &[]), 0);
 
     // Without the index the header is refused, saying how to enable it.
@@ -202,9 +199,7 @@ fn conditional_produce_is_all_or_nothing_and_idempotent_producers_go_on() {
 
 #[test]
 fn a_retried_conditional_batch_gets_its_first_answer() {
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    assert_eq!(create(&mut c, "s", 1, &[("brook.key.index", "true")]), 0);
+    let (_broker, _, mut c) = indexed_broker("s", 1, &[]);
     let mut b = build_batch(now(), &[record("k", "1", Some("no-stream"))]);
     set_producer(&mut b, 77, 0, 0, false);
     let (code, offset, ..) = produce(&mut c, "s", b.clone());
@@ -223,18 +218,7 @@ fn a_retried_conditional_batch_gets_its_first_answer() {
 
 #[test]
 fn the_http_api_reads_appends_and_refuses_bad_input() {
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let h = broker.http_addr().unwrap().to_string();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    assert_eq!(
-        create(
-            &mut c,
-            "loans",
-            3,
-            &[("brook.key.index", "true"), ("max.message.bytes", "20000")]
-        ),
-        0
-    );
+    let (_broker, h, mut c) = indexed_broker("loans", 3, &[("max.message.bytes", "20000")]);
     assert_eq!(create(&mut c, "plain", 1, &[]), 0);
 
     // Appends: atomic, with the first and last revision and offset.
@@ -437,13 +421,7 @@ fn the_http_api_reads_appends_and_refuses_bad_input() {
 
 #[test]
 fn cloudevents_are_stored_in_binary_mode_for_kafka_consumers() {
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let h = broker.http_addr().unwrap().to_string();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    assert_eq!(
-        create(&mut c, "orders", 1, &[("brook.key.index", "true")]),
-        0
-    );
+    let (broker, h, _) = indexed_broker("orders", 1, &[]);
     let (status, answer) = post(
         &h,
         "/v1/streams/orders/order-1?expected_revision=no-stream",
@@ -511,10 +489,7 @@ fn cloudevents_are_stored_in_binary_mode_for_kafka_consumers() {
 #[test]
 fn follow_streams_existing_then_live_events_as_server_sent_events() {
     use std::io::{BufRead, BufReader, Write};
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let h = broker.http_addr().unwrap().to_string();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    assert_eq!(create(&mut c, "s", 1, &[("brook.key.index", "true")]), 0);
+    let (_broker, h, _) = indexed_broker("s", 1, &[]);
     let events = json!({"events": [{"value": 0}, {"value": 1}]});
     assert_eq!(post(&h, "/v1/streams/s/k", JSON, &events).0, 200);
     let mut stream = std::net::TcpStream::connect(&h).unwrap();
@@ -678,9 +653,7 @@ fn revisions_survive_compaction_and_retention() {
 
 #[test]
 fn an_indexed_topic_refuses_more_partitions_unless_allowed() {
-    let broker = EmbeddedBroker::ephemeral().unwrap();
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    assert_eq!(create(&mut c, "idx", 1, &[("brook.key.index", "true")]), 0);
+    let (_broker, _, mut c) = indexed_broker("idx", 1, &[]);
     let add = |c: &mut RawClient| {
         use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
         use brook_protocol::kafka_protocol::messages::CreatePartitionsRequest;
