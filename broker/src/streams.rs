@@ -5,9 +5,30 @@
 //! locked, just before the append. The HTTP stream API (`http::streams`) appends through
 //! Produce's path and reads through the index.
 
-use brook_protocol::batch::BatchView;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use brook_protocol::validate::EXPECTED_REVISION_HEADER;
-use brook_storage::key_index::{KeyIndex, KeyMap};
+use brook_storage::key_index::{BatchKeys, KeyIndex, KeyMap};
+
+/// Hashes a key's [`brook_storage::key_index::key_hash`], already well mixed, as itself:
+/// the batch's keys were hashed once while the batch was validated.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// What a conditional append expects of its key's stream (KurrentDB's expected states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,56 +84,45 @@ impl Expected {
 /// How the message of a failed condition starts (the HTTP API answers those with 409).
 pub(crate) const CONFLICT: &str = "wrong expected revision";
 
-/// One record of a conditional batch: its index, key, and condition if it has one.
-#[derive(Debug)]
-pub(crate) struct KeyedRecord {
-    pub(crate) index: i32,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) expected: Option<Expected>,
-}
-
 /// A batch's conditions could not be read or met: per record (index, reason).
 pub(crate) type RecordErrors = Vec<(i32, String)>;
 
-/// Reads the key and condition of every record of a batch known to carry the header.
+/// Each record's condition (by record index; `None`: none), from the header values that the
+/// produce validation found: `headers` lists (record index, where the value is in the
+/// records `section`, its length). A value that does not parse, or a condition on a record
+/// without a key, is a record error.
 pub(crate) fn read_conditions(
-    view: &BatchView<'_>,
-    max_decompressed: usize,
-) -> Result<Vec<KeyedRecord>, RecordErrors> {
-    let mut out = Vec::with_capacity(view.records_count().max(0) as usize);
+    keys: &BatchKeys,
+    section: &[u8],
+    headers: &[(i32, u64, i32)],
+) -> Result<Vec<Option<Expected>>, RecordErrors> {
+    let mut out = vec![None; keys.records().len()];
     let mut errors = Vec::new();
-    brook_storage::cleaner::filter::for_each_record(view, max_decompressed, |r, _| {
-        let header = r
-            .headers
-            .iter()
-            .find(|(k, _)| *k == EXPECTED_REVISION_HEADER);
-        let expected = match header {
-            None => None,
-            Some((_, value)) => {
-                let text = value.map(String::from_utf8_lossy).unwrap_or_default();
-                match Expected::parse(&text) {
-                    Ok(e) => Some(e),
-                    Err(reason) => {
-                        errors.push((r.offset_delta, reason));
-                        None
-                    }
-                }
-            }
+    for &(index, at, len) in headers {
+        let value = usize::try_from(at)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(at, len)| section.get(at..at.checked_add(len)?));
+        let text = value.map(String::from_utf8_lossy).unwrap_or_default();
+        let Some(slot) = usize::try_from(index).ok().and_then(|i| out.get_mut(i)) else {
+            continue;
         };
-        if expected.is_some() && r.key.is_none() {
+        match Expected::parse(&text) {
+            Ok(expected) => *slot = Some(expected),
+            Err(reason) => errors.push((index, reason)),
+        }
+        let keyless = keys
+            .records()
+            .get(index as usize)
+            .is_none_or(|r| r.key.is_none());
+        if keyless {
             errors.push((
-                r.offset_delta,
+                index,
                 "a record with brook.expected.revision needs a key: the key names its stream"
                     .into(),
             ));
         }
-        out.push(KeyedRecord {
-            index: r.offset_delta,
-            key: r.key.map(<[u8]>::to_vec),
-            expected,
-        });
-    })
-    .map_err(|e| vec![(0, format!("the batch's records cannot be read: {e}"))])?;
+    }
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -120,26 +130,55 @@ pub(crate) fn read_conditions(
     }
 }
 
-/// Checks every condition against the stream heads, records of the same key chaining (the
-/// second expects the revision the first gets). All or nothing: the errors of every failed
-/// condition, or the revision each record will get (-1 for a record without a key).
+/// Checks every condition (`expected`, by record index) against the stream heads, records
+/// of the same key chaining (the second expects the revision the first gets). All or
+/// nothing: the errors of every failed condition, or the revision each record will get (-1
+/// for a record without a key). `section` is the records section `keys` point into.
 pub(crate) fn check(
     index: &mut KeyIndex,
-    records: &[KeyedRecord],
+    keys: &BatchKeys,
+    section: &[u8],
+    expected: &[Option<Expected>],
 ) -> Result<Vec<i64>, RecordErrors> {
-    // Key -> its last revision as the batch goes on (`None`: no stream yet).
-    let mut heads: KeyMap<&[u8], Option<i64>> = KeyMap::default();
+    let records = keys.records();
+    // Key hash -> the key and its last revision as the batch goes on (`None`: no stream
+    // yet); keys whose hash another key of the batch took first go to `collided`.
+    let mut heads: HashMap<u64, (&[u8], Option<i64>), BuildHasherDefault<PreHashed>> =
+        HashMap::with_capacity_and_hasher(records.len(), BuildHasherDefault::default());
+    let mut collided: KeyMap<&[u8], Option<i64>> = KeyMap::default();
     let mut errors = Vec::new();
     let mut revisions = Vec::with_capacity(records.len());
-    for record in records {
-        let Some(key) = record.key.as_deref() else {
+    // As when indexing: each key's place in the table, then its stored key, is prefetched
+    // a few records ahead.
+    const AHEAD: usize = 8;
+    for r in records.iter().take(AHEAD) {
+        index.prefetch(r.hash);
+    }
+    for (i, record) in records.iter().enumerate() {
+        if let Some(next) = records.get(i + AHEAD) {
+            index.prefetch(next.hash);
+        }
+        if let Some(next) = records.get(i + AHEAD / 2) {
+            index.prefetch_key(next.hash);
+        }
+        let Some(key) = keys.key_in(section, record) else {
             revisions.push(-1);
             continue;
         };
-        let head = *heads.entry(key).or_insert_with(|| index.head_revision(key));
-        if let Some(expected) = record.expected {
-            if !expected.allows(head) {
-                let at = head.map_or("the stream does not exist".to_string(), |h| {
+        let (held, head) = heads
+            .entry(record.hash)
+            .or_insert_with(|| (key, index.head_revision_hashed(key, record.hash)));
+        let head = if *held == key {
+            head
+        } else {
+            collided
+                .entry(key)
+                .or_insert_with(|| index.head_revision_hashed(key, record.hash))
+        };
+        let before = *head;
+        if let Some(expected) = expected.get(i).copied().flatten() {
+            if !expected.allows(before) {
+                let at = before.map_or("the stream does not exist".to_string(), |h| {
                     format!("stream is at {h}")
                 });
                 errors.push((
@@ -152,9 +191,9 @@ pub(crate) fn check(
                 ));
             }
         }
-        let revision = head.map_or(0, |h| h + 1);
+        let revision = before.map_or(0, |h| h + 1);
         revisions.push(revision);
-        heads.insert(key, Some(revision));
+        *head = Some(revision);
     }
     if errors.is_empty() {
         Ok(revisions)
@@ -167,6 +206,7 @@ pub(crate) fn check(
 mod tests {
     use super::*;
     use brook_protocol::batch::testing::{build_batch, conditional_record, TestRecord};
+    use brook_protocol::batch::BatchView;
 
     fn record(key: &str, expected: Option<&str>) -> TestRecord {
         conditional_record(key, b"{}", expected)
@@ -187,11 +227,21 @@ mod tests {
         index
     }
 
+    /// Reads and checks a batch's conditions as Produce does.
     fn run(index: &mut KeyIndex, records: &[TestRecord]) -> Result<(), RecordErrors> {
         let b = build_batch(0, records);
         let view = BatchView::parse(&b).unwrap();
-        let conditions = read_conditions(&view, 1 << 20)?;
-        check(index, &conditions).map(|_| ())
+        let mut headers = Vec::new();
+        brook_protocol::validate::check_records(&view, 1 << 20, |m| {
+            if let Some((at, len)) = m.expected_revision {
+                headers.push((m.index, at, len));
+            }
+        })
+        .unwrap();
+        let keys = BatchKeys::read(&view).unwrap();
+        let section = keys.section(&view);
+        let expected = read_conditions(&keys, section, &headers)?;
+        check(index, &keys, section, &expected).map(|_| ())
     }
 
     #[test]
@@ -260,5 +310,32 @@ mod tests {
         };
         let errors = run(&mut index, &[keyless]).unwrap_err();
         assert!(errors[0].1.contains("needs a key"));
+    }
+
+    #[test]
+    fn keys_with_the_same_hash_are_checked_as_different_streams() {
+        // Equal CRC-32C (so equal key hashes): made from the CRC's linearity.
+        let (a, b): (&[u8], &[u8]) = (b"loan-1", &[157, 25, 141, 107, 44, 49]);
+        assert_eq!(
+            brook_storage::key_index::key_hash(a),
+            brook_storage::key_index::key_hash(b)
+        );
+        let raw = |key: &[u8], expected: &str| TestRecord {
+            key: Some(key.to_vec()),
+            ..conditional_record("x", b"{}", Some(expected))
+        };
+        let mut index = index_with(&[("loan-1", 2)]);
+        assert_eq!(
+            run(
+                &mut index,
+                &[raw(b, "no-stream"), raw(a, "2"), raw(b, "0"), raw(a, "3")]
+            ),
+            Ok(())
+        );
+        let errors = run(&mut index, &[raw(b, "exists")]).unwrap_err();
+        assert!(
+            errors[0].1.contains("the stream does not exist"),
+            "{errors:?}"
+        );
     }
 }

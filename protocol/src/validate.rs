@@ -30,8 +30,14 @@ pub struct RecordMeta {
     /// How the key and the value start (schema validation reads their schema ids).
     pub key: Head,
     pub value: Head,
-    /// The record has a header named [`EXPECTED_REVISION_HEADER`] (a conditional append).
-    pub expects_revision: bool,
+    /// Where the record starts in the (decompressed) records section.
+    pub start: u64,
+    /// Where the key's bytes start in the records section (meaningless without a key).
+    pub key_at: u64,
+    /// The value of the record's first header named [`EXPECTED_REVISION_HEADER`] (a
+    /// conditional append), if it has one: where it starts in the records section and its
+    /// length (-1: null).
+    pub expected_revision: Option<(u64, i32)>,
 }
 
 /// The header that makes a record's append conditional on its key's stream revision.
@@ -296,12 +302,14 @@ fn skip_bytes(s: &mut impl Source, what: &str) -> Result<bool, Problem> {
     Ok(len >= 0)
 }
 
-/// Reads a key or value's length and first bytes ([`Head`]), skipping the rest.
-fn head(s: &mut impl Source, what: &str) -> Result<Head, Problem> {
+/// Reads a key or value's length and first bytes ([`Head`]), skipping the rest; and where
+/// its bytes start.
+fn head(s: &mut impl Source, what: &str) -> Result<(Head, u64), Problem> {
     let len = varint(s)?;
     if len < -1 {
         return invalid(format!("{what} length {len} is below -1"));
     }
+    let at = s.consumed();
     let mut head = Head { len, bytes: [0; 5] };
     let len = usize::try_from(len).unwrap_or(0);
     let first = len.min(head.bytes.len());
@@ -309,12 +317,13 @@ fn head(s: &mut impl Source, what: &str) -> Result<Head, Problem> {
         *b = s.byte()?;
     }
     s.skip(len - first)?;
-    Ok(head)
+    Ok((head, at))
 }
 
 /// One record, from its length varint to its last header.
 #[inline]
 fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<RecordMeta, Problem> {
+    let record_at = s.consumed();
     let len = varint(s)?;
     if len < 0 {
         return invalid(format!("record length {len} is negative"));
@@ -337,29 +346,38 @@ fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<Record
             "offset delta {offset_delta}, but it is record {index} of the batch"
         ));
     }
-    let key = head(s, "key")?;
-    let value = head(s, "value")?;
+    let (key, key_at) = head(s, "key")?;
+    let (value, _) = head(s, "value")?;
     let headers = varint(s)?;
     if headers < 0 {
         return invalid(format!("header count {headers} is negative"));
     }
     let len = u64::from(len.unsigned_abs());
-    let mut expects_revision = false;
+    let mut expected_revision = None;
     for _ in 0..headers {
         let key = varint(s)?;
         if key < 0 {
             return invalid(format!("header key length {key} is negative"));
         }
+        let mut same = false;
         if key as usize == EXPECTED_REVISION_HEADER.len() {
-            let mut same = true;
+            same = true;
             for expected in EXPECTED_REVISION_HEADER {
                 same &= s.byte()? == *expected;
             }
-            expects_revision |= same;
         } else {
             s.skip(key as usize)?;
         }
-        skip_bytes(s, "header value")?;
+        if same && expected_revision.is_none() {
+            let len = varint(s)?;
+            if len < -1 {
+                return invalid(format!("header value length {len} is below -1"));
+            }
+            expected_revision = Some((s.consumed(), len));
+            s.skip(usize::try_from(len).unwrap_or(0))?;
+        } else {
+            skip_bytes(s, "header value")?;
+        }
         // Each header takes at least two bytes: a lying count ends here, not after 2^31 turns.
         if s.consumed() - start > len {
             break;
@@ -377,7 +395,9 @@ fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<Record
         has_key: key.len >= 0,
         key,
         value,
-        expects_revision,
+        start: record_at,
+        key_at,
+        expected_revision,
     })
 }
 
@@ -475,9 +495,18 @@ mod tests {
                     len: 7,
                     bytes: *b"value",
                 },
-                expects_revision: false,
+                start: seen[2].start,
+                // Length, attributes, timestamp delta, offset delta, key length: a byte each.
+                key_at: seen[2].start + 5,
+                expected_revision: None,
             }
         );
+        // Positions are into the records section: each record's key is where it says.
+        let section = view.records_data();
+        for m in &seen {
+            let key = &section[m.key_at as usize..m.key_at as usize + m.key.len as usize];
+            assert_eq!(key, format!("key-{}", m.index).as_bytes());
+        }
         // The conditional-append header is spotted whatever else the record carries; a
         // header of the same length but another name is not it.
         let conditional = build_batch(
@@ -500,8 +529,10 @@ mod tests {
         );
         let mut flags = Vec::new();
         let view = BatchView::parse(&conditional).unwrap();
-        check_records(&view, 1 << 20, |m| flags.push(m.expects_revision)).unwrap();
-        assert_eq!(flags, vec![true, false]);
+        check_records(&view, 1 << 20, |m| flags.push(m.expected_revision)).unwrap();
+        let (at, len) = flags[0].unwrap();
+        assert_eq!(&view.records_data()[at as usize..][..len as usize], b"3");
+        assert_eq!(flags[1], None);
         // Confluent's wire format: magic byte 0, a big-endian schema id, the payload.
         let framed = build_batch(
             0,
@@ -526,6 +557,30 @@ mod tests {
             }],
         );
         assert_eq!(check(&headers).unwrap().max_timestamp, 4);
+    }
+
+    #[test]
+    fn key_positions_hold_for_overlong_length_varints() {
+        // Key length 3 written in two bytes (0x86 0x00): legal, and the key starts after both.
+        let record = raw_record(
+            &[
+                &[0],
+                &zigzag(0),
+                &zigzag(0),
+                &[0x86, 0x00],
+                b"abc",
+                &zigzag(-1),
+                &zigzag(0),
+            ],
+            None,
+        );
+        let b = with_records(1, &record);
+        let view = BatchView::parse(&b).unwrap();
+        let mut seen = Vec::new();
+        check_records(&view, 1 << 20, |m| seen.push(m)).unwrap();
+        let at = seen[0].key_at as usize;
+        assert_eq!(seen[0].start, 0);
+        assert_eq!(&view.records_data()[at..at + 3], b"abc");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::{
     durability::{FailState, SyncPoint},
     error::StorageError,
     fs::{self, OsFileSystem, SharedFs},
-    key_index::KeyIndex,
+    key_index::{BatchKeys, KeyIndex},
     recovery::{self, RecoveryReport, Verify},
     retention::{plan_retention, RetentionOutcome, SegmentSummary},
     segment::{segment_path, BatchInfo, FirstChunk, RollReason, Segment},
@@ -148,6 +148,18 @@ impl PartitionLog {
     /// batch is not appended and may be retried; batches before it in the same call stay
     /// appended. Any other write error puts the log in the failed state.
     pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_keyed(batches, now_ms, None)
+    }
+
+    /// [`PartitionLog::append`] of a single batch whose records the caller has read for the
+    /// key index already (see [`BatchKeys`]), so that less is done with the log locked.
+    /// `keys` that do not match the batch are ignored (the index reads the batch itself).
+    pub fn append_keyed(
+        &mut self,
+        batches: &mut [u8],
+        now_ms: i64,
+        keys: Option<&BatchKeys>,
+    ) -> Result<AppendInfo> {
         self.check_writable()?;
         let infos = assign_offsets(batches, self.active.next_offset())?;
         let (Some(first), Some(last)) = (infos.first(), infos.last()) else {
@@ -183,8 +195,9 @@ impl PartitionLog {
                 }
                 return Err(e);
             }
-            if let Some(keys) = self.keys.as_mut() {
-                keys.observe(&BatchView::parse(data)?);
+            if let Some(index) = self.keys.as_mut() {
+                let given = keys.filter(|_| infos.len() == 1);
+                index.observe_keys(&BatchView::parse(data)?, given);
             }
         }
         Ok(result)

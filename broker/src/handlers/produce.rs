@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use brook_protocol::batch::{self, BatchError, BatchView};
+use brook_protocol::batch::{self, BatchError, BatchView, Compression};
 use brook_protocol::kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -25,6 +25,7 @@ use brook_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, 
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::validate::{self, InvalidRecords};
 use brook_protocol::ErrorCode;
+use brook_storage::key_index::BatchKeys;
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -281,7 +282,7 @@ fn produce_partition(
     topic: Option<&Topic>,
     index: i32,
     records: Option<Bytes>,
-    given: Option<Vec<streams::KeyedRecord>>,
+    given: Option<Vec<Option<streams::Expected>>>,
 ) -> Result<Appended, Rejection> {
     let unknown = || {
         Rejection::new(
@@ -306,9 +307,23 @@ fn produce_partition(
     let checked = check_records(&view, &policy, &schemas, now, &topic.name, index)?;
     let max_timestamp = checked.max_timestamp;
     check_payloads(state, &view, &policy)?;
+    // The key index's work that needs no lock is done here: keys found and hashed (by the
+    // validation walk above, or read now from a compressed batch).
+    let keys = checked.keys.or_else(|| {
+        policy
+            .key_index
+            .then(|| BatchKeys::read(&view).ok())
+            .flatten()
+    });
     let conditions = match given {
         Some(given) => Some(given),
-        None if checked.conditional => Some(read_conditions(&view, &policy, &topic.name)?),
+        None if !checked.conditions.is_empty() => Some(read_conditions(
+            &view,
+            keys.as_ref(),
+            &checked.conditions,
+            &policy,
+            &topic.name,
+        )?),
         None => None,
     };
     let record_count = i64::from(view.records_count());
@@ -349,10 +364,10 @@ fn produce_partition(
             }
         }
         let revisions = match &conditions {
-            Some(records) => check_conditions(log, records, &topic.name)?,
+            Some(expected) => check_conditions(log, &view, keys.as_ref(), expected, &topic.name)?,
             None => Vec::new(),
         };
-        let info = log.append(&mut data, now).map_err(|e| {
+        let info = log.append_keyed(&mut data, now, keys.as_ref()).map_err(|e| {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
             Rejection::new(ErrorCode::KafkaStorageError, format!("append failed: {e}"))
         })?;
@@ -406,7 +421,7 @@ pub(crate) async fn append_stream(
     topic: &Topic,
     index: i32,
     batch: Bytes,
-    conditions: Vec<streams::KeyedRecord>,
+    conditions: Vec<Option<streams::Expected>>,
     timeout: Duration,
 ) -> Result<StreamAppended, StreamRefused> {
     let txn = TxnContext {
@@ -463,29 +478,28 @@ pub(crate) struct StreamRefused {
     pub(crate) record_errors: Vec<(i32, String)>,
 }
 
-/// The conditions of a batch with `brook.expected.revision` headers, refused whole where they
-/// cannot apply: on a topic without the key index, in a transaction, or malformed.
+/// The conditions of a batch with `brook.expected.revision` headers (`headers`: record
+/// index, where the value is, its length), refused whole where they cannot apply: on a topic
+/// without the key index, in a transaction, or malformed.
 fn read_conditions(
     view: &BatchView<'_>,
+    keys: Option<&BatchKeys>,
+    headers: &[(i32, u64, i32)],
     policy: &ProducePolicy,
     topic: &str,
-) -> Result<Vec<streams::KeyedRecord>, Rejection> {
+) -> Result<Vec<Option<streams::Expected>>, Rejection> {
     let refuse = |errors: Vec<(i32, String)>| {
         let message = errors.first().map(|e| e.1.clone()).unwrap_or_default();
         Rejection::new(ErrorCode::InvalidRecord, message).with_record_errors(errors)
     };
-    let records = streams::read_conditions(view, max_decompressed(policy.max_message_bytes))
-        .map_err(refuse)?;
-    let conditional = || records.iter().filter(|r| r.expected.is_some());
-    let reason = if !policy.key_index {
-        format!("the brook.expected.revision header needs the key index: set the topic config brook.key.index=true on {topic} (for example kafka-configs --alter --entity-type topics --entity-name {topic} --add-config brook.key.index=true)")
-    } else if view.is_transactional() {
-        "the brook.expected.revision header is not supported in transactional batches: a transaction's records get their revisions only when it commits".to_string()
-    } else {
-        return Ok(records);
+    let reason = match keys {
+        _ if !policy.key_index => format!("the brook.expected.revision header needs the key index: set the topic config brook.key.index=true on {topic} (for example kafka-configs --alter --entity-type topics --entity-name {topic} --add-config brook.key.index=true)"),
+        _ if view.is_transactional() => "the brook.expected.revision header is not supported in transactional batches: a transaction's records get their revisions only when it commits".to_string(),
+        Some(keys) => return streams::read_conditions(keys, keys.section(view), headers).map_err(refuse),
+        None => "the batch's records cannot be read".to_string(),
     };
     Err(refuse(
-        conditional().map(|r| (r.index, reason.clone())).collect(),
+        headers.iter().map(|h| (h.0, reason.clone())).collect(),
     ))
 }
 
@@ -493,16 +507,18 @@ fn read_conditions(
 /// revision each record will get (-1 for a record without a key).
 fn check_conditions(
     log: &mut brook_storage::PartitionLog,
-    records: &[streams::KeyedRecord],
+    view: &BatchView<'_>,
+    keys: Option<&BatchKeys>,
+    expected: &[Option<streams::Expected>],
     topic: &str,
 ) -> Result<Vec<i64>, Rejection> {
-    let Some(index) = log.key_index() else {
+    let (Some(index), Some(keys)) = (log.key_index(), keys) else {
         return Err(Rejection::new(
             ErrorCode::InvalidRecord,
             format!("{topic} has no key index: set its topic config brook.key.index=true"),
         ));
     };
-    streams::check(index, records).map_err(|errors| {
+    streams::check(index, keys, keys.section(view), expected).map_err(|errors| {
         let message = errors.first().map(|e| e.1.clone()).unwrap_or_default();
         Rejection::new(ErrorCode::InvalidRecord, message).with_record_errors(errors)
     })
@@ -611,8 +627,11 @@ fn check_payloads(
 /// What [`check_records`] learned of a valid batch.
 struct CheckedRecords {
     max_timestamp: i64,
-    /// Some record carries `brook.expected.revision`.
-    conditional: bool,
+    /// The records with a `brook.expected.revision` header: index, where its value is in
+    /// the records section, its length.
+    conditions: Vec<(i32, u64, i32)>,
+    /// For the key index of an uncompressed batch: its keys, found by the same walk.
+    keys: Option<BatchKeys>,
 }
 
 fn check_records(
@@ -634,12 +653,22 @@ fn check_records(
     let latest = now.saturating_add(policy.timestamp_after_max_ms);
     let mut errors: Vec<(i32, String)> = Vec::new();
     let mut bad_timestamp = false;
-    let mut conditional = false;
+    let mut conditions = Vec::new();
+    let section = view.records_data();
+    let mut keys = (policy.key_index && view.compression() == Some(Compression::None))
+        .then(|| BatchKeys::with_capacity(usize::try_from(view.records_count()).unwrap_or(0)));
     let checked = validate::check_records(
         view,
         max_decompressed(policy.max_message_bytes),
         |r| {
-            conditional |= r.expects_revision;
+            if let Some((at, len)) = r.expected_revision {
+                conditions.push((r.index, at, len));
+            }
+            if let Some(keys) = keys.as_mut() {
+                let key = usize::try_from(r.key.len).ok().and_then(|len| Some((usize::try_from(r.key_at).ok()?, len)));
+                let start = usize::try_from(r.start).unwrap_or(usize::MAX);
+                keys.push(section, r.index, start, key, r.timestamp);
+            }
             for (allowed, head, what) in [
                 (schemas.key.as_ref(), &r.key, "key"),
                 (schemas.value.as_ref(), &r.value, "value"),
@@ -670,7 +699,8 @@ fn check_records(
     if errors.is_empty() {
         return Ok(CheckedRecords {
             max_timestamp: checked.max_timestamp,
-            conditional,
+            conditions,
+            keys,
         });
     }
     let shown: Vec<String> = errors

@@ -30,7 +30,7 @@ use serde_json::{json, Map, Value};
 
 use crate::handlers::{append_stream, now_ms, StreamRefused};
 use crate::state::BrokerState;
-use crate::streams::{Expected, KeyedRecord, CONFLICT};
+use crate::streams::{Expected, CONFLICT};
 use crate::topics::{Partition, Topic};
 
 type Shared = State<Arc<BrokerState>>;
@@ -848,13 +848,9 @@ async fn append_events(
     let (partition, _) = locate(&topic, key.as_bytes(), &params)?;
     let count = events.len();
     let batch = encode_batch(key.as_bytes(), events, now_ms());
-    let conditions: Vec<KeyedRecord> = (0..count)
-        .map(|i| KeyedRecord {
-            index: i as i32,
-            key: Some(key.as_bytes().to_vec()),
-            expected: (i == 0).then_some(expected),
-        })
-        .collect();
+    // The first event carries the condition; the others chain on it.
+    let conditions: Vec<Option<Expected>> =
+        (0..count).map(|i| (i == 0).then_some(expected)).collect();
     let appended = append_stream(
         &state,
         &topic,

@@ -5,9 +5,8 @@
 //! indexed topic passes through here with the partition locked.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-use super::{file, key_hash, KeyEntry};
+use super::{file, key_hash, prefetch, KeyEntry};
 
 /// No previous entry.
 const NONE: u32 = u32::MAX;
@@ -23,24 +22,6 @@ struct Slot {
     prev: u32,
 }
 
-/// The key hashes are already well mixed: the table uses them as they are.
-#[derive(Debug, Default, Clone, Copy)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// What the table keeps of a key's last record: enough to append the next one without
 /// touching the slots (a cache miss each in a large segment).
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +31,123 @@ struct Last {
     revision: i64,
 }
 
-type ByHash = HashMap<u64, Last, BuildHasherDefault<Identity>>;
+/// One place of [`LastTable`]; empty while `last.key_at` is [`NONE`].
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    hash: u64,
+    last: Last,
+}
+
+const EMPTY: Bucket = Bucket {
+    hash: 0,
+    last: Last {
+        slot: NONE,
+        key_at: NONE,
+        revision: 0,
+    },
+};
+
+/// Key hash -> the last record of the first key seen with that hash: open addressing with
+/// linear probing over a power-of-two array. A hash's place is known before it is probed,
+/// so the places of a batch's keys are prefetched a few records ahead ([`prefetch`]): with
+/// many keys nearly every probe is a cache miss, and this is most of what indexing costs.
+/// Keys are never removed (a sealed segment's table is dropped or carried whole).
+#[derive(Debug, Default)]
+struct LastTable {
+    buckets: Vec<Bucket>,
+    len: usize,
+}
+
+impl LastTable {
+    /// Where a probe for `hash` starts (the table is not empty). The hashes are CRCs,
+    /// already well mixed: their low bits are used as they are.
+    fn home(&self, hash: u64) -> usize {
+        (hash as usize) & (self.buckets.len() - 1)
+    }
+
+    /// The place holding `hash`, or the empty place where it would go.
+    fn place(&self, hash: u64) -> Option<usize> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mask = self.buckets.len() - 1;
+        let mut at = self.home(hash);
+        // The table is never full (at most seven eighths), so this ends.
+        loop {
+            let bucket = &self.buckets[at];
+            if bucket.last.key_at == NONE || bucket.hash == hash {
+                return Some(at);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// What the table holds for `hash` if it is in its first place (no probing).
+    fn get_home(&self, hash: u64) -> Option<&Last> {
+        let bucket = self.buckets.get(self.home(hash))?;
+        (bucket.hash == hash && bucket.last.key_at != NONE).then_some(&bucket.last)
+    }
+
+    fn get(&self, hash: u64) -> Option<&Last> {
+        let bucket = &self.buckets[self.place(hash)?];
+        (bucket.last.key_at != NONE).then_some(&bucket.last)
+    }
+
+    fn get_mut(&mut self, hash: u64) -> Option<&mut Last> {
+        let at = self.place(hash)?;
+        let bucket = &mut self.buckets[at];
+        (bucket.last.key_at != NONE).then_some(&mut bucket.last)
+    }
+
+    /// Adds a hash the table does not hold.
+    fn insert(&mut self, hash: u64, last: Last) {
+        // Up to seven eighths full: probes stay short (most end in the first cache line)
+        // and the table small, which matters more here, where nearly every probe misses.
+        if (self.len + 1) * 8 > self.buckets.len() * 7 {
+            self.grow();
+        }
+        if let Some(at) = self.place(hash) {
+            self.buckets[at] = Bucket { hash, last };
+            self.len += 1;
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.buckets.len() * 2).max(1024);
+        let old = std::mem::replace(&mut self.buckets, vec![EMPTY; size]);
+        self.len = 0;
+        for bucket in old.into_iter().filter(|b| b.last.key_at != NONE) {
+            self.insert(bucket.hash, bucket.last);
+        }
+    }
+
+    /// Starts loading the place of `hash` into the cache.
+    fn prefetch(&self, hash: u64) {
+        if !self.buckets.is_empty() {
+            if let Some(bucket) = self.buckets.get(self.home(hash)) {
+                prefetch(bucket);
+            }
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Last> {
+        self.buckets
+            .iter()
+            .filter(|b| b.last.key_at != NONE)
+            .map(|b| &b.last)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Last> {
+        self.buckets
+            .iter_mut()
+            .filter(|b| b.last.key_at != NONE)
+            .map(|b| &mut b.last)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
 
 /// The active segment's entries (see the module docs).
 #[derive(Debug, Default)]
@@ -59,7 +156,7 @@ pub struct ActiveKeyIndex {
     /// Each distinct key once: length (u32, native order) and bytes.
     keys: Vec<u8>,
     /// Key hash -> the last record of the first key seen with that hash.
-    last: ByHash,
+    last: LastTable,
     /// Keys whose hash another key took first (64-bit collisions: practically never) ->
     /// their last record.
     collided: HashMap<Vec<u8>, Last>,
@@ -78,7 +175,7 @@ impl ActiveKeyIndex {
 
     /// The key's last record, found by its hash.
     fn find(&self, key: &[u8], hash: u64) -> Option<Last> {
-        let last = *self.last.get(&hash)?;
+        let last = *self.last.get(hash)?;
         if self.key_at(last.key_at) == key {
             Some(last)
         } else {
@@ -88,14 +185,15 @@ impl ActiveKeyIndex {
 
     /// The revision of the key's last record, if this index knows it (an entry here or
     /// carried over), without reading the entry.
-    pub fn last_revision(&self, key: &[u8]) -> Option<i64> {
-        self.find(key, key_hash(key)).map(|l| l.revision)
+    pub fn last_revision(&self, key: &[u8], hash: u64) -> Option<i64> {
+        self.find(key, hash).map(|l| l.revision)
     }
 
-    /// The key's last entry in this segment (`None` also for a key only carried over).
-    pub fn last(&self, key: &[u8]) -> Option<KeyEntry> {
+    /// The key's last entry in this segment if the table knows the key (`Some(None)`: the
+    /// key is only carried over, without entries here).
+    pub fn last(&self, key: &[u8]) -> Option<Option<KeyEntry>> {
         let last = self.find(key, key_hash(key))?;
-        self.slots.get(last.slot as usize).map(|s| s.entry)
+        Some(self.slots.get(last.slot as usize).map(|s| s.entry))
     }
 
     /// Appends the key's next record: `revision(last)` gives its revision from the
@@ -141,7 +239,7 @@ impl ActiveKeyIndex {
             key_at,
             revision: entry.revision,
         };
-        match self.last.get_mut(&hash) {
+        match self.last.get_mut(hash) {
             // Another key holds the hash.
             Some(held) if held.key_at != key_at => {
                 self.collided.insert(key.to_vec(), last);
@@ -167,10 +265,23 @@ impl ActiveKeyIndex {
         );
     }
 
-    /// Reads the table where `hash` would be, so that a lookup of it soon after finds the
-    /// memory in the cache.
-    pub fn touch(&self, hash: u64) {
-        std::hint::black_box(self.last.get(&hash).map(|l| l.revision));
+    /// Starts loading the table where `hash` would be, so that a lookup of it soon after
+    /// finds the memory in the cache.
+    pub fn prefetch(&self, hash: u64) {
+        self.last.prefetch(hash);
+    }
+
+    /// Starts loading the stored key of `hash`, which a lookup compares with the key asked
+    /// for; best called some time after [`ActiveKeyIndex::prefetch`], when the table's
+    /// place has arrived.
+    pub fn prefetch_key(&self, hash: u64) {
+        if let Some(key) = self
+            .last
+            .get_home(hash)
+            .and_then(|last| self.keys.get(last.key_at as usize))
+        {
+            prefetch(key);
+        }
     }
 
     /// The key's entries in this segment, in revision order.
@@ -185,17 +296,15 @@ impl ActiveKeyIndex {
         out
     }
 
-    /// Each key with its last entry.
-    pub fn heads(&self) -> impl Iterator<Item = (&[u8], KeyEntry)> + '_ {
-        self.last
-            .values()
-            .chain(self.collided.values())
-            .filter_map(|l| {
-                Some((
-                    self.key_at(l.key_at),
-                    self.slots.get(l.slot as usize)?.entry,
-                ))
-            })
+    /// Each key the table knows, with its last entry here (`None` for a key only carried
+    /// over).
+    pub fn heads(&self) -> impl Iterator<Item = (&[u8], Option<KeyEntry>)> + '_ {
+        self.last.values().chain(self.collided.values()).map(|l| {
+            (
+                self.key_at(l.key_at),
+                self.slots.get(l.slot as usize).map(|s| s.entry),
+            )
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -211,24 +320,103 @@ impl ActiveKeyIndex {
         self.last.len() + self.collided.len()
     }
 
-    /// The sealed index of these entries (the segment rolled), emptying this one. With
-    /// `carry`, the keys and their last revisions stay in the table for the next segment
-    /// (without entries there), so that each key's first record there is found at once.
-    pub fn seal(&mut self, carry: bool) -> Vec<u8> {
-        let items: Vec<(u64, &[u8], u32, KeyEntry)> = self
-            .slots
-            .iter()
-            .map(|s| (s.hash, self.key_at(s.key_at), s.key_at, s.entry))
-            .collect();
-        let bytes = file::encode_items(items);
+    /// Writes the sealed index of these entries to `sink` (the segment rolled; see
+    /// [`file::write_items`]), emptying this one. With `carry`, the keys and their last
+    /// revisions stay in the table for the next segment (without entries there), so that
+    /// each key's first record there is found at once.
+    pub fn seal<E>(
+        &mut self,
+        carry: bool,
+        sink: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // Slots are in append order, so each key's entries are in revision order.
+        let written = file::write_items(
+            self.slots.len(),
+            |i| {
+                let s = &self.slots[i];
+                (s.hash, s.key_at, s.entry)
+            },
+            |i| self.key_at(self.slots[i].key_at),
+            |i| {
+                if let Some(s) = self.slots.get(i) {
+                    prefetch(s);
+                }
+            },
+            sink,
+        );
         if carry {
-            self.slots = Vec::new();
+            // The next segment fills about as many slots: keeping them saves faulting in
+            // that memory again.
+            self.slots.clear();
             for last in self.last.values_mut().chain(self.collided.values_mut()) {
                 last.slot = NONE;
             }
         } else {
             *self = Self::default();
         }
-        bytes
+        written
+    }
+
+    /// [`ActiveKeyIndex::seal`] into memory.
+    pub fn seal_to_vec(&mut self, carry: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let written: Result<(), std::convert::Infallible> = self.seal(carry, |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        });
+        match written {
+            Ok(()) => out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_grows_and_keeps_every_keys_revisions() {
+        let mut active = ActiveKeyIndex::default();
+        // Enough keys to grow the table several times; each written a few times.
+        for round in 0..3i64 {
+            for k in 0..5_000i64 {
+                let key = format!("key-{k}");
+                let offset = round * 5_000 + k;
+                active.append(
+                    key.as_bytes(),
+                    key_hash(key.as_bytes()),
+                    offset,
+                    0,
+                    0,
+                    |last| last.map_or(0, |r| r + 1),
+                );
+            }
+        }
+        assert_eq!(active.keys(), 5_000);
+        assert!(active.last.len() * 8 <= active.last.buckets.len() * 7);
+        for k in [0, 1, 2_500, 4_999] {
+            let key = format!("key-{k}");
+            assert_eq!(
+                active.last_revision(key.as_bytes(), key_hash(key.as_bytes())),
+                Some(2)
+            );
+            let offsets: Vec<i64> = active
+                .lookup(key.as_bytes())
+                .iter()
+                .map(|e| e.offset)
+                .collect();
+            assert_eq!(offsets, vec![k, 5_000 + k, 10_000 + k]);
+        }
+        assert_eq!(
+            active.last_revision(b"key-5000", key_hash(b"key-5000")),
+            None
+        );
+        // Carried into the next segment: known with their revisions, without entries.
+        let sealed =
+            file::SealedKeyIndex::open(bytes::Bytes::from(active.seal_to_vec(true))).unwrap();
+        assert_eq!(sealed.len(), 15_000);
+        assert_eq!(active.len(), 0);
+        assert_eq!(active.last(b"key-7"), Some(None));
+        assert_eq!(active.last_revision(b"key-7", key_hash(b"key-7")), Some(2));
     }
 }

@@ -8,7 +8,7 @@
 //! 8       4      filter bytes F (u32)
 //! 12      1      filter probes K (u8)
 //! 13      3      reserved (zero)
-//! 16      40*N   entries, sorted by (key hash, revision):
+//! 16      40*N   entries, sorted by key hash, each key's in revision order:
 //!                  key hash u64, offset i64, revision i64, timestamp i64,
 //!                  record position u32 (in its batch's records section, u32::MAX unknown),
 //!                  key position u32 (into the key section)
@@ -39,7 +39,7 @@ pub enum KeyIndexError {
 /// Encodes the index of `entries` (key and entry, in any order).
 pub fn encode(entries: &[(Vec<u8>, KeyEntry)]) -> Vec<u8> {
     let mut ids: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
-    let items = entries
+    let mut items: Vec<(u64, &[u8], u32, KeyEntry)> = entries
         .iter()
         .map(|(k, e)| {
             let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
@@ -47,54 +47,133 @@ pub fn encode(entries: &[(Vec<u8>, KeyEntry)]) -> Vec<u8> {
             (key_hash(k), k.as_slice(), id, *e)
         })
         .collect();
-    encode_items(items)
+    items.sort_by_key(|(_, _, _, e)| e.revision);
+    let mut out = Vec::new();
+    let written: Result<(), std::convert::Infallible> = write_items(
+        items.len(),
+        |i| (items[i].0, items[i].2, items[i].3),
+        |i| items[i].1,
+        |_| {},
+        |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        },
+    );
+    match written {
+        Ok(()) => out,
+    }
 }
 
-/// Encodes the index of `items`: (key hash, key, an id the same for equal keys and
-/// different for different ones, entry), in any order.
-pub(crate) fn encode_items(mut items: Vec<(u64, &[u8], u32, KeyEntry)>) -> Vec<u8> {
-    items.sort_unstable_by_key(|(h, _, _, e)| (*h, e.revision));
+/// How many bytes [`write_items`] hands its sink at a time (about).
+const CHUNK: usize = 1 << 20;
+
+/// Writes the index of `count` items to `sink`, in pieces of about [`CHUNK`] bytes (so that
+/// a large index never needs a buffer of its size). `item(i)` gives the i-th item: (key
+/// hash, an id the same for equal keys and different for different ones, entry), and
+/// `key(i)` its key (asked once per key); the items of each key must come in revision
+/// order. `prefetch(i)` may start loading item `i`, which is asked for soon after (items
+/// are read in hash order, not in the order they are stored).
+pub(crate) fn write_items<'a, E>(
+    count: usize,
+    item: impl Fn(usize) -> (u64, u32, KeyEntry),
+    key: impl Fn(usize) -> &'a [u8],
+    prefetch: impl Fn(usize),
+    sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    // Sorting (hash, item number) pairs keeps each key's entries in the order given (its
+    // revision order) and moves 16 bytes per entry instead of whole items.
+    let mut order: Vec<(u64, u32)> = (0..count)
+        .map(|i| (item(i).0, u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    order.sort_unstable();
+    let mut filter = Filter::with_capacity(count);
+    let mut out = Chunks {
+        buf: Vec::with_capacity(CHUNK + ENTRY),
+        crc: 0,
+        sink,
+    };
+    let mut header = [0u8; HEADER];
+    header[..4].copy_from_slice(MAGIC);
+    header[4..8].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_be_bytes());
+    header[8..12].copy_from_slice(
+        &u32::try_from(filter.bits.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    header[12] = PROBES;
+    out.put(&header)?;
     let mut keys: Vec<u8> = Vec::new();
-    let mut positions: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
-    let mut filter = Filter::with_capacity(items.len());
-    let mut body = Vec::with_capacity(items.len() * ENTRY);
+    let mut positions: super::KeyMap<u32, u32> = super::KeyMap::default();
     // Entries of one key are adjacent (sorted by hash): the map is asked once per key.
     let mut previous: Option<(u32, u32)> = None;
-    for (hash, key, id, entry) in &items {
+    const AHEAD: usize = 8;
+    for (n, &(_, i)) in order.iter().enumerate() {
+        if let Some(&(_, next)) = order.get(n + AHEAD) {
+            prefetch(next as usize);
+        }
+        let (hash, id, entry) = item(i as usize);
         let position = match previous {
-            Some((p_id, p_pos)) if p_id == *id => p_pos,
-            _ => *positions.entry(*id).or_insert_with(|| {
-                filter.insert(*hash);
+            Some((p_id, p_pos)) if p_id == id => p_pos,
+            _ => *positions.entry(id).or_insert_with(|| {
+                filter.insert(hash);
+                let key = key(i as usize);
                 let at = u32::try_from(keys.len()).unwrap_or(u32::MAX);
                 keys.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
                 keys.extend_from_slice(key);
                 at
             }),
         };
-        previous = Some((*id, position));
-        body.extend_from_slice(&hash.to_be_bytes());
-        body.extend_from_slice(&entry.offset.to_be_bytes());
-        body.extend_from_slice(&entry.revision.to_be_bytes());
-        body.extend_from_slice(&entry.timestamp.to_be_bytes());
-        body.extend_from_slice(&entry.position.to_be_bytes());
-        body.extend_from_slice(&position.to_be_bytes());
+        previous = Some((id, position));
+        let mut e = [0u8; ENTRY];
+        e[..8].copy_from_slice(&hash.to_be_bytes());
+        e[8..16].copy_from_slice(&entry.offset.to_be_bytes());
+        e[16..24].copy_from_slice(&entry.revision.to_be_bytes());
+        e[24..32].copy_from_slice(&entry.timestamp.to_be_bytes());
+        e[32..36].copy_from_slice(&entry.position.to_be_bytes());
+        e[36..40].copy_from_slice(&position.to_be_bytes());
+        out.put(&e)?;
     }
-    let mut out = Vec::with_capacity(HEADER + body.len() + filter.bits.len() + keys.len() + 4);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&u32::try_from(items.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(
-        &u32::try_from(filter.bits.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    out.push(PROBES);
-    out.extend_from_slice(&[0; 3]);
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&filter.bits);
-    out.extend_from_slice(&keys);
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_be_bytes());
-    out
+    out.put(&filter.bits)?;
+    out.put(&keys)?;
+    out.finish()
+}
+
+/// Bytes on their way to a sink, gathered into chunks, with the CRC of all of them.
+struct Chunks<F> {
+    buf: Vec<u8>,
+    crc: u32,
+    sink: F,
+}
+
+impl<E, F: FnMut(&[u8]) -> Result<(), E>> Chunks<F> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), E> {
+        if self.buf.len() + bytes.len() > CHUNK {
+            self.flush()?;
+        }
+        if bytes.len() > CHUNK {
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+            return (self.sink)(bytes);
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), E> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.crc = crc32c::crc32c_append(self.crc, &self.buf);
+        (self.sink)(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Flushes what is left and ends with the CRC.
+    fn finish(mut self) -> Result<(), E> {
+        let crc = crc32c::crc32c_append(self.crc, &self.buf).to_be_bytes();
+        self.buf.extend_from_slice(&crc);
+        (self.sink)(&self.buf)
+    }
 }
 
 /// A sealed segment's key index, read from its bytes (a memory map in use).

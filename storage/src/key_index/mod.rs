@@ -70,6 +70,27 @@ pub struct KeyEntry {
 /// [`KeyEntry::position`] when it is not known.
 pub const NO_POSITION: u32 = u32::MAX;
 
+/// Asks the CPU to load `value`'s cache line, without waiting for it.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn prefetch<T>(value: &T) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    // SAFETY: a prefetch is a hint that reads nothing and cannot fault; SSE, which the
+    // instruction belongs to, is part of every x86-64 CPU.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast()) }
+}
+
+/// Elsewhere, an ordinary read that nothing waits for does nearly the same.
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch<T>(value: &T) {
+    std::hint::black_box(std::ptr::from_ref(value));
+}
+
+/// Two keys with the same [`key_hash`] (CRCs are linear, so such pairs are easy to make):
+/// tests use them to show that keys, not hashes, name streams.
+#[cfg(test)]
+pub(crate) const COLLIDING_KEYS: [&[u8]; 2] = [b"loan-1", &[157, 25, 141, 107, 44, 49]];
+
 /// A key's 64-bit hash, as the index files store it: CRC-32C of the key in the high half,
 /// CRC-32C continued from the seed `0x5bd1e995` in the low half. Fixed by the format.
 pub fn key_hash(key: &[u8]) -> u64 {
@@ -127,13 +148,10 @@ impl HeadCache {
         self.hot.insert(key, head);
     }
 
-    /// A key's head moved: a cached value would be stale.
-    fn update(&mut self, key: &[u8], head: KeyEntry) {
-        if let Some(h) = self.hot.get_mut(key) {
-            *h = Some(head);
-        } else if let Some(h) = self.cold.get_mut(key) {
-            *h = Some(head);
-        }
+    /// Forgets the key's head (it may be stale).
+    fn remove(&mut self, key: &[u8]) {
+        self.hot.remove(key);
+        self.cold.remove(key);
     }
 
     fn len(&self) -> usize {
@@ -170,16 +188,24 @@ impl KeyIndex {
 
     /// The key's stream head: its last committed record (`None`: no stream).
     pub fn head(&mut self, key: &[u8]) -> Option<KeyEntry> {
-        if let Some(last) = self.active.last(key) {
-            return Some(last);
+        match self.active.last(key) {
+            Some(Some(last)) => Some(last),
+            // Carried over without records here: the cache may not have followed it (see
+            // `seal_active`), the files have.
+            Some(None) => head_in_files(&self.sealed, &self.retired, key),
+            None => head_outside_active(&self.sealed, &self.retired, &mut self.heads, key),
         }
-        head_outside_active(&self.sealed, &self.retired, &mut self.heads, key)
     }
 
     /// The revision of the key's stream head (`None`: no stream): [`KeyIndex::head`]
     /// without reading the entry, for conditional appends.
     pub fn head_revision(&mut self, key: &[u8]) -> Option<i64> {
-        match self.active.last_revision(key) {
+        self.head_revision_hashed(key, key_hash(key))
+    }
+
+    /// [`KeyIndex::head_revision`] with the key's [`key_hash`] known.
+    pub fn head_revision_hashed(&mut self, key: &[u8], hash: u64) -> Option<i64> {
+        match self.active.last_revision(key, hash) {
             Some(r) => Some(r),
             None => head_outside_active(&self.sealed, &self.retired, &mut self.heads, key)
                 .map(|h| h.revision),
@@ -199,6 +225,11 @@ impl KeyIndex {
     /// Indexes an appended batch (offsets assigned): each keyed record of a
     /// non-transactional batch now; a transactional batch's records at its COMMIT marker.
     pub fn observe(&mut self, view: &BatchView<'_>) {
+        self.observe_keys(view, None);
+    }
+
+    /// [`KeyIndex::observe`] with the batch's keys already read (`None`: read them here).
+    pub fn observe_keys(&mut self, view: &BatchView<'_>, keys: Option<&BatchKeys>) {
         if view.is_control() {
             if let Some(marker) = control::parse_marker(view) {
                 let records = self.pending.remove(&view.producer_id());
@@ -210,31 +241,72 @@ impl KeyIndex {
             }
             return;
         }
+        let read;
+        let keys = match keys {
+            Some(keys) if keys.records.len() == view.records_count().max(0) as usize => keys,
+            _ => match BatchKeys::read(view) {
+                Ok(keys) => {
+                    read = keys;
+                    &read
+                }
+                Err(e) => {
+                    // The log validated the batch on the way in: only a damaged log gets here.
+                    tracing::warn!(offset = view.base_offset(), error = %e, "key index: a batch's records cannot be read; not indexed");
+                    return;
+                }
+            },
+        };
+        let (base_offset, section) = (view.base_offset(), keys.section(view));
+        let append_time = view.is_log_append_time().then(|| view.max_timestamp());
+        let keyed = keys
+            .records
+            .iter()
+            .filter_map(|r| Some((r, keys.key_in(section, r)?)));
         if view.is_transactional() {
             let pid = view.producer_id();
             let mut pending = self.pending.remove(&pid).unwrap_or_default();
-            for_each_keyed(view, |key, offset, timestamp, position| {
+            for (r, key) in keyed {
                 pending.push(PendingRecord {
                     key: key.to_vec(),
-                    offset,
-                    timestamp,
-                    position,
-                })
-            });
+                    offset: base_offset + i64::from(r.index),
+                    timestamp: append_time.unwrap_or(r.timestamp),
+                    position: r.position,
+                });
+            }
             self.pending.insert(pid, pending);
-        } else {
-            with_keyed(view, |records| {
-                // Each record's table entry is touched a few records ahead: the cache
-                // misses of a batch then overlap instead of coming one after another.
-                const AHEAD: usize = 6;
-                for (i, r) in records.iter().enumerate() {
-                    if let Some(next) = records.get(i + AHEAD) {
-                        self.active.touch(next.hash);
-                    }
-                    self.index_hashed(r.key, r.hash, r.offset, r.timestamp, r.position);
-                }
-            });
+            return;
         }
+        // Each key's place in the table is prefetched a few records ahead, and its stored
+        // key (found there) half as far: the cache misses of a batch then overlap instead
+        // of coming one after another.
+        const AHEAD: usize = 16;
+        for r in keys.records.iter().take(AHEAD) {
+            self.active.prefetch(r.hash);
+        }
+        for (i, r) in keys.records.iter().enumerate() {
+            if let Some(next) = keys.records.get(i + AHEAD) {
+                self.active.prefetch(next.hash);
+            }
+            if let Some(next) = keys.records.get(i + AHEAD / 2) {
+                self.active.prefetch_key(next.hash);
+            }
+            if let Some(key) = keys.key_in(section, r) {
+                let timestamp = append_time.unwrap_or(r.timestamp);
+                let offset = base_offset + i64::from(r.index);
+                self.index_hashed(key, r.hash, offset, timestamp, r.position);
+            }
+        }
+    }
+
+    /// Starts loading where the active table keeps `hash`, for a lookup of it soon after.
+    pub fn prefetch(&self, hash: u64) {
+        self.active.prefetch(hash);
+    }
+
+    /// Starts loading the stored key of `hash`, once its place in the table has arrived
+    /// (some time after [`KeyIndex::prefetch`]).
+    pub fn prefetch_key(&self, hash: u64) {
+        self.active.prefetch_key(hash);
     }
 
     /// Gives the key's next revision to the record at `offset`.
@@ -244,41 +316,46 @@ impl KeyIndex {
 
     /// [`KeyIndex::index_record`] with the key's hash known.
     fn index_hashed(&mut self, key: &[u8], hash: u64, offset: i64, timestamp: i64, position: u32) {
-        // The common case, a key already written in this segment, costs one lookup; the
-        // head cache is brought up to date for such keys when the segment is sealed.
+        // The common case, a key the active table knows, costs one lookup. The head cache
+        // is only asked for keys the table does not know, so it is brought up to date when
+        // the segment is sealed, not here.
         let (sealed, retired, heads) = (&self.sealed, &self.retired, &mut self.heads);
-        let (entry, first_here) =
-            self.active
-                .append(key, hash, offset, timestamp, position, |last| {
-                    last.map_or_else(
-                        || {
-                            head_outside_active(sealed, retired, heads, key)
-                                .map_or(0, |h| h.revision + 1)
-                        },
-                        |r| r + 1,
-                    )
-                });
-        // A cached head is stale once the key has entries here; later ones are caught up
-        // when the segment is sealed.
-        if first_here {
-            self.heads.update(key, entry);
-        }
+        self.active
+            .append(key, hash, offset, timestamp, position, |last| {
+                last.map_or_else(
+                    || {
+                        head_outside_active(sealed, retired, heads, key)
+                            .map_or(0, |h| h.revision + 1)
+                    },
+                    |r| r + 1,
+                )
+            });
     }
 
-    /// The active entries as a sealed index file's bytes, emptying them (the segment rolls).
-    pub(crate) fn seal_active(&mut self) -> Vec<u8> {
+    /// Writes the active entries to `sink` as a sealed index file, emptying them (the
+    /// segment rolls).
+    pub(crate) fn seal_active<E>(
+        &mut self,
+        sink: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         // The next segment starts with no entries. While the keys fit the cache's size, the
         // active table keeps them with their revisions; beyond, the cache takes their heads.
         // Either way each key's first record there need not search the files.
         let carry = self.active.keys() <= self.heads.capacity;
-        for (key, last) in self.active.heads() {
-            if carry {
-                self.heads.update(key, last);
-            } else {
-                self.heads.put(key.to_vec(), Some(last));
+        // The cache is only asked about keys the table does not know, and a key the table
+        // does not know has not been written since the cache learned its head: so while the
+        // table carries its keys, nothing here can make a cached head stale. When it lets
+        // them go, the cache takes the heads of those written here and forgets the others
+        // (the files answer for them).
+        if !carry {
+            for (key, last) in self.active.heads() {
+                match last {
+                    Some(last) => self.heads.put(key.to_vec(), Some(last)),
+                    None => self.heads.remove(key),
+                }
             }
         }
-        self.active.seal(carry)
+        self.active.seal(carry, sink)
     }
 
     pub(crate) fn add_sealed(&mut self, base: i64, index: SealedKeyIndex) {
@@ -346,82 +423,138 @@ fn head_outside_active(
     if let Some(cached) = heads.get(key) {
         return cached;
     }
-    let head = sealed
-        .values()
-        .rev()
-        .find_map(|s| s.lookup(key).last().copied())
-        .or_else(|| retired.as_ref()?.lookup(key).last().copied());
+    let head = head_in_files(sealed, retired, key);
     heads.put(key.to_vec(), head);
     head
 }
 
-/// Calls `f(key, offset, timestamp)` for each record of `view` that has a key. A batch whose
-/// records cannot be read is skipped (the log validated it on the way in; only a damaged
-/// log gets here).
-fn for_each_keyed(view: &BatchView<'_>, mut f: impl FnMut(&[u8], i64, i64, u32)) {
-    with_keyed(view, |records| {
-        for r in records {
-            f(r.key, r.offset, r.timestamp, r.position);
+/// The key's head as the sealed and retired indexes know it.
+fn head_in_files(
+    sealed: &BTreeMap<i64, SealedKeyIndex>,
+    retired: &Option<SealedKeyIndex>,
+    key: &[u8],
+) -> Option<KeyEntry> {
+    sealed
+        .values()
+        .rev()
+        .find_map(|s| s.lookup(key).last().copied())
+        .or_else(|| retired.as_ref()?.lookup(key).last().copied())
+}
+
+/// A batch's records as the index needs them, read before the partition is locked (the
+/// produce path fills this from its validation walk): each key found and hashed, so that
+/// indexing the batch under the lock is table work only.
+#[derive(Debug, Default)]
+pub struct BatchKeys {
+    records: Vec<BatchKey>,
+    /// A compressed batch's records section, decompressed (positions are into it).
+    decompressed: Option<Vec<u8>>,
+}
+
+/// One record of [`BatchKeys`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchKey {
+    /// The record's offset delta (its index in the batch).
+    pub index: i32,
+    /// Where the key is in the records section (start, length); `None`: no key.
+    pub key: Option<(u32, u32)>,
+    /// The key's [`key_hash`] (0 without a key).
+    pub hash: u64,
+    /// The record's create time (base timestamp plus its delta).
+    pub timestamp: i64,
+    /// Where the record starts in the records section.
+    pub position: u32,
+}
+
+impl BatchKeys {
+    /// Room for `records` records of an uncompressed batch.
+    pub fn with_capacity(records: usize) -> Self {
+        Self {
+            records: Vec::with_capacity(records),
+            decompressed: None,
         }
-    });
-}
+    }
 
-/// A keyed record of a batch being indexed.
-struct Keyed<'a> {
-    key: &'a [u8],
-    hash: u64,
-    offset: i64,
-    timestamp: i64,
-    position: u32,
-}
+    /// Adds the next record: it starts at `position` in `section` (the batch's records
+    /// section), its key at `key` (start, length) if it has one.
+    pub fn push(
+        &mut self,
+        section: &[u8],
+        index: i32,
+        position: usize,
+        key: Option<(usize, usize)>,
+        timestamp: i64,
+    ) {
+        let key = key.and_then(|(at, len)| {
+            section.get(at..at.checked_add(len)?)?;
+            Some((u32::try_from(at).ok()?, u32::try_from(len).ok()?))
+        });
+        let hash = key.map_or(0, |(at, len)| {
+            key_hash(&section[at as usize..(at + len) as usize])
+        });
+        self.records.push(BatchKey {
+            index,
+            key,
+            hash,
+            timestamp,
+            position: u32::try_from(position).unwrap_or(NO_POSITION),
+        });
+    }
 
-/// Calls `f` once with every keyed record of `view`, keys hashed. A batch whose records
-/// cannot be read is skipped (the log validated it on the way in; only a damaged log gets
-/// here).
-fn with_keyed(view: &BatchView<'_>, f: impl FnOnce(&[Keyed<'_>])) {
-    let (base_offset, base_ts) = (view.base_offset(), view.base_timestamp());
-    let append_time = view.is_log_append_time().then(|| view.max_timestamp());
-    let collect = |data: &[u8], f: &mut dyn FnMut(&[Keyed<'_>])| {
-        let mut records: Vec<Keyed<'_>> = Vec::with_capacity(view.records_count().max(0) as usize);
-        let mut iter = Records::new(data, view.records_count());
+    /// Reads every record of `view` (decompressing a compressed batch).
+    pub fn read(view: &BatchView<'_>) -> Result<Self, String> {
+        let count = usize::try_from(view.records_count()).unwrap_or(0);
+        let mut keys = Self::with_capacity(count);
+        let decompressed = match view.compression() {
+            Some(Compression::None) => None,
+            Some(codec) => Some(
+                brook_protocol::compression::decompress(
+                    codec,
+                    view.records_data(),
+                    MAX_DECOMPRESSED,
+                )
+                .map_err(|e| e.to_string())?,
+            ),
+            None => return Err("unknown compression codec".into()),
+        };
+        let section = decompressed.as_deref().unwrap_or(view.records_data());
+        let base_ts = view.base_timestamp();
+        let mut iter = Records::new(section, view.records_count());
         loop {
-            let position = u32::try_from(iter.position()).unwrap_or(NO_POSITION);
-            let Some(Ok(record)) = iter.next() else {
+            let position = iter.position();
+            let Some(record) = iter.next() else {
                 break;
             };
-            if let Some(key) = record.key {
-                records.push(Keyed {
-                    key,
-                    hash: key_hash(key),
-                    offset: base_offset + i64::from(record.offset_delta),
-                    timestamp: append_time.unwrap_or(base_ts + record.timestamp_delta),
-                    position,
-                });
-            }
+            let record = record.map_err(|e| e.to_string())?;
+            let key = record.key.map(|k| {
+                // The key borrows from the section: its place is its distance from the start.
+                (k.as_ptr() as usize - section.as_ptr() as usize, k.len())
+            });
+            keys.push(
+                section,
+                record.offset_delta,
+                position,
+                key,
+                base_ts + record.timestamp_delta,
+            );
         }
-        f(&records);
-    };
-    let mut f = Some(f);
-    let mut call = |records: &[Keyed<'_>]| {
-        if let Some(f) = f.take() {
-            f(records);
-        }
-    };
-    match view.compression() {
-        Some(Compression::None) => collect(view.records_data(), &mut call),
-        Some(codec) => {
-            match brook_protocol::compression::decompress(
-                codec,
-                view.records_data(),
-                MAX_DECOMPRESSED,
-            ) {
-                Ok(data) => collect(&data, &mut call),
-                Err(e) => {
-                    tracing::warn!(offset = base_offset, error = %e, "key index: a batch's records cannot be read; not indexed")
-                }
-            }
-        }
-        None => {}
+        keys.decompressed = decompressed;
+        Ok(keys)
+    }
+
+    pub fn records(&self) -> &[BatchKey] {
+        &self.records
+    }
+
+    /// The records section the positions refer to: the decompressed one, or `view`'s own.
+    pub fn section<'a>(&'a self, view: &'a BatchView<'_>) -> &'a [u8] {
+        self.decompressed.as_deref().unwrap_or(view.records_data())
+    }
+
+    /// The key of `record` in `section` (from [`BatchKeys::section`]).
+    pub fn key_in<'a>(&self, section: &'a [u8], record: &BatchKey) -> Option<&'a [u8]> {
+        let (at, len) = record.key?;
+        section.get(at as usize..at as usize + len as usize)
     }
 }
 
@@ -466,11 +599,96 @@ mod tests {
         let before: Vec<Vec<KeyEntry>> = (0..7)
             .map(|k| active.lookup(format!("agg-{k}").as_bytes()).to_vec())
             .collect();
-        assert_eq!(active.last(b"agg-0").map(|e| e.revision), Some(42));
-        let sealed = file::SealedKeyIndex::open(bytes::Bytes::from(active.seal(false))).unwrap();
+        assert_eq!(
+            active.last(b"agg-0").flatten().map(|e| e.revision),
+            Some(42)
+        );
+        let sealed =
+            file::SealedKeyIndex::open(bytes::Bytes::from(active.seal_to_vec(false))).unwrap();
         assert!(active.is_empty());
         for (k, entries) in before.iter().enumerate() {
             assert_eq!(&sealed.lookup(format!("agg-{k}").as_bytes()), entries);
         }
+    }
+
+    fn compressed(plain: &[u8], codec: Compression) -> Vec<u8> {
+        use brook_protocol::batch::HEADER_SIZE;
+        let view = BatchView::parse(plain).unwrap();
+        let section = brook_protocol::compression::compress(codec, view.records_data()).unwrap();
+        let mut b = plain[..HEADER_SIZE].to_vec();
+        b.extend_from_slice(&section);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[21..23].copy_from_slice(&i16::from(codec.id()).to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn batch_keys_read_the_same_from_plain_and_compressed_batches() {
+        use brook_protocol::batch::testing::{build_batch, TestRecord};
+        let records: Vec<TestRecord> = ["loan-1", "", "loan-2"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| TestRecord {
+                key: (!k.is_empty()).then(|| k.as_bytes().to_vec()),
+                value: Some(vec![b'x'; 100 * i]),
+                timestamp_delta: i as i64,
+                headers: Vec::new(),
+            })
+            .collect();
+        let plain = build_batch(5_000, &records);
+        let read = |b: &[u8]| {
+            let view = BatchView::parse(b).unwrap();
+            let keys = BatchKeys::read(&view).unwrap();
+            let section = keys.section(&view);
+            keys.records()
+                .iter()
+                .map(|r| {
+                    let key = keys.key_in(section, r).map(<[u8]>::to_vec);
+                    (r.index, key, r.hash, r.timestamp, r.position)
+                })
+                .collect::<Vec<_>>()
+        };
+        let expected = read(&plain);
+        assert_eq!(expected.len(), 3);
+        assert_eq!(expected[0].1.as_deref(), Some(&b"loan-1"[..]));
+        assert_eq!(expected[0].2, key_hash(b"loan-1"));
+        assert_eq!((expected[1].1.clone(), expected[1].2), (None, 0));
+        assert_eq!(expected[2].3, 5_002);
+        for codec in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+            assert_eq!(read(&compressed(&plain, codec)), expected, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn given_keys_index_as_read_ones_and_foreign_ones_are_ignored() {
+        use brook_protocol::batch::testing::{build_batch, TestRecord};
+        let batch = |keys: &[&str], base: i64| {
+            let records: Vec<TestRecord> = keys
+                .iter()
+                .map(|k| TestRecord {
+                    key: Some(k.as_bytes().to_vec()),
+                    ..TestRecord::default()
+                })
+                .collect();
+            let mut b = build_batch(0, &records);
+            brook_protocol::batch::set_base_offset(&mut b, base);
+            b
+        };
+        let (first, second) = (batch(&["a", "b", "a"], 0), batch(&["b"], 3));
+        let mut read = KeyIndex::new(8);
+        read.observe(&BatchView::parse(&first).unwrap());
+        read.observe(&BatchView::parse(&second).unwrap());
+        let mut given = KeyIndex::new(8);
+        let keys = BatchKeys::read(&BatchView::parse(&first).unwrap()).unwrap();
+        given.observe_keys(&BatchView::parse(&first).unwrap(), Some(&keys));
+        // Keys of another batch (three records, not one) are not trusted for this one.
+        given.observe_keys(&BatchView::parse(&second).unwrap(), Some(&keys));
+        for key in [&b"a"[..], b"b"] {
+            assert_eq!(given.entries(key), read.entries(key));
+        }
+        assert_eq!(given.head_revision(b"b"), Some(1));
     }
 }

@@ -273,3 +273,88 @@ fn keys_carried_across_rolls_keep_their_revisions() {
     let mut log = PartitionLog::open(dir.path(), carried).unwrap();
     assert_eq!(head(&mut log, "k1"), Some(model["k1"].len() as i64));
 }
+
+#[test]
+fn heads_stay_right_when_the_table_stops_carrying_its_keys() {
+    // Cache of 3 keys: with up to 3 keys the table carries them over each roll; a fourth
+    // makes the next roll let them all go to the cache and the files.
+    let small = LogConfig {
+        key_index: Some(KeyIndexConfig {
+            cache_keys: 3,
+            segment_entries: 1_000,
+        }),
+        segment_bytes: 1 << 20,
+        ..indexed()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small).unwrap();
+    // "a" is looked up before its first record: the cache learns "no stream".
+    assert_eq!(head(&mut log, "a"), None);
+    append_keys(&mut log, &["a", "b"], 1);
+    log.roll(2).unwrap(); // carried: 2 keys
+    append_keys(&mut log, &["c"], 3);
+    log.roll(4).unwrap(); // carried: 3 keys, "a" without records in this segment
+    append_keys(&mut log, &["d", "b"], 5);
+    log.roll(6).unwrap(); // 4 keys: let go; "a" must not come back as "no stream"
+    append_keys(&mut log, &["a", "b", "c", "d"], 7);
+    let revisions: Vec<Option<i64>> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|k| head(&mut log, k))
+        .collect();
+    assert_eq!(revisions, vec![Some(1), Some(2), Some(1), Some(1)]);
+    assert_eq!(entries(&mut log, "a").len(), 2);
+}
+
+#[test]
+fn keys_with_the_same_hash_keep_their_own_streams() {
+    let [ka, kb] = crate::key_index::COLLIDING_KEYS;
+    assert_eq!(
+        crate::key_index::key_hash(ka),
+        crate::key_index::key_hash(kb)
+    );
+    let raw = |keys: &[&[u8]]| {
+        let records: Vec<TestRecord> = keys
+            .iter()
+            .map(|k| TestRecord {
+                key: Some(k.to_vec()),
+                ..TestRecord::default()
+            })
+            .collect();
+        build_batch(1, &records)
+    };
+    let small = LogConfig {
+        key_index: Some(KeyIndexConfig {
+            cache_keys: 1,
+            segment_entries: 3,
+        }),
+        ..indexed()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small).unwrap();
+    let mut expected: HashMap<&[u8], Vec<i64>> = HashMap::new();
+    for keys in [&[ka, kb, ka][..], &[kb], &[ka, ka], &[kb, ka]] {
+        let info = log.append(&mut raw(keys), 1).unwrap();
+        for (n, k) in keys.iter().enumerate() {
+            expected
+                .entry(k)
+                .or_default()
+                .push(info.base_offset + n as i64);
+        }
+    }
+    assert!(log.segment_count() > 2, "sealed files hold both keys");
+    for reopen in [false, true] {
+        if reopen {
+            log.close().unwrap();
+            log = PartitionLog::open(dir.path(), small).unwrap();
+        }
+        for k in [ka, kb] {
+            let got = log.key_index().unwrap().entries(k);
+            let offsets: Vec<i64> = got.iter().map(|e| e.offset).collect();
+            let revisions: Vec<i64> = got.iter().map(|e| e.revision).collect();
+            assert_eq!(offsets, expected[k], "reopened: {reopen}");
+            assert_eq!(revisions, (0..expected[k].len() as i64).collect::<Vec<_>>());
+            let head = log.key_index().unwrap().head_revision(k);
+            assert_eq!(head, Some(expected[k].len() as i64 - 1));
+        }
+    }
+}

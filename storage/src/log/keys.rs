@@ -118,7 +118,9 @@ impl PartitionLog {
         }
         for (&base, segment) in self.sealed.range(from..) {
             for_each_batch(segment, self.log_start, |_, view| index.observe(&view))?;
-            let sealed = write_sealed(&self.fs, &self.key_index_path(base), &index.seal_active())?;
+            let sealed = write_sealed_with(&self.fs, &self.key_index_path(base), |sink| {
+                index.seal_active(sink)
+            })?;
             index.add_sealed(base, sealed);
         }
         if from <= self.active.base_offset() {
@@ -146,7 +148,7 @@ impl PartitionLog {
         let Some(index) = self.keys.as_mut() else {
             return Ok(());
         };
-        let sealed = write_sealed(&self.fs, &path, &index.seal_active())?;
+        let sealed = write_sealed_with(&self.fs, &path, |sink| index.seal_active(sink))?;
         index.add_sealed(base, sealed);
         Ok(())
     }
@@ -213,15 +215,33 @@ fn for_each_batch(
 
 /// Writes an index file, fsyncs it, and maps it back.
 fn write_sealed(fs: &SharedFs, path: &Path, bytes: &[u8]) -> Result<SealedKeyIndex> {
+    write_sealed_with(fs, path, |sink| sink(bytes))
+}
+
+/// Writes an index file from what `write` hands its sink piece by piece, fsyncs it, and
+/// maps it back.
+fn write_sealed_with(
+    fs: &SharedFs,
+    path: &Path,
+    write: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+) -> Result<SealedKeyIndex> {
     let file = FileHandle::create(fs, path)?;
-    file.write_all_at(bytes, 0)?;
+    let mut len = 0u64;
+    write(&mut |chunk: &[u8]| {
+        file.write_all_at(chunk, len)?;
+        len += chunk.len() as u64;
+        Ok(())
+    })?;
     file.sync_all()?;
-    let mapped = file
-        .map(bytes.len() as u64)?
-        .and_then(|m| m.bytes(0..bytes.len()))
-        .unwrap_or_else(|| Bytes::copy_from_slice(bytes));
-    SealedKeyIndex::open(mapped)
-        .map_err(|e| StorageError::io("read back", path)(std::io::Error::other(e)))
+    let read_back = |e: &dyn std::fmt::Display| {
+        StorageError::io("read back", path)(std::io::Error::other(e.to_string()))
+    };
+    let mapped = match file.map(len)?.and_then(|m| m.bytes(0..m.len())) {
+        Some(bytes) => bytes,
+        // An empty file cannot be mapped; an index is never empty, so this is damage.
+        None => return Err(read_back(&"the index file is empty")),
+    };
+    SealedKeyIndex::open(mapped).map_err(|e| read_back(&e))
 }
 
 /// The index file at `path`; `None` if it is missing or unusable (then it is rebuilt).
