@@ -77,7 +77,7 @@
 //! # Modules
 //!
 //! `cleaner` (compaction: policy, offset map, batch rewriting), `config` (tunables, open options), `error`, `fs` (every file-system call, the
-//! [`FileSystem`] trait), `mmap` (the only `unsafe`), `index`, `txn_index`, `segment`, `checkpoint`,
+//! [`FileSystem`] trait), `mmap` (the `unsafe` of memory maps; the only other `unsafe` is one prefetch instruction in `key_index`), `index`, `txn_index`, `segment`, `checkpoint`,
 //! `recovery`, `retention` (policy), `durability` ([`SyncPoint`]), `log` ([`PartitionLog`]),
 //! `testing` (fault injection).
 

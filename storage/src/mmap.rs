@@ -1,4 +1,5 @@
-//! Read-only memory maps of segment and index files: the crate's only `unsafe` code.
+//! Read-only memory maps of segment and index files: the crate's `unsafe` code (besides a
+//! prefetch hint in `key_index`).
 //!
 //! Owns [`Mapping`], a shared read-only map of the first `len` bytes of a file, and the way
 //! a range of it becomes a [`Bytes`] without copying. Nothing in this module writes to a
