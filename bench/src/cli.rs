@@ -204,6 +204,10 @@ pub struct ProduceOpts {
     /// refused condition counts as a delivery error.
     #[arg(long)]
     pub conditional: bool,
+    /// With --keys: draw each record's key uniformly at random instead of in turn (a batch
+    /// may then hold one key several times).
+    #[arg(long, requires = "keys")]
+    pub random_keys: bool,
     /// A config of the topic this tool creates, KEY=VALUE (repeatable), e.g.
     /// `--topic-config cleanup.policy=compact`.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -271,6 +275,7 @@ impl ProduceOpts {
             abort_percent: 0,
             keys: None,
             conditional: false,
+            random_keys: false,
             topic_configs: Vec::new(),
             value_schema_id: None,
         }

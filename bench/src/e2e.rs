@@ -95,6 +95,7 @@ fn producer_opts(opts: &E2eOpts) -> ProduceOpts {
         abort_percent: 0,
         keys: None,
         conditional: false,
+        random_keys: false,
         topic_configs: Vec::new(),
         value_schema_id: None,
     }

@@ -266,6 +266,16 @@ struct Keys {
     count: u64,
     offset: u64,
     conditional: bool,
+    /// `--random-keys`: keys drawn at random (from this seed on) instead of in turn.
+    random: Option<u64>,
+}
+
+/// xorshift64*: enough to draw keys evenly, and the same sequence every run.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
 /// One producer thread: sends until the stop condition, then waits for every delivery.
@@ -289,6 +299,7 @@ fn send_loop(
         Some(k) if k.conditional => vec![-1; usize::try_from(k.count).unwrap_or(0)],
         _ => Vec::new(),
     };
+    let mut random = keys.and_then(|k| k.random);
     let mut i = 0u64;
     // The open transaction: its number and when it began.
     let mut open: Option<(u64, u64)> = None;
@@ -317,9 +328,14 @@ fn send_loop(
         }
         // The send time stays that of the first attempt: time spent waiting for room in
         // a full queue is part of the latency.
+        // Which of this producer's keys the record gets: the next in turn, or any.
+        let slot = keys.map_or(0, |k| match random.as_mut() {
+            Some(state) => next_random(state) % k.count.max(1),
+            None => i % k.count.max(1),
+        });
         // --conditional: the key's revision now, as the header says it; then one more.
-        let expected = keys.and_then(|k| {
-            let last = revisions.get_mut((i % k.count.max(1)) as usize)?;
+        let expected = keys.and_then(|_| {
+            let last = revisions.get_mut(slot as usize)?;
             let text = if *last < 0 {
                 "no-stream".to_string()
             } else {
@@ -333,11 +349,11 @@ fn send_loop(
                 .payload(&buf[..]);
             if let Some(keys) = keys {
                 key.clear();
-                // Producers start at different keys; each walks its keys in turn.
+                // Producers start at different keys (with --conditional, own different ones).
                 let n = if keys.conditional {
-                    keys.offset + i % keys.count
+                    keys.offset + slot
                 } else {
-                    (i + keys.offset) % keys.count
+                    (slot + keys.offset) % keys.count
                 };
                 let _ = write!(key, "key-{n}");
                 record = record.key(key.as_bytes());
@@ -445,6 +461,9 @@ pub(crate) fn drive(
                     },
                     offset: (n as u64).wrapping_mul(share),
                     conditional: opts.conditional,
+                    random: opts
+                        .random_keys
+                        .then_some(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1)),
                 });
                 scope.spawn(move || {
                     send_loop(

@@ -200,3 +200,28 @@ fn transactional_produce_and_read_committed_consume() {
     assert_eq!(filled.records, 400);
     broker.shutdown();
 }
+
+#[test]
+fn conditional_produce_with_random_keys_is_never_refused() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    // Few keys drawn at random: batches hold one key several times, and every record's
+    // expected revision (tracked by the tool) must match what the broker counts.
+    let opts = produce_opts(&[
+        "--create-topic",
+        "--topic-config",
+        "brook.key.index=true",
+        "--keys",
+        "50",
+        "--random-keys",
+        "--conditional",
+        "--count",
+        "3000",
+        "--warmup",
+        "0",
+        "--linger-ms",
+        "5",
+    ]);
+    let p = produce::run(&broker.bootstrap(), "smoke-random-keys", &opts, None).unwrap();
+    assert_eq!(p.records, 3000);
+    assert_eq!(p.errors, 0, "a condition was refused");
+}

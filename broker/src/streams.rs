@@ -150,7 +150,7 @@ pub(crate) fn check(
     let mut revisions = Vec::with_capacity(records.len());
     // As when indexing: each key's place in the table, then its stored key, is prefetched
     // a few records ahead.
-    const AHEAD: usize = 8;
+    const AHEAD: usize = 16;
     for r in records.iter().take(AHEAD) {
         index.prefetch(r.hash);
     }

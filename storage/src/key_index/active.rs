@@ -31,8 +31,10 @@ struct Last {
     revision: i64,
 }
 
-/// One place of [`LastTable`]; empty while `last.key_at` is [`NONE`].
+/// One place of [`LastTable`]; empty while `last.key_at` is [`NONE`]. Aligned so that it
+/// never straddles two cache lines: one prefetch brings all of it.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct Bucket {
     hash: u64,
     last: Last,
@@ -80,12 +82,6 @@ impl LastTable {
             }
             at = (at + 1) & mask;
         }
-    }
-
-    /// What the table holds for `hash` if it is in its first place (no probing).
-    fn get_home(&self, hash: u64) -> Option<&Last> {
-        let bucket = self.buckets.get(self.home(hash))?;
-        (bucket.hash == hash && bucket.last.key_at != NONE).then_some(&bucket.last)
     }
 
     fn get(&self, hash: u64) -> Option<&Last> {
@@ -277,7 +273,7 @@ impl ActiveKeyIndex {
     pub fn prefetch_key(&self, hash: u64) {
         if let Some(key) = self
             .last
-            .get_home(hash)
+            .get(hash)
             .and_then(|last| self.keys.get(last.key_at as usize))
         {
             prefetch(key);
