@@ -446,6 +446,25 @@ pub mod testing {
         }
     }
 
+    /// `plain` (an uncompressed batch) with its records section compressed with `codec`, the
+    /// attributes and the CRC set to match.
+    pub fn compressed(plain: &[u8], codec: Compression) -> Vec<u8> {
+        let Ok(view) = BatchView::parse(plain) else {
+            panic!("not a well-formed test batch");
+        };
+        let Ok(section) = crate::compression::compress(codec, view.records_data()) else {
+            panic!("test records do not compress with {codec:?}");
+        };
+        let mut b = plain[..HEADER_SIZE].to_vec();
+        b.extend_from_slice(&section);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        b[21..23].copy_from_slice(&i16::from(codec.id()).to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
     /// A batch of `n` records with values `value-<i>` and timestamps `base_timestamp + i`.
     pub fn simple_batch(base_timestamp: i64, n: usize) -> Vec<u8> {
         let records: Vec<TestRecord> = (0..n)

@@ -157,15 +157,7 @@ mod tests {
                 })
                 .collect::<Vec<_>>(),
         );
-        let view = BatchView::parse(&plain).unwrap();
-        let section = compression::compress(codec, view.records_data()).unwrap();
-        let mut b = plain[..HEADER_SIZE].to_vec();
-        b.extend_from_slice(&section);
-        let len = (b.len() - 12) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[21..23].copy_from_slice(&i16::from(codec.id()).to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let mut b = brook_protocol::batch::testing::compressed(&plain, codec);
         set_base_offset(&mut b, 100);
         b
     }

@@ -611,20 +611,6 @@ mod tests {
         }
     }
 
-    fn compressed(plain: &[u8], codec: Compression) -> Vec<u8> {
-        use brook_protocol::batch::HEADER_SIZE;
-        let view = BatchView::parse(plain).unwrap();
-        let section = brook_protocol::compression::compress(codec, view.records_data()).unwrap();
-        let mut b = plain[..HEADER_SIZE].to_vec();
-        b.extend_from_slice(&section);
-        let len = (b.len() - 12) as i32;
-        b[8..12].copy_from_slice(&len.to_be_bytes());
-        b[21..23].copy_from_slice(&i16::from(codec.id()).to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
-    }
-
     #[test]
     fn batch_keys_read_the_same_from_plain_and_compressed_batches() {
         use brook_protocol::batch::testing::{build_batch, TestRecord};
@@ -658,7 +644,8 @@ mod tests {
         assert_eq!((expected[1].1.clone(), expected[1].2), (None, 0));
         assert_eq!(expected[2].3, 5_002);
         for codec in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
-            assert_eq!(read(&compressed(&plain, codec)), expected, "{codec:?}");
+            let b = brook_protocol::batch::testing::compressed(&plain, codec);
+            assert_eq!(read(&b), expected, "{codec:?}");
         }
     }
 
