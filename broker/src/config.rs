@@ -51,6 +51,17 @@ pub struct BrokerConfig {
     /// `host:port` announced to clients in Metadata and DescribeCluster; the bound address
     /// when unset.
     pub advertise: Option<String>,
+    /// `listeners`: `NAME://HOST:PORT,...` (an empty host binds every interface); when set,
+    /// `listen` and `advertise` are not used. See `crate::listeners`.
+    pub listeners: Option<String>,
+    /// `advertised.listeners`: `NAME://HOST:PORT,...`, what each listener's clients are told
+    /// to connect to (the bound address for a listener not named here).
+    #[serde(rename = "advertised.listeners")]
+    pub advertised_listeners: Option<String>,
+    /// `listener.security.protocol.map`: `NAME:PROTOCOL,...`; Kafka's default maps each
+    /// protocol's name to itself.
+    #[serde(rename = "listener.security.protocol.map")]
+    pub listener_security_protocol_map: Option<String>,
     /// Where logs and metadata live.
     pub data_dir: PathBuf,
     /// Use a temporary data directory that is removed on shutdown (ignores `data_dir`).
@@ -214,6 +225,9 @@ impl Default for BrokerConfig {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9092))),
             advertise: None,
+            listeners: None,
+            advertised_listeners: None,
+            listener_security_protocol_map: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
             http_listen: DEFAULT_HTTP_LISTEN.to_string(),
@@ -270,7 +284,7 @@ impl BrokerConfig {
         };
         let mut out: Vec<(String, String)> = map
             .into_iter()
-            .filter(|(name, _)| name.contains('.'))
+            .filter(|(name, value)| name.contains('.') && !value.is_null())
             .map(|(name, value)| {
                 let value = match value {
                     serde_json::Value::String(s) => s,
@@ -452,11 +466,20 @@ impl BrokerConfig {
         if self.max_partitions_per_request < 1 {
             return invalid("max.partitions.per.request", "must be at least 1");
         }
-        if let Some(adv) = &self.advertise {
-            parse_host_port(adv).map_err(|reason| ConfigError::Invalid {
-                name: "advertise",
-                reason,
-            })?;
+        let listeners = crate::listeners::specs(self)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        if let Some(l) = listeners
+            .iter()
+            .find(|l| l.protocol != crate::listeners::SecurityProtocol::Plaintext)
+        {
+            return invalid(
+                "listeners",
+                &format!(
+                    "listener {} uses {}, which this version of Brook does not serve yet (only PLAINTEXT listeners)",
+                    l.name,
+                    l.protocol.name()
+                ),
+            );
         }
         Ok(())
     }

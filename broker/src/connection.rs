@@ -37,6 +37,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+
+use crate::listeners::Advertised;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -131,6 +133,7 @@ async fn take(budget: &Arc<Semaphore>, total: usize, bytes: usize) -> Option<Own
 /// Serves one connection until the peer closes it, an error closes it, or shutdown.
 pub(crate) async fn serve(
     stream: TcpStream,
+    listener: Arc<Advertised>,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -164,7 +167,7 @@ pub(crate) async fn serve(
                 return Ok(());
             };
             let frame = frame?;
-            if let Some(reply) = handle_frame(&state, frame.payload, peer).await? {
+            if let Some(reply) = handle_frame(&state, &listener, frame.payload, peer).await? {
                 // Wait for room among the queued replies: a client that does not read stops
                 // being served instead of making the broker buffer without bound.
                 let room = tokio::select! {
@@ -397,6 +400,7 @@ async fn fill(
 
 async fn handle_frame(
     state: &Arc<BrokerState>,
+    listener: &Advertised,
     payload: Bytes,
     peer: Option<std::net::SocketAddr>,
 ) -> Result<Option<Reply>, CloseReason> {
@@ -444,6 +448,7 @@ async fn handle_frame(
         state,
         header: &frame.header,
         peer,
+        listener,
     };
     if let RequestKind::Produce(produce) = request {
         let acks = produce.acks;

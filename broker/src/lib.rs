@@ -2,6 +2,8 @@
 //!
 //! - [`config`]: the typed broker configuration (TOML file, CLI flags).
 //! - [`server`]: starting, embedding and stopping a broker ([`Broker`], [`EmbeddedBroker`]).
+//! - [`listeners`]: the Kafka listeners (`listeners`, `advertised.listeners`,
+//!   `listener.security.protocol.map`).
 //! - `connection`: one client connection, requests in and responses out in order.
 //! - `durability`: the fsync contract per partition (group commit, background flush).
 //! - `groups`: the group coordinator (consumer groups, committed offsets, `__consumer_offsets`).
@@ -36,6 +38,7 @@ mod groups;
 mod handlers;
 mod http;
 mod internal_log;
+pub mod listeners;
 mod maintenance;
 mod producers;
 mod record_codec;

@@ -106,10 +106,18 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let http = broker
             .http_addr()
             .map_or("off".to_string(), |a| format!("http://{a}"));
+        let listening = match broker.listener_addrs() {
+            [(_, one)] => one.to_string(),
+            many => many
+                .iter()
+                .map(|(name, addr)| format!("{name}://{addr}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         tracing::info!(
             "brook {} listening on {}, HTTP {}, data in {}, cluster id {}",
             env!("CARGO_PKG_VERSION"),
-            broker.local_addr(),
+            listening,
             http,
             data,
             broker.cluster_id()

@@ -15,9 +15,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admission::{is_out_of_fds, Admission, SpareFd};
-use crate::config::{parse_host_port, BrokerConfig, ConfigError};
+use crate::config::{BrokerConfig, ConfigError};
 use crate::dynamic_config::DynamicConfigs;
 use crate::groups::GroupCoordinator;
+use crate::listeners::Advertised;
 use crate::registry::SchemaRegistry;
 use crate::state::BrokerState;
 use crate::topics::{TopicError, TopicRegistry};
@@ -49,6 +50,8 @@ pub enum BrokerError {
 /// A running broker on the caller's runtime.
 pub struct Broker {
     local_addr: SocketAddr,
+    /// Each listener's name and bound address, in the order of `listeners`.
+    listener_addrs: Vec<(String, SocketAddr)>,
     http_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     cluster_id: String,
@@ -67,17 +70,33 @@ impl Broker {
             brook_storage::set_max_open_files(files);
             tracing::debug!(limit, files, "open-file limit");
         }
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let specs = crate::listeners::specs(&config)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let mut listeners = Vec::with_capacity(specs.len());
+        let mut listener_addrs = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let bind = |source| BrokerError::Bind {
+                addr: spec.bind,
+                source,
+            };
+            let listener = TcpListener::bind(spec.bind).await.map_err(bind)?;
+            let addr = listener.local_addr().map_err(bind)?;
+            let (host, port) = spec
+                .advertised
+                .clone()
+                .unwrap_or_else(|| (addr.ip().to_string(), addr.port()));
+            let advertised = Advertised {
+                listener: spec.name.clone(),
+                host,
+                port: i32::from(port),
+            };
+            listener_addrs.push((spec.name, addr));
+            listeners.push((listener, Arc::new(advertised)));
+        }
+        let local_addr = listener_addrs
+            .first()
+            .map(|(_, a)| *a)
+            .unwrap_or(config.listen);
         let http = match config.http_addr().map_err(|reason| ConfigError::Invalid {
             name: "http_listen",
             reason,
@@ -105,13 +124,6 @@ impl Broker {
             (Some(t), p)
         } else {
             (None, config.data_dir.clone())
-        };
-        let (host, port) = match &config.advertise {
-            Some(a) => parse_host_port(a).map_err(|reason| ConfigError::Invalid {
-                name: "advertise",
-                reason,
-            })?,
-            None => (local_addr.ip().to_string(), local_addr.port()),
         };
         let (dynamic, topics, groups, txns, registry) = {
             let dir = data_dir.clone();
@@ -146,13 +158,12 @@ impl Broker {
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");
         }
-        let state = Arc::new(BrokerState::new(
-            dynamic, topics, groups, txns, registry, host, port,
-        ));
+        let state = Arc::new(BrokerState::new(dynamic, topics, groups, txns, registry));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let server = tokio::spawn(run(listener, http, state, shutdown_rx, temp_dir));
+        let server = tokio::spawn(run(listeners, http, state, shutdown_rx, temp_dir));
         Ok(Broker {
             local_addr,
+            listener_addrs,
             http_addr,
             data_dir,
             cluster_id,
@@ -161,9 +172,22 @@ impl Broker {
         })
     }
 
-    /// The address the listener is bound to.
+    /// The address the (first) listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Each listener's name and bound address, in the order of `listeners`.
+    pub fn listener_addrs(&self) -> &[(String, SocketAddr)] {
+        &self.listener_addrs
+    }
+
+    /// The bound address of the listener named `name` (`PLAINTEXT` without `listeners`).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| *a)
     }
 
     /// `host:port` for a client's `bootstrap.servers`.
@@ -194,7 +218,7 @@ impl Broker {
 
 /// Accepts connections until shutdown, then waits for them and closes the logs.
 async fn run(
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Arc<Advertised>)>,
     http: Option<TcpListener>,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
@@ -233,12 +257,15 @@ async fn run(
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
+            ((i, accepted), _, _) = futures_util::future::select_all(
+                listeners.iter().enumerate().map(|(i, (l, _))| Box::pin(async move { (i, l.accept().await) })),
+            ) => match accepted {
                 Ok((stream, peer)) => match admission.admit(peer.ip()) {
                     Ok(admitted) => {
                         let (state, shutdown) = (state.clone(), shutdown.clone());
+                        let advertised = listeners[i].1.clone();
                         connections.spawn(async move {
-                            crate::connection::serve(stream, state, shutdown).await;
+                            crate::connection::serve(stream, advertised, state, shutdown).await;
                             drop(admitted);
                         });
                     }
@@ -252,7 +279,7 @@ async fn run(
                     // The waiting connection cannot be accepted into a descriptor we do not
                     // have: free the spare one, accept it and close it at once.
                     admission.warn_refused(&e);
-                    if !spare_fd.refuse_one(&listener).await {
+                    if !spare_fd.refuse_one(&listeners[i].0).await {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -267,7 +294,7 @@ async fn run(
     state
         .ready
         .store(false, std::sync::atomic::Ordering::Release);
-    drop(listener);
+    drop(listeners);
     while connections.join_next().await.is_some() {}
     if let Some(http) = http {
         let _ = http.await;
@@ -340,6 +367,11 @@ impl EmbeddedBroker {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.broker().local_addr()
+    }
+
+    /// The bound address of the listener named `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.broker().listener_addr(name)
     }
 
     /// The address of the HTTP listener (schema registry, metrics, health).

@@ -21,9 +21,6 @@ pub(crate) struct BrokerState {
     pub(crate) txns: TransactionCoordinator,
     /// The schema registry (`crate::http::registry` serves it).
     pub(crate) registry: crate::registry::SchemaRegistry,
-    /// Host and port announced in Metadata and DescribeCluster.
-    pub(crate) advertised_host: String,
-    pub(crate) advertised_port: i32,
     /// `queued.max.request.bytes`: the broker-wide budget of request bytes read but not yet
     /// handled, and its size; `None` when unlimited.
     pub(crate) queued_requests: Option<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
@@ -42,8 +39,6 @@ impl BrokerState {
         groups: GroupCoordinator,
         txns: TransactionCoordinator,
         registry: crate::registry::SchemaRegistry,
-        advertised_host: String,
-        advertised_port: u16,
     ) -> Self {
         let config = BrokerConfig::clone(&dynamic.effective());
         let queued_requests = usize::try_from(config.queued_max_request_bytes)
@@ -56,8 +51,6 @@ impl BrokerState {
             groups,
             txns,
             registry,
-            advertised_host,
-            advertised_port: i32::from(advertised_port),
             queued_requests,
             metrics: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),

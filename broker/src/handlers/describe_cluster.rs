@@ -35,6 +35,6 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeClusterRequest) -> Descri
     resp.with_controller_id(BrokerId(state.node_id()))
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(BrokerId(state.node_id()))
-            .with_host(StrBytes::from_string(state.advertised_host.clone()))
-            .with_port(state.advertised_port)])
+            .with_host(StrBytes::from_string(ctx.listener.host.clone()))
+            .with_port(ctx.listener.port)])
 }

@@ -19,7 +19,7 @@ const BATCHED_FROM: i16 = 4;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let state = ctx.state;
-    let host = StrBytes::from_string(state.advertised_host.clone());
+    let host = StrBytes::from_string(ctx.listener.host.clone());
     let node = BrokerId(state.node_id());
     let mut error = if req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_TRANSACTION {
         None
@@ -47,7 +47,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCo
             None => resp
                 .with_node_id(node)
                 .with_host(host)
-                .with_port(state.advertised_port),
+                .with_port(ctx.listener.port),
         };
     }
     let coordinators = req
@@ -64,7 +64,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCo
                 None => c
                     .with_node_id(node)
                     .with_host(host.clone())
-                    .with_port(state.advertised_port),
+                    .with_port(ctx.listener.port),
             }
         })
         .collect();

@@ -79,8 +79,8 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
-            .with_host(StrBytes::from_string(state.advertised_host.clone()))
-            .with_port(state.advertised_port)])
+            .with_host(StrBytes::from_string(ctx.listener.host.clone()))
+            .with_port(ctx.listener.port)])
         .with_cluster_id(Some(StrBytes::from_string(
             state.topics.cluster_id().to_string(),
         )))

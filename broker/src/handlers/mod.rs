@@ -52,6 +52,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) header: &'a RequestHeader,
     /// The client's address, when the socket knows it.
     pub(crate) peer: Option<std::net::SocketAddr>,
+    /// The address clients of the listener this request came through connect to.
+    pub(crate) listener: &'a crate::listeners::Advertised,
 }
 
 impl Ctx<'_> {

@@ -113,3 +113,59 @@ fn metadata_and_describe_cluster_announce_the_same_broker() {
     );
     broker.shutdown();
 }
+
+#[test]
+fn each_listener_announces_its_own_advertised_address() {
+    use brook_protocol::kafka_protocol::messages::FindCoordinatorRequest;
+    let config = BrokerConfig {
+        listeners: Some("INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0".into()),
+        advertised_listeners: Some("EXTERNAL://events.example.com:19094".into()),
+        listener_security_protocol_map: Some("INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT".into()),
+        ..BrokerConfig::ephemeral()
+    };
+    let broker = EmbeddedBroker::start(config).unwrap();
+    let internal = broker.listener_addr("INTERNAL").unwrap();
+    let external = broker.listener_addr("external").unwrap();
+    assert_ne!(internal, external);
+    for (addr, host, port) in [
+        (
+            internal,
+            "127.0.0.1".to_string(),
+            i32::from(internal.port()),
+        ),
+        (external, "events.example.com".to_string(), 19094),
+    ] {
+        let mut c = RawClient::connect(&addr.to_string()).unwrap();
+        let meta = c.call(12, &MetadataRequest::default()).unwrap();
+        let b = &meta.brokers[0];
+        assert_eq!((b.host.as_str(), b.port), (host.as_str(), port), "{addr}");
+        let cluster = c.call(1, &DescribeClusterRequest::default()).unwrap();
+        assert_eq!(
+            (cluster.brokers[0].host.as_str(), cluster.brokers[0].port),
+            (host.as_str(), port)
+        );
+        let coordinator = c
+            .call(
+                3,
+                &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+            )
+            .unwrap();
+        assert_eq!(
+            (coordinator.host.as_str(), coordinator.port),
+            (host.as_str(), port)
+        );
+    }
+}
+
+#[test]
+fn listeners_that_need_tls_or_sasl_are_refused_at_start_for_now() {
+    let config = BrokerConfig {
+        listeners: Some("SASL_SSL://127.0.0.1:0".into()),
+        ..BrokerConfig::ephemeral()
+    };
+    let err = EmbeddedBroker::start(config).err().unwrap().to_string();
+    assert!(
+        err.contains("SASL_SSL") && err.contains("not serve yet"),
+        "{err}"
+    );
+}
