@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: the typed broker configuration (TOML file, CLI flags).
 //! - [`server`]: starting, embedding and stopping a broker ([`Broker`], [`EmbeddedBroker`]).
+//! - [`auth`]: authentication mechanisms (SCRAM so far), apart from the connections.
 //! - [`listeners`]: the Kafka listeners (`listeners`, `advertised.listeners`,
 //!   `listener.security.protocol.map`).
 //! - `connection`: one client connection, requests in and responses out in order.
@@ -28,6 +29,7 @@
 //! ```
 
 mod admission;
+pub mod auth;
 mod cleaner;
 pub mod config;
 mod connection;
