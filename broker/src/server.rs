@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admission::{is_out_of_fds, Admission, SpareFd};
+use crate::auth::credentials::CredentialStore;
 use crate::config::{BrokerConfig, ConfigError};
 use crate::dynamic_config::DynamicConfigs;
 use crate::groups::GroupCoordinator;
@@ -125,7 +126,7 @@ impl Broker {
         } else {
             (None, config.data_dir.clone())
         };
-        let (dynamic, topics, groups, txns, registry) = {
+        let (dynamic, topics, groups, txns, registry, credentials) = {
             let dir = data_dir.clone();
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
@@ -134,18 +135,24 @@ impl Broker {
                     Some(fs) => fs.clone(),
                     None => Arc::new(brook_storage::OsFileSystem),
                 });
-                let dynamic = DynamicConfigs::open(config, &dir, files).map_err(|source| {
-                    TopicError::Metadata {
-                        path: dir.join(crate::dynamic_config::FILE),
+                let dynamic =
+                    DynamicConfigs::open(config, &dir, files.clone()).map_err(|source| {
+                        TopicError::Metadata {
+                            path: dir.join(crate::dynamic_config::FILE),
+                            source,
+                        }
+                    })?;
+                let credentials =
+                    CredentialStore::open(&dir, files).map_err(|source| TopicError::Metadata {
+                        path: dir.join(crate::auth::credentials::FILE),
                         source,
-                    }
-                })?;
+                    })?;
                 let config = dynamic.effective();
                 let topics = TopicRegistry::open(&dir, &config)?;
                 let groups = GroupCoordinator::open(&topics, &config)?;
                 let txns = TransactionCoordinator::open(&topics, &config)?;
                 let registry = SchemaRegistry::open(&topics, !config.unsafe_disable_fsync)?;
-                Ok::<_, TopicError>((dynamic, topics, groups, txns, registry))
+                Ok::<_, TopicError>((dynamic, topics, groups, txns, registry, credentials))
             })
             .await
             .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
@@ -158,7 +165,14 @@ impl Broker {
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");
         }
-        let state = Arc::new(BrokerState::new(dynamic, topics, groups, txns, registry));
+        let state = Arc::new(BrokerState::new(
+            dynamic,
+            topics,
+            groups,
+            txns,
+            registry,
+            credentials,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(run(listeners, http, state, shutdown_rx, temp_dir));
         Ok(Broker {

@@ -21,6 +21,8 @@ pub(crate) struct BrokerState {
     pub(crate) txns: TransactionCoordinator,
     /// The schema registry (`crate::http::registry` serves it).
     pub(crate) registry: crate::registry::SchemaRegistry,
+    /// The users' SCRAM credentials.
+    pub(crate) credentials: crate::auth::credentials::CredentialStore,
     /// `queued.max.request.bytes`: the broker-wide budget of request bytes read but not yet
     /// handled, and its size; `None` when unlimited.
     pub(crate) queued_requests: Option<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
@@ -39,6 +41,7 @@ impl BrokerState {
         groups: GroupCoordinator,
         txns: TransactionCoordinator,
         registry: crate::registry::SchemaRegistry,
+        credentials: crate::auth::credentials::CredentialStore,
     ) -> Self {
         let config = BrokerConfig::clone(&dynamic.effective());
         let queued_requests = usize::try_from(config.queued_max_request_bytes)
@@ -51,6 +54,7 @@ impl BrokerState {
             groups,
             txns,
             registry,
+            credentials,
             queued_requests,
             metrics: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),

@@ -154,13 +154,24 @@ impl ScramCredential {
 
     fn derive(mechanism: Mechanism, password: &[u8], salt: &[u8], iterations: u32) -> Self {
         let salted = mechanism.salted_password(password, salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
+        Self::from_salted_password(mechanism, &salted, salt, iterations)
+    }
+
+    /// The credential of an already salted password (what Kafka's
+    /// AlterUserScramCredentials carries, so the password never reaches the broker).
+    pub fn from_salted_password(
+        mechanism: Mechanism,
+        salted_password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Self {
+        let client_key = mechanism.hmac(salted_password, b"Client Key");
         Self {
             mechanism,
             salt: salt.to_vec(),
             iterations,
             stored_key: mechanism.hash(&client_key),
-            server_key: mechanism.hmac(&salted, b"Server Key"),
+            server_key: mechanism.hmac(salted_password, b"Server Key"),
         }
     }
 }

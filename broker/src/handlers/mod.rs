@@ -13,6 +13,7 @@ use crate::state::BrokerState;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -24,6 +25,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_producers;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -131,6 +133,8 @@ handlers! {
     DescribeProducers => describe_producers,
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
+    DescribeUserScramCredentials => describe_user_scram_credentials,
+    AlterUserScramCredentials => alter_user_scram_credentials,
 }
 
 /// The versions advertised for `key`, if the broker serves it.

@@ -23,6 +23,7 @@ mod process;
 mod registry;
 mod restart;
 mod retention;
+mod scram_users;
 mod streams;
 mod transactions;
 mod transactions_wire;
