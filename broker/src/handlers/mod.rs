@@ -129,12 +129,12 @@ handlers! {
     DeleteGroups => delete_groups,
     IncrementalAlterConfigs => incremental_alter_configs,
     OffsetDelete => offset_delete,
+    DescribeUserScramCredentials => describe_user_scram_credentials,
+    AlterUserScramCredentials => alter_user_scram_credentials,
     DescribeCluster => describe_cluster,
     DescribeProducers => describe_producers,
     DescribeTransactions => describe_transactions,
     ListTransactions => list_transactions,
-    DescribeUserScramCredentials => describe_user_scram_credentials,
-    AlterUserScramCredentials => alter_user_scram_credentials,
 }
 
 /// The versions advertised for `key`, if the broker serves it.
