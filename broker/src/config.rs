@@ -487,17 +487,22 @@ impl BrokerConfig {
 
 /// Splits `host:port` (IPv6 hosts in brackets).
 pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("'{port}' is not a port number"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = split_host_port(s)?;
     if host.is_empty() {
         return Err(format!("'{s}' has no host"));
     }
     Ok((host.to_string(), port))
+}
+
+/// [`parse_host_port`], the host allowed to be empty (a listener binding every interface).
+pub(crate) fn split_host_port(s: &str) -> Result<(&str, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' has no port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{port}' is not a port number"))?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::config::{parse_host_port, BrokerConfig};
+use crate::config::{parse_host_port, split_host_port, BrokerConfig};
 
 /// Kafka's security protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,9 @@ pub fn specs(config: &BrokerConfig) -> Result<Vec<ListenerSpec>, (&'static str, 
             advertised: None,
         });
     }
+    if specs.is_empty() {
+        return Err(("listeners", format!("{listeners:?} names no listener")));
+    }
     if let Some(advertised) = config
         .advertised_listeners
         .as_deref()
@@ -138,9 +141,7 @@ pub fn specs(config: &BrokerConfig) -> Result<Vec<ListenerSpec>, (&'static str, 
 
 /// `NAME://HOST:PORT` entries, comma-separated (IPv6 hosts in brackets).
 fn endpoints(list: &str) -> Result<Vec<(String, String, u16)>, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
+    entries(list)
         .map(|entry| {
             let (name, rest) = entry
                 .split_once("://")
@@ -153,16 +154,15 @@ fn endpoints(list: &str) -> Result<Vec<(String, String, u16)>, String> {
             {
                 return Err(format!("{entry:?}: {name:?} is not a listener name"));
             }
-            let (host, port) = rest
-                .rsplit_once(':')
-                .ok_or_else(|| format!("{entry:?} has no port"))?;
-            let port: u16 = port
-                .parse()
-                .map_err(|_| format!("{entry:?}: {port:?} is not a port number"))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let (host, port) = split_host_port(rest).map_err(|e| format!("{entry:?}: {e}"))?;
             Ok((name, host.to_string(), port))
         })
         .collect()
+}
+
+/// The comma-separated entries of a list setting, blanks left out.
+fn entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|e| !e.is_empty())
 }
 
 /// `listener.security.protocol.map`, or Kafka's default (each protocol's name maps to itself).
@@ -170,9 +170,7 @@ fn protocol_map(map: Option<&str>) -> Result<Vec<(String, SecurityProtocol)>, St
     let map = map
         .filter(|m| !m.trim().is_empty())
         .unwrap_or("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL");
-    map.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
+    entries(map)
         .map(|entry| {
             let (name, protocol) = entry
                 .split_once(':')
@@ -289,6 +287,7 @@ mod tests {
                 Some("A:TLS"),
                 "must be PLAINTEXT",
             ),
+            (" , ", None, None, "names no listener"),
         ];
         for (listeners, advertised, map, expected) in cases {
             let (_, reason) = specs_of(listeners, advertised, map).unwrap_err();

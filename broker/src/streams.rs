@@ -5,30 +5,8 @@
 //! locked, just before the append. The HTTP stream API (`http::streams`) appends through
 //! Produce's path and reads through the index.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use brook_protocol::validate::EXPECTED_REVISION_HEADER;
-use brook_storage::key_index::{BatchKeys, KeyIndex, KeyMap};
-
-/// Hashes a key's [`brook_storage::key_index::key_hash`], already well mixed, as itself:
-/// the batch's keys were hashed once while the batch was validated.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+use brook_storage::key_index::{BatchKeys, ByKeyHash, KeyIndex, KeyMap};
 
 /// What a conditional append expects of its key's stream (KurrentDB's expected states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,8 +121,8 @@ pub(crate) fn check(
     let records = keys.records();
     // Key hash -> the key and its last revision as the batch goes on (`None`: no stream
     // yet); keys whose hash another key of the batch took first go to `collided`.
-    let mut heads: HashMap<u64, (&[u8], Option<i64>), BuildHasherDefault<PreHashed>> =
-        HashMap::with_capacity_and_hasher(records.len(), BuildHasherDefault::default());
+    let mut heads: ByKeyHash<(&[u8], Option<i64>)> =
+        ByKeyHash::with_capacity_and_hasher(records.len(), Default::default());
     let mut collided: KeyMap<&[u8], Option<i64>> = KeyMap::default();
     let mut errors = Vec::new();
     let mut revisions = Vec::with_capacity(records.len());

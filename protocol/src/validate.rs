@@ -289,17 +289,19 @@ fn varint(s: &mut impl Source) -> Result<i32, Problem> {
     Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
 }
 
-/// A nullable length (-1 is null) and the bytes it covers.
+/// Skips a nullable length (-1 is null) and the bytes it covers; where they start and the
+/// length.
 #[inline]
-fn skip_bytes(s: &mut impl Source, what: &str) -> Result<bool, Problem> {
+fn skip_bytes(s: &mut impl Source, what: &str) -> Result<(u64, i32), Problem> {
     let len = varint(s)?;
     if len < -1 {
         return invalid(format!("{what} length {len} is below -1"));
     }
+    let at = s.consumed();
     if len >= 0 {
         s.skip(len as usize)?;
     }
-    Ok(len >= 0)
+    Ok((at, len))
 }
 
 /// Reads a key or value's length and first bytes ([`Head`]), skipping the rest; and where
@@ -368,15 +370,9 @@ fn record(s: &mut impl Source, index: i32, base_timestamp: i64) -> Result<Record
         } else {
             s.skip(key as usize)?;
         }
+        let value = skip_bytes(s, "header value")?;
         if same && expected_revision.is_none() {
-            let len = varint(s)?;
-            if len < -1 {
-                return invalid(format!("header value length {len} is below -1"));
-            }
-            expected_revision = Some((s.consumed(), len));
-            s.skip(usize::try_from(len).unwrap_or(0))?;
-        } else {
-            skip_bytes(s, "header value")?;
+            expected_revision = Some(value);
         }
         // Each header takes at least two bytes: a lying count ends here, not after 2^31 turns.
         if s.consumed() - start > len {

@@ -165,12 +165,7 @@ impl CredentialStore {
     ) -> std::io::Result<Vec<(String, Outcome)>> {
         let _change = self.changes.lock();
         let mut next = self.users.read().clone();
-        let mut order: Vec<String> = Vec::new();
-        for a in alterations {
-            if !order.iter().any(|u| u == a.user()) {
-                order.push(a.user().to_string());
-            }
-        }
+        let order = users_in_order(alterations);
         let mut results = Vec::with_capacity(order.len());
         for user in order {
             let mine: Vec<&Alteration> = alterations.iter().filter(|a| a.user() == user).collect();
@@ -194,6 +189,18 @@ impl CredentialStore {
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         self.files.write_atomically(&self.path, &bytes)
     }
+}
+
+/// The users `alterations` name, each once, in the order they first appear (the order of
+/// AlterUserScramCredentials' results).
+pub(crate) fn users_in_order(alterations: &[Alteration]) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    for a in alterations {
+        if !order.iter().any(|u| u == a.user()) {
+            order.push(a.user().to_string());
+        }
+    }
+    order
 }
 
 /// One user's alterations applied to `users`, or left out whole with the first error.

@@ -11,7 +11,7 @@ use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
 use super::Ctx;
-use crate::auth::credentials::Alteration;
+use crate::auth::credentials::{users_in_order, Alteration};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
@@ -37,10 +37,14 @@ pub(crate) async fn handle(
     let result = |user: &str| {
         AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(user.into()))
     };
+    let users = users_in_order(&alterations);
     let state = ctx.state.clone();
-    let altered = tokio::task::spawn_blocking(move || state.credentials.alter(&alterations)).await;
+    let altered = tokio::task::spawn_blocking(move || state.credentials.alter(&alterations))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|stored| stored.map_err(|e| e.to_string()));
     let results = match altered {
-        Ok(Ok(outcomes)) => outcomes
+        Ok(outcomes) => outcomes
             .iter()
             .map(|(user, outcome)| match outcome {
                 None => result(user),
@@ -49,24 +53,8 @@ pub(crate) async fn handle(
                     .with_error_message(Some(StrBytes::from_string(message.clone()))),
             })
             .collect(),
-        failed => {
-            let reason = match failed {
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-                Ok(Ok(_)) => String::new(),
-            };
+        Err(reason) => {
             tracing::error!(error = %reason, "storing SCRAM credentials failed");
-            let mut users: Vec<String> = Vec::new();
-            for name in req
-                .deletions
-                .iter()
-                .map(|d| &d.name)
-                .chain(req.upsertions.iter().map(|u| &u.name))
-            {
-                if !users.iter().any(|u| u == name.as_str()) {
-                    users.push(name.to_string());
-                }
-            }
             users
                 .iter()
                 .map(|u| {

@@ -20,6 +20,8 @@
 //! A lookup checks the filter, binary-searches the entries for the key's hash, and compares
 //! each candidate's stored key with the key asked for (different keys may share a hash).
 
+use std::convert::Infallible;
+
 use bytes::Bytes;
 
 use super::filter::{Filter, PROBES};
@@ -48,17 +50,26 @@ pub fn encode(entries: &[(Vec<u8>, KeyEntry)]) -> Vec<u8> {
         })
         .collect();
     items.sort_by_key(|(_, _, _, e)| e.revision);
+    in_memory(|sink| {
+        write_items(
+            items.len(),
+            |i| (items[i].0, items[i].2, items[i].3),
+            |i| items[i].1,
+            |_| {},
+            sink,
+        )
+    })
+}
+
+/// The bytes `write` hands its sink, gathered in memory.
+pub(crate) fn in_memory(
+    write: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<(), Infallible>) -> Result<(), Infallible>,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    let written: Result<(), std::convert::Infallible> = write_items(
-        items.len(),
-        |i| (items[i].0, items[i].2, items[i].3),
-        |i| items[i].1,
-        |_| {},
-        |chunk| {
-            out.extend_from_slice(chunk);
-            Ok(())
-        },
-    );
+    let written = write(&mut |chunk| {
+        out.extend_from_slice(chunk);
+        Ok(())
+    });
     match written {
         Ok(()) => out,
     }

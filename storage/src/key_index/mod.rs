@@ -55,6 +55,28 @@ impl std::hash::Hasher for KeyHasher {
 /// A map by key with [`KeyHasher`].
 pub type KeyMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
+/// Hashes a [`key_hash`], already well mixed, as itself: for maps whose keys are hashed
+/// once, before the map is asked.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map by [`key_hash`] with [`PreHashed`].
+pub type ByKeyHash<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PreHashed>>;
+
 /// One record of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyEntry {
@@ -258,13 +280,13 @@ impl KeyIndex {
         };
         let (base_offset, section) = (view.base_offset(), keys.section(view));
         let append_time = view.is_log_append_time().then(|| view.max_timestamp());
-        let keyed = keys
-            .records
-            .iter()
-            .filter_map(|r| Some((r, keys.key_in(section, r)?)));
         if view.is_transactional() {
             let pid = view.producer_id();
             let mut pending = self.pending.remove(&pid).unwrap_or_default();
+            let keyed = keys
+                .records
+                .iter()
+                .filter_map(|r| Some((r, keys.key_in(section, r)?)));
             for (r, key) in keyed {
                 pending.push(PendingRecord {
                     key: key.to_vec(),
@@ -485,13 +507,12 @@ impl BatchKeys {
         key: Option<(usize, usize)>,
         timestamp: i64,
     ) {
-        let key = key.and_then(|(at, len)| {
-            section.get(at..at.checked_add(len)?)?;
-            Some((u32::try_from(at).ok()?, u32::try_from(len).ok()?))
+        let found = key.and_then(|(at, len)| {
+            let bytes = section.get(at..at.checked_add(len)?)?;
+            let place = (u32::try_from(at).ok()?, u32::try_from(len).ok()?);
+            Some((place, key_hash(bytes)))
         });
-        let hash = key.map_or(0, |(at, len)| {
-            key_hash(&section[at as usize..(at + len) as usize])
-        });
+        let (key, hash) = (found.map(|f| f.0), found.map_or(0, |f| f.1));
         self.records.push(BatchKey {
             index,
             key,
