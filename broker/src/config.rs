@@ -62,6 +62,57 @@ pub struct BrokerConfig {
     /// protocol's name to itself.
     #[serde(rename = "listener.security.protocol.map")]
     pub listener_security_protocol_map: Option<String>,
+    /// `sasl.enabled.mechanisms`: what SASL listeners offer, comma-separated: PLAIN,
+    /// SCRAM-SHA-256, SCRAM-SHA-512. PLAIN checks passwords against the SCRAM credentials.
+    #[serde(rename = "sasl.enabled.mechanisms")]
+    pub sasl_enabled_mechanisms: String,
+    /// `sasl.server.max.receive.size`: the largest frame an unauthenticated client of a SASL
+    /// listener may send.
+    #[serde(rename = "sasl.server.max.receive.size")]
+    pub sasl_server_max_receive_size: usize,
+    /// `connections.max.reauth.ms`: when above 0, a SASL session lasts this long; the client
+    /// must re-authenticate on the same connection before it ends (KIP-368) or is closed.
+    #[serde(rename = "connections.max.reauth.ms")]
+    pub connections_max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`: how long a failed authentication waits
+    /// before its answer and the close (slows password guessing).
+    #[serde(rename = "connection.failed.authentication.delay.ms")]
+    pub connection_failed_authentication_delay_ms: u64,
+    /// `ssl.keystore.type`: only `PEM`.
+    #[serde(rename = "ssl.keystore.type")]
+    pub ssl_keystore_type: String,
+    /// `ssl.keystore.location`: a PEM file with the private key and the certificate chain.
+    #[serde(rename = "ssl.keystore.location")]
+    pub ssl_keystore_location: Option<PathBuf>,
+    /// `ssl.keystore.key`: the private key, PEM, inline (instead of a location).
+    #[serde(rename = "ssl.keystore.key")]
+    pub ssl_keystore_key: Option<String>,
+    /// `ssl.keystore.certificate.chain`: the certificate chain, PEM, inline.
+    #[serde(rename = "ssl.keystore.certificate.chain")]
+    pub ssl_keystore_certificate_chain: Option<String>,
+    /// `ssl.key.password`: the password of an encrypted private key (not supported: refused
+    /// with a hint to decrypt the key).
+    #[serde(rename = "ssl.key.password")]
+    pub ssl_key_password: Option<String>,
+    /// `ssl.truststore.type`: only `PEM`.
+    #[serde(rename = "ssl.truststore.type")]
+    pub ssl_truststore_type: String,
+    /// `ssl.truststore.location`: PEM CA certificates that client certificates must chain to.
+    #[serde(rename = "ssl.truststore.location")]
+    pub ssl_truststore_location: Option<PathBuf>,
+    /// `ssl.truststore.certificates`: the same, inline.
+    #[serde(rename = "ssl.truststore.certificates")]
+    pub ssl_truststore_certificates: Option<String>,
+    /// `ssl.client.auth`: `none`, `requested` or `required` (mutual TLS).
+    #[serde(rename = "ssl.client.auth")]
+    pub ssl_client_auth: String,
+    /// `ssl.principal.mapping.rules`: how a client certificate's subject becomes a user name,
+    /// in Kafka's syntax (`RULE:pattern/replacement/[LU],...,DEFAULT`).
+    #[serde(rename = "ssl.principal.mapping.rules")]
+    pub ssl_principal_mapping_rules: String,
+    /// `ssl.enabled.protocols`: `TLSv1.2`, `TLSv1.3` or both.
+    #[serde(rename = "ssl.enabled.protocols")]
+    pub ssl_enabled_protocols: String,
     /// Where logs and metadata live.
     pub data_dir: PathBuf,
     /// Use a temporary data directory that is removed on shutdown (ignores `data_dir`).
@@ -228,6 +279,21 @@ impl Default for BrokerConfig {
             listeners: None,
             advertised_listeners: None,
             listener_security_protocol_map: None,
+            sasl_enabled_mechanisms: "SCRAM-SHA-256,SCRAM-SHA-512".into(),
+            sasl_server_max_receive_size: 524_288,
+            connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
+            ssl_keystore_type: "PEM".into(),
+            ssl_keystore_location: None,
+            ssl_keystore_key: None,
+            ssl_keystore_certificate_chain: None,
+            ssl_key_password: None,
+            ssl_truststore_type: "PEM".into(),
+            ssl_truststore_location: None,
+            ssl_truststore_certificates: None,
+            ssl_client_auth: "none".into(),
+            ssl_principal_mapping_rules: "DEFAULT".into(),
+            ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
             http_listen: DEFAULT_HTTP_LISTEN.to_string(),
@@ -295,6 +361,18 @@ impl BrokerConfig {
             .collect();
         out.sort();
         out
+    }
+
+    /// Whether `name` holds a secret: DescribeConfigs reports no value for it, as Kafka does
+    /// for password settings.
+    pub fn is_sensitive(name: &str) -> bool {
+        matches!(
+            name,
+            "ssl.keystore.key"
+                | "ssl.key.password"
+                | "ssl.keystore.password"
+                | "ssl.truststore.password"
+        )
     }
 
     /// The HTTP listener's address; `None` when `http_listen` is `off`.
@@ -468,18 +546,25 @@ impl BrokerConfig {
         }
         let listeners = crate::listeners::specs(self)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
-        if let Some(l) = listeners
-            .iter()
-            .find(|l| l.protocol != crate::listeners::SecurityProtocol::Plaintext)
+        if listeners.iter().any(|l| l.protocol.uses_tls()) {
+            crate::auth::tls::check_settings(self).map_err(|e| ConfigError::Invalid {
+                name: e.setting,
+                reason: e.reason,
+            })?;
+        }
+        if let Err(reason) = crate::auth::sasl::enabled_mechanisms(&self.sasl_enabled_mechanisms) {
+            return invalid("sasl.enabled.mechanisms", &reason);
+        }
+        if let Err(reason) =
+            crate::auth::principal::MappingRules::parse(&self.ssl_principal_mapping_rules)
         {
-            return invalid(
-                "listeners",
-                &format!(
-                    "listener {} uses {}, which this version of Brook does not serve yet (only PLAINTEXT listeners)",
-                    l.name,
-                    l.protocol.name()
-                ),
-            );
+            return invalid("ssl.principal.mapping.rules", &reason);
+        }
+        if self.sasl_server_max_receive_size < 1024 {
+            return invalid("sasl.server.max.receive.size", "must be at least 1024");
+        }
+        if self.connections_max_reauth_ms < 0 {
+            return invalid("connections.max.reauth.ms", "must be at least 0");
         }
         Ok(())
     }

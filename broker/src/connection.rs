@@ -18,6 +18,11 @@
 //! its requests handled, as Kafka mutes a connection while a response is outstanding, and is
 //! closed after `connections.max.idle.ms` without progress. Until a connection has sent
 //! ApiVersions or SaslHandshake, its frames are capped at [`pre_handshake_max_frame`].
+//!
+//! SSL and SASL_SSL listeners' connections start with a TLS handshake (bounded by
+//! [`TLS_HANDSHAKE_TIMEOUT`]); the rest is the same over the TLS stream. On SASL listeners
+//! only the SASL APIs and ApiVersions are served until the client has authenticated, with
+//! frames capped at `sasl.server.max.receive.size` (`crate::auth::sasl`).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -34,18 +39,23 @@ use brook_protocol::response::{
 };
 use brook_protocol::{api_versions, legacy_produce, DecodeError, ErrorCode};
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-use crate::listeners::Advertised;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::auth::principal::{certificate_subject, Principal};
+use crate::auth::sasl::Session;
 use crate::config::BrokerConfig;
 use crate::handlers::{self, Ctx};
+use crate::listeners::Advertised;
 use crate::state::BrokerState;
+
+/// How long a client may take to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Frames read ahead of the one being handled (also bounded in bytes, below).
 const READ_AHEAD: usize = 64;
@@ -90,6 +100,8 @@ enum CloseReason {
     Idle(Duration),
     #[error("the client read none of its queued responses for {0:?} (connections.max.idle.ms)")]
     Stalled(Duration),
+    #[error("{0}")]
+    Unauthenticated(String),
 }
 
 /// A response in the making. Most are encoded while their request is handled; a produce
@@ -140,14 +152,115 @@ pub(crate) async fn serve(
     let peer = stream.peer_addr().ok();
     let _open = state.metrics.connection();
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+    let protocol = listener.protocol;
+    let session = |principal| {
+        if protocol.uses_sasl() {
+            Session::with_sasl(
+                state.security.sasl_mechanisms.clone(),
+                state.config.connections_max_reauth_ms,
+            )
+        } else {
+            Session::without_sasl(principal)
+        }
+    };
+    if !protocol.uses_tls() {
+        let session = session(Principal::anonymous());
+        let (read_half, write_half) = stream.into_split();
+        let io = Io {
+            read_half,
+            write_half,
+            peer,
+        };
+        return run(io, session, listener, state.clone(), shutdown).await;
+    }
+    // Loaded at start whenever a listener uses TLS.
+    let Some(tls) = &state.security.tls else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    let stream = tokio::select! {
+        biased;
+        _ = shutdown.changed() => return,
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::info!(?peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(?peer, "TLS handshake not completed in {TLS_HANDSHAKE_TIMEOUT:?}");
+                return;
+            }
+        },
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.as_ref().to_vec());
+    let principal = match certificate {
+        // SASL_SSL authenticates with SASL; the certificate only proves the channel.
+        Some(der) if !protocol.uses_sasl() => {
+            let name = certificate_subject(&der)
+                .and_then(|subject| state.security.principal_rules.name_of(&subject));
+            match name {
+                Ok(name) => Principal::user(&name),
+                Err(reason) => {
+                    tracing::info!(?peer, %reason, "TLS client refused");
+                    return;
+                }
+            }
+        }
+        _ => Principal::anonymous(),
+    };
+    let (read_half, write_half) = tokio::io::split(stream);
+    let io = Io {
+        read_half,
+        write_half,
+        peer,
+    };
+    run(io, session(principal), listener, state.clone(), shutdown).await
+}
+
+/// A connection's two directions, whatever carries them (TCP or TLS over TCP).
+struct Io<R, W> {
+    read_half: R,
+    write_half: W,
+    peer: Option<std::net::SocketAddr>,
+}
+
+/// Serves requests over `io` (see the module docs).
+async fn run<R, W>(
+    io: Io<R, W>,
+    session: Session,
+    listener: Arc<Advertised>,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let Io {
+        read_half,
+        write_half,
+        peer,
+    } = io;
     let (frames_tx, mut frames) = mpsc::channel(READ_AHEAD);
     let limits = ReadLimits {
         max_frame: state.config.socket_request_max_bytes,
         pre_handshake_max_frame: pre_handshake_max_frame(&state.current()),
+        unauthenticated_max_frame: listener.protocol.uses_sasl().then(|| {
+            (
+                state.config.sasl_server_max_receive_size,
+                session.authenticated_flag(),
+            )
+        }),
         connection: Arc::new(Semaphore::new(READ_AHEAD_BYTES)),
         broker: state.queued_requests.clone(),
     };
+    let session = Mutex::new(session);
     let reader = tokio::spawn(read_frames(read_half, frames_tx, limits));
     let (replies_tx, replies) = mpsc::channel(READ_AHEAD);
     let mut writer = tokio::spawn(write_replies(write_half, replies));
@@ -167,7 +280,8 @@ pub(crate) async fn serve(
                 return Ok(());
             };
             let frame = frame?;
-            if let Some(reply) = handle_frame(&state, &listener, frame.payload, peer).await? {
+            let reply = handle_frame(&state, &listener, &session, frame.payload, peer).await?;
+            if let Some(reply) = reply {
                 // Wait for room among the queued replies: a client that does not read stops
                 // being served instead of making the broker buffer without bound.
                 let room = tokio::select! {
@@ -180,6 +294,10 @@ pub(crate) async fn serve(
                     // The writer stopped: its error is reported below.
                     return Ok(());
                 }
+            }
+            if session.lock().must_close() {
+                // A refused authentication: its answer is sent, then the connection closed.
+                return Ok(());
             }
         }
     }
@@ -210,8 +328,8 @@ pub(crate) async fn serve(
 
 /// Writes replies strictly in request order, batching what is ready into few write calls.
 /// Each reply's room in the connection's reply budget is freed once it is written.
-async fn write_replies(
-    mut write_half: OwnedWriteHalf,
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut write_half: W,
     mut replies: mpsc::Receiver<(Reply, Option<OwnedSemaphorePermit>)>,
 ) -> Result<(), CloseReason> {
     let mut out = Outgoing::default();
@@ -261,7 +379,7 @@ impl Outgoing {
         }
     }
 
-    async fn write_to(&mut self, socket: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    async fn write_to<W: AsyncWrite + Unpin>(&mut self, socket: &mut W) -> std::io::Result<()> {
         self.close_small();
         while !self.queue.is_empty() {
             let slices: Vec<IoSlice<'_>> = self
@@ -288,6 +406,8 @@ impl Outgoing {
                 }
             }
         }
+        // TLS buffers what it encrypts: push it to the socket before waiting for more replies.
+        socket.flush().await?;
         // The buffer may have grown for a burst; an idle connection keeps only a small one.
         if self.small.capacity() > WRITE_BATCH {
             self.small = BytesMut::new();
@@ -302,6 +422,9 @@ struct ReadLimits {
     max_frame: usize,
     /// The cap before the first ApiVersions or SaslHandshake.
     pre_handshake_max_frame: usize,
+    /// On SASL listeners: `sasl.server.max.receive.size`, the cap until the flag (set once the
+    /// client has authenticated) is set.
+    unauthenticated_max_frame: Option<(usize, Arc<AtomicBool>)>,
     /// [`READ_AHEAD_BYTES`] of this connection.
     connection: Arc<Semaphore>,
     /// `queued.max.request.bytes`, shared by every connection, when set.
@@ -309,6 +432,16 @@ struct ReadLimits {
 }
 
 impl ReadLimits {
+    /// The largest frame accepted now. Read again while waiting for a frame's size: the flag
+    /// is set before the answer that lets the client send larger frames.
+    fn max_frame(&self, handshake_seen: bool) -> usize {
+        match &self.unauthenticated_max_frame {
+            Some((cap, authenticated)) if !authenticated.load(Ordering::Acquire) => *cap,
+            _ if handshake_seen => self.max_frame,
+            _ => self.pre_handshake_max_frame,
+        }
+    }
+
     async fn room_for(&self, size: usize) -> Room {
         let connection = take(&self.connection, READ_AHEAD_BYTES, size).await;
         let broker = match &self.broker {
@@ -324,21 +457,16 @@ impl ReadLimits {
 
 /// Reads frames: the size prefix first (checked against the limits before anything is
 /// allocated), then room in the read-ahead budgets, then the body.
-async fn read_frames(
-    mut read_half: OwnedReadHalf,
+async fn read_frames<R: AsyncRead + Unpin>(
+    mut read_half: R,
     tx: mpsc::Sender<Result<Frame, CloseReason>>,
     limits: ReadLimits,
 ) {
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut handshake_seen = false;
     loop {
-        let max = if handshake_seen {
-            limits.max_frame
-        } else {
-            limits.pre_handshake_max_frame
-        };
         let size = loop {
-            match peek_frame_size(&buf, max) {
+            match peek_frame_size(&buf, limits.max_frame(handshake_seen)) {
                 Ok(Some(size)) => break size,
                 Ok(None) => {}
                 Err(e) => {
@@ -380,8 +508,8 @@ async fn read_frames(
 }
 
 /// Reads more bytes into `buf`; false once the peer closed or the socket failed (reported).
-async fn fill(
-    read_half: &mut OwnedReadHalf,
+async fn fill<R: AsyncRead + Unpin>(
+    read_half: &mut R,
     buf: &mut BytesMut,
     tx: &mpsc::Sender<Result<Frame, CloseReason>>,
 ) -> bool {
@@ -401,10 +529,14 @@ async fn fill(
 async fn handle_frame(
     state: &Arc<BrokerState>,
     listener: &Advertised,
+    session: &Mutex<Session>,
     payload: Bytes,
     peer: Option<std::net::SocketAddr>,
 ) -> Result<Option<Reply>, CloseReason> {
     let mut out = BytesMut::new();
+    if session.lock().expects_raw_token() {
+        return raw_sasl_round(state, listener, session, payload, peer).await;
+    }
     let api_versions_range = handlers::supported_versions(ApiKey::ApiVersions);
     if let (Some((key, version, correlation_id)), Some(range)) =
         (peek_fixed_header(&payload), api_versions_range)
@@ -427,6 +559,10 @@ async fn handle_frame(
     let key = frame.api_key;
     let version = frame.header.request_api_version;
     let correlation_id = frame.header.correlation_id;
+    session
+        .lock()
+        .admits(key, Instant::now().into_std())
+        .map_err(CloseReason::Unauthenticated)?;
     let Some(range) = handlers::supported_versions(key) else {
         return Err(CloseReason::Unsupported(format!(
             "API {key:?} is not supported"
@@ -449,6 +585,7 @@ async fn handle_frame(
         header: &frame.header,
         peer,
         listener,
+        session,
     };
     if let RequestKind::Produce(produce) = request {
         let acks = produce.acks;
@@ -482,6 +619,33 @@ async fn handle_frame(
         return Ok(Some(Reply::Now(parts)));
     }
     encode_response(&mut out, key, version, correlation_id, &response)?;
+    Ok(Some(Reply::Now(out.into())))
+}
+
+/// A bare SASL message after a version 0 SaslHandshake, answered with a bare frame. A failure
+/// closes the connection without an answer, as Kafka does for this form.
+async fn raw_sasl_round(
+    state: &Arc<BrokerState>,
+    listener: &Advertised,
+    session: &Mutex<Session>,
+    payload: Bytes,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<Reply>, CloseReason> {
+    let header = brook_protocol::kafka_protocol::messages::RequestHeader::default();
+    let ctx = Ctx {
+        state,
+        header: &header,
+        peer,
+        listener,
+        session,
+    };
+    let round = handlers::sasl_round(&ctx, &payload, true)
+        .await
+        .map_err(|refusal| CloseReason::Unauthenticated(refusal.message))?;
+    let mut out = BytesMut::with_capacity(SIZE_PREFIX + round.reply.len());
+    let size = i32::try_from(round.reply.len()).unwrap_or(i32::MAX);
+    out.extend_from_slice(&size.to_be_bytes());
+    out.extend_from_slice(&round.reply);
     Ok(Some(Reply::Now(out.into())))
 }
 

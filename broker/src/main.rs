@@ -7,16 +7,37 @@ use std::process::ExitCode;
 use brook_broker::{Broker, BrokerConfig};
 use clap::Parser;
 
+mod commands;
+
 /// Request frames are large, short-lived buffers. glibc maps and unmaps each of them, so every
 /// produce request paid for fresh zeroed pages (about 14% of broker CPU under load);
 /// mimalloc keeps freed memory for reuse.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Brook: a Kafka-compatible event log broker in one small binary.
+/// Brook: a Kafka-compatible event log broker in one small binary. Without a command it
+/// serves.
 #[derive(Debug, Parser)]
 #[command(name = "brook", version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Serve (what `brook` without a command does)
+    Serve(ServeArgs),
+    /// TLS certificates for development
+    #[command(subcommand)]
+    Tls(commands::tls::TlsCommand),
+}
+
+/// The server's flags.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
     /// Address to listen on for Kafka clients [default: 127.0.0.1:9092]
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
@@ -52,7 +73,12 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
-    match run(args) {
+    let outcome = match args.command {
+        None => serve(args.serve),
+        Some(Command::Serve(serve_args)) => serve(serve_args),
+        Some(Command::Tls(command)) => commands::tls::run(command),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("brook: {e}");
@@ -61,7 +87,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = match &args.config {
         Some(path) => BrokerConfig::from_file(path)?,
         None => BrokerConfig::default(),
@@ -122,7 +148,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             data,
             broker.cluster_id()
         );
-        stop.wait().await;
+        loop {
+            match stop.wait().await {
+                Signal::Stop => break,
+                Signal::Reload => match broker.reload_tls() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS files reloaded"),
+                    Err(e) => tracing::warn!(error = %e, "SIGHUP: TLS files cannot be used; keeping the previous ones"),
+                },
+            }
+        }
         tracing::info!("shutting down");
         broker.shutdown().await;
         Ok::<_, Box<dyn std::error::Error>>(())
@@ -130,10 +164,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM, both meaning "shut down cleanly".
+/// SIGINT and SIGTERM, both meaning "shut down cleanly", and SIGHUP, "reload the TLS files".
 struct StopSignals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+enum Signal {
+    Stop,
+    Reload,
 }
 
 impl StopSignals {
@@ -142,13 +182,15 @@ impl StopSignals {
         Ok(Self {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(&mut self) {
+    async fn wait(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }

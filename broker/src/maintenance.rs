@@ -1,7 +1,8 @@
 //! Background upkeep of the logs: the periodic flush that bounds how long acknowledged data
 //! stays unflushed (`flush.ms`, `flush.messages`), recovery-point checkpoints and retention
 //! (`retention.ms`, `retention.bytes`), in one task until shutdown; it also starts and stops
-//! the log cleaner's threads ([`crate::cleaner`]).
+//! the log cleaner's threads ([`crate::cleaner`]). It also reloads the TLS key, certificate
+//! and trust store when their files change.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,8 @@ use crate::state::BrokerState;
 /// at most this much later than `flush.ms` asks.
 const FLUSH_CHECK: Duration = Duration::from_millis(50);
 
-/// How often the cleaner's thread count is matched to `log.cleaner.threads`.
+/// How often the cleaner's thread count is matched to `log.cleaner.threads`, and the TLS
+/// files are checked for changes.
 const RECONFIGURE_CHECK: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` changes.
@@ -57,6 +59,9 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
             _ = reconfigure_tick.tick() => {
                 if let Some(cleaner) = cleaner.as_mut() {
                     cleaner.resize();
+                }
+                if let Some(tls) = &state.security.tls {
+                    tls.reload_if_changed();
                 }
             }
             _ = checkpoint_tick.tick() => {

@@ -56,6 +56,8 @@ pub struct Broker {
     http_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     cluster_id: String,
+    /// The TLS config of the TLS listeners (for reloading it).
+    tls: Option<Arc<crate::auth::tls::Tls>>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -73,6 +75,7 @@ impl Broker {
         }
         let specs = crate::listeners::specs(&config)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let security = crate::auth::Security::load(&config, specs.iter().map(|s| s.protocol))?;
         let mut listeners = Vec::with_capacity(specs.len());
         let mut listener_addrs = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -88,6 +91,7 @@ impl Broker {
                 .unwrap_or_else(|| (addr.ip().to_string(), addr.port()));
             let advertised = Advertised {
                 listener: spec.name.clone(),
+                protocol: spec.protocol,
                 host,
                 port: i32::from(port),
             };
@@ -172,8 +176,10 @@ impl Broker {
             txns,
             registry,
             credentials,
+            security,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let tls = state.security.tls.clone();
         let server = tokio::spawn(run(listeners, http, state, shutdown_rx, temp_dir));
         Ok(Broker {
             local_addr,
@@ -181,9 +187,19 @@ impl Broker {
             http_addr,
             data_dir,
             cluster_id,
+            tls,
             shutdown,
             server,
         })
+    }
+
+    /// Reads the TLS key, certificate and trust store again (SIGHUP); new connections use
+    /// them, open ones keep theirs. On an error the files in use stay.
+    pub fn reload_tls(&self) -> Result<(), crate::auth::tls::TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// The address the (first) listener is bound to.

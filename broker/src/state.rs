@@ -23,6 +23,8 @@ pub(crate) struct BrokerState {
     pub(crate) registry: crate::registry::SchemaRegistry,
     /// The users' SCRAM credentials.
     pub(crate) credentials: crate::auth::credentials::CredentialStore,
+    /// TLS, SASL mechanisms and principal mapping.
+    pub(crate) security: crate::auth::Security,
     /// `queued.max.request.bytes`: the broker-wide budget of request bytes read but not yet
     /// handled, and its size; `None` when unlimited.
     pub(crate) queued_requests: Option<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
@@ -42,6 +44,7 @@ impl BrokerState {
         txns: TransactionCoordinator,
         registry: crate::registry::SchemaRegistry,
         credentials: crate::auth::credentials::CredentialStore,
+        security: crate::auth::Security,
     ) -> Self {
         let config = BrokerConfig::clone(&dynamic.effective());
         let queued_requests = usize::try_from(config.queued_max_request_bytes)
@@ -55,6 +58,7 @@ impl BrokerState {
             txns,
             registry,
             credentials,
+            security,
             queued_requests,
             metrics: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),

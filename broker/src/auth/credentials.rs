@@ -97,6 +97,9 @@ pub(crate) struct CredentialStore {
     users: RwLock<BTreeMap<String, Vec<ScramCredential>>>,
     /// Serialises changes and their file writes.
     changes: Mutex<()>,
+    /// Random per broker run: makes an unknown user's SCRAM salt look like a real one
+    /// (stable for a name while the broker runs).
+    decoy_secret: [u8; 32],
 }
 
 impl CredentialStore {
@@ -126,11 +129,38 @@ impl CredentialStore {
             files,
             users: RwLock::new(users),
             changes: Mutex::new(()),
+            decoy_secret: super::random_bytes()?,
         })
     }
 
+    /// The secret unknown users' made-up salts are derived from.
+    pub(crate) fn decoy_secret(&self) -> &[u8] {
+        &self.decoy_secret
+    }
+
+    /// Whether `password` is `user`'s (SASL/PLAIN), checked against the user's SCRAM-SHA-256
+    /// credential, or SCRAM-SHA-512 when it has only that. An unknown user costs the same
+    /// work as a known one, so timing does not tell which users exist.
+    pub(crate) fn check_password(&self, user: &str, password: &str) -> bool {
+        let credential = self
+            .get(user, Mechanism::Sha256)
+            .or_else(|| self.get(user, Mechanism::Sha512));
+        match credential {
+            Some(c) => c.matches_password(password),
+            None => {
+                let decoy = ScramCredential::from_salted_password(
+                    Mechanism::Sha256,
+                    &self.decoy_secret,
+                    user.as_bytes(),
+                    MIN_ITERATIONS,
+                );
+                let _ = decoy.matches_password(password);
+                false
+            }
+        }
+    }
+
     /// The user's credential for `mechanism`.
-    #[allow(dead_code)] // SaslAuthenticate (the next part of the security issue) asks here.
     pub(crate) fn get(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential> {
         self.users
             .read()

@@ -1,11 +1,71 @@
-//! Authentication (the security issue, in parts): what a SASL mechanism checks, apart from
-//! the connection that carries it.
+//! Authentication: who a connection is, proven by TLS client certificates or SASL.
 //!
+//! - [`tls`]: the TLS server config from Kafka's PEM settings, reloaded on change.
+//! - [`principal`]: Kafka principals, and certificate subjects mapped to them.
+//! - `sasl`: one connection's SASL state (handshake, PLAIN and SCRAM rounds, re-auth).
 //! - [`scram`]: SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) as the server side
 //!   runs them: salted credentials and the two-message exchange, as pure functions over the
-//!   client's messages (the SaslAuthenticate handler comes next).
+//!   client's messages.
 //! - `credentials`: the users' SCRAM credentials, durable in the data directory, changed
 //!   through AlterUserScramCredentials.
+//!
+//! [`Security`] is what the broker holds of all this while it runs.
+
+use crate::config::BrokerConfig;
+use crate::listeners::SecurityProtocol;
 
 pub(crate) mod credentials;
+pub mod principal;
+pub(crate) mod sasl;
 pub mod scram;
+pub mod tls;
+
+/// Random bytes from the operating system (through the TLS crypto provider's generator).
+pub(crate) fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    tls::crypto_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| std::io::Error::other("the operating system's random generator failed"))?;
+    Ok(bytes)
+}
+
+/// A fresh SCRAM server nonce: 18 random bytes in base64 (printable, no commas).
+pub(crate) fn scram_nonce() -> std::io::Result<String> {
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.encode(random_bytes::<18>()?))
+}
+
+/// The security settings in effect, read once at start (TLS files are reloaded on change).
+pub(crate) struct Security {
+    /// The TLS config of the SSL and SASL_SSL listeners; `None` without such listeners.
+    pub(crate) tls: Option<std::sync::Arc<tls::Tls>>,
+    /// `sasl.enabled.mechanisms`.
+    pub(crate) sasl_mechanisms: Vec<sasl::SaslMechanism>,
+    /// `ssl.principal.mapping.rules`.
+    pub(crate) principal_rules: principal::MappingRules,
+}
+
+impl Security {
+    /// Reads the settings (and the TLS files when a listener uses TLS).
+    pub(crate) fn load(
+        config: &BrokerConfig,
+        protocols: impl IntoIterator<Item = SecurityProtocol>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let invalid = |name, reason| crate::config::ConfigError::Invalid { name, reason };
+        let tls = if protocols.into_iter().any(SecurityProtocol::uses_tls) {
+            Some(std::sync::Arc::new(
+                tls::Tls::load(config).map_err(|e| invalid(e.setting, e.reason))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            tls,
+            sasl_mechanisms: sasl::enabled_mechanisms(&config.sasl_enabled_mechanisms)
+                .map_err(|r| invalid("sasl.enabled.mechanisms", r))?,
+            principal_rules: principal::MappingRules::parse(&config.ssl_principal_mapping_rules)
+                .map_err(|r| invalid("ssl.principal.mapping.rules", r))?,
+        })
+    }
+}

@@ -157,6 +157,18 @@ impl ScramCredential {
         Self::from_salted_password(mechanism, &salted, salt, iterations)
     }
 
+    /// Whether `password` is the one this credential was made from (SASL/PLAIN checks
+    /// passwords against the SCRAM credentials). Compared in constant time.
+    pub fn matches_password(&self, password: &str) -> bool {
+        let other = Self::derive(
+            self.mechanism,
+            password.as_bytes(),
+            &self.salt,
+            self.iterations,
+        );
+        bool::from(other.stored_key.ct_eq(&self.stored_key))
+    }
+
     /// The credential of an already salted password (what Kafka's
     /// AlterUserScramCredentials carries, so the password never reaches the broker).
     pub fn from_salted_password(
@@ -188,6 +200,8 @@ pub struct ServerExchange {
     client_first_bare: String,
     server_first: String,
     nonce: String,
+    /// How much of `nonce` is the client's part.
+    client_nonce_len: usize,
 }
 
 impl ServerExchange {
@@ -245,9 +259,15 @@ impl ServerExchange {
                 client_first_bare: bare.to_string(),
                 server_first: server_first.clone(),
                 nonce,
+                client_nonce_len: client_nonce.len(),
             },
             server_first,
         ))
+    }
+
+    /// The exchange's mechanism.
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
     }
 
     /// The user this exchange authenticates (as the client named it).
@@ -276,7 +296,14 @@ impl ServerExchange {
             .next()
             .and_then(|f| f.strip_prefix("r="))
             .ok_or(ScramError::Malformed("the second field must be r=<nonce>"))?;
-        if nonce != self.nonce {
+        // librdkafka before 2.6.1 (Debian's kcat among its users) repeats its own nonce in
+        // front of the combined one; Kafka 3.x accepts that form, so Brook does too. The
+        // combined nonce, with the server's fresh part, must still be there whole.
+        let client_nonce = &self.nonce[..self.client_nonce_len];
+        let old_librdkafka = nonce.len() == self.nonce.len() + client_nonce.len()
+            && nonce.starts_with(client_nonce)
+            && nonce.ends_with(&self.nonce);
+        if nonce != self.nonce && !old_librdkafka {
             return Err(ScramError::Malformed("the nonce is not this exchange's"));
         }
         let proof = BASE64
@@ -541,6 +568,14 @@ mod tests {
             assert!(err.contains(what), "{message}: {err}");
         }
         assert!(ServerExchange::start(Mechanism::Sha256, &[0xff], "s", |_| None, b"k").is_err());
+    }
+
+    #[test]
+    fn passwords_are_checked_against_credentials() {
+        let c = ScramCredential::new(Mechanism::Sha512, "pencil", b"salt-1", 4096).unwrap();
+        assert!(c.matches_password("pencil"));
+        assert!(!c.matches_password("pencil "));
+        assert!(!c.matches_password(""));
     }
 
     #[test]

@@ -224,9 +224,17 @@ fn broker_configs(
             } else {
                 Vec::new()
             };
+            // Secrets are named, never shown (Kafka's password settings).
+            let sensitive = BrokerConfig::is_sensitive(&name);
+            let synonyms = if sensitive {
+                synonyms.into_iter().map(|s| s.with_value(None)).collect()
+            } else {
+                synonyms
+            };
             let mut c = DescribeConfigsResourceResult::default()
                 .with_name(StrBytes::from_string(name.clone()))
-                .with_value(Some(StrBytes::from_string(value)))
+                .with_value((!sensitive).then(|| StrBytes::from_string(value)))
+                .with_is_sensitive(sensitive)
                 .with_read_only(!DYNAMIC.contains(&name.as_str()))
                 .with_config_source(source.id())
                 .with_synonyms(synonyms);

@@ -42,11 +42,14 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 
 pub(crate) use produce::begin as begin_produce;
 pub(crate) use produce::{append_stream, StreamRefused};
+pub(crate) use sasl_authenticate::authenticate as sasl_round;
 
 /// What a handler sees of the request beyond its body.
 pub(crate) struct Ctx<'a> {
@@ -56,6 +59,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) peer: Option<std::net::SocketAddr>,
     /// The address clients of the listener this request came through connect to.
     pub(crate) listener: &'a crate::listeners::Advertised,
+    /// Who the connection is, and its SASL state.
+    pub(crate) session: &'a parking_lot::Mutex<crate::auth::sasl::Session>,
 }
 
 impl Ctx<'_> {
@@ -114,6 +119,7 @@ handlers! {
     SyncGroup => sync_group,
     DescribeGroups => describe_groups,
     ListGroups => list_groups,
+    SaslHandshake => sasl_handshake,
     ApiVersions => api_versions,
     CreateTopics => create_topics,
     DeleteTopics => delete_topics,
@@ -125,6 +131,7 @@ handlers! {
     TxnOffsetCommit => txn_offset_commit,
     DescribeConfigs => describe_configs,
     AlterConfigs => alter_configs,
+    SaslAuthenticate => sasl_authenticate,
     CreatePartitions => create_partitions,
     DeleteGroups => delete_groups,
     IncrementalAlterConfigs => incremental_alter_configs,

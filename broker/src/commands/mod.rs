@@ -1,0 +1,4 @@
+//! The `brook` subcommands other than serving (the binary's own modules, not the library's):
+//! each submodule is one command group and does its work through the library.
+
+pub(crate) mod tls;
