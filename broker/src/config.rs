@@ -78,6 +78,14 @@ pub struct BrokerConfig {
     /// before its answer and the close (slows password guessing).
     #[serde(rename = "connection.failed.authentication.delay.ms")]
     pub connection_failed_authentication_delay_ms: u64,
+    /// `brook.admin.user` (Brook's own): a SCRAM user (SHA-256 and SHA-512) whose password is
+    /// set to `brook.admin.password` at every start, for containers and first setups. The
+    /// `brook` binary reads them from `BROOK_ADMIN_USER` and `BROOK_ADMIN_PASSWORD` too.
+    #[serde(rename = "brook.admin.user")]
+    pub brook_admin_user: Option<String>,
+    /// `brook.admin.password` (Brook's own): see `brook.admin.user`.
+    #[serde(rename = "brook.admin.password")]
+    pub brook_admin_password: Option<String>,
     /// `ssl.keystore.type`: only `PEM`.
     #[serde(rename = "ssl.keystore.type")]
     pub ssl_keystore_type: String,
@@ -283,6 +291,8 @@ impl Default for BrokerConfig {
             sasl_server_max_receive_size: 524_288,
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
+            brook_admin_user: None,
+            brook_admin_password: None,
             ssl_keystore_type: "PEM".into(),
             ssl_keystore_location: None,
             ssl_keystore_key: None,
@@ -562,6 +572,21 @@ impl BrokerConfig {
         }
         if self.sasl_server_max_receive_size < 1024 {
             return invalid("sasl.server.max.receive.size", "must be at least 1024");
+        }
+        match (&self.brook_admin_user, &self.brook_admin_password) {
+            (Some(user), Some(password)) if user.is_empty() || password.is_empty() => {
+                return invalid(
+                    "brook.admin.user",
+                    "the user and password must not be empty",
+                )
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return invalid(
+                    "brook.admin.user",
+                    "brook.admin.user and brook.admin.password go together",
+                )
+            }
+            _ => {}
         }
         if self.connections_max_reauth_ms < 0 {
             return invalid("connections.max.reauth.ms", "must be at least 0");

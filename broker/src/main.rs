@@ -33,6 +33,9 @@ enum Command {
     /// TLS certificates for development
     #[command(subcommand)]
     Tls(commands::tls::TlsCommand),
+    /// SCRAM users of a stopped broker's data directory
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
 }
 
 /// The server's flags.
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         None => serve(args.serve),
         Some(Command::Serve(serve_args)) => serve(serve_args),
         Some(Command::Tls(command)) => commands::tls::run(command),
+        Some(Command::User(command)) => commands::user::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +113,13 @@ fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.unsafe_disable_fsync {
         config.unsafe_disable_fsync = true;
+    }
+    // For containers: the initial admin user from the environment.
+    if let Ok(user) = std::env::var("BROOK_ADMIN_USER") {
+        config.brook_admin_user = Some(user);
+    }
+    if let Ok(password) = std::env::var("BROOK_ADMIN_PASSWORD") {
+        config.brook_admin_password = Some(password);
     }
     config.validate()?;
 

@@ -152,6 +152,10 @@ impl Broker {
                         source,
                     })?;
                 let config = dynamic.effective();
+                set_admin_user(&credentials, &config).map_err(|source| TopicError::Metadata {
+                    path: dir.join(crate::auth::credentials::FILE),
+                    source,
+                })?;
                 let topics = TopicRegistry::open(&dir, &config)?;
                 let groups = GroupCoordinator::open(&topics, &config)?;
                 let txns = TransactionCoordinator::open(&topics, &config)?;
@@ -243,6 +247,26 @@ impl Broker {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
+    }
+}
+
+/// Sets `brook.admin.user`'s password when configured (both SCRAM mechanisms).
+fn set_admin_user(credentials: &CredentialStore, config: &BrokerConfig) -> std::io::Result<()> {
+    let (Some(user), Some(password)) = (&config.brook_admin_user, &config.brook_admin_password)
+    else {
+        return Ok(());
+    };
+    use crate::auth::scram::Mechanism;
+    let mechanisms = [Mechanism::Sha256, Mechanism::Sha512];
+    let iterations = crate::auth::users::DEFAULT_ITERATIONS;
+    match credentials.set_password(user, password, &mechanisms, iterations)? {
+        None => {
+            tracing::info!(%user, "admin user's SCRAM credentials set (brook.admin.user)");
+            Ok(())
+        }
+        Some((_, message)) => Err(std::io::Error::other(format!(
+            "brook.admin.user {user:?}: {message}"
+        ))),
     }
 }
 

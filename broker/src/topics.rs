@@ -925,7 +925,7 @@ fn rebuild_producers(log: &mut PartitionLog) -> Result<ProducerStates, StorageEr
 }
 
 /// Takes the data directory's lock file, so a second broker on it fails to start.
-fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, TopicError> {
+pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, TopicError> {
     let path = data_dir.join(".lock");
     let err = |source| TopicError::Metadata {
         path: path.clone(),

@@ -255,3 +255,176 @@ fn config_file_is_read_and_flags_win() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_setting"));
 }
+
+/// Runs `brook ARGS` to completion: (success, stdout, stderr).
+fn brook(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(BROOK)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn tls_init_writes_a_usable_ca_and_server_certificate_and_keeps_existing_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let tls_arg = tls.to_str().unwrap();
+    let (ok, stdout, stderr) = brook(&["tls", "init", "--dir", tls_arg, "--client", "app-1"], &[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("ssl.keystore.location"), "{stdout}");
+    let mode = |f: &str| std::fs::metadata(tls.join(f)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("ca.pem"), 0o644);
+    for private in ["ca-key.pem", "server.pem", "client-app-1.pem"] {
+        assert_eq!(mode(private), 0o600, "{private}");
+    }
+    // The files make a TLS listener's config with mutual TLS.
+    let config = brook_broker::BrokerConfig {
+        ssl_keystore_location: Some(tls.join("server.pem")),
+        ssl_truststore_location: Some(tls.join("ca.pem")),
+        ssl_client_auth: "required".into(),
+        ..brook_broker::BrokerConfig::default()
+    };
+    brook_broker::auth::tls::Tls::load(&config).unwrap();
+    // Existing files are kept unless --force.
+    let before = std::fs::read(tls.join("server.pem")).unwrap();
+    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls_arg], &[]);
+    assert!(!ok && stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read(tls.join("server.pem")).unwrap(), before);
+    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls_arg, "--force"], &[]);
+    assert!(ok, "{stderr}");
+    assert_ne!(std::fs::read(tls.join("server.pem")).unwrap(), before);
+}
+
+#[test]
+fn user_commands_manage_a_stopped_brokers_users_and_the_admin_user_comes_from_the_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let (ok, _, stderr) = brook(
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--password",
+            "pw",
+            "--data-dir",
+            data_arg,
+        ],
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = brook(
+        &[
+            "user",
+            "create",
+            "--name",
+            "bob",
+            "--password",
+            "pw",
+            "--mechanism",
+            "SCRAM-SHA-512",
+            "--iterations",
+            "8192",
+            "--data-dir",
+            data_arg,
+        ],
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let list = || {
+        let (ok, stdout, stderr) = brook(
+            &["user", "list", "--data-dir", data_arg, "--format", "json"],
+            &[],
+        );
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let users = list();
+    assert_eq!(users[0]["user"], "alice");
+    assert_eq!(users[0]["credentials"].as_array().unwrap().len(), 2);
+    assert_eq!(users[1]["credentials"][0]["mechanism"], "SCRAM-SHA-512");
+    assert_eq!(users[1]["credentials"][0]["iterations"], 8192);
+    let (ok, _, stderr) = brook(
+        &["user", "delete", "--name", "bob", "--data-dir", data_arg],
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = brook(
+        &["user", "delete", "--name", "bob", "--data-dir", data_arg],
+        &[],
+    );
+    assert!(!ok && stderr.contains("has no credentials"), "{stderr}");
+    let (ok, _, stderr) = brook(
+        &[
+            "user",
+            "create",
+            "--name",
+            "x",
+            "--password",
+            "pw",
+            "--mechanism",
+            "MD5",
+            "--data-dir",
+            data_arg,
+        ],
+        &[],
+    );
+    assert!(
+        !ok && stderr.contains("SCRAM-SHA-256 or SCRAM-SHA-512"),
+        "{stderr}"
+    );
+
+    // A running broker's directory is refused; its admin user comes from the environment.
+    let mut cmd = Command::new(BROOK);
+    cmd.args([
+        "--data-dir",
+        data_arg,
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "off",
+    ])
+    .env("BROOK_ADMIN_USER", "admin")
+    .env("BROOK_ADMIN_PASSWORD", "admin-secret");
+    let started = start_until_listening(cmd, Duration::from_secs(20));
+    let (ok, _, stderr) = brook(
+        &[
+            "user",
+            "create",
+            "--name",
+            "carol",
+            "--password",
+            "pw",
+            "--data-dir",
+            data_arg,
+        ],
+        &[],
+    );
+    assert!(
+        !ok && stderr.contains("in use by another broker"),
+        "{stderr}"
+    );
+    let running = Running {
+        child: started.child,
+        addr: String::new(),
+        startup_line: started.startup_line,
+        data_dir: data_arg.to_string(),
+        log: started.log,
+    };
+    stop(running, 15);
+    let names: Vec<String> = list()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["admin", "alice"]);
+}

@@ -209,6 +209,52 @@ impl CredentialStore {
         Ok(results)
     }
 
+    /// Sets `user`'s password for each of `mechanisms` (new random salts), as one
+    /// alteration: what `brook user create` and the initial admin user do.
+    pub(crate) fn set_password(
+        &self,
+        user: &str,
+        password: &str,
+        mechanisms: &[Mechanism],
+        iterations: u32,
+    ) -> std::io::Result<Outcome> {
+        let mut alterations = Vec::with_capacity(mechanisms.len());
+        for &mechanism in mechanisms {
+            let salt = super::random_bytes::<32>()?.to_vec();
+            alterations.push(Alteration::Upsert {
+                user: user.to_string(),
+                mechanism: mechanism_id(mechanism),
+                iterations: i32::try_from(iterations).unwrap_or(i32::MAX),
+                salted_password: mechanism.salted_password(password.as_bytes(), &salt, iterations),
+                salt,
+            });
+        }
+        let results = self.alter(&alterations)?;
+        Ok(results.into_iter().find_map(|(_, outcome)| outcome))
+    }
+
+    /// Removes every credential of `user`; false when it had none.
+    pub(crate) fn delete_user(&self, user: &str) -> std::io::Result<bool> {
+        let deletions: Vec<Alteration> = self
+            .describe()
+            .get(user)
+            .map(|infos| {
+                infos
+                    .iter()
+                    .map(|(m, _)| Alteration::Delete {
+                        user: user.to_string(),
+                        mechanism: mechanism_id(*m),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if deletions.is_empty() {
+            return Ok(false);
+        }
+        let results = self.alter(&deletions)?;
+        Ok(results.iter().all(|(_, outcome)| outcome.is_none()))
+    }
+
     fn write(&self, users: &BTreeMap<String, Vec<ScramCredential>>) -> std::io::Result<()> {
         let file = StoreFile {
             users: users

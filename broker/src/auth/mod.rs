@@ -8,6 +8,7 @@
 //!   client's messages.
 //! - `credentials`: the users' SCRAM credentials, durable in the data directory, changed
 //!   through AlterUserScramCredentials.
+//! - [`users`]: the same credentials managed in a stopped broker's data directory.
 //!
 //! [`Security`] is what the broker holds of all this while it runs.
 
@@ -19,6 +20,7 @@ pub mod principal;
 pub(crate) mod sasl;
 pub mod scram;
 pub mod tls;
+pub mod users;
 
 /// Random bytes from the operating system (through the TLS crypto provider's generator).
 pub(crate) fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {

@@ -579,7 +579,11 @@ mod tests {
         let salted = salted(mechanism, password, &salt);
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-        assert_eq!(mechanism, Mechanism::Sha256, "the test client speaks SCRAM-SHA-256");
+        assert_eq!(
+            mechanism,
+            Mechanism::Sha256,
+            "the test client speaks SCRAM-SHA-256"
+        );
         let client_key = hmac256(&salted, b"Client Key");
         let stored_key = {
             use sha2::Digest;

@@ -2,3 +2,4 @@
 //! each submodule is one command group and does its work through the library.
 
 pub(crate) mod tls;
+pub(crate) mod user;

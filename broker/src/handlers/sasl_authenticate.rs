@@ -20,6 +20,7 @@ pub(crate) async fn handle(
 ) -> SaslAuthenticateResponse {
     match authenticate(ctx, &req.auth_bytes, false).await {
         Ok(round) => SaslAuthenticateResponse::default()
+            .with_error_message(None)
             .with_auth_bytes(Bytes::from(round.reply))
             .with_session_lifetime_ms(round.session_lifetime_ms),
         Err(refusal) => SaslAuthenticateResponse::default()

@@ -24,6 +24,7 @@ mod registry;
 mod restart;
 mod retention;
 mod scram_users;
+mod security;
 mod streams;
 mod transactions;
 mod transactions_wire;
