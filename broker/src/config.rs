@@ -86,6 +86,17 @@ pub struct BrokerConfig {
     /// `brook.admin.password` (Brook's own): see `brook.admin.user`.
     #[serde(rename = "brook.admin.password")]
     pub brook_admin_password: Option<String>,
+    /// `authorizer.class.name`: any non-empty value turns ACL authorization on (Brook has one
+    /// authorizer, with Kafka's semantics; `kafka.security.authorizer.AclAuthorizer` and
+    /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer` both name it).
+    #[serde(rename = "authorizer.class.name")]
+    pub authorizer_class_name: Option<String>,
+    /// `super.users`: principals allowed everything, `;`-separated (`User:admin;User:ops`).
+    #[serde(rename = "super.users")]
+    pub super_users: Option<String>,
+    /// `allow.everyone.if.no.acl.found`: a resource no ACL names is open to everyone.
+    #[serde(rename = "allow.everyone.if.no.acl.found")]
+    pub allow_everyone_if_no_acl_found: bool,
     /// `ssl.keystore.type`: only `PEM`.
     #[serde(rename = "ssl.keystore.type")]
     pub ssl_keystore_type: String,
@@ -291,6 +302,9 @@ impl Default for BrokerConfig {
             sasl_server_max_receive_size: 524_288,
             connections_max_reauth_ms: 0,
             connection_failed_authentication_delay_ms: 100,
+            authorizer_class_name: None,
+            super_users: None,
+            allow_everyone_if_no_acl_found: false,
             brook_admin_user: None,
             brook_admin_password: None,
             ssl_keystore_type: "PEM".into(),
@@ -383,6 +397,30 @@ impl BrokerConfig {
                 | "ssl.keystore.password"
                 | "ssl.truststore.password"
         )
+    }
+
+    /// Whether ACLs are checked (`authorizer.class.name` is set).
+    pub fn authorizer_enabled(&self) -> bool {
+        self.authorizer_class_name
+            .as_deref()
+            .is_some_and(|c| !c.trim().is_empty())
+    }
+
+    /// `super.users` as principals, with the admin user (`brook.admin.user`) among them.
+    pub fn super_user_principals(&self) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .super_users
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(admin) = &self.brook_admin_user {
+            users.push(format!("User:{admin}"));
+        }
+        users
     }
 
     /// The HTTP listener's address; `None` when `http_listen` is `off`.
@@ -587,6 +625,15 @@ impl BrokerConfig {
                 )
             }
             _ => {}
+        }
+        if let Some(bad) = self.super_user_principals().iter().find(|p| {
+            !p.split_once(':')
+                .is_some_and(|(k, n)| !k.is_empty() && !n.is_empty())
+        }) {
+            return invalid(
+                "super.users",
+                &format!("{bad:?} is not a principal (Type:name, e.g. User:admin)"),
+            );
         }
         if self.connections_max_reauth_ms < 0 {
             return invalid("connections.max.reauth.ms", "must be at least 0");

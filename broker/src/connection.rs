@@ -586,6 +586,7 @@ async fn handle_frame(
         peer,
         listener,
         session,
+        identity: handlers::Identity::of(state, session, peer),
     };
     if let RequestKind::Produce(produce) = request {
         let acks = produce.acks;
@@ -638,6 +639,7 @@ async fn raw_sasl_round(
         peer,
         listener,
         session,
+        identity: handlers::Identity::default(),
     };
     let round = handlers::sasl_round(&ctx, &payload, true)
         .await

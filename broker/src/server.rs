@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admission::{is_out_of_fds, Admission, SpareFd};
+use crate::auth::acl::Authorizer;
 use crate::auth::credentials::CredentialStore;
 use crate::config::{BrokerConfig, ConfigError};
 use crate::dynamic_config::DynamicConfigs;
@@ -75,7 +76,7 @@ impl Broker {
         }
         let specs = crate::listeners::specs(&config)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
-        let security = crate::auth::Security::load(&config, specs.iter().map(|s| s.protocol))?;
+        let protocols: Vec<_> = specs.iter().map(|s| s.protocol).collect();
         let mut listeners = Vec::with_capacity(specs.len());
         let mut listener_addrs = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -130,7 +131,7 @@ impl Broker {
         } else {
             (None, config.data_dir.clone())
         };
-        let (dynamic, topics, groups, txns, registry, credentials) = {
+        let (dynamic, topics, groups, txns, registry, credentials, authorizer) = {
             let dir = data_dir.clone();
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
@@ -146,11 +147,12 @@ impl Broker {
                             source,
                         }
                     })?;
-                let credentials =
-                    CredentialStore::open(&dir, files).map_err(|source| TopicError::Metadata {
+                let credentials = CredentialStore::open(&dir, files.clone()).map_err(|source| {
+                    TopicError::Metadata {
                         path: dir.join(crate::auth::credentials::FILE),
                         source,
-                    })?;
+                    }
+                })?;
                 let config = dynamic.effective();
                 set_admin_user(&credentials, &config).map_err(|source| TopicError::Metadata {
                     path: dir.join(crate::auth::credentials::FILE),
@@ -160,7 +162,26 @@ impl Broker {
                 let groups = GroupCoordinator::open(&topics, &config)?;
                 let txns = TransactionCoordinator::open(&topics, &config)?;
                 let registry = SchemaRegistry::open(&topics, !config.unsafe_disable_fsync)?;
-                Ok::<_, TopicError>((dynamic, topics, groups, txns, registry, credentials))
+                let authorizer = Authorizer::open(
+                    &dir,
+                    files,
+                    config.authorizer_enabled(),
+                    config.super_user_principals(),
+                    config.allow_everyone_if_no_acl_found,
+                )
+                .map_err(|source| TopicError::Metadata {
+                    path: dir.join(crate::auth::acl::FILE),
+                    source,
+                })?;
+                Ok::<_, TopicError>((
+                    dynamic,
+                    topics,
+                    groups,
+                    txns,
+                    registry,
+                    credentials,
+                    authorizer,
+                ))
             })
             .await
             .map_err(|e| BrokerError::Runtime(std::io::Error::other(e)))?
@@ -169,6 +190,7 @@ impl Broker {
                 source,
             })?
         };
+        let security = crate::auth::Security::load(&config, protocols, authorizer)?;
         let cluster_id = topics.cluster_id().to_string();
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");

@@ -23,7 +23,7 @@ pub(crate) struct BrokerState {
     pub(crate) registry: crate::registry::SchemaRegistry,
     /// The users' SCRAM credentials.
     pub(crate) credentials: crate::auth::credentials::CredentialStore,
-    /// TLS, SASL mechanisms and principal mapping.
+    /// TLS, SASL mechanisms, principal mapping and ACLs.
     pub(crate) security: crate::auth::Security,
     /// `queued.max.request.bytes`: the broker-wide budget of request bytes read but not yet
     /// handled, and its size; `None` when unlimited.

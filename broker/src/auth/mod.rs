@@ -9,12 +9,14 @@
 //! - `credentials`: the users' SCRAM credentials, durable in the data directory, changed
 //!   through AlterUserScramCredentials.
 //! - [`users`]: the same credentials managed in a stopped broker's data directory.
+//! - [`acl`]: ACLs with Kafka's model, the authorization rule, and their durable store.
 //!
 //! [`Security`] is what the broker holds of all this while it runs.
 
 use crate::config::BrokerConfig;
 use crate::listeners::SecurityProtocol;
 
+pub mod acl;
 pub(crate) mod credentials;
 pub mod principal;
 pub(crate) mod sasl;
@@ -46,6 +48,8 @@ pub(crate) struct Security {
     pub(crate) sasl_mechanisms: Vec<sasl::SaslMechanism>,
     /// `ssl.principal.mapping.rules`.
     pub(crate) principal_rules: principal::MappingRules,
+    /// ACLs and the check of each request against them.
+    pub(crate) authorizer: acl::Authorizer,
 }
 
 impl Security {
@@ -53,6 +57,7 @@ impl Security {
     pub(crate) fn load(
         config: &BrokerConfig,
         protocols: impl IntoIterator<Item = SecurityProtocol>,
+        authorizer: acl::Authorizer,
     ) -> Result<Self, crate::config::ConfigError> {
         let invalid = |name, reason| crate::config::ConfigError::Invalid { name, reason };
         let tls = if protocols.into_iter().any(SecurityProtocol::uses_tls) {
@@ -68,6 +73,7 @@ impl Security {
                 .map_err(|r| invalid("sasl.enabled.mechanisms", r))?,
             principal_rules: principal::MappingRules::parse(&config.ssl_principal_mapping_rules)
                 .map_err(|r| invalid("ssl.principal.mapping.rules", r))?,
+            authorizer,
         })
     }
 }

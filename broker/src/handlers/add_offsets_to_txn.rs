@@ -6,7 +6,7 @@ use brook_protocol::kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffset
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::{fencing_error, Ctx};
+use super::{fencing_error, Ctx, Operation, ResourceType};
 use crate::groups::OFFSETS_TOPIC;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
@@ -18,8 +18,16 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: AddOffsetsToTxnRequest) -> AddOff
     let state = ctx.state;
     let code = if req.transactional_id.is_empty() {
         ErrorCode::InvalidRequest.code()
+    } else if !ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        ErrorCode::TransactionalIdAuthorizationFailed.code()
     } else if req.group_id.is_empty() {
         ErrorCode::InvalidGroupId.code()
+    } else if !ctx.allowed(Operation::Read, ResourceType::Group, &req.group_id) {
+        ErrorCode::GroupAuthorizationFailed.code()
     } else if state.groups.ensure_offsets_topic(&state.topics).is_err() {
         ErrorCode::CoordinatorNotAvailable.code()
     } else {

@@ -16,7 +16,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::{fencing_error, Ctx};
+use super::{fencing_error, Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
@@ -83,8 +83,23 @@ async fn add(
             .is_some_and(|t| t.partition(*p).is_some())
     };
     // Per partition: the error code (0: none).
+    let writable =
+        |(topic, _): &(String, i32)| ctx.allowed(Operation::Write, ResourceType::Topic, topic);
     let codes: Vec<i16> = if id.is_empty() {
         vec![ErrorCode::InvalidRequest.code(); partitions.len()]
+    } else if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, id) {
+        vec![ErrorCode::TransactionalIdAuthorizationFailed.code(); partitions.len()]
+    } else if !partitions.iter().all(writable) {
+        partitions
+            .iter()
+            .map(|p| {
+                if writable(p) {
+                    ErrorCode::OperationNotAttempted.code()
+                } else {
+                    ErrorCode::TopicAuthorizationFailed.code()
+                }
+            })
+            .collect()
     } else if !partitions.iter().all(exists) {
         partitions
             .iter()

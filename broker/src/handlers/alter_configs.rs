@@ -13,7 +13,7 @@ use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::dynamic_config::Scope;
 use crate::topic_config::{AlterOp, TopicConfig};
 use crate::topics::TopicError;
@@ -38,6 +38,18 @@ pub(crate) fn apply(
 ) -> Result<(), (ErrorCode, String)> {
     let state = ctx.state;
     match resource_type {
+        RESOURCE_TOPIC if !ctx.allowed(Operation::AlterConfigs, ResourceType::Topic, name) => {
+            return Err((
+                ErrorCode::TopicAuthorizationFailed,
+                "Topic authorization failed.".into(),
+            ))
+        }
+        RESOURCE_BROKER if !ctx.allowed_on_cluster(Operation::AlterConfigs) => {
+            return Err((
+                ErrorCode::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".into(),
+            ))
+        }
         RESOURCE_TOPIC => {}
         RESOURCE_BROKER => return alter_broker(ctx, name, change, validate_only),
         other => {

@@ -10,7 +10,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation};
 use crate::auth::credentials::{users_in_order, Alteration};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
@@ -38,6 +38,20 @@ pub(crate) async fn handle(
         AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(user.into()))
     };
     let users = users_in_order(&alterations);
+    if !ctx.allowed_on_cluster(Operation::Alter) {
+        return AlterUserScramCredentialsResponse::default().with_results(
+            users
+                .iter()
+                .map(|u| {
+                    result(u)
+                        .with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "Cluster authorization failed.",
+                        )))
+                })
+                .collect(),
+        );
+    }
     let state = ctx.state.clone();
     let altered = tokio::task::spawn_blocking(move || state.credentials.alter(&alterations))
         .await

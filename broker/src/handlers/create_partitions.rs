@@ -8,7 +8,7 @@ use brook_protocol::kafka_protocol::messages::{CreatePartitionsRequest, CreatePa
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::{duplicate_names, Ctx};
+use super::{duplicate_names, Ctx, Operation, ResourceType};
 use crate::topics::TopicError;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
@@ -35,7 +35,12 @@ pub(crate) async fn handle(
         .topics
         .iter()
         .map(|t| {
-            let outcome = if too_many {
+            let outcome = if !ctx.allowed(Operation::Alter, ResourceType::Topic, &t.name) {
+                Err((
+                    ErrorCode::TopicAuthorizationFailed,
+                    "The topic authorization is failed.".to_string(),
+                ))
+            } else if too_many {
                 Err((
                     ErrorCode::PolicyViolation,
                     super::create_topics::TOO_MANY_PARTITIONS.to_string(),

@@ -13,7 +13,7 @@ use brook_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopics
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::{duplicate_names, Ctx};
+use super::{duplicate_names, Ctx, Operation, ResourceType};
 use crate::groups::OFFSETS_TOPIC;
 use crate::topic_config::TopicConfig;
 use crate::topics::{is_internal, validate_topic_name, TopicError};
@@ -42,6 +42,8 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
     let duplicates = duplicate_names(req.topics.iter().map(|t| t.name.as_str()));
     let too_many = requested_partitions(&req, ctx.state.current().num_partitions)
         > ctx.state.config.max_partitions_per_request;
+    // CREATE on the cluster covers every topic; otherwise CREATE on each topic.
+    let create_any = ctx.allowed_on_cluster(Operation::Create);
     let topics = req
         .topics
         .iter()
@@ -50,20 +52,37 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateTopicsRequest) -> CreateTop
                 .with_name(t.name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
-            let outcome = if too_many {
-                Err((ErrorCode::PolicyViolation, TOO_MANY_PARTITIONS.to_string()))
-            } else if duplicates.contains(t.name.as_str()) {
-                Err((
-                    ErrorCode::InvalidRequest,
-                    format!(
-                        "Create topics request from client contains duplicate topic {}",
-                        t.name.as_str()
-                    ),
-                ))
-            } else {
-                create_one(ctx, t, req.validate_only)
-            };
+            let outcome =
+                if !create_any && !ctx.allowed(Operation::Create, ResourceType::Topic, &t.name) {
+                    Err((
+                        ErrorCode::TopicAuthorizationFailed,
+                        "Authorization failed.".to_string(),
+                    ))
+                } else if too_many {
+                    Err((ErrorCode::PolicyViolation, TOO_MANY_PARTITIONS.to_string()))
+                } else if duplicates.contains(t.name.as_str()) {
+                    Err((
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "Create topics request from client contains duplicate topic {}",
+                            t.name.as_str()
+                        ),
+                    ))
+                } else {
+                    create_one(ctx, t, req.validate_only)
+                };
             match outcome {
+                // The created topic's configs only for those who may describe them.
+                Ok(created)
+                    if !ctx.allowed(Operation::DescribeConfigs, ResourceType::Topic, &t.name) =>
+                {
+                    result
+                        .with_topic_id(created.id)
+                        .with_num_partitions(created.partitions)
+                        .with_replication_factor(1)
+                        .with_configs(None)
+                        .with_topic_config_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                }
                 Ok(created) => result
                     .with_topic_id(created.id)
                     .with_num_partitions(created.partitions)

@@ -4,7 +4,7 @@ use brook_protocol::kafka_protocol::messages::delete_groups_response::DeletableG
 use brook_protocol::kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
@@ -13,7 +13,11 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DeleteGroupsRequest) -> DeleteGro
         .groups_names
         .into_iter()
         .map(|id| {
-            let error = ctx.state.groups.delete_group(&id);
+            let error = if ctx.allowed(Operation::Delete, ResourceType::Group, &id) {
+                ctx.state.groups.delete_group(&id)
+            } else {
+                Some(brook_protocol::ErrorCode::GroupAuthorizationFailed)
+            };
             DeletableGroupResult::default()
                 .with_group_id(id)
                 .with_error_code(error.map_or(0, |e| e.code()))

@@ -10,7 +10,7 @@ use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 use brook_storage::StorageError;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
@@ -23,12 +23,18 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DeleteRecordsRequest) -> DeleteRe
         .into_iter()
         .map(|t| {
             let topic = ctx.state.topics.get(&t.name);
+            let refused = !ctx.allowed(Operation::Delete, ResourceType::Topic, &t.name);
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
+                    if refused {
+                        return result
+                            .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                            .with_low_watermark(-1);
+                    }
                     let Some(partition) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {

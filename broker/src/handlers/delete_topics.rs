@@ -10,7 +10,7 @@ use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::topics::TopicError;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
@@ -44,6 +44,18 @@ fn delete_one(ctx: &Ctx<'_>, name: Option<TopicName>, id: Uuid) -> DeletableTopi
         Some(n) if id.is_nil() => (topics.get(n), ErrorCode::UnknownTopicOrPartition),
         _ => (topics.get_by_id(id), ErrorCode::UnknownTopicId),
     };
+    // DELETE on the topic; a name is checked before whether it exists, as Kafka does.
+    let refused = |name: &str| !ctx.allowed(Operation::Delete, ResourceType::Topic, name);
+    let denied = |result: DeletableTopicResult| {
+        result
+            .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")))
+    };
+    if let Some(n) = name.as_ref().filter(|_| id.is_nil()) {
+        if refused(n) {
+            return denied(result);
+        }
+    }
     let Some(topic) = topic else {
         return result
             .with_error_code(missing.code())
@@ -54,6 +66,9 @@ fn delete_one(ctx: &Ctx<'_>, name: Option<TopicName>, id: Uuid) -> DeletableTopi
     let result = result
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id);
+    if refused(&topic.name) {
+        return denied(result);
+    }
     match topics.delete(&topic.name) {
         Ok(_) => result,
         Err(TopicError::Unknown(_)) => result.with_error_code(missing.code()),

@@ -7,8 +7,9 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::metadata::CLUSTER_OPERATIONS;
-use super::Ctx;
+use super::metadata::OPS_NOT_REQUESTED;
+use super::{Ctx, ResourceType};
+use crate::auth::acl::CLUSTER_NAME;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
@@ -21,9 +22,9 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeClusterRequest) -> Descri
         .with_endpoint_type(req.endpoint_type)
         .with_cluster_id(StrBytes::from_string(state.topics.cluster_id().to_string()))
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
+            ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
         } else {
-            i32::MIN
+            OPS_NOT_REQUESTED
         });
     if req.endpoint_type != ENDPOINT_TYPE_BROKERS {
         return resp

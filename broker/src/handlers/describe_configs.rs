@@ -21,7 +21,7 @@ use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
 use super::alter_configs::broker_scope;
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::config::BrokerConfig;
 use crate::dynamic_config::{documentation, Origin, Scope, DYNAMIC};
 use crate::topic_config::{self, ConfigSource};
@@ -50,6 +50,22 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeConfigsRequest) -> Descri
                     .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
             };
             let configs = match r.resource_type {
+                RESOURCE_TOPIC
+                    if !ctx.allowed(
+                        Operation::DescribeConfigs,
+                        ResourceType::Topic,
+                        &r.resource_name,
+                    ) =>
+                {
+                    Err((
+                        ErrorCode::TopicAuthorizationFailed,
+                        "Topic authorization failed.".to_string(),
+                    ))
+                }
+                RESOURCE_BROKER if !ctx.allowed_on_cluster(Operation::DescribeConfigs) => Err((
+                    ErrorCode::ClusterAuthorizationFailed,
+                    "Cluster authorization failed.".to_string(),
+                )),
                 RESOURCE_TOPIC => match ctx.state.topics.get(&r.resource_name) {
                     Some(topic) => Ok(topic_configs(
                         ctx,

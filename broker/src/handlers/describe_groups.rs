@@ -8,28 +8,28 @@ use brook_protocol::kafka_protocol::messages::{DescribeGroupsRequest, DescribeGr
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
-/// READ (3), DELETE (6) and DESCRIBE (8): Brook has no ACLs, so every client may do all three.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let operations = if req.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        i32::MIN
-    };
     let groups = req
         .groups
         .into_iter()
         .map(|id| {
+            let operations = if req.include_authorized_operations {
+                ctx.authorized_operations(ResourceType::Group, &id)
+            } else {
+                i32::MIN
+            };
             let group = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(operations);
             if id.is_empty() {
                 return group.with_error_code(ErrorCode::InvalidGroupId.code());
+            }
+            if !ctx.allowed(Operation::Describe, ResourceType::Group, &id) {
+                return group.with_error_code(ErrorCode::GroupAuthorizationFailed.code());
             }
             match ctx.state.groups.describe(&id) {
                 // Kafka answers an unknown group as Dead, without an error (before v6).

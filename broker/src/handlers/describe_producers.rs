@@ -11,7 +11,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
@@ -24,11 +24,15 @@ pub(crate) async fn handle(
         .iter()
         .map(|t| {
             let topic = ctx.state.topics.get(&t.name);
+            let refused = !ctx.allowed(Operation::Read, ResourceType::Topic, &t.name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|index| {
                     let resp = PartitionResponse::default().with_partition_index(*index);
+                    if refused {
+                        return resp.with_error_code(ErrorCode::TopicAuthorizationFailed.code());
+                    }
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(*index)) else {
                         return resp.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                     };

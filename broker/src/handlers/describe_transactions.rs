@@ -10,7 +10,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
@@ -25,6 +25,8 @@ pub(crate) async fn handle(
             let resp = TransactionState::default().with_transactional_id(id.clone());
             let described = if id.is_empty() {
                 Err(ErrorCode::InvalidRequest)
+            } else if !ctx.allowed(Operation::Describe, ResourceType::TransactionalId, id) {
+                Err(ErrorCode::TransactionalIdAuthorizationFailed)
             } else {
                 ctx.state.txns.describe(id)
             };

@@ -10,7 +10,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation};
 use crate::auth::credentials::mechanism_id;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
@@ -19,6 +19,13 @@ pub(crate) async fn handle(
     ctx: &Ctx<'_>,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ErrorCode::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+    }
     let users = ctx.state.credentials.describe();
     let result = |user: &str| {
         DescribeUserScramCredentialsResult::default().with_user(StrBytes::from_string(user.into()))

@@ -8,7 +8,7 @@ use brook_protocol::kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::{fencing_error, Ctx};
+use super::{fencing_error, Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
@@ -18,6 +18,12 @@ const PRODUCER_FENCED_FROM: i16 = 2;
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: EndTxnRequest) -> EndTxnResponse {
     let code = if req.transactional_id.is_empty() {
         ErrorCode::InvalidRequest.code()
+    } else if !ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        ErrorCode::TransactionalIdAuthorizationFailed.code()
     } else {
         match ctx
             .state

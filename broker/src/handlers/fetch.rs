@@ -31,7 +31,7 @@ use brook_storage::{AbortedTxn, StorageError};
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::topics::Topic;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 4, max: 17 };
@@ -144,6 +144,12 @@ fn read_all(
                 } else {
                     ErrorCode::UnknownTopicOrPartition
                 };
+                // READ on the topic (checked before whether it exists, when named).
+                let name = topic
+                    .as_deref()
+                    .map_or(ft.topic.as_str(), |t| t.name.as_str());
+                let refused = (topic.is_some() || !by_id)
+                    && !ctx.allowed(Operation::Read, ResourceType::Topic, name);
                 let partitions = partitions
                     .into_iter()
                     .map(|fp| {
@@ -155,6 +161,9 @@ fn read_all(
                             .with_records(Some(Bytes::new()));
                         let result = match (forced_error, topic.as_deref()) {
                             (Some(code), _) => Err((code, -1, -1)),
+                            (None, _) if refused => {
+                                Err((ErrorCode::TopicAuthorizationFailed, -1, -1))
+                            }
                             (None, None) => Err((missing_topic, -1, -1)),
                             (None, Some(t)) => {
                                 let remaining = max_bytes.saturating_sub(outcome.bytes);

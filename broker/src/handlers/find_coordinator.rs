@@ -7,7 +7,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
 
@@ -36,12 +36,29 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCo
         tracing::error!(error = %e, key_type = req.key_type, "creating the coordinator's internal topic failed");
         error = Some(ErrorCode::CoordinatorNotAvailable);
     }
+    // DESCRIBE on the group or transactional id the key names.
+    let refused = |key: &str| {
+        let (resource, code) = match req.key_type {
+            KEY_TYPE_TRANSACTION => (
+                ResourceType::TransactionalId,
+                ErrorCode::TransactionalIdAuthorizationFailed,
+            ),
+            _ => (ResourceType::Group, ErrorCode::GroupAuthorizationFailed),
+        };
+        (!ctx.allowed(Operation::Describe, resource, key)).then_some(code)
+    };
+    let message = |e: ErrorCode| match e {
+        ErrorCode::GroupAuthorizationFailed => "Group authorization failed.",
+        ErrorCode::TransactionalIdAuthorizationFailed => "Transactional Id authorization failed.",
+        _ => "invalid coordinator key",
+    };
     if ctx.version() < BATCHED_FROM {
         let resp = FindCoordinatorResponse::default();
-        return match error.or(req.key.is_empty().then_some(ErrorCode::InvalidRequest)) {
+        let key_error = req.key.is_empty().then_some(ErrorCode::InvalidRequest);
+        return match error.or(key_error).or_else(|| refused(&req.key)) {
             Some(e) => resp
                 .with_error_code(e.code())
-                .with_error_message(Some(StrBytes::from_static_str("invalid coordinator key")))
+                .with_error_message(Some(StrBytes::from_static_str(message(e))))
                 .with_node_id(BrokerId(-1))
                 .with_port(-1),
             None => resp
@@ -55,10 +72,11 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: FindCoordinatorRequest) -> FindCo
         .into_iter()
         .map(|key| {
             let c = Coordinator::default().with_key(key.clone());
-            match error.or(key.is_empty().then_some(ErrorCode::InvalidRequest)) {
+            let key_error = key.is_empty().then_some(ErrorCode::InvalidRequest);
+            match error.or(key_error).or_else(|| refused(&key)) {
                 Some(e) => c
                     .with_error_code(e.code())
-                    .with_error_message(Some(StrBytes::from_static_str("invalid coordinator key")))
+                    .with_error_message(Some(StrBytes::from_static_str(message(e))))
                     .with_node_id(BrokerId(-1))
                     .with_port(-1),
                 None => c

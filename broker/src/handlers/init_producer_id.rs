@@ -12,7 +12,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::{fencing_error, Ctx};
+use super::{fencing_error, Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
@@ -32,6 +32,12 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> InitPro
             .with_producer_epoch(epoch)
     };
     let Some(transactional_id) = req.transactional_id.as_ref() else {
+        // Idempotence: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
+        if !ctx.allowed_on_cluster(Operation::IdempotentWrite)
+            && !ctx.allowed_on_any(Operation::Write, ResourceType::Topic)
+        {
+            return refuse(ErrorCode::ClusterAuthorizationFailed);
+        }
         return match ctx.state.topics.allocate_producer_id() {
             Ok(id) => answer((id, 0)),
             Err(e) => {
@@ -41,6 +47,13 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: InitProducerIdRequest) -> InitPro
             }
         };
     };
+    if !ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        return refuse(ErrorCode::TransactionalIdAuthorizationFailed);
+    }
     // KIP-360: (-1, -1) means "no current producer"; exactly one of them -1 is malformed.
     let expected = match (req.producer_id.0, req.producer_epoch) {
         (-1, -1) => None,

@@ -5,7 +5,7 @@ use brook_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupRespon
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::groups::group::{JoinRequest, JoinResult, Reply};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 9 };
@@ -18,6 +18,12 @@ const SKIP_ASSIGNMENT_FROM: i16 = 9;
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.version();
     let member_id = req.member_id.to_string();
+    if !ctx.allowed(Operation::Read, ResourceType::Group, &req.group_id) {
+        return response(JoinResult::error(
+            ErrorCode::GroupAuthorizationFailed,
+            &member_id,
+        ));
+    }
     // v0 has no rebalance timeout: it is the session timeout.
     let rebalance_timeout_ms = if version == 0 {
         req.session_timeout_ms

@@ -5,7 +5,8 @@ use brook_protocol::kafka_protocol::messages::leave_group_response::MemberRespon
 use brook_protocol::kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
+use brook_protocol::ErrorCode;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
@@ -13,6 +14,10 @@ const BATCHED_FROM: i16 = 3;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let groups = &ctx.state.groups;
+    if !ctx.allowed(Operation::Read, ResourceType::Group, &req.group_id) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ErrorCode::GroupAuthorizationFailed.code());
+    }
     if ctx.version() < BATCHED_FROM {
         let members = [(req.member_id.to_string(), None)];
         let error = match groups.leave(&req.group_id, &members) {

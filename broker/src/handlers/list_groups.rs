@@ -4,7 +4,7 @@ use brook_protocol::kafka_protocol::messages::list_groups_response::ListedGroup;
 use brook_protocol::kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
@@ -24,12 +24,17 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: ListGroupsRequest) -> ListGroupsR
             .types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE));
+    let all_groups = ctx.allowed_on_cluster(Operation::Describe);
     let groups = ctx
         .state
         .groups
         .list()
         .into_iter()
         .filter(|(_, _, state)| type_ok && state_ok(state.name()))
+        // DESCRIBE on the cluster lists every group; otherwise the groups one may describe.
+        .filter(|(id, _, _)| {
+            all_groups || ctx.allowed(Operation::Describe, ResourceType::Group, id)
+        })
         .map(|(id, protocol_type, state)| {
             ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(id)))

@@ -21,7 +21,7 @@ use brook_storage::PartitionLog;
 use bytes::Bytes;
 
 use super::metadata::LEADER_EPOCH;
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 10 };
 
@@ -52,6 +52,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffset
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = ctx.state.topics.get(&t.name);
+        let refused = !ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let resp =
@@ -63,6 +64,10 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: ListOffsetsRequest) -> ListOffset
                     .with_offset(-1)
                     .with_timestamp(-1)
             };
+            if refused {
+                partitions.push(failed(ErrorCode::TopicAuthorizationFailed));
+                continue;
+            }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index))
             else {
                 partitions.push(failed(ErrorCode::UnknownTopicOrPartition));

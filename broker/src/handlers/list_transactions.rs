@@ -9,7 +9,7 @@ use brook_protocol::kafka_protocol::messages::{
 };
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::txn::state::TxnState;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
@@ -36,6 +36,7 @@ pub(crate) async fn handle(
         .txns
         .list(&states, &producer_ids, req.duration_filter)
         .into_iter()
+        .filter(|(id, _, _)| ctx.allowed(Operation::Describe, ResourceType::TransactionalId, id))
         .map(|(id, pid, state)| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(id)))

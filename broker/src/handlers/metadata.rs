@@ -16,7 +16,8 @@ use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 use uuid::Uuid;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
+use crate::auth::acl::CLUSTER_NAME;
 use crate::groups::OFFSETS_TOPIC;
 use crate::topic_config::TopicConfig;
 use crate::topics::{is_internal, validate_topic_name, Topic, TopicError};
@@ -26,15 +27,7 @@ pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
 /// Leader epoch of every partition: Brook never changes leaders.
 pub(crate) const LEADER_EPOCH: i32 = 0;
 /// "Not requested" for authorized operations fields.
-const OPS_NOT_REQUESTED: i32 = i32::MIN;
-/// Without an authorizer every operation a topic supports is allowed (bit n = ACL operation
-/// n): READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-const TOPIC_OPERATIONS: i32 =
-    1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11;
-/// The same for the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
-/// ALTER_CONFIGS, IDEMPOTENT_WRITE.
-pub(crate) const CLUSTER_OPERATIONS: i32 =
-    1 << 5 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 12;
+pub(crate) const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataResponse {
     let state = ctx.state;
@@ -44,14 +37,10 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: MetadataRequest) -> MetadataRespo
     let allow_create =
         (version < 4 || req.allow_auto_topic_creation) && state.config.auto_create_topics_enable;
     let ops = Ops {
-        topic: if req.include_topic_authorized_operations {
-            TOPIC_OPERATIONS
-        } else {
-            OPS_NOT_REQUESTED
-        },
+        topic: req.include_topic_authorized_operations,
     };
     let cluster_ops = if req.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS
+        ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
     } else {
         OPS_NOT_REQUESTED
     };
@@ -95,17 +84,19 @@ struct CreateBudget {
     partitions: i64,
 }
 
-/// The authorized-operations value to report for topics in this response.
+/// Whether topics' authorized operations are reported in this response.
 #[derive(Clone, Copy)]
 struct Ops {
-    topic: i32,
+    topic: bool,
 }
 
+/// Every topic the client may describe.
 fn all_topics(ctx: &Ctx<'_>, ops: Ops) -> Vec<MetadataResponseTopic> {
     ctx.state
         .topics
         .list()
         .iter()
+        .filter(|t| ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name))
         .map(|t| describe(ctx, ops, t))
         .collect()
 }
@@ -119,15 +110,19 @@ fn by_name(
 ) -> MetadataResponseTopic {
     let state = ctx.state;
     let topics = &state.topics;
-    if let Some(t) = topics.get(&name) {
-        return describe(ctx, ops, &t);
-    }
     let error = |code: ErrorCode| {
         MetadataResponseTopic::default()
             .with_name(Some(name.clone()))
             .with_error_code(code.code())
             .with_topic_authorized_operations(OPS_NOT_REQUESTED)
     };
+    // A topic the client may not describe is refused whether or not it exists.
+    if !ctx.allowed(Operation::Describe, ResourceType::Topic, &name) {
+        return error(ErrorCode::TopicAuthorizationFailed);
+    }
+    if let Some(t) = topics.get(&name) {
+        return describe(ctx, ops, &t);
+    }
     if validate_topic_name(&name).is_err() {
         return error(ErrorCode::InvalidTopicException);
     }
@@ -140,6 +135,11 @@ fn by_name(
     };
     if is_internal(&name) && name.as_str() != OFFSETS_TOPIC {
         return error(ErrorCode::UnknownTopicOrPartition);
+    }
+    if !ctx.allowed_on_cluster(Operation::Create)
+        && !ctx.allowed(Operation::Create, ResourceType::Topic, &name)
+    {
+        return error(ErrorCode::TopicAuthorizationFailed);
     }
     left.topics -= 1;
     left.partitions -= i64::from(partitions);
@@ -169,6 +169,12 @@ fn by_name(
 
 fn by_id(ctx: &Ctx<'_>, ops: Ops, id: Uuid) -> MetadataResponseTopic {
     match ctx.state.topics.get_by_id(id) {
+        Some(t) if !ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name) => {
+            MetadataResponseTopic::default()
+                .with_topic_id(id)
+                .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                .with_topic_authorized_operations(OPS_NOT_REQUESTED)
+        }
         Some(t) => describe(ctx, ops, &t),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
@@ -183,7 +189,11 @@ fn describe(ctx: &Ctx<'_>, ops: Ops, topic: &Topic) -> MetadataResponseTopic {
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
         .with_is_internal(is_internal(&topic.name))
-        .with_topic_authorized_operations(ops.topic)
+        .with_topic_authorized_operations(if ops.topic {
+            ctx.authorized_operations(ResourceType::Topic, &topic.name)
+        } else {
+            OPS_NOT_REQUESTED
+        })
         .with_partitions(
             (0..topic.partition_count())
                 .map(|i| {

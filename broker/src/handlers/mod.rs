@@ -8,18 +8,23 @@
 use brook_protocol::kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 
+pub(crate) use crate::auth::acl::{Operation, ResourceType};
 use crate::state::BrokerState;
 
+mod acl_common;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -61,6 +66,33 @@ pub(crate) struct Ctx<'a> {
     pub(crate) listener: &'a crate::listeners::Advertised,
     /// Who the connection is, and its SASL state.
     pub(crate) session: &'a parking_lot::Mutex<crate::auth::sasl::Session>,
+    /// The principal (`User:alice`) and client address ACLs are checked with; empty when
+    /// the authorizer is off.
+    pub(crate) identity: Identity,
+}
+
+/// Who is asking, as ACLs name it.
+#[derive(Debug, Default)]
+pub(crate) struct Identity {
+    pub(crate) principal: String,
+    pub(crate) host: String,
+}
+
+impl Identity {
+    /// The connection's identity when the authorizer needs it (nothing is built otherwise).
+    pub(crate) fn of(
+        state: &BrokerState,
+        session: &parking_lot::Mutex<crate::auth::sasl::Session>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Self {
+        if !state.security.authorizer.enabled() {
+            return Self::default();
+        }
+        Self {
+            principal: session.lock().principal().to_string(),
+            host: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -70,6 +102,44 @@ impl Ctx<'_> {
 
     pub(crate) fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Whether the client may do `operation` on the resource (always, without an authorizer).
+    pub(crate) fn allowed(&self, operation: Operation, resource: ResourceType, name: &str) -> bool {
+        self.state.security.authorizer.authorize(
+            &self.identity.principal,
+            &self.identity.host,
+            operation,
+            resource,
+            name,
+        )
+    }
+
+    /// [`Ctx::allowed`] on the cluster resource.
+    pub(crate) fn allowed_on_cluster(&self, operation: Operation) -> bool {
+        self.allowed(
+            operation,
+            ResourceType::Cluster,
+            crate::auth::acl::CLUSTER_NAME,
+        )
+    }
+
+    /// Kafka's authorizeByResourceType: whether some resource of the type allows it.
+    pub(crate) fn allowed_on_any(&self, operation: Operation, resource: ResourceType) -> bool {
+        self.state.security.authorizer.authorize_any(
+            &self.identity.principal,
+            &self.identity.host,
+            operation,
+            resource,
+        )
+    }
+
+    /// The "authorized operations" bit field of a resource (bit n: operation n allowed).
+    pub(crate) fn authorized_operations(&self, resource: ResourceType, name: &str) -> i32 {
+        crate::auth::acl::supported_operations(resource)
+            .iter()
+            .filter(|op| self.allowed(**op, resource, name))
+            .fold(0, |bits, op| bits | 1 << op.code())
     }
 
     /// The client's host as Kafka reports it in group descriptions (`/127.0.0.1`).
@@ -129,6 +199,9 @@ handlers! {
     AddOffsetsToTxn => add_offsets_to_txn,
     EndTxn => end_txn,
     TxnOffsetCommit => txn_offset_commit,
+    DescribeAcls => describe_acls,
+    CreateAcls => create_acls,
+    DeleteAcls => delete_acls,
     DescribeConfigs => describe_configs,
     AlterConfigs => alter_configs,
     SaslAuthenticate => sasl_authenticate,

@@ -8,7 +8,7 @@ use brook_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommit
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::groups::OffsetCommit;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
@@ -29,16 +29,23 @@ pub(crate) struct Requested<'a> {
 }
 
 /// Splits a commit request (topics, each with its partitions) into what is refused at once
-/// (`refused`, or an unknown topic or partition) and the commits to send on.
+/// (`refused`, no READ on the group or the topic, an unknown topic or partition) and the
+/// commits to send on.
 pub(crate) fn plan<'a>(
     ctx: &Ctx<'_>,
+    group: &str,
     topics: impl Iterator<Item = (&'a str, Vec<Requested<'a>>)>,
     refused: Option<ErrorCode>,
 ) -> (Plan, Vec<OffsetCommit>) {
+    let refused = refused.or_else(|| {
+        (!ctx.allowed(Operation::Read, ResourceType::Group, group))
+            .then_some(ErrorCode::GroupAuthorizationFailed)
+    });
     let mut plan = Vec::new();
     let mut commits = Vec::new();
     for (name, partitions) in topics {
         let known = ctx.state.topics.get(name);
+        let topic_refused = !ctx.allowed(Operation::Read, ResourceType::Topic, name);
         let mut parts = Vec::new();
         for p in partitions {
             let exists = known
@@ -46,6 +53,7 @@ pub(crate) fn plan<'a>(
                 .is_some_and(|t| t.partition(p.index).is_some());
             let outcome = match refused {
                 Some(code) => Err(code),
+                None if topic_refused => Err(ErrorCode::TopicAuthorizationFailed),
                 None if !exists => Err(ErrorCode::UnknownTopicOrPartition),
                 None => {
                     commits.push(OffsetCommit {
@@ -78,6 +86,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetCommitRequest) -> OffsetCom
     let version = ctx.version();
     let (plan, commits) = plan(
         ctx,
+        &req.group_id,
         req.topics.iter().map(|t| {
             let partitions = t
                 .partitions

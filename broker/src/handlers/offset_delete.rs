@@ -8,20 +8,28 @@ use brook_protocol::kafka_protocol::messages::{OffsetDeleteRequest, OffsetDelete
 use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    if !ctx.allowed(Operation::Delete, ResourceType::Group, &req.group_id) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ErrorCode::GroupAuthorizationFailed.code());
+    }
     let mut keys = Vec::new();
     let mut unknown = Vec::new();
+    let mut refused = Vec::new();
     for t in &req.topics {
         let topic = ctx.state.topics.get(&t.name);
+        let readable = ctx.allowed(Operation::Read, ResourceType::Topic, &t.name);
         for p in &t.partitions {
             let exists = topic
                 .as_ref()
                 .is_some_and(|topic| topic.partition(p.partition_index).is_some());
-            if exists {
+            if !readable {
+                refused.push((t.name.to_string(), p.partition_index));
+            } else if exists {
                 keys.push((t.name.to_string(), p.partition_index));
             } else {
                 unknown.push((t.name.to_string(), p.partition_index));
@@ -41,7 +49,9 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetDeleteRequest) -> OffsetDel
                 .iter()
                 .map(|p| {
                     let key = (t.name.to_string(), p.partition_index);
-                    let error = if unknown.contains(&key) {
+                    let error = if refused.contains(&key) {
+                        Some(ErrorCode::TopicAuthorizationFailed)
+                    } else if unknown.contains(&key) {
                         Some(ErrorCode::UnknownTopicOrPartition)
                     } else {
                         keys.iter()

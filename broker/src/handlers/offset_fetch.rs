@@ -17,7 +17,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::groups::group::CommittedOffset;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 };
@@ -36,6 +36,11 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetc
             .groups
             .into_iter()
             .map(|g| {
+                if !ctx.allowed(Operation::Describe, ResourceType::Group, &g.group_id) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(ErrorCode::GroupAuthorizationFailed.code());
+                }
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name, t.partition_indexes))
@@ -68,6 +73,10 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: OffsetFetchRequest) -> OffsetFetc
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    if !ctx.allowed(Operation::Describe, ResourceType::Group, &req.group_id) {
+        return OffsetFetchResponse::default()
+            .with_error_code(ErrorCode::GroupAuthorizationFailed.code());
     }
     let wanted = req.topics.map(|ts| {
         ts.into_iter()
@@ -125,9 +134,13 @@ fn lookup(
             topics
                 .into_iter()
                 .map(|(name, parts)| {
+                    let refused = !ctx.allowed(Operation::Describe, ResourceType::Topic, &name);
                     let parts = parts
                         .into_iter()
                         .map(|p| {
+                            if refused {
+                                return (p, Err(ErrorCode::TopicAuthorizationFailed));
+                            }
                             let o = found
                                 .iter()
                                 .find(|((t, i), _)| *i == p && t.as_str() == name.as_str())
@@ -142,6 +155,10 @@ fn lookup(
         None => {
             let mut out: GroupOffsets = Vec::new();
             for ((topic, partition), o) in groups.committed(group, None).unwrap_or_default() {
+                // Every partition: only the topics the client may describe.
+                if !ctx.allowed(Operation::Describe, ResourceType::Topic, &topic) {
+                    continue;
+                }
                 let a = answer((topic.clone(), partition), Some(o));
                 match out.iter_mut().find(|(n, _)| n.as_str() == topic) {
                     Some((_, parts)) => parts.push((partition, a)),

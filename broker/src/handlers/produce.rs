@@ -30,7 +30,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::metadata::LEADER_EPOCH;
-use super::{now_ms, Ctx};
+use super::{now_ms, Ctx, Operation, ResourceType};
 use crate::durability::{self, WaitError};
 use crate::producers::{ProducerBatch, Verdict};
 use crate::state::BrokerState;
@@ -106,15 +106,32 @@ pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest) -> PendingProduce {
         transactional_id: req.transactional_id.as_ref().map(|t| t.to_string()),
         version: ctx.version(),
     };
+    // A transactional producer needs WRITE on its transactional id (Kafka refuses the whole
+    // request otherwise), and every producer WRITE on each topic.
+    let txn_refused = txn
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| !ctx.allowed(Operation::Write, ResourceType::TransactionalId, id));
     // Append everything first, so that one fsync round can cover all partitions' batches.
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
+        let topic_refused = !ctx.allowed(Operation::Write, ResourceType::Topic, &topic_data.name);
         let topic = state.topics.get(&topic_data.name);
         let results: Vec<(i32, Result<Appended, Rejection>)> = topic_data
             .partition_data
             .into_iter()
             .map(|p| {
-                let result = if acks_ok {
+                let result = if txn_refused {
+                    Err(Rejection::new(
+                        ErrorCode::TransactionalIdAuthorizationFailed,
+                        "Transactional Id authorization failed.",
+                    ))
+                } else if topic_refused {
+                    Err(Rejection::new(
+                        ErrorCode::TopicAuthorizationFailed,
+                        "Topic authorization failed.",
+                    ))
+                } else if acks_ok {
                     produce_partition(state, &txn, topic.as_deref(), p.index, p.records, None)
                 } else {
                     Err(Rejection::new(

@@ -16,7 +16,7 @@ use brook_protocol::kafka_protocol::protocol::VersionRange;
 use brook_protocol::ErrorCode;
 
 use super::offset_commit::{outcome, plan, Requested};
-use super::Ctx;
+use super::{Ctx, Operation, ResourceType};
 use crate::groups::OFFSETS_TOPIC;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
@@ -33,6 +33,12 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> TxnOff
     let pid = req.producer_id.0;
     let verified = if req.transactional_id.is_empty() {
         Err(ErrorCode::InvalidRequest)
+    } else if !ctx.allowed(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Err(ErrorCode::TransactionalIdAuthorizationFailed)
     } else {
         let partition = (OFFSETS_TOPIC.to_string(), 0);
         state
@@ -51,6 +57,7 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> TxnOff
     };
     let (plan, commits) = plan(
         ctx,
+        &req.group_id,
         req.topics.iter().map(|t| {
             let partitions = t
                 .partitions

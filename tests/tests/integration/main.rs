@@ -7,6 +7,7 @@
 // Everything in this crate is test code: helpers panic to fail the test that called them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod acls;
 mod bad_input;
 mod compaction;
 mod configs;
