@@ -33,9 +33,12 @@ enum Command {
     /// TLS certificates for development
     #[command(subcommand)]
     Tls(commands::tls::TlsCommand),
-    /// SCRAM users of a stopped broker's data directory
+    /// SCRAM users, in a stopped broker's data directory or through a running broker
     #[command(subcommand)]
     User(commands::user::UserCommand),
+    /// ACLs of a running broker
+    #[command(subcommand)]
+    Acl(commands::acl::AclCommand),
 }
 
 /// The server's flags.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(serve_args)) => serve(serve_args),
         Some(Command::Tls(command)) => commands::tls::run(command),
         Some(Command::User(command)) => commands::user::run(command),
+        Some(Command::Acl(command)) => commands::acl::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -154,11 +154,12 @@ impl Broker {
                     }
                 })?;
                 let config = dynamic.effective();
+                let topics = TopicRegistry::open(&dir, &config)?;
+                // After the registry: it creates the data directory and takes its lock.
                 set_admin_user(&credentials, &config).map_err(|source| TopicError::Metadata {
                     path: dir.join(crate::auth::credentials::FILE),
                     source,
                 })?;
-                let topics = TopicRegistry::open(&dir, &config)?;
                 let groups = GroupCoordinator::open(&topics, &config)?;
                 let txns = TransactionCoordinator::open(&topics, &config)?;
                 let registry = SchemaRegistry::open(&topics, !config.unsafe_disable_fsync)?;

@@ -1,1 +1,12 @@
-//! Brook client library. The producer, consumer and admin clients arrive in later issues.
+//! Brook's Rust client for Kafka-compatible brokers.
+//!
+//! For now it holds the transport the `brook` command line and the benchmarks share:
+//! [`Connection`], one connection to a broker over TCP or TLS, authenticated with SASL
+//! (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when asked, sending typed requests at the highest
+//! version both sides speak. The producer, consumer and admin clients arrive in later issues
+//! and build on it.
+
+mod connection;
+mod scram;
+
+pub use connection::{ClientError, Connection, SaslConfig, SaslMechanism, Security, TlsConfig};

@@ -25,7 +25,7 @@ use crate::files::Files;
 pub(crate) const FILE: &str = "acls.json";
 
 /// The only name of the CLUSTER resource (Kafka's).
-pub(crate) const CLUSTER_NAME: &str = "kafka-cluster";
+pub const CLUSTER_NAME: &str = "kafka-cluster";
 
 macro_rules! kafka_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $code:literal => $text:literal),* $(,)? }) => {

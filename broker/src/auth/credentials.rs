@@ -220,7 +220,7 @@ impl CredentialStore {
     ) -> std::io::Result<Outcome> {
         let mut alterations = Vec::with_capacity(mechanisms.len());
         for &mechanism in mechanisms {
-            let salt = super::random_bytes::<32>()?.to_vec();
+            let salt = super::users::new_salt()?;
             alterations.push(Alteration::Upsert {
                 user: user.to_string(),
                 mechanism: mechanism_id(mechanism),

@@ -30,6 +30,11 @@ pub enum UserError {
 /// The iterations `brook user create` uses unless told otherwise (Kafka's default).
 pub const DEFAULT_ITERATIONS: u32 = 4096;
 
+/// A fresh random salt for a new credential.
+pub fn new_salt() -> std::io::Result<Vec<u8>> {
+    Ok(super::random_bytes::<32>()?.to_vec())
+}
+
 /// Opens the credentials of `data_dir` with its lock held (`create`: make the directory).
 fn open(data_dir: &Path, create: bool) -> Result<(std::fs::File, CredentialStore), UserError> {
     if create {

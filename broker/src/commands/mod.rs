@@ -1,5 +1,7 @@
 //! The `brook` subcommands other than serving (the binary's own modules, not the library's):
 //! each submodule is one command group and does its work through the library.
 
+pub(crate) mod acl;
+pub(crate) mod connect;
 pub(crate) mod tls;
 pub(crate) mod user;

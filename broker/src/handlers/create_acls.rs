@@ -10,7 +10,8 @@ use super::acl_common::SECURITY_DISABLED;
 use super::Ctx;
 use crate::auth::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 
-pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
+/// v0 (no pattern type) was removed in Kafka 4.0 (KIP-896); every current client sends v1+.
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateAclsRequest) -> CreateAclsResponse {
     let refuse_all = |code: ErrorCode, message: &str| {

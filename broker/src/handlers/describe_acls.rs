@@ -12,7 +12,8 @@ use super::acl_common::{filter, FilterFields, SECURITY_DISABLED};
 use super::Ctx;
 use crate::auth::acl::Operation;
 
-pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
+/// v0 (no pattern type) was removed in Kafka 4.0 (KIP-896); every current client sends v1+.
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeAclsRequest) -> DescribeAclsResponse {
     let refuse = |code: ErrorCode, message: String| {

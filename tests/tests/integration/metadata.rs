@@ -158,14 +158,22 @@ fn each_listener_announces_its_own_advertised_address() {
 }
 
 #[test]
-fn listeners_that_need_tls_or_sasl_are_refused_at_start_for_now() {
+fn tls_listeners_without_usable_keys_are_refused_at_start_naming_the_setting() {
     let config = BrokerConfig {
         listeners: Some("SASL_SSL://127.0.0.1:0".into()),
         ..BrokerConfig::ephemeral()
     };
     let err = EmbeddedBroker::start(config).err().unwrap().to_string();
+    assert!(err.contains("ssl.keystore.location"), "{err}");
+    let missing = std::path::PathBuf::from("/nonexistent/server.pem");
+    let config = BrokerConfig {
+        listeners: Some("SSL://127.0.0.1:0".into()),
+        ssl_keystore_location: Some(missing),
+        ..BrokerConfig::ephemeral()
+    };
+    let err = EmbeddedBroker::start(config).err().unwrap().to_string();
     assert!(
-        err.contains("SASL_SSL") && err.contains("not serve yet"),
+        err.contains("ssl.keystore.location") && err.contains("/nonexistent/server.pem"),
         "{err}"
     );
 }

@@ -1,0 +1,96 @@
+//! The options every command that talks to a running broker shares (`--brokers`, TLS,
+//! SASL), and the connection they make.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use brook_client::{Connection, SaslConfig, SaslMechanism, Security, TlsConfig};
+
+/// Where commands look for a broker unless told.
+const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+
+/// How to reach a running broker.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BrokerArgs {
+    /// Broker address(es), comma-separated; the first that answers is used
+    /// [default: 127.0.0.1:9092]
+    #[arg(long, value_name = "HOST:PORT", env = "BROOK_BROKERS")]
+    pub(crate) brokers: Option<String>,
+    /// CA certificate (PEM) to check the broker's: turns TLS on
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM, may hold the key too) for mutual TLS
+    #[arg(long, value_name = "FILE", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
+    /// Client key (PEM), if not in --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    #[arg(long, value_name = "MECHANISM", requires = "sasl_user")]
+    sasl_mechanism: Option<String>,
+    /// SASL user name
+    #[arg(long, value_name = "NAME", requires = "sasl_password")]
+    sasl_user: Option<String>,
+    /// SASL password
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "BROOK_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    sasl_password: Option<String>,
+}
+
+impl BrokerArgs {
+    fn security(&self) -> Result<Security, String> {
+        let tls = self.tls_ca.as_ref().map(|ca| TlsConfig {
+            ca_file: Some(ca.clone()),
+            cert_file: self.tls_cert.clone(),
+            key_file: self.tls_key.clone(),
+        });
+        let sasl = match (&self.sasl_user, &self.sasl_password) {
+            (Some(user), Some(password)) => {
+                let name = self.sasl_mechanism.as_deref().unwrap_or("SCRAM-SHA-256");
+                let mechanism = SaslMechanism::from_name(name).ok_or_else(|| {
+                    format!("--sasl-mechanism {name:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+                })?;
+                Some(SaslConfig {
+                    mechanism,
+                    username: user.clone(),
+                    password: password.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok(Security { tls, sasl })
+    }
+
+    /// Connects to the first broker that answers.
+    pub(crate) async fn connect(&self) -> Result<Connection, Box<dyn std::error::Error>> {
+        let security = self.security()?;
+        let mut last = None;
+        let brokers = self.brokers.as_deref().unwrap_or(DEFAULT_BROKERS);
+        for addr in brokers.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            match Connection::connect(addr, &security, "brook-cli", Duration::from_secs(10)).await {
+                Ok(c) => return Ok(c),
+                // Authentication failures are final: another broker would refuse the same.
+                Err(e @ brook_client::ClientError::Authentication(_)) => return Err(e.into()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => e.into(),
+            None => "--brokers names no broker".into(),
+        })
+    }
+}
+
+/// Runs `f` on a small runtime (the commands are one request or a few).
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, Box<dyn std::error::Error>>>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
