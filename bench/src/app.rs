@@ -9,10 +9,16 @@ use crate::cli::{Cli, Command, CommonArgs, ConsumeCmd, E2eCmd, ProduceCmd};
 use crate::compare::{self, topic_for, RunSpec, Side};
 use crate::error::BenchError;
 use crate::report::json_line;
-use crate::{consume, e2e, produce, startup, stream_read};
+use crate::{connect, consume, e2e, produce, startup, stream_read};
 
 /// Runs `cli`'s command.
 pub fn execute(cli: &Cli) -> Result<(), BenchError> {
+    if let Command::Produce(ProduceCmd { common, .. })
+    | Command::Consume(ConsumeCmd { common, .. })
+    | Command::E2e(E2eCmd { common, .. }) = &cli.command
+    {
+        crate::kafka::set_client_properties(common.client_properties.clone());
+    }
     match &cli.command {
         Command::Produce(c) => produce_cmd(c),
         Command::Consume(c) => consume_cmd(c),
@@ -25,6 +31,11 @@ pub fn execute(cli: &Cli) -> Result<(), BenchError> {
         Command::Startup(opts) => {
             let report = startup::run(opts)?;
             emit("startup", &report, opts.json);
+            Ok(())
+        }
+        Command::Connect(opts) => {
+            let report = connect::run(opts)?;
+            emit("connect", &report, opts.json);
             Ok(())
         }
     }

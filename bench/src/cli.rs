@@ -38,7 +38,7 @@ impl Cli {
             Command::Produce(c) => c.workload.validate(),
             Command::Consume(c) => c.workload.validate(&c.common),
             Command::E2e(c) => c.workload.validate(),
-            Command::Startup(_) | Command::StreamRead(_) => Ok(()),
+            Command::Startup(_) | Command::StreamRead(_) | Command::Connect(_) => Ok(()),
         }
     }
 }
@@ -55,6 +55,42 @@ pub enum Command {
     Startup(StartupOpts),
     /// Read whole aggregates through Brook's HTTP stream API: latency per read.
     StreamRead(StreamReadOpts),
+    /// Open connections (TCP, TLS, ApiVersions, SASL) and close them: new authenticated
+    /// connections per second and the time each took.
+    Connect(ConnectOpts),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectOpts {
+    /// Bootstrap address of the broker under test.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Measured connections.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connections: u64,
+    /// Connections opened at once (each opener connects, authenticates, closes, repeats).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: u64,
+    /// Connections before the measured ones.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: u64,
+    /// CA certificate (PEM) of the broker: turns TLS on.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with --sasl-user).
+    #[arg(long, default_value = "SCRAM-SHA-256")]
+    pub sasl_mechanism: String,
+    /// SASL user (no SASL without it).
+    #[arg(long, requires = "sasl_password")]
+    pub sasl_user: Option<String>,
+    #[arg(long)]
+    pub sasl_password: Option<String>,
+    /// Pid of the broker: report its CPU time over the measured phase.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
+    /// Also print one machine-readable JSON line with the result.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,6 +170,17 @@ pub struct CommonArgs {
     /// Also print one machine-readable JSON line with the result.
     #[arg(long)]
     pub json: bool,
+    /// A librdkafka property for every client, e.g. `-X security.protocol=SSL
+    /// -X ssl.ca.location=ca.pem` (repeatable; TLS needs a build with `--features tls`).
+    #[arg(short = 'X', long = "client-property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub client_properties: Vec<(String, String)>,
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))?;
+    Ok((key.trim().to_string(), value.to_string()))
 }
 
 /// `produce`: the producer workload.

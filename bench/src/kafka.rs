@@ -21,6 +21,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a consumer poll waits for a record.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// librdkafka properties given with `-X` (TLS, SASL, ...), applied to every client. Set
+/// once from the command line before any workload runs; a process runs one command line.
+static CLIENT_PROPERTIES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Sets the `-X` properties for every client made after (the first call wins).
+pub fn set_client_properties(properties: Vec<(String, String)>) {
+    let _ = CLIENT_PROPERTIES.set(properties);
+}
+
 /// What every client of the tool sets.
 pub fn base_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -33,6 +42,9 @@ pub fn base_config(bootstrap: &str) -> ClientConfig {
     // librdkafka's own debug contexts (e.g. `eos,protocol`), to see what a client waits for.
     if let Ok(contexts) = std::env::var("BROOK_BENCH_RDKAFKA_DEBUG") {
         config.set("debug", contexts);
+    }
+    for (key, value) in CLIENT_PROPERTIES.get().into_iter().flatten() {
+        config.set(key, value);
     }
     config
 }

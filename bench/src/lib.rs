@@ -2,8 +2,9 @@
 //! bootstrap address with librdkafka (through the `rdkafka` crate), so Brook and its peers
 //! are measured by the same client.
 //!
-//! Workloads: [`produce`], [`consume`], [`e2e`] (produce-to-consume latency) and [`startup`]
-//! (spawn to first answered ApiVersions, idle RSS). [`compare`] runs one against two
+//! Workloads: [`produce`], [`consume`], [`e2e`] (produce-to-consume latency), [`startup`]
+//! (spawn to first answered ApiVersions, idle RSS) and [`connect`] (new authenticated
+//! connections per second, through `brook-client`). [`compare`] runs one against two
 //! brokers in alternation. The logic that does not need a broker is pure and unit-tested:
 //! [`cli`], [`latency`], [`procfs`], [`pace`], [`report`], [`compare`]'s table.
 //!
@@ -12,6 +13,7 @@
 pub mod app;
 pub mod cli;
 pub mod compare;
+pub mod connect;
 pub mod consume;
 pub mod e2e;
 pub mod error;

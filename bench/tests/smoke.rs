@@ -225,3 +225,60 @@ fn conditional_produce_with_random_keys_is_never_refused() {
     assert_eq!(p.records, 3000);
     assert_eq!(p.errors, 0, "a condition was refused");
 }
+
+#[test]
+fn connect_opens_authenticated_connections_over_sasl_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = brook_broker::auth::tls::dev_certificates(&["127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.path().join("server.pem"), &certs.server_pem).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &certs.ca_pem).unwrap();
+    let data = dir.path().join("data");
+    brook_broker::auth::users::create_user(
+        &data,
+        "bench",
+        "bench-secret",
+        &[brook_broker::auth::scram::Mechanism::Sha256],
+        4096,
+    )
+    .unwrap();
+    let mut config = brook_broker::BrokerConfig::with_data_dir(&data);
+    config.listeners = Some("SASL_SSL://127.0.0.1:0".into());
+    config.ssl_keystore_location = Some(dir.path().join("server.pem"));
+    let broker = EmbeddedBroker::start(config).unwrap();
+    let addr = broker.listener_addr("SASL_SSL").unwrap().to_string();
+    let ca = dir.path().join("ca.pem");
+    let opts = match parse(&[
+        "connect",
+        "--bootstrap",
+        &addr,
+        "--connections",
+        "40",
+        "--warmup",
+        "4",
+        "--concurrency",
+        "3",
+        "--tls-ca",
+        ca.to_str().unwrap(),
+        "--sasl-user",
+        "bench",
+        "--sasl-password",
+        "bench-secret",
+        "--broker-pid",
+        &std::process::id().to_string(),
+    ]) {
+        Command::Connect(o) => o,
+        other => panic!("{other:?}"),
+    };
+    let report = brook_bench::connect::run(&opts).unwrap();
+    assert_eq!(report.connections, 40);
+    assert!(report.tls);
+    assert_eq!(report.sasl.as_deref(), Some("SCRAM-SHA-256"));
+    assert!(report.per_second > 0.0 && report.latency.is_ordered());
+    assert!(report.broker.is_some());
+    // A wrong password fails the run with the broker's message.
+    let mut wrong = opts.clone();
+    wrong.sasl_password = Some("wrong".into());
+    let err = brook_bench::connect::run(&wrong).unwrap_err().to_string();
+    assert!(err.contains("invalid credentials"), "{err}");
+    broker.shutdown();
+}
