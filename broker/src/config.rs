@@ -139,6 +139,15 @@ pub struct BrokerConfig {
     /// Address of the HTTP listener (schema registry, metrics, health), `HOST:PORT`, or
     /// `off`.
     pub http_listen: String,
+    /// `brook.http.authentication` (Brook's own): `none`, or `basic` for HTTP basic
+    /// authentication with the broker's SCRAM users on the HTTP listener (health probes stay
+    /// open). See docs/security.md.
+    #[serde(rename = "brook.http.authentication")]
+    pub brook_http_authentication: String,
+    /// `brook.http.tls` (Brook's own): serve the HTTP listener over TLS with the `ssl.keystore.*`
+    /// key and certificate.
+    #[serde(rename = "brook.http.tls")]
+    pub brook_http_tls: bool,
     /// `node.id`.
     #[serde(rename = "node.id")]
     pub node_id: i32,
@@ -321,6 +330,8 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
             http_listen: DEFAULT_HTTP_LISTEN.to_string(),
+            brook_http_authentication: "none".into(),
+            brook_http_tls: false,
             node_id: 1,
             auto_create_topics_enable: true,
             num_partitions: 1,
@@ -595,6 +606,17 @@ impl BrokerConfig {
         let listeners = crate::listeners::specs(self)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         if listeners.iter().any(|l| l.protocol.uses_tls()) {
+            crate::auth::tls::check_settings(self).map_err(|e| ConfigError::Invalid {
+                name: e.setting,
+                reason: e.reason,
+            })?;
+        }
+        if let Err(reason) =
+            crate::http::auth::Authentication::parse(&self.brook_http_authentication)
+        {
+            return invalid("brook.http.authentication", &reason);
+        }
+        if self.brook_http_tls {
             crate::auth::tls::check_settings(self).map_err(|e| ConfigError::Invalid {
                 name: e.setting,
                 reason: e.reason,

@@ -25,6 +25,10 @@ pub(crate) struct BrokerState {
     pub(crate) credentials: crate::auth::credentials::CredentialStore,
     /// TLS, SASL mechanisms, principal mapping and ACLs.
     pub(crate) security: crate::auth::Security,
+    /// `brook.http.authentication`.
+    pub(crate) http_authentication: crate::http::auth::Authentication,
+    /// Basic-auth passwords the HTTP listener has checked recently.
+    pub(crate) http_verified: crate::http::auth::VerifiedCache,
     /// `queued.max.request.bytes`: the broker-wide budget of request bytes read but not yet
     /// handled, and its size; `None` when unlimited.
     pub(crate) queued_requests: Option<(std::sync::Arc<tokio::sync::Semaphore>, usize)>,
@@ -50,6 +54,10 @@ impl BrokerState {
         let queued_requests = usize::try_from(config.queued_max_request_bytes)
             .ok()
             .map(|n| (std::sync::Arc::new(tokio::sync::Semaphore::new(n)), n));
+        // Checked by BrokerConfig::validate; basic is the safe side if it ever is not.
+        let http_authentication =
+            crate::http::auth::Authentication::parse(&config.brook_http_authentication)
+                .unwrap_or(crate::http::auth::Authentication::Basic);
         Self {
             config,
             dynamic,
@@ -59,6 +67,8 @@ impl BrokerState {
             registry,
             credentials,
             security,
+            http_authentication,
+            http_verified: Default::default(),
             queued_requests,
             metrics: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),

@@ -155,20 +155,36 @@ pub fn http_typed(
     content_type: &str,
     body: Option<&str>,
 ) -> (u16, String) {
-    use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("set a read timeout");
+    let headers = [("Content-Type", content_type)];
+    http_exchange(&mut s, addr, method, path, &headers, body)
+}
+
+/// One HTTP/1.1 request over `stream` (plain or TLS) with extra `headers`, the connection
+/// closed after it: the status and the body.
+pub fn http_exchange<S: std::io::Read + std::io::Write>(
+    stream: &mut S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String) {
     let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send the request");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read the response");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut raw = Vec::new();
+    // A TLS peer may close without close_notify after Connection: close; what came is enough.
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text
         .split(' ')
         .nth(1)

@@ -60,7 +60,8 @@ impl Security {
         authorizer: acl::Authorizer,
     ) -> Result<Self, crate::config::ConfigError> {
         let invalid = |name, reason| crate::config::ConfigError::Invalid { name, reason };
-        let tls = if protocols.into_iter().any(SecurityProtocol::uses_tls) {
+        let tls = if config.brook_http_tls || protocols.into_iter().any(SecurityProtocol::uses_tls)
+        {
             Some(std::sync::Arc::new(
                 tls::Tls::load(config).map_err(|e| invalid(e.setting, e.reason))?,
             ))

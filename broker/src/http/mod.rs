@@ -5,20 +5,27 @@
 //! - [`metrics`]: Prometheus metrics, consumer lag under kafka_exporter's names;
 //! - [`registry`]: the schema registry's Confluent-compatible REST API;
 //! - [`streams`]: aggregate streams (reads through the key index, conditional appends,
-//!   CloudEvents, live follow) and browsing partitions.
+//!   CloudEvents, live follow) and browsing partitions;
+//! - [`auth`]: basic authentication and ACL checks in front of all of them.
+//!
+//! With `brook.http.tls` the listener speaks HTTPS with the Kafka listeners' certificate.
 //!
 //! The web console is to join as a module of its own. The server stops with the broker (in-flight requests finish first).
 
+pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod registry;
 pub(crate) mod streams;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::server::TlsStream;
 
 use crate::state::BrokerState;
 
@@ -29,6 +36,10 @@ pub(crate) fn router(state: Arc<BrokerState>) -> Router {
         .merge(metrics::routes())
         .merge(registry::routes())
         .merge(streams::routes(max_body_bytes(&state)))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
@@ -61,14 +72,90 @@ pub(crate) async fn serve(
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = router(state);
+    let tls = state
+        .config
+        .brook_http_tls
+        .then(|| state.security.tls.clone())
+        .flatten();
+    let app = router(state).into_make_service_with_connect_info::<auth::PeerAddr>();
     let stopped = async move {
         let _ = shutdown.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
+    let served = match tls {
+        Some(tls) => {
+            axum::serve(TlsListener::start(listener, tls), app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::warn!(error = %e, "the HTTP listener failed");
+    }
+}
+
+/// How long an HTTPS client may take for its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTPS connections, handshaken off the accept loop (a slow client does not hold others up).
+pub(crate) struct TlsListener {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    fn start(listener: TcpListener, tls: Arc<crate::auth::tls::Tls>) -> Self {
+        let local = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (tx, ready) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "HTTPS accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if tx.is_closed() {
+                    return;
+                }
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(?peer, error = %e, "HTTPS handshake failed"),
+                        Err(_) => tracing::debug!(?peer, "HTTPS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Self { local, ready }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(accepted) => accepted,
+            // The accept loop ended: wait for the shutdown that ends serving.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
     }
 }

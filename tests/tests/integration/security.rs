@@ -639,3 +639,105 @@ fn kafkajs_over_sasl_ssl_sasl_plaintext_and_mutual_tls() {
         "security: passed",
     );
 }
+
+/// One HTTPS request to `addr`, trusting `ca`, with basic credentials if given.
+fn https(
+    addr: &str,
+    ca: &Path,
+    method: &str,
+    path: &str,
+    user: Option<(&str, &str)>,
+    body: Option<&str>,
+) -> (u16, String) {
+    use base64::Engine as _;
+    let config = tls_config(ca, None, &rustls::version::TLS13);
+    let mut c = TlsClient::connect(addr, config).unwrap();
+    let auth = user.map(|(u, p)| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    });
+    let mut headers = vec![("Content-Type", "application/vnd.schemaregistry.v1+json")];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    brook_tests::http_exchange(&mut c.tls, addr, method, path, &headers, body)
+}
+
+/// CreateAcls: ALLOW User:bob READ on topic "orders".
+fn bob_reads_orders() -> brook_protocol::kafka_protocol::messages::CreateAclsRequest {
+    use brook_protocol::kafka_protocol::messages::create_acls_request::AclCreation;
+    brook_protocol::kafka_protocol::messages::CreateAclsRequest::default().with_creations(vec![
+        AclCreation::default()
+            .with_resource_type(2) // TOPIC
+            .with_resource_name(StrBytes::from_static_str("orders"))
+            .with_resource_pattern_type(3) // LITERAL
+            .with_principal(StrBytes::from_static_str("User:bob"))
+            .with_host(StrBytes::from_static_str("*"))
+            .with_operation(3) // READ
+            .with_permission_type(3), // ALLOW
+    ])
+}
+
+#[test]
+fn the_http_listener_takes_tls_basic_auth_and_the_same_acls() {
+    let s = Secured::start("none", |c| {
+        c.brook_http_tls = true;
+        c.brook_http_authentication = "basic".into();
+        c.authorizer_class_name = Some("on".into());
+        c.super_users = Some(format!("User:{USER}"));
+        brook_broker::auth::users::create_user(
+            &c.data_dir,
+            "bob",
+            "bob-secret",
+            &[Mechanism::Sha256],
+            4096,
+        )
+        .unwrap();
+    });
+    let http = s.broker.http_addr().unwrap().to_string();
+    let ca = s.file("ca.pem");
+    // Plain HTTP to the HTTPS listener gets no HTTP answer.
+    let (status, _) = brook_tests::http(&http, "GET", "/subjects", None);
+    assert_eq!(status, 0);
+    // Health probes are open; everything else needs a user.
+    assert_eq!(https(&http, &ca, "GET", "/health/ready", None, None).0, 200);
+    let (status, body) = https(&http, &ca, "GET", "/subjects", None, None);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("40101"), "{body}");
+    let wrong = Some((USER, "wrong"));
+    assert_eq!(https(&http, &ca, "GET", "/subjects", wrong, None).0, 401);
+    let alice = Some((USER, PASSWORD));
+    let bob = Some(("bob", "bob-secret"));
+    assert_eq!(https(&http, &ca, "GET", "/subjects", alice, None).0, 200);
+    // The super user registers a schema; bob may neither read nor write the subject's topic.
+    let schema = r#"{"schema": "{\"type\": \"string\"}"}"#;
+    let path = "/subjects/orders-value/versions";
+    let (status, body) = https(&http, &ca, "POST", path, alice, Some(schema));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = https(&http, &ca, "GET", path, bob, None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("40301"), "{body}");
+    assert_eq!(https(&http, &ca, "GET", "/metrics", bob, None).0, 403);
+    assert_eq!(https(&http, &ca, "GET", "/metrics", alice, None).0, 200);
+    // READ on topic "orders" lets bob read the subject, not register.
+    let mut admin = RawClient::connect(&s.addr("PLAINTEXT")).unwrap();
+    let created = admin.call(3, &bob_reads_orders()).unwrap();
+    // The PLAINTEXT listener's ANONYMOUS user is not allowed to create ACLs.
+    assert_eq!(
+        created.results[0].error_code,
+        ErrorCode::ClusterAuthorizationFailed.code()
+    );
+    let mut alice_conn = RawClient::connect(&s.addr("SASL_PLAINTEXT")).unwrap();
+    assert_eq!(handshake(&mut alice_conn, 1, "PLAIN").0, 0);
+    assert_eq!(
+        authenticate(&mut alice_conn, 2, &plain(USER, PASSWORD)).0,
+        0
+    );
+    let created = alice_conn.call(3, &bob_reads_orders()).unwrap();
+    assert_eq!(created.results[0].error_code, 0);
+    let (status, body) = https(&http, &ca, "GET", path, bob, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(https(&http, &ca, "POST", path, bob, Some(schema)).0, 403);
+}
