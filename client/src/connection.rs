@@ -381,10 +381,16 @@ fn host_of(addr: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-/// rustls's ring provider, as the broker uses (no cmake, no large C build).
+/// rustls's ring provider, as the broker uses (no cmake, no large C build), with X25519 and
+/// P-256 key exchange first (the provider's default puts P-384 first, which ring computes
+/// slowly).
 #[allow(deprecated)]
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    Arc::new(rustls::crypto::CryptoProvider {
+        kx_groups: vec![X25519, SECP256R1, SECP384R1],
+        ..rustls::crypto::ring::default_provider()
+    })
 }
 
 /// A fresh SCRAM client nonce: 24 random bytes, base64.

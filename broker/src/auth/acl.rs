@@ -271,8 +271,9 @@ impl AclFilter {
 #[derive(Debug, Default, Clone)]
 pub struct AclSet {
     bindings: Vec<AclBinding>,
-    /// Positions of LITERAL bindings by (type, name), `*` included.
-    literal: HashMap<(ResourceType, String), Vec<usize>>,
+    /// Positions of LITERAL bindings by type and name, `*` included (looked up by `&str`,
+    /// so a check allocates nothing).
+    literal: HashMap<ResourceType, HashMap<String, Vec<usize>>>,
     /// Positions of PREFIXED bindings by type.
     prefixed: HashMap<ResourceType, Vec<usize>>,
 }
@@ -300,7 +301,9 @@ impl AclSet {
                 .push(at),
             _ => self
                 .literal
-                .entry((binding.resource_type, binding.resource_name.clone()))
+                .entry(binding.resource_type)
+                .or_default()
+                .entry(binding.resource_name.clone())
                 .or_default()
                 .push(at),
         }
@@ -326,9 +329,10 @@ impl AclSet {
         resource_type: ResourceType,
         name: &'a str,
     ) -> impl Iterator<Item = &'a AclBinding> + 'a {
-        let exact = self.literal.get(&(resource_type, name.to_string()));
+        let literal = self.literal.get(&resource_type);
+        let exact = literal.and_then(|by_name| by_name.get(name));
         let wildcard = (name != "*")
-            .then(|| self.literal.get(&(resource_type, "*".to_string())))
+            .then(|| literal.and_then(|by_name| by_name.get("*")))
             .flatten();
         let prefixed = self.prefixed.get(&resource_type);
         exact
