@@ -97,6 +97,23 @@ pub struct BrokerConfig {
     /// `allow.everyone.if.no.acl.found`: a resource no ACL names is open to everyone.
     #[serde(rename = "allow.everyone.if.no.acl.found")]
     pub allow_everyone_if_no_acl_found: bool,
+    /// `sasl.oauthbearer.jwks.endpoint.url`: the JWKS whose keys sign OAUTHBEARER tokens, as a
+    /// file (`file:///path` or a path). Unset: unsecured tokens (development only).
+    #[serde(rename = "sasl.oauthbearer.jwks.endpoint.url")]
+    pub sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    /// `sasl.oauthbearer.sub.claim.name`: the claim naming the principal.
+    #[serde(rename = "sasl.oauthbearer.sub.claim.name")]
+    pub sasl_oauthbearer_sub_claim_name: String,
+    /// `sasl.oauthbearer.expected.issuer`: the `iss` tokens must have, when set.
+    #[serde(rename = "sasl.oauthbearer.expected.issuer")]
+    pub sasl_oauthbearer_expected_issuer: Option<String>,
+    /// `sasl.oauthbearer.expected.audience`: comma-separated; a token's `aud` must name one,
+    /// when set.
+    #[serde(rename = "sasl.oauthbearer.expected.audience")]
+    pub sasl_oauthbearer_expected_audience: Option<String>,
+    /// `sasl.oauthbearer.clock.skew.seconds`: slack for `exp`, `iat` and `nbf`.
+    #[serde(rename = "sasl.oauthbearer.clock.skew.seconds")]
+    pub sasl_oauthbearer_clock_skew_seconds: i64,
     /// `ssl.keystore.type`: only `PEM`.
     #[serde(rename = "ssl.keystore.type")]
     pub ssl_keystore_type: String,
@@ -316,6 +333,11 @@ impl Default for BrokerConfig {
             allow_everyone_if_no_acl_found: false,
             brook_admin_user: None,
             brook_admin_password: None,
+            sasl_oauthbearer_jwks_endpoint_url: None,
+            sasl_oauthbearer_sub_claim_name: "sub".into(),
+            sasl_oauthbearer_expected_issuer: None,
+            sasl_oauthbearer_expected_audience: None,
+            sasl_oauthbearer_clock_skew_seconds: 30,
             ssl_keystore_type: "PEM".into(),
             ssl_keystore_location: None,
             ssl_keystore_key: None,

@@ -158,6 +158,7 @@ pub(crate) async fn serve(
             Session::with_sasl(
                 state.security.sasl_mechanisms.clone(),
                 state.config.connections_max_reauth_ms,
+                state.security.oauth.clone(),
             )
         } else {
             Session::without_sasl(principal)

@@ -18,6 +18,7 @@ use crate::listeners::SecurityProtocol;
 
 pub mod acl;
 pub(crate) mod credentials;
+pub(crate) mod oauth;
 pub mod principal;
 pub(crate) mod sasl;
 pub mod scram;
@@ -50,6 +51,8 @@ pub(crate) struct Security {
     pub(crate) principal_rules: principal::MappingRules,
     /// ACLs and the check of each request against them.
     pub(crate) authorizer: acl::Authorizer,
+    /// How OAUTHBEARER tokens are checked, when that mechanism is enabled.
+    pub(crate) oauth: Option<std::sync::Arc<oauth::Validator>>,
 }
 
 impl Security {
@@ -68,10 +71,22 @@ impl Security {
         } else {
             None
         };
+        let sasl_mechanisms = sasl::enabled_mechanisms(&config.sasl_enabled_mechanisms)
+            .map_err(|r| invalid("sasl.enabled.mechanisms", r))?;
+        let oauth = if sasl_mechanisms.contains(&sasl::SaslMechanism::OAuthBearer) {
+            let validator =
+                oauth::Validator::from_config(config).map_err(|(n, r)| invalid(n, r))?;
+            if validator.is_unsecured() {
+                tracing::warn!("OAUTHBEARER accepts UNSECURED tokens (no signature): set sasl.oauthbearer.jwks.endpoint.url outside development");
+            }
+            Some(std::sync::Arc::new(validator))
+        } else {
+            None
+        };
         Ok(Self {
             tls,
-            sasl_mechanisms: sasl::enabled_mechanisms(&config.sasl_enabled_mechanisms)
-                .map_err(|r| invalid("sasl.enabled.mechanisms", r))?,
+            sasl_mechanisms,
+            oauth,
             principal_rules: principal::MappingRules::parse(&config.ssl_principal_mapping_rules)
                 .map_err(|r| invalid("ssl.principal.mapping.rules", r))?,
             authorizer,

@@ -29,6 +29,7 @@ use super::scram::{Mechanism, ServerExchange};
 pub(crate) enum SaslMechanism {
     Plain,
     Scram(Mechanism),
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -36,12 +37,14 @@ impl SaslMechanism {
         match self {
             Self::Plain => "PLAIN",
             Self::Scram(m) => m.name(),
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
         match name {
             "PLAIN" => Some(Self::Plain),
+            "OAUTHBEARER" => Some(Self::OAuthBearer),
             other => Mechanism::from_name(other).map(Self::Scram),
         }
     }
@@ -53,7 +56,7 @@ pub(crate) fn enabled_mechanisms(list: &str) -> Result<Vec<SaslMechanism>, Strin
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let mechanism = SaslMechanism::from_name(name).ok_or_else(|| {
             format!(
-                "{name:?} is not a mechanism Brook serves (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                "{name:?} is not a mechanism Brook serves (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"
             )
         })?;
         if !out.contains(&mechanism) {
@@ -131,6 +134,8 @@ pub(crate) struct SaslSession {
     /// Shared with the connection's reader: frames are capped until this is set.
     authenticated_flag: Arc<AtomicBool>,
     reauth_ms: i64,
+    /// How OAUTHBEARER tokens are checked (when that mechanism is enabled).
+    oauth: Option<Arc<super::oauth::Validator>>,
 }
 
 /// A connection's identity and, on SASL listeners, its SASL state.
@@ -153,8 +158,12 @@ impl Session {
     }
 
     /// A connection of a SASL listener, before authentication. `reauth_ms` is
-    /// `connections.max.reauth.ms`.
-    pub(crate) fn with_sasl(enabled: Vec<SaslMechanism>, reauth_ms: i64) -> Self {
+    /// `connections.max.reauth.ms`; `oauth` checks OAUTHBEARER tokens.
+    pub(crate) fn with_sasl(
+        enabled: Vec<SaslMechanism>,
+        reauth_ms: i64,
+        oauth: Option<Arc<super::oauth::Validator>>,
+    ) -> Self {
         Self {
             principal: Principal::anonymous(),
             sasl: Some(SaslSession {
@@ -163,6 +172,7 @@ impl Session {
                 authenticated: None,
                 authenticated_flag: Arc::new(AtomicBool::new(false)),
                 reauth_ms,
+                oauth,
             }),
             close: false,
         }
@@ -340,7 +350,40 @@ impl Session {
                 ..
             } => {
                 let user = check_plain(message, credentials)?;
-                let lifetime = sasl.finish(SaslMechanism::Plain, &self.principal, &user, now)?;
+                let lifetime =
+                    sasl.finish(SaslMechanism::Plain, &self.principal, &user, now, None)?;
+                self.principal = Principal::user(&user);
+                Ok(Round {
+                    reply: Vec::new(),
+                    session_lifetime_ms: lifetime,
+                })
+            }
+            Phase::Chosen {
+                mechanism: SaslMechanism::OAuthBearer,
+                ..
+            } => {
+                let validator = sasl
+                    .oauth
+                    .clone()
+                    .ok_or_else(|| Refusal::failed("OAUTHBEARER is not configured"))?;
+                let (authzid, token) = super::oauth::client_token(message)
+                    .map_err(|e| Refusal::failed(format!("Invalid OAUTHBEARER message: {e}")))?;
+                let accepted = validator
+                    .validate(&token, crate::handlers::now_ms())
+                    .map_err(|e| Refusal::failed(format!("Authentication failed: {e}")))?;
+                if authzid.is_some_and(|a| a != accepted.principal) {
+                    return Err(Refusal::failed(
+                        "Authentication failed: the authorization id is not the token's principal",
+                    ));
+                }
+                let user = accepted.principal;
+                let lifetime = sasl.finish(
+                    SaslMechanism::OAuthBearer,
+                    &self.principal,
+                    &user,
+                    now,
+                    Some(accepted.lifetime_ms),
+                )?;
                 self.principal = Principal::user(&user);
                 Ok(Round {
                     reply: Vec::new(),
@@ -377,7 +420,7 @@ impl Session {
                     }
                     other => Refusal::failed(format!("Authentication failed: {other}")),
                 })?;
-                let lifetime = sasl.finish(mechanism, &self.principal, &user, now)?;
+                let lifetime = sasl.finish(mechanism, &self.principal, &user, now, None)?;
                 self.principal = Principal::user(&user);
                 Ok(Round {
                     reply: server_final.into_bytes(),
@@ -390,20 +433,26 @@ impl Session {
 
 impl SaslSession {
     /// Records a successful authentication of `user`; the session's lifetime in ms (0: no
-    /// limit). A re-authentication must be of the same user.
+    /// limit). With re-authentication on, a session ends with its credential (a token's
+    /// `credential_ms`) if that comes first (KIP-368). A re-authentication must be of the
+    /// same user.
     fn finish(
         &mut self,
         mechanism: SaslMechanism,
         current: &Principal,
         user: &str,
         now: Instant,
+        credential_ms: Option<i64>,
     ) -> Result<i64, Refusal> {
         if self.authenticated.is_some() && *current != Principal::user(user) {
             return Err(Refusal::failed(format!(
                 "Cannot change principals during re-authentication from {current}: User:{user}"
             )));
         }
-        let lifetime = self.reauth_ms.max(0);
+        let lifetime = match credential_ms {
+            Some(credential) if self.reauth_ms > 0 => self.reauth_ms.min(credential.max(1)),
+            _ => self.reauth_ms.max(0),
+        };
         self.authenticated = Some(Authenticated {
             mechanism,
             expires: (lifetime > 0)
@@ -495,8 +544,12 @@ mod tests {
 
     fn sasl_session(reauth_ms: i64) -> Session {
         Session::with_sasl(
-            enabled_mechanisms("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512").unwrap(),
+            enabled_mechanisms("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER").unwrap(),
             reauth_ms,
+            Some(Arc::new(
+                crate::auth::oauth::Validator::from_config(&crate::config::BrokerConfig::default())
+                    .unwrap(),
+            )),
         )
     }
 
@@ -696,8 +749,55 @@ mod tests {
     }
 
     #[test]
+    fn oauthbearer_tokens_authenticate_their_subject_for_their_lifetime() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = store(dir.path());
+        let now = Instant::now();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let exp = (crate::handlers::now_ms() / 1000) + 30;
+        let token = format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none"}"#),
+            b64.encode(format!(r#"{{"sub":"carol","exp":{exp}}}"#))
+        );
+        let message = format!("n,,\x01auth=Bearer {token}\x01\x01");
+        let mut s = sasl_session(3_600_000);
+        s.handshake(1, "OAUTHBEARER").unwrap();
+        let round = s
+            .authenticate(message.as_bytes(), false, &credentials, "n", now)
+            .unwrap();
+        assert_eq!(s.principal(), &Principal::user("carol"));
+        // The session ends with the token (about 30 s), not after the hour of reauth.
+        assert!(
+            (20_000..=30_000).contains(&round.session_lifetime_ms),
+            "{}",
+            round.session_lifetime_ms
+        );
+        // An expired token, or one naming another authorization id, is refused.
+        let expired = format!(
+            "n,,\x01auth=Bearer {}.{}.\x01\x01",
+            b64.encode(r#"{"alg":"none"}"#),
+            b64.encode(r#"{"sub":"carol","exp":1000}"#)
+        );
+        let mut s = sasl_session(0);
+        s.handshake(1, "OAUTHBEARER").unwrap();
+        let refusal = s
+            .authenticate(expired.as_bytes(), false, &credentials, "n", now)
+            .unwrap_err();
+        assert!(refusal.message.contains("expired"), "{}", refusal.message);
+        assert!(s.must_close());
+        let other = format!("n,a=dave,\x01auth=Bearer {token}\x01\x01");
+        let mut s = sasl_session(0);
+        s.handshake(1, "OAUTHBEARER").unwrap();
+        assert!(s
+            .authenticate(other.as_bytes(), false, &credentials, "n", now)
+            .is_err());
+    }
+
+    #[test]
     fn handshakes_refuse_unknown_mechanisms_and_repeats() {
-        let mut s = Session::with_sasl(enabled_mechanisms("SCRAM-SHA-512").unwrap(), 0);
+        let mut s = Session::with_sasl(enabled_mechanisms("SCRAM-SHA-512").unwrap(), 0, None);
         let (refusal, offered) = s.handshake(1, "PLAIN").unwrap_err();
         assert_eq!(refusal.code, ErrorCode::UnsupportedSaslMechanism);
         assert_eq!(offered, ["SCRAM-SHA-512"]);

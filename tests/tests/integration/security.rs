@@ -741,3 +741,130 @@ fn the_http_listener_takes_tls_basic_auth_and_the_same_acls() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(https(&http, &ca, "POST", path, bob, Some(schema)).0, 403);
 }
+
+/// A JWT signed with `key` (ES256), claims as given.
+fn es256_token(key: &ring::signature::EcdsaKeyPair, kid: &str, claims: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!(
+        "{}.{}",
+        b64.encode(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#)),
+        b64.encode(claims)
+    );
+    let sig = key
+        .sign(&ring::rand::SystemRandom::new(), input.as_bytes())
+        .unwrap();
+    format!("{input}.{}", b64.encode(sig.as_ref()))
+}
+
+fn es256_key() -> ring::signature::EcdsaKeyPair {
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+}
+
+fn oauth_login(addr: &str, token: &str) -> (RawClient, i16, Option<String>, i64) {
+    let mut c = RawClient::connect(addr).unwrap();
+    assert_eq!(handshake(&mut c, 1, "OAUTHBEARER").0, 0);
+    let message = format!("n,,\x01auth=Bearer {token}\x01\x01");
+    let (code, message, lifetime) = authenticate(&mut c, 2, message.as_bytes());
+    (c, code, message, lifetime)
+}
+
+#[test]
+fn oauthbearer_tokens_signed_by_a_jwks_key_authenticate_others_do_not() {
+    use base64::Engine as _;
+    use ring::signature::KeyPair;
+    let key = es256_key();
+    let public = key.public_key().as_ref();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","use":"sig","kid":"k1","x":"{}","y":"{}"}}]}}"#,
+            b64.encode(&public[1..33]),
+            b64.encode(&public[33..65])
+        ),
+    )
+    .unwrap();
+    let s = Secured::start("none", |c| {
+        c.sasl_enabled_mechanisms = "OAUTHBEARER".into();
+        c.sasl_oauthbearer_jwks_endpoint_url = Some(format!("file://{}", jwks.display()));
+        c.sasl_oauthbearer_expected_issuer = Some("https://idp.example".into());
+        c.connections_max_reauth_ms = 3_600_000;
+    });
+    let addr = s.addr("SASL_PLAINTEXT");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |sub: &str, exp: u64| {
+        format!(r#"{{"sub":"{sub}","iss":"https://idp.example","iat":{now},"exp":{exp}}}"#)
+    };
+    // A valid token: served, and the session ends with the token (10 min), not the hour.
+    let (mut c, code, message, lifetime) = oauth_login(
+        &addr,
+        &es256_token(&key, "k1", &claims("svc-orders", now + 600)),
+    );
+    assert_eq!((code, message), (0, None));
+    assert!((590_000..=600_000).contains(&lifetime), "{lifetime}");
+    assert_eq!(
+        c.call(12, &MetadataRequest::default())
+            .unwrap()
+            .brokers
+            .len(),
+        1
+    );
+    // Expired, signed by another key, unsecured, or from another issuer: refused.
+    let other = es256_key();
+    let unsecured = format!(
+        "{}.{}.",
+        b64.encode(r#"{"alg":"none"}"#),
+        b64.encode(claims("svc-orders", now + 600))
+    );
+    let wrong_issuer = es256_token(
+        &key,
+        "k1",
+        &format!(
+            r#"{{"sub":"x","iss":"https://evil.example","exp":{}}}"#,
+            now + 600
+        ),
+    );
+    for (token, why) in [
+        (
+            es256_token(&key, "k1", &claims("svc-orders", now - 120)),
+            "expired",
+        ),
+        (
+            es256_token(&other, "k1", &claims("svc-orders", now + 600)),
+            "signature",
+        ),
+        (unsecured, "signature"),
+        (wrong_issuer, "issuer"),
+    ] {
+        let (mut c, code, message, _) = oauth_login(&addr, &token);
+        assert_eq!(code, ErrorCode::SaslAuthenticationFailed.code(), "{why}");
+        let message = message.unwrap_or_default();
+        assert!(message.contains(why), "{why}: {message}");
+        assert!(c.is_closed_by_peer());
+    }
+}
+
+#[test]
+fn confluent_kafka_authenticates_with_an_unsecured_oauthbearer_token() {
+    let python = brook_tests::python();
+    brook_tests::require_tool(&python, "the test venv's python");
+    let s = Secured::start("none", |c| {
+        c.sasl_enabled_mechanisms = "OAUTHBEARER".into();
+    });
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(brook_tests::repo_root().join("tests/python/confluent_kafka_oauthbearer.py"))
+        .arg(s.addr("SASL_PLAINTEXT"))
+        .env("BROOK_TEST_TIMEOUT_S", "60");
+    let out = run(cmd, None, Duration::from_secs(80));
+    let stdout = assert_success(&out, "confluent-kafka oauthbearer");
+    assert!(stdout.contains("oauthbearer: passed"), "{stdout}");
+}
