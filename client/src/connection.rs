@@ -336,18 +336,12 @@ impl Connection {
         let mut framed = Vec::with_capacity(4 + body.len());
         framed.extend_from_slice(&size.to_be_bytes());
         framed.extend_from_slice(body);
+        let (addr, timeout) = (self.addr.clone(), self.timeout);
         let write = async {
             self.stream.write_all(&framed).await?;
             self.stream.flush().await
         };
-        let (addr, timeout) = (self.addr.clone(), self.timeout);
-        tokio::time::timeout(timeout, write)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                addr: addr.clone(),
-                timeout,
-            })?
-            .map_err(|source| ClientError::Io { addr, source })
+        bounded(addr, timeout, write).await
     }
 
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
@@ -365,13 +359,20 @@ impl Connection {
             self.stream.read_exact(&mut payload).await?;
             Ok(Bytes::from(payload))
         };
-        tokio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                addr: addr.clone(),
-                timeout,
-            })?
-            .map_err(|source| ClientError::Io { addr, source })
+        bounded(addr, timeout, read).await
+    }
+}
+
+/// Runs an I/O step within `timeout`, naming `addr` in its error.
+async fn bounded<T>(
+    addr: String,
+    timeout: Duration,
+    step: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, ClientError> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(ClientError::Io { addr, source }),
+        Err(_) => Err(ClientError::Timeout { addr, timeout }),
     }
 }
 

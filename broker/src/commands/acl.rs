@@ -11,7 +11,7 @@ use brook_protocol::kafka_protocol::messages::{
 };
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 
-use super::connect::{block_on, BrokerArgs};
+use super::connect::{response_error, send_one, BrokerArgs};
 
 /// The resource an ACL command names (at most one).
 #[derive(Debug, Clone, clap::Args)]
@@ -158,13 +158,10 @@ pub(crate) fn run(command: AclCommand) -> Result<(), Box<dyn std::error::Error>>
                         .with_permission_type(b.permission.code())
                 })
                 .collect();
-            let response = block_on(async {
-                let mut c = broker.connect().await?;
-                Ok(
-                    c.send(&CreateAclsRequest::default().with_creations(creations))
-                        .await?,
-                )
-            })?;
+            let response = send_one(
+                &broker,
+                &CreateAclsRequest::default().with_creations(creations),
+            )?;
             for (b, r) in bindings.iter().zip(&response.results) {
                 if r.error_code != 0 {
                     return Err(format!(
@@ -206,13 +203,10 @@ pub(crate) fn run(command: AclCommand) -> Result<(), Box<dyn std::error::Error>>
                 .with_host_filter(filter.host.clone().map(StrBytes::from_string))
                 .with_operation(filter.operation.code())
                 .with_permission_type(filter.permission.code());
-            let response = block_on(async {
-                let mut c = broker.connect().await?;
-                Ok(
-                    c.send(&DeleteAclsRequest::default().with_filters(vec![wire]))
-                        .await?,
-                )
-            })?;
+            let response = send_one(
+                &broker,
+                &DeleteAclsRequest::default().with_filters(vec![wire]),
+            )?;
             let result = response
                 .filter_results
                 .first()
@@ -249,18 +243,8 @@ pub(crate) fn run(command: AclCommand) -> Result<(), Box<dyn std::error::Error>>
                 .with_host_filter(None)
                 .with_operation(Operation::Any.code())
                 .with_permission_type(Permission::Any.code());
-            let response = block_on(async {
-                let mut c = broker.connect().await?;
-                Ok(c.send(&request).await?)
-            })?;
-            if response.error_code != 0 {
-                return Err(response
-                    .error_message
-                    .as_deref()
-                    .unwrap_or("refused")
-                    .to_string()
-                    .into());
-            }
+            let response = send_one(&broker, &request)?;
+            response_error(response.error_code, response.error_message.as_deref())?;
             let mut bindings = Vec::new();
             for r in &response.resources {
                 for a in &r.acls {

@@ -85,12 +85,26 @@ impl BrokerArgs {
     }
 }
 
-/// Runs `f` on a small runtime (the commands are one request or a few).
-pub(crate) fn block_on<T>(
-    f: impl std::future::Future<Output = Result<T, Box<dyn std::error::Error>>>,
-) -> Result<T, Box<dyn std::error::Error>> {
-    tokio::runtime::Builder::new_current_thread()
+/// Connects as `broker` says and sends one request: its response.
+pub(crate) fn send_one<R: brook_protocol::kafka_protocol::protocol::Request>(
+    broker: &BrokerArgs,
+    request: &R,
+) -> Result<R::Response, Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?
-        .block_on(f)
+        .build()?;
+    runtime.block_on(async {
+        let mut connection = broker.connect().await?;
+        Ok(connection.send(request).await?)
+    })
+}
+
+/// The error of a response's top-level error fields (`None` when it has none).
+pub(crate) fn response_error(code: i16, message: Option<&str>) -> Result<(), String> {
+    if code == 0 {
+        return Ok(());
+    }
+    Err(message
+        .map(String::from)
+        .unwrap_or_else(|| format!("the broker refused (error code {code})")))
 }

@@ -19,7 +19,7 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 use bytes::Bytes;
 
-use super::connect::{block_on, BrokerArgs};
+use super::connect::{response_error, send_one, BrokerArgs};
 
 /// Where the users are: a data directory, or a running broker.
 #[derive(Debug, clap::Args)]
@@ -173,10 +173,7 @@ fn alter(
     let request = AlterUserScramCredentialsRequest::default()
         .with_upsertions(upsertions)
         .with_deletions(deletions);
-    let response = block_on(async {
-        let mut c = broker.connect().await?;
-        Ok(c.send(&request).await?)
-    })?;
+    let response = send_one(broker, &request)?;
     for r in &response.results {
         if r.error_code != 0 {
             return Err(format!(
@@ -194,18 +191,8 @@ type Listed = BTreeMap<String, Vec<(Mechanism, u32)>>;
 
 fn list_remote(broker: &BrokerArgs) -> Result<Listed, Box<dyn std::error::Error>> {
     let request = DescribeUserScramCredentialsRequest::default().with_users(None);
-    let response = block_on(async {
-        let mut c = broker.connect().await?;
-        Ok(c.send(&request).await?)
-    })?;
-    if response.error_code != 0 {
-        return Err(response
-            .error_message
-            .as_deref()
-            .unwrap_or("refused")
-            .to_string()
-            .into());
-    }
+    let response = send_one(broker, &request)?;
+    response_error(response.error_code, response.error_message.as_deref())?;
     Ok(response
         .results
         .iter()

@@ -1,6 +1,9 @@
 //! What CreateAcls, DescribeAcls and DeleteAcls share: reading filters off the wire.
 
 use brook_protocol::kafka_protocol::protocol::StrBytes;
+use brook_protocol::ErrorCode;
+
+use super::Ctx;
 
 use crate::auth::acl::{AclFilter, Operation, PatternType, Permission, ResourceType};
 
@@ -33,5 +36,17 @@ pub(crate) fn filter(f: FilterFields<'_>) -> Result<AclFilter, String> {
     })
 }
 
-/// Kafka's message when no authorizer is configured.
-pub(crate) const SECURITY_DISABLED: &str = "No Authorizer is configured.";
+/// Why an ACL API is refused before it is looked at: no authorizer (SECURITY_DISABLED, as
+/// Kafka answers), or the client may not do `operation` on the cluster.
+pub(crate) fn refused(ctx: &Ctx<'_>, operation: Operation) -> Option<(ErrorCode, &'static str)> {
+    if !ctx.state.security.authorizer.enabled() {
+        Some((ErrorCode::SecurityDisabled, "No Authorizer is configured."))
+    } else if !ctx.allowed_on_cluster(operation) {
+        Some((
+            ErrorCode::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        ))
+    } else {
+        None
+    }
+}

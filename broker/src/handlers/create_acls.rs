@@ -6,7 +6,7 @@ use brook_protocol::kafka_protocol::messages::{CreateAclsRequest, CreateAclsResp
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::acl_common::SECURITY_DISABLED;
+use super::acl_common::refused;
 use super::Ctx;
 use crate::auth::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 
@@ -22,14 +22,8 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: CreateAclsRequest) -> CreateAclsR
                 .collect(),
         )
     };
-    if !ctx.state.security.authorizer.enabled() {
-        return refuse_all(ErrorCode::SecurityDisabled, SECURITY_DISABLED);
-    }
-    if !ctx.allowed_on_cluster(Operation::Alter) {
-        return refuse_all(
-            ErrorCode::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
+    if let Some((code, message)) = refused(ctx, Operation::Alter) {
+        return refuse_all(code, message);
     }
     let outcomes: Vec<Result<AclBinding, String>> = req
         .creations

@@ -9,7 +9,7 @@ use brook_protocol::kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResp
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::acl_common::{filter, FilterFields, SECURITY_DISABLED};
+use super::acl_common::{filter, refused, FilterFields};
 use super::Ctx;
 use crate::auth::acl::Operation;
 
@@ -30,14 +30,8 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DeleteAclsRequest) -> DeleteAclsR
                 .collect(),
         )
     };
-    if !ctx.state.security.authorizer.enabled() {
-        return refuse_all(ErrorCode::SecurityDisabled, SECURITY_DISABLED);
-    }
-    if !ctx.allowed_on_cluster(Operation::Alter) {
-        return refuse_all(
-            ErrorCode::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
+    if let Some((code, message)) = refused(ctx, Operation::Alter) {
+        return refuse_all(code, message);
     }
     let parsed: Vec<Result<_, String>> = req
         .filters

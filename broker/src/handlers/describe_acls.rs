@@ -8,7 +8,7 @@ use brook_protocol::kafka_protocol::messages::{DescribeAclsRequest, DescribeAcls
 use brook_protocol::kafka_protocol::protocol::{StrBytes, VersionRange};
 use brook_protocol::ErrorCode;
 
-use super::acl_common::{filter, FilterFields, SECURITY_DISABLED};
+use super::acl_common::{filter, refused, FilterFields};
 use super::Ctx;
 use crate::auth::acl::Operation;
 
@@ -21,14 +21,8 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeAclsRequest) -> DescribeA
             .with_error_code(code.code())
             .with_error_message(Some(StrBytes::from_string(message)))
     };
-    if !ctx.state.security.authorizer.enabled() {
-        return refuse(ErrorCode::SecurityDisabled, SECURITY_DISABLED.into());
-    }
-    if !ctx.allowed_on_cluster(Operation::Describe) {
-        return refuse(
-            ErrorCode::ClusterAuthorizationFailed,
-            "Cluster authorization failed.".into(),
-        );
+    if let Some((code, message)) = refused(ctx, Operation::Describe) {
+        return refuse(code, message.into());
     }
     let filter = match filter(FilterFields {
         resource_type: req.resource_type_filter,
