@@ -443,7 +443,15 @@ mod tests {
     }
 
     #[test]
-    fn key_exchange_prefers_the_fast_groups() {
+    fn key_exchange_and_ciphers_prefer_the_fast_ones() {
+        assert_eq!(
+            crypto_provider().cipher_suites[0].suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dev_certificates(&["localhost".into()]).unwrap();
+        let tls = Tls::load(&config_with(dir.path(), &certs)).unwrap();
+        assert!(tls.current().ignore_client_order);
         let names: Vec<_> = crypto_provider()
             .kx_groups
             .iter()
