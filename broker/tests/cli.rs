@@ -553,3 +553,57 @@ fn user_and_acl_commands_work_against_a_running_broker_over_sasl_ssl() {
     assert!(!ok && stderr.contains("Type:name"), "{stderr}");
     stop(running, 15);
 }
+
+#[test]
+fn sighup_reloads_the_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls.to_str().unwrap()], &[]);
+    assert!(ok, "{stderr}");
+    let port = common::free_port();
+    let config = dir.path().join("brook.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners = \"SSL://127.0.0.1:{port}\"\nhttp_listen = \"off\"\nephemeral = true\n\"ssl.keystore.location\" = {:?}\n",
+            tls.join("server.pem"),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BROOK);
+    cmd.args(["--config", config.to_str().unwrap()]);
+    let started = start_until_listening(cmd, Duration::from_secs(20));
+    let running = Running {
+        child: started.child,
+        addr: format!("127.0.0.1:{port}"),
+        startup_line: started.startup_line,
+        data_dir: String::new(),
+        log: started.log,
+    };
+    let kill = |signal: &str| {
+        let status = Command::new("kill")
+            .args([signal, &running.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    kill("-HUP");
+    let line = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match running.log.recv_timeout(left) {
+                Ok(l) if l.contains(what) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {what:?}"),
+            }
+        }
+    };
+    line("SIGHUP: TLS files reloaded");
+    // A broken file is refused (by the signal or the file watch, whichever comes first) and
+    // the certificate in use stays.
+    std::fs::write(tls.join("server.pem"), "not a key").unwrap();
+    kill("-HUP");
+    line("cannot be used; keeping the previous ones");
+    stop(running, 15);
+}

@@ -868,3 +868,55 @@ fn confluent_kafka_authenticates_with_an_unsecured_oauthbearer_token() {
     let stdout = assert_success(&out, "confluent-kafka oauthbearer");
     assert!(stdout.contains("oauthbearer: passed"), "{stdout}");
 }
+
+#[test]
+fn a_client_certificate_subject_is_the_principal_acls_name() {
+    let s = Secured::start("required", |c| {
+        c.ssl_principal_mapping_rules = "RULE:^CN=([^,]*)$/$1/L,DEFAULT".into();
+        c.authorizer_class_name = Some("on".into());
+        c.super_users = Some(format!("User:{USER}"));
+    });
+    // The super user (over SASL) makes two topics and lets app-1 (the client certificate's
+    // CN, mapped by the rule) write to one of them.
+    let mut admin = RawClient::connect(&s.addr("SASL_PLAINTEXT")).unwrap();
+    assert_eq!(handshake(&mut admin, 1, "PLAIN").0, 0);
+    assert_eq!(authenticate(&mut admin, 2, &plain(USER, PASSWORD)).0, 0);
+    for topic in ["mtls-ok", "mtls-denied"] {
+        assert_eq!(crate::wire::create(&mut admin, topic, 1, &[]), 0);
+    }
+    let grant = brook_protocol::kafka_protocol::messages::CreateAclsRequest::default()
+        .with_creations(vec![
+            brook_protocol::kafka_protocol::messages::create_acls_request::AclCreation::default()
+                .with_resource_type(2) // TOPIC
+                .with_resource_name(StrBytes::from_static_str("mtls-ok"))
+                .with_resource_pattern_type(3) // LITERAL
+                .with_principal(StrBytes::from_static_str("User:app-1"))
+                .with_host(StrBytes::from_static_str("*"))
+                .with_operation(4) // WRITE
+                .with_permission_type(3), // ALLOW
+        ]);
+    assert_eq!(admin.call(3, &grant).unwrap().results[0].error_code, 0);
+    let ca = s.file("ca.pem").display().to_string();
+    let client = s.file("client.pem").display().to_string();
+    let produce = |topic: &str| {
+        let mut cmd = kcat();
+        cmd.args(["-P", "-b", &s.addr("SSL"), "-t", topic])
+            .args(["-X", "security.protocol=SSL"])
+            .args(["-X", &format!("ssl.ca.location={ca}")])
+            .args(["-X", &format!("ssl.certificate.location={client}")])
+            .args(["-X", &format!("ssl.key.location={client}")]);
+        run(cmd, Some("hello\n"), Duration::from_secs(30))
+    };
+    let allowed = produce("mtls-ok");
+    assert_success(&allowed, "kcat -P as app-1");
+    let denied = produce("mtls-denied");
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains("Topic authorization failed"),
+        "app-1 wrote to a topic it has no ACL for: {stderr}"
+    );
+    let (_, high, _) = crate::wire::fetch(&mut admin, "mtls-ok", 0, 0, 0);
+    assert_eq!(high, 1);
+    let (_, high, _) = crate::wire::fetch(&mut admin, "mtls-denied", 0, 0, 0);
+    assert_eq!(high, 0);
+}
