@@ -24,8 +24,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::external_clients::{assert_success, run};
 
-/// kcat, with the system's librdkafka (built with OpenSSL): cargo's test environment puts the
-/// rdkafka crate's own build (without TLS) on LD_LIBRARY_PATH.
+/// kcat with the system's librdkafka: cargo's test environment puts the rdkafka crate's own
+/// build directories on LD_LIBRARY_PATH, which must not stand in for Debian's library.
 fn kcat() -> std::process::Command {
     let mut cmd = std::process::Command::new("kcat");
     cmd.env_remove("LD_LIBRARY_PATH");
@@ -420,62 +420,87 @@ fn a_replaced_certificate_is_used_for_new_connections() {
 }
 
 #[test]
-fn librdkafka_produces_and_consumes_in_a_group_over_sasl_plaintext_with_plain() {
+fn librdkafka_produces_and_consumes_in_a_group_over_sasl_ssl_sasl_plaintext_and_mutual_tls() {
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     use rdkafka::Message;
 
-    let s = Secured::start("none", |_| {});
-    let addr = s.addr("SASL_PLAINTEXT");
-    let sasl = |c: &mut ClientConfig| {
-        c.set("bootstrap.servers", &addr)
-            .set("security.protocol", "SASL_PLAINTEXT")
-            .set("sasl.mechanisms", "PLAIN")
+    let s = Secured::start("requested", |_| {});
+    let ca = s.file("ca.pem").display().to_string();
+    let client = s.file("client.pem").display().to_string();
+    let sasl = |listener: &str, protocol: &str, mechanism: &str| {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", s.addr(listener))
+            .set("security.protocol", protocol)
+            .set("sasl.mechanisms", mechanism)
             .set("sasl.username", USER)
-            .set("sasl.password", PASSWORD);
+            .set("sasl.password", PASSWORD)
+            .set("ssl.ca.location", &ca);
+        c
     };
-    let mut config = ClientConfig::new();
-    sasl(&mut config);
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        config.set("enable.idempotence", "true").create().unwrap();
-    for i in 0..10 {
-        producer
-            .send(
-                BaseRecord::to("sasl-plain")
-                    .key("k")
-                    .payload(&format!("v{i}")),
-            )
+    let mut mutual = ClientConfig::new();
+    mutual
+        .set("bootstrap.servers", s.addr("SSL"))
+        .set("security.protocol", "SSL")
+        .set("ssl.ca.location", &ca)
+        .set("ssl.certificate.location", &client)
+        .set("ssl.key.location", &client);
+    let cases = [
+        ("plain", sasl("SASL_PLAINTEXT", "SASL_PLAINTEXT", "PLAIN")),
+        ("scram-256", sasl("SASL_SSL", "SASL_SSL", "SCRAM-SHA-256")),
+        ("scram-512", sasl("SASL_SSL", "SASL_SSL", "SCRAM-SHA-512")),
+        ("mtls", mutual),
+    ];
+    for (name, base) in cases {
+        let topic = format!("rdkafka-{name}");
+        let producer: ThreadedProducer<DefaultProducerContext> = base
+            .clone()
+            .set("enable.idempotence", "true")
+            .create()
             .unwrap();
-    }
-    producer.flush(Duration::from_secs(20)).unwrap();
-    let mut config = ClientConfig::new();
-    sasl(&mut config);
-    let consumer: BaseConsumer = config
-        .set("group.id", "sasl-group")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["sasl-plain"]).unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < 10 && Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            let m = m.unwrap();
-            got.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        for i in 0..10 {
+            let payload = format!("v{i}");
+            producer
+                .send(BaseRecord::to(&topic).key("k").payload(&payload))
+                .unwrap();
         }
+        producer.flush(Duration::from_secs(20)).unwrap();
+        let consumer: BaseConsumer = base
+            .clone()
+            .set("group.id", format!("group-{name}"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&topic]).unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while got.len() < 10 && Instant::now() < deadline {
+            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+                let m = m.unwrap();
+                got.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+            }
+        }
+        assert_eq!(
+            got,
+            (0..10).map(|i| format!("v{i}")).collect::<Vec<_>>(),
+            "{name}"
+        );
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        let committed = consumer.committed(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            committed.elements()[0].offset(),
+            rdkafka::Offset::Offset(10),
+            "{name}"
+        );
     }
-    assert_eq!(got, (0..10).map(|i| format!("v{i}")).collect::<Vec<_>>());
-    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
-    let committed = consumer.committed(Duration::from_secs(10)).unwrap();
-    let offset = committed.elements()[0].offset();
-    assert_eq!(offset, rdkafka::Offset::Offset(10));
     // A wrong password: nothing is served.
-    let mut config = ClientConfig::new();
-    sasl(&mut config);
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        config.set("sasl.password", "wrong").create().unwrap();
+        sasl("SASL_SSL", "SASL_SSL", "SCRAM-SHA-256")
+            .set("sasl.password", "wrong")
+            .create()
+            .unwrap();
     assert!(admin
         .inner()
         .fetch_metadata(None, Duration::from_secs(5))
