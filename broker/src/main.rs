@@ -39,6 +39,9 @@ enum Command {
     /// ACLs of a running broker
     #[command(subcommand)]
     Acl(commands::acl::AclCommand),
+    /// Topics of a running broker
+    #[command(subcommand)]
+    Topic(commands::topic::TopicCommand),
 }
 
 /// The server's flags.
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Some(Command::Tls(command)) => commands::tls::run(command),
         Some(Command::User(command)) => commands::user::run(command),
         Some(Command::Acl(command)) => commands::acl::run(command),
+        Some(Command::Topic(command)) => commands::topic::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

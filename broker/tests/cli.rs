@@ -607,3 +607,63 @@ fn sighup_reloads_the_tls_files() {
     line("cannot be used; keeping the previous ones");
     stop(running, 15);
 }
+
+#[test]
+fn topic_commands_create_list_describe_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&["--ephemeral", "--listen", "127.0.0.1:0"], dir.path());
+    let b = ["--brokers", running.addr.as_str()];
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&b);
+        brook(&all, &[])
+    };
+    let (ok, _, stderr) = run(&[
+        "topic",
+        "create",
+        "orders",
+        "-p",
+        "3",
+        "-c",
+        "cleanup.policy=compact",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(&["topic", "create", "orders"]);
+    assert!(!ok && stderr.contains("TopicAlreadyExists"), "{stderr}");
+    let (ok, _, stderr) = run(&["topic", "create", "bad", "-c", "nope=1"]);
+    assert!(
+        !ok && stderr.contains("Unknown topic config name: nope"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run(&["topic", "describe", "orders", "--format", "json"]);
+    assert!(ok, "{stderr}");
+    let described: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 3);
+    let (ok, stdout, _) = run(&["topic", "list", "--format", "json"]);
+    assert!(ok);
+    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["orders"]);
+    let (ok, _, stderr) = run(&["topic", "delete", "orders"]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(&["topic", "describe", "orders"]);
+    assert!(
+        !ok && stderr.contains("UnknownTopicOrPartition"),
+        "{stderr}"
+    );
+    // An unreachable broker is one line, within seconds.
+    let started = std::time::Instant::now();
+    let (ok, _, stderr) = brook(&["topic", "list", "--brokers", "127.0.0.1:1"], &[]);
+    assert!(
+        !ok && stderr.starts_with("brook: cannot connect to 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    stop(running, 15);
+}

@@ -51,6 +51,9 @@ pub enum ClientError {
     Authentication(String),
     #[error("the broker does not serve {0}")]
     UnsupportedApi(&'static str),
+    /// The broker answered with an error code.
+    #[error("{message}")]
+    Broker { code: i16, message: String },
     #[error("cannot encode or decode {what}: {message}")]
     Codec { what: &'static str, message: String },
 }

@@ -4,4 +4,5 @@
 pub(crate) mod acl;
 pub(crate) mod connect;
 pub(crate) mod tls;
+pub(crate) mod topic;
 pub(crate) mod user;
