@@ -42,6 +42,9 @@ enum Command {
     /// Topics of a running broker
     #[command(subcommand)]
     Topic(commands::topic::TopicCommand),
+    /// The cluster a broker belongs to: info, and health for scripts
+    #[command(subcommand)]
+    Cluster(commands::cluster::ClusterCommand),
 }
 
 /// The server's flags.
@@ -89,6 +92,11 @@ fn main() -> ExitCode {
         Some(Command::User(command)) => commands::user::run(command),
         Some(Command::Acl(command)) => commands::acl::run(command),
         Some(Command::Topic(command)) => commands::topic::run(command),
+        Some(Command::Cluster(command)) => match commands::cluster::run(command) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

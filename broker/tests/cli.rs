@@ -667,3 +667,53 @@ fn topic_commands_create_list_describe_and_delete() {
     assert!(started.elapsed() < Duration::from_secs(15));
     stop(running, 15);
 }
+
+#[test]
+fn cluster_info_and_health_answer_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&["--ephemeral", "--listen", "127.0.0.1:0"], dir.path());
+    let (ok, stdout, stderr) = brook(
+        &[
+            "cluster",
+            "info",
+            "--format",
+            "json",
+            "--brokers",
+            &running.addr,
+        ],
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    let info: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(info["controller"], 1);
+    assert_eq!(
+        info["brokers"][0]["port"].as_i64().unwrap().to_string(),
+        running.addr.rsplit(':').next().unwrap()
+    );
+    assert!(info["cluster_id"].as_str().is_some_and(|c| !c.is_empty()));
+    let (ok, stdout, _) = brook(&["cluster", "health", "--brokers", &running.addr], &[]);
+    assert!(ok && stdout.trim() == "healthy", "{stdout}");
+    // Nothing listening: unhealthy, exit code 1, one line.
+    let (ok, stdout, _) = brook(
+        &[
+            "cluster",
+            "health",
+            "--format",
+            "json",
+            "--brokers",
+            "127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert!(!ok);
+    let health: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(health["healthy"], false);
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{stdout}"
+    );
+    stop(running, 15);
+}

@@ -30,6 +30,32 @@ pub struct TopicInfo {
     pub partitions: Vec<(i32, i32)>,
 }
 
+/// What Metadata says of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub cluster_id: Option<String>,
+    pub controller: i32,
+    /// Each broker's id, host and port.
+    pub brokers: Vec<(i32, String, i32)>,
+    /// Every topic (that this client may describe).
+    pub topics: Vec<TopicInfo>,
+}
+
+impl ClusterInfo {
+    /// Partitions without a leader, as (topic, partition).
+    pub fn leaderless(&self) -> Vec<(String, i32)> {
+        self.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, leader)| *leader < 0)
+                    .map(|(p, _)| (t.name.clone(), *p))
+            })
+            .collect()
+    }
+}
+
 /// An admin client (see the module docs).
 #[derive(Debug)]
 pub struct Admin {
@@ -115,6 +141,11 @@ impl Admin {
 
     /// Every topic the broker lets this client describe, by name.
     pub async fn list_topics(&mut self) -> Result<Vec<TopicInfo>, ClientError> {
+        Ok(self.cluster().await?.topics)
+    }
+
+    /// The cluster: id, controller, brokers, topics.
+    pub async fn cluster(&mut self) -> Result<ClusterInfo, ClientError> {
         let response = self
             .connection
             .send(&MetadataRequest::default().with_topics(None))
@@ -126,7 +157,18 @@ impl Admin {
             .map(info)
             .collect();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(topics)
+        let mut brokers: Vec<(i32, String, i32)> = response
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, b.host.to_string(), b.port))
+            .collect();
+        brokers.sort();
+        Ok(ClusterInfo {
+            cluster_id: response.cluster_id.map(|c| c.to_string()),
+            controller: response.controller_id.0,
+            brokers,
+            topics,
+        })
     }
 
     /// One topic.

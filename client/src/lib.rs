@@ -10,5 +10,5 @@ mod admin;
 mod connection;
 mod scram;
 
-pub use admin::{Admin, TopicInfo};
+pub use admin::{Admin, ClusterInfo, TopicInfo};
 pub use connection::{ClientError, Connection, SaslConfig, SaslMechanism, Security, TlsConfig};

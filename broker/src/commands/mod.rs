@@ -2,6 +2,7 @@
 //! each submodule is one command group and does its work through the library.
 
 pub(crate) mod acl;
+pub(crate) mod cluster;
 pub(crate) mod connect;
 pub(crate) mod tls;
 pub(crate) mod topic;
