@@ -649,6 +649,57 @@ fn topic_commands_create_list_describe_and_delete() {
         .map(|t| t["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["orders"]);
+    // Configs: set and removed; a bad value is refused by the broker's validation.
+    let (ok, _, stderr) = run(&[
+        "topic",
+        "alter-config",
+        "orders",
+        "--set",
+        "retention.ms=60000",
+        "--delete",
+        "cleanup.policy",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(&[
+        "topic",
+        "alter-config",
+        "orders",
+        "--set",
+        "cleanup.policy=nope",
+    ]);
+    assert!(!ok && stderr.contains("InvalidConfig"), "{stderr}");
+    // Partitions only grow.
+    let (ok, _, stderr) = run(&["topic", "add-partitions", "orders", "--count", "5"]);
+    assert!(ok, "{stderr}");
+    let (_, stdout, _) = run(&["topic", "describe", "orders", "--format", "json"]);
+    let described: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 5);
+    let (ok, _, stderr) = run(&["topic", "add-partitions", "orders", "--count", "2"]);
+    assert!(!ok && stderr.contains("InvalidPartitions"), "{stderr}");
+    // Trim: nothing to trim past the end of an empty partition.
+    let (ok, stdout, stderr) = run(&[
+        "topic",
+        "trim",
+        "orders",
+        "--partition",
+        "0",
+        "--offset",
+        "-1",
+    ]);
+    assert!(
+        ok && stdout.contains("now starts at offset 0"),
+        "{stdout} {stderr}"
+    );
+    let (ok, _, stderr) = run(&[
+        "topic",
+        "trim",
+        "orders",
+        "--partition",
+        "0",
+        "--offset",
+        "5",
+    ]);
+    assert!(!ok && stderr.contains("OffsetOutOfRange"), "{stderr}");
     let (ok, _, stderr) = run(&["topic", "delete", "orders"]);
     assert!(ok, "{stderr}");
     let (ok, _, stderr) = run(&["topic", "describe", "orders"]);

@@ -187,6 +187,105 @@ impl Admin {
         Ok(info(topic))
     }
 
+    /// Sets (`Some`) or removes (`None`) topic configs, leaving the others as they are
+    /// (IncrementalAlterConfigs).
+    pub async fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ClientError> {
+        use brook_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use brook_protocol::kafka_protocol::messages::IncrementalAlterConfigsRequest;
+        const TOPIC: i8 = 2;
+        const SET: i8 = 0;
+        const DELETE: i8 = 1;
+        let configs = changes
+            .iter()
+            .map(|(key, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.clone()))
+                    .with_config_operation(if value.is_some() { SET } else { DELETE })
+                    .with_value(value.clone().map(StrBytes::from_string))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_string()))
+                .with_configs(configs),
+        ]);
+        let response = self.connection.send(&request).await?;
+        let result = response.responses.first().ok_or(ClientError::Codec {
+            what: "an IncrementalAlterConfigs response",
+            message: "no resource result".into(),
+        })?;
+        check(
+            result.error_code,
+            result.error_message.as_deref(),
+            &format!("altering topic {name}"),
+        )
+    }
+
+    /// Grows `name` to `count` partitions.
+    pub async fn add_partitions(&mut self, name: &str, count: i32) -> Result<(), ClientError> {
+        use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        use brook_protocol::kafka_protocol::messages::CreatePartitionsRequest;
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_count(count)
+                .with_assignments(None)])
+            .with_timeout_ms(i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX));
+        let response = self.connection.send(&request).await?;
+        let result = response.results.first().ok_or(ClientError::Codec {
+            what: "a CreatePartitions response",
+            message: "no topic result".into(),
+        })?;
+        check(
+            result.error_code,
+            result.error_message.as_deref(),
+            &format!("adding partitions to {name}"),
+        )
+    }
+
+    /// Deletes the records of `partition` before `offset` (-1: all of them, the high
+    /// watermark); the new log start offset.
+    pub async fn delete_records(
+        &mut self,
+        name: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, ClientError> {
+        use brook_protocol::kafka_protocol::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsTopic,
+        };
+        use brook_protocol::kafka_protocol::messages::DeleteRecordsRequest;
+        let request = DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(offset)])])
+            .with_timeout_ms(i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX));
+        let response = self.connection.send(&request).await?;
+        let result = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or(ClientError::Codec {
+                what: "a DeleteRecords response",
+                message: "no partition result".into(),
+            })?;
+        check(
+            result.error_code,
+            None,
+            &format!("trimming {name} partition {partition}"),
+        )?;
+        Ok(result.low_watermark)
+    }
+
     /// Deletes `name`.
     pub async fn delete_topic(&mut self, name: &str) -> Result<(), ClientError> {
         let topic_name = TopicName(StrBytes::from_string(name.to_string()));

@@ -38,6 +38,35 @@ pub(crate) enum TopicCommand {
         #[command(flatten)]
         broker: BrokerArgs,
     },
+    /// Set (`--set k=v`) or remove (`--delete k`) topic configs; the others stay
+    AlterConfig {
+        name: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+    /// Grow a topic to COUNT partitions
+    AddPartitions {
+        name: String,
+        #[arg(long)]
+        count: i32,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
+    /// Delete a partition's records before an offset (DeleteRecords)
+    Trim {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        partition: i32,
+        /// The first offset to keep (-1: delete every record)
+        #[arg(long, allow_hyphen_values = true)]
+        offset: i64,
+        #[command(flatten)]
+        broker: BrokerArgs,
+    },
     /// Delete a topic
     Delete {
         name: String,
@@ -140,6 +169,53 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
                 }
                 other => return Err(format!("--format {other:?}: table or json").into()),
             }
+        }
+        TopicCommand::AlterConfig {
+            name,
+            set,
+            delete,
+            broker,
+        } => {
+            let mut changes = set
+                .iter()
+                .map(|c| {
+                    c.split_once('=')
+                        .map(|(k, v)| (k.trim().to_string(), Some(v.to_string())))
+                        .ok_or_else(|| format!("--set {c:?} is not KEY=VALUE"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            changes.extend(delete.iter().map(|k| (k.clone(), None)));
+            if changes.is_empty() {
+                return Err("nothing to change: give --set KEY=VALUE or --delete KEY".into());
+            }
+            let topic = name.clone();
+            admin_call(&broker, move |a| {
+                Box::pin(async move { a.alter_topic_configs(&topic, &changes).await })
+            })?;
+            println!("altered topic {name}");
+        }
+        TopicCommand::AddPartitions {
+            name,
+            count,
+            broker,
+        } => {
+            let topic = name.clone();
+            admin_call(&broker, move |a| {
+                Box::pin(async move { a.add_partitions(&topic, count).await })
+            })?;
+            println!("topic {name} has {count} partitions");
+        }
+        TopicCommand::Trim {
+            name,
+            partition,
+            offset,
+            broker,
+        } => {
+            let topic = name.clone();
+            let start = admin_call(&broker, move |a| {
+                Box::pin(async move { a.delete_records(&topic, partition, offset).await })
+            })?;
+            println!("topic {name} partition {partition} now starts at offset {start}");
         }
         TopicCommand::Delete { name, broker } => {
             let topic = name.clone();
