@@ -199,12 +199,11 @@ pub(crate) async fn serve(
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|c| c.as_ref().to_vec());
+        .and_then(|chain| chain.first());
     let principal = match certificate {
         // SASL_SSL authenticates with SASL; the certificate only proves the channel.
         Some(der) if !protocol.uses_sasl() => {
-            let name = certificate_subject(&der)
+            let name = certificate_subject(der)
                 .and_then(|subject| state.security.principal_rules.name_of(&subject));
             match name {
                 Ok(name) => Principal::user(&name),

@@ -76,7 +76,8 @@ impl Broker {
         }
         let specs = crate::listeners::specs(&config)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
-        let protocols: Vec<_> = specs.iter().map(|s| s.protocol).collect();
+        // Before the data directory: bad TLS files or keys stop the start at once.
+        let security = crate::auth::Security::load(&config, specs.iter().map(|s| s.protocol))?;
         let mut listeners = Vec::with_capacity(specs.len());
         let mut listener_addrs = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -191,7 +192,7 @@ impl Broker {
                 source,
             })?
         };
-        let security = crate::auth::Security::load(&config, protocols, authorizer)?;
+        let security = security.open(authorizer);
         let cluster_id = topics.cluster_id().to_string();
         if config.unsafe_disable_fsync {
             tracing::warn!("FSYNC IS DISABLED (unsafe_disable_fsync): acknowledged data survives a crash of the broker process but NOT a power loss or an OS crash. Use only for tests and throwaway setups.");

@@ -55,13 +55,34 @@ pub(crate) struct Security {
     pub(crate) oauth: Option<std::sync::Arc<oauth::Validator>>,
 }
 
+/// The security settings read before the data directory opens (TLS files, OAUTHBEARER
+/// keys), so that a bad one stops the broker before it spends time opening logs.
+pub(crate) struct Unopened {
+    tls: Option<std::sync::Arc<tls::Tls>>,
+    sasl_mechanisms: Vec<sasl::SaslMechanism>,
+    principal_rules: principal::MappingRules,
+    oauth: Option<std::sync::Arc<oauth::Validator>>,
+}
+
+impl Unopened {
+    /// With the ACLs read from the data directory: the security in effect.
+    pub(crate) fn open(self, authorizer: acl::Authorizer) -> Security {
+        Security {
+            tls: self.tls,
+            sasl_mechanisms: self.sasl_mechanisms,
+            principal_rules: self.principal_rules,
+            authorizer,
+            oauth: self.oauth,
+        }
+    }
+}
+
 impl Security {
     /// Reads the settings (and the TLS files when a listener uses TLS).
     pub(crate) fn load(
         config: &BrokerConfig,
         protocols: impl IntoIterator<Item = SecurityProtocol>,
-        authorizer: acl::Authorizer,
-    ) -> Result<Self, crate::config::ConfigError> {
+    ) -> Result<Unopened, crate::config::ConfigError> {
         let invalid = |name, reason| crate::config::ConfigError::Invalid { name, reason };
         let tls = if config.brook_http_tls || protocols.into_iter().any(SecurityProtocol::uses_tls)
         {
@@ -83,13 +104,12 @@ impl Security {
         } else {
             None
         };
-        Ok(Self {
+        Ok(Unopened {
             tls,
             sasl_mechanisms,
             oauth,
             principal_rules: principal::MappingRules::parse(&config.ssl_principal_mapping_rules)
                 .map_err(|r| invalid("ssl.principal.mapping.rules", r))?,
-            authorizer,
         })
     }
 }

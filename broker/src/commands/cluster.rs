@@ -1,11 +1,9 @@
 //! `brook cluster info|health`: what a running broker (or cluster) says of itself; `health`
 //! answers scripts with its exit code.
 
-use std::time::Duration;
+use brook_client::ClusterInfo;
 
-use brook_client::{Admin, ClusterInfo};
-
-use super::connect::BrokerArgs;
+use super::connect::{with_admin, BrokerArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ClusterCommand {
@@ -29,14 +27,7 @@ pub(crate) enum ClusterCommand {
 }
 
 fn fetch(broker: &BrokerArgs) -> Result<ClusterInfo, Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let connection = broker.connect().await?;
-        let mut admin = Admin::from_connection(connection, Duration::from_secs(30));
-        Ok(admin.cluster().await?)
-    })
+    with_admin(broker, async |a| a.cluster().await)
 }
 
 /// Runs `command`; `Ok(false)` when the cluster is unhealthy (exit code 1).

@@ -85,6 +85,21 @@ impl BrokerArgs {
     }
 }
 
+/// Connects as `broker` says and runs `f` with an admin client on the connection.
+pub(crate) fn with_admin<T>(
+    broker: &BrokerArgs,
+    f: impl AsyncFnOnce(&mut brook_client::Admin) -> Result<T, brook_client::ClientError>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let connection = broker.connect().await?;
+        let mut admin = brook_client::Admin::from_connection(connection, Duration::from_secs(30));
+        Ok(f(&mut admin).await?)
+    })
+}
+
 /// Connects as `broker` says and sends one request: its response.
 pub(crate) fn send_one<R: brook_protocol::kafka_protocol::protocol::Request>(
     broker: &BrokerArgs,

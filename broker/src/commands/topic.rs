@@ -1,11 +1,9 @@
 //! `brook topic create|list|describe|delete`: topics of a running broker, through
 //! `brook-client`'s admin.
 
-use std::time::Duration;
+use brook_client::TopicInfo;
 
-use brook_client::{Admin, TopicInfo};
-
-use super::connect::BrokerArgs;
+use super::connect::{with_admin, BrokerArgs};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum TopicCommand {
@@ -75,24 +73,6 @@ pub(crate) enum TopicCommand {
     },
 }
 
-fn admin_call<T>(
-    broker: &BrokerArgs,
-    f: impl for<'a> FnOnce(
-        &'a mut Admin,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<T, brook_client::ClientError>> + 'a>,
-    >,
-) -> Result<T, Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let connection = broker.connect().await?;
-        let mut admin = Admin::from_connection(connection, Duration::from_secs(30));
-        Ok(f(&mut admin).await?)
-    })
-}
-
 fn json(t: &TopicInfo) -> serde_json::Value {
     serde_json::json!({
         "name": t.name,
@@ -121,17 +101,14 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
                         .ok_or_else(|| format!("--config {c:?} is not KEY=VALUE"))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let topic = name.clone();
-            admin_call(&broker, move |a| {
-                Box::pin(async move {
-                    a.create_topic(&topic, partitions.unwrap_or(-1), &configs)
-                        .await
-                })
+            with_admin(&broker, async |a| {
+                a.create_topic(&name, partitions.unwrap_or(-1), &configs)
+                    .await
             })?;
             println!("created topic {name}");
         }
         TopicCommand::List { format, broker } => {
-            let topics = admin_call(&broker, |a| Box::pin(a.list_topics()))?;
+            let topics = with_admin(&broker, async |a| a.list_topics().await)?;
             match format.as_str() {
                 "json" => println!(
                     "{}",
@@ -151,10 +128,7 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
             format,
             broker,
         } => {
-            let topic = name.clone();
-            let t = admin_call(&broker, move |a| {
-                Box::pin(async move { a.describe_topic(&topic).await })
-            })?;
+            let t = with_admin(&broker, async |a| a.describe_topic(&name).await)?;
             match format.as_str() {
                 "json" => println!("{}", json(&t)),
                 "table" => {
@@ -188,9 +162,8 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
             if changes.is_empty() {
                 return Err("nothing to change: give --set KEY=VALUE or --delete KEY".into());
             }
-            let topic = name.clone();
-            admin_call(&broker, move |a| {
-                Box::pin(async move { a.alter_topic_configs(&topic, &changes).await })
+            with_admin(&broker, async |a| {
+                a.alter_topic_configs(&name, &changes).await
             })?;
             println!("altered topic {name}");
         }
@@ -199,10 +172,7 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
             count,
             broker,
         } => {
-            let topic = name.clone();
-            admin_call(&broker, move |a| {
-                Box::pin(async move { a.add_partitions(&topic, count).await })
-            })?;
+            with_admin(&broker, async |a| a.add_partitions(&name, count).await)?;
             println!("topic {name} has {count} partitions");
         }
         TopicCommand::Trim {
@@ -211,17 +181,13 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
             offset,
             broker,
         } => {
-            let topic = name.clone();
-            let start = admin_call(&broker, move |a| {
-                Box::pin(async move { a.delete_records(&topic, partition, offset).await })
+            let start = with_admin(&broker, async |a| {
+                a.delete_records(&name, partition, offset).await
             })?;
             println!("topic {name} partition {partition} now starts at offset {start}");
         }
         TopicCommand::Delete { name, broker } => {
-            let topic = name.clone();
-            admin_call(&broker, move |a| {
-                Box::pin(async move { a.delete_topic(&topic).await })
-            })?;
+            with_admin(&broker, async |a| a.delete_topic(&name).await)?;
             println!("deleted topic {name}");
         }
     }
