@@ -15,8 +15,8 @@ use brook_protocol::kafka_protocol::messages::{
     CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest, TopicName,
 };
 use brook_protocol::kafka_protocol::protocol::StrBytes;
-use brook_protocol::ErrorCode;
 
+use crate::error::check;
 use crate::{ClientError, Connection, Security};
 
 /// A topic as Metadata describes it.
@@ -61,24 +61,6 @@ impl ClusterInfo {
 pub struct Admin {
     connection: Connection,
     timeout: Duration,
-}
-
-/// `code` as an error (with the broker's message if it sent one), or nothing for 0.
-fn check(code: i16, message: Option<&str>, what: &str) -> Result<(), ClientError> {
-    if code == 0 {
-        return Ok(());
-    }
-    let name = match ErrorCode::try_from_code(code) {
-        Some(e) => format!("{e:?}"),
-        None => format!("error {code}"),
-    };
-    Err(ClientError::Broker {
-        code,
-        message: match message.filter(|m| !m.is_empty()) {
-            Some(m) => format!("{what}: {name}: {m}"),
-            None => format!("{what}: {name}"),
-        },
-    })
 }
 
 impl Admin {

@@ -25,38 +25,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::scram::{ClientExchange, Hash};
+use crate::ClientError;
 
 /// The largest response frame accepted (Kafka's default `socket.request.max.bytes`).
 const MAX_RESPONSE: usize = 100 * 1024 * 1024;
-
-/// Why a connection or a request failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("{addr}: no answer within {timeout:?}")]
-    Timeout { addr: String, timeout: Duration },
-    #[error("{addr}: {source}")]
-    Io {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("authentication failed: {0}")]
-    Authentication(String),
-    #[error("the broker does not serve {0}")]
-    UnsupportedApi(&'static str),
-    /// The broker answered with an error code.
-    #[error("{message}")]
-    Broker { code: i16, message: String },
-    #[error("cannot encode or decode {what}: {message}")]
-    Codec { what: &'static str, message: String },
-}
 
 /// TLS settings (like librdkafka's `ssl.*`).
 #[derive(Debug, Clone, Default)]
@@ -197,16 +169,7 @@ impl Connection {
 
     /// The version a request of type `R` goes at: the highest both sides speak.
     pub fn version_for<R: Request>(&self) -> Result<i16, ClientError> {
-        let (min, max) = self
-            .versions
-            .get(&R::KEY)
-            .copied()
-            .ok_or(ClientError::UnsupportedApi(std::any::type_name::<R>()))?;
-        let max = max.min(R::VERSIONS.max);
-        if max < min.max(R::VERSIONS.min) {
-            return Err(ClientError::UnsupportedApi(std::any::type_name::<R>()));
-        }
-        Ok(max)
+        negotiated::<R>(&self.versions)
     }
 
     /// Sends `request` at the highest common version and reads its response.
@@ -221,37 +184,16 @@ impl Connection {
         version: i16,
         request: &R,
     ) -> Result<R::Response, ClientError> {
-        let codec = |what, e: &dyn std::fmt::Display| ClientError::Codec {
-            what,
-            message: e.to_string(),
-        };
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
-        let mut body = BytesMut::new();
-        encode_request_header_into_buffer(&mut body, &header)
-            .map_err(|e| codec("a request header", &e))?;
-        request
-            .encode(&mut body, version)
-            .map_err(|e| codec("a request", &e))?;
+        let body = encode_request(&self.client_id, self.correlation_id, version, request)?;
         self.write_frame(&body).await?;
-        let mut payload = self.read_frame().await?;
-        let header_version = <R::Response as HeaderVersion>::header_version(version);
-        let header = ResponseHeader::decode(&mut payload, header_version)
-            .map_err(|e| codec("a response header", &e))?;
-        if header.correlation_id != self.correlation_id {
-            return Err(ClientError::Codec {
-                what: "a response",
-                message: format!(
-                    "correlation id {} answers request {}",
-                    header.correlation_id, self.correlation_id
-                ),
-            });
-        }
-        R::Response::decode(&mut payload, version).map_err(|e| codec("a response", &e))
+        let payload = self.read_frame().await?;
+        decode_response::<R>(payload, version, self.correlation_id)
+    }
+
+    /// Turns this connection into a [`Pipeline`]: shared by tasks, many requests in flight.
+    pub fn into_pipeline(self) -> Pipeline {
+        Pipeline::new(self)
     }
 
     async fn negotiate_versions(&mut self) -> Result<(), ClientError> {
@@ -332,13 +274,7 @@ impl Connection {
     }
 
     async fn write_frame(&mut self, body: &[u8]) -> Result<(), ClientError> {
-        let size = i32::try_from(body.len()).map_err(|_| ClientError::Codec {
-            what: "a request",
-            message: "larger than 2 GiB".into(),
-        })?;
-        let mut framed = Vec::with_capacity(4 + body.len());
-        framed.extend_from_slice(&size.to_be_bytes());
-        framed.extend_from_slice(body);
+        let framed = framed(body)?;
         let (addr, timeout) = (self.addr.clone(), self.timeout);
         let write = async {
             self.stream.write_all(&framed).await?;
@@ -349,21 +285,329 @@ impl Connection {
 
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
         let (addr, timeout) = (self.addr.clone(), self.timeout);
-        let read = async {
-            let mut size = [0u8; 4];
-            self.stream.read_exact(&mut size).await?;
-            let size = usize::try_from(i32::from_be_bytes(size)).unwrap_or(usize::MAX);
-            if size > MAX_RESPONSE {
-                return Err(std::io::Error::other(format!(
-                    "a response of {size} bytes is too large"
-                )));
-            }
-            let mut payload = vec![0u8; size];
-            self.stream.read_exact(&mut payload).await?;
-            Ok(Bytes::from(payload))
-        };
-        bounded(addr, timeout, read).await
+        bounded(addr, timeout, read_frame_from(&mut self.stream)).await
     }
+}
+
+/// A request's frame body (header and message) at `version`.
+fn encode_request<R: Request>(
+    client_id: &str,
+    correlation_id: i32,
+    version: i16,
+    request: &R,
+) -> Result<BytesMut, ClientError> {
+    let codec = |what, e: &dyn std::fmt::Display| ClientError::Codec {
+        what,
+        message: e.to_string(),
+    };
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(client_id.to_string())));
+    let mut body = BytesMut::new();
+    encode_request_header_into_buffer(&mut body, &header)
+        .map_err(|e| codec("a request header", &e))?;
+    request
+        .encode(&mut body, version)
+        .map_err(|e| codec("a request", &e))?;
+    Ok(body)
+}
+
+/// The response to request `correlation_id` (of type `R`, sent at `version`) in `payload`.
+fn decode_response<R: Request>(
+    mut payload: Bytes,
+    version: i16,
+    correlation_id: i32,
+) -> Result<R::Response, ClientError> {
+    let codec = |what, e: &dyn std::fmt::Display| ClientError::Codec {
+        what,
+        message: e.to_string(),
+    };
+    let header_version = <R::Response as HeaderVersion>::header_version(version);
+    let header = ResponseHeader::decode(&mut payload, header_version)
+        .map_err(|e| codec("a response header", &e))?;
+    if header.correlation_id != correlation_id {
+        return Err(ClientError::Codec {
+            what: "a response",
+            message: format!(
+                "correlation id {} answers request {correlation_id}",
+                header.correlation_id
+            ),
+        });
+    }
+    R::Response::decode(&mut payload, version).map_err(|e| codec("a response", &e))
+}
+
+/// Reads one size-prefixed frame (at most [`MAX_RESPONSE`] bytes).
+async fn read_frame_from(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Bytes> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await?;
+    let size = usize::try_from(i32::from_be_bytes(size)).unwrap_or(usize::MAX);
+    if size > MAX_RESPONSE {
+        return Err(std::io::Error::other(format!(
+            "a response of {size} bytes is too large"
+        )));
+    }
+    let mut payload = vec![0u8; size];
+    stream.read_exact(&mut payload).await?;
+    Ok(Bytes::from(payload))
+}
+
+/// A frame: the size, then `body`.
+fn framed(body: &[u8]) -> Result<Vec<u8>, ClientError> {
+    let size = i32::try_from(body.len()).map_err(|_| ClientError::Codec {
+        what: "a request",
+        message: "larger than 2 GiB".into(),
+    })?;
+    let mut framed = Vec::with_capacity(4 + body.len());
+    framed.extend_from_slice(&size.to_be_bytes());
+    framed.extend_from_slice(body);
+    Ok(framed)
+}
+
+/// One connection shared by many tasks with many requests in flight, as producers and
+/// consumers need: requests are written in turn, and a reader task hands each response to
+/// its waiter (Kafka answers a connection's requests in order). Cloning shares it.
+#[derive(Clone)]
+pub struct Pipeline {
+    shared: Arc<PipelineShared>,
+}
+
+struct PipelineShared {
+    addr: String,
+    client_id: String,
+    timeout: Duration,
+    versions: HashMap<i16, (i16, i16)>,
+    writer: tokio::sync::Mutex<PipelineWriter>,
+    waiters: Arc<std::sync::Mutex<Waiters>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+struct PipelineWriter {
+    half: tokio::io::WriteHalf<Box<dyn Stream>>,
+    correlation_id: i32,
+}
+
+/// The requests waiting for a response, oldest first; `closed` once the connection broke.
+#[derive(Default)]
+struct Waiters {
+    queue: std::collections::VecDeque<(i32, tokio::sync::oneshot::Sender<Bytes>)>,
+    closed: Option<String>,
+}
+
+impl Drop for PipelineShared {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("addr", &self.shared.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    fn new(connection: Connection) -> Self {
+        let (mut read, write) = tokio::io::split(connection.stream);
+        let waiters = Arc::new(std::sync::Mutex::new(Waiters::default()));
+        let reader = {
+            let waiters = Arc::clone(&waiters);
+            tokio::spawn(async move {
+                let reason = loop {
+                    match read_frame_from(&mut read).await {
+                        Ok(frame) => {
+                            let Ok(mut w) = waiters.lock() else { return };
+                            // A waiter that gave up (timed out) has dropped its receiver;
+                            // its response is dropped here.
+                            if let Some((_, tx)) = w.queue.pop_front() {
+                                let _ = tx.send(frame);
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            break "the broker closed the connection".to_string();
+                        }
+                        Err(e) => break e.to_string(),
+                    }
+                };
+                if let Ok(mut w) = waiters.lock() {
+                    w.closed = Some(reason);
+                    w.queue.clear();
+                }
+            })
+        };
+        Self {
+            shared: Arc::new(PipelineShared {
+                addr: connection.addr,
+                client_id: connection.client_id,
+                timeout: connection.timeout,
+                versions: connection.versions,
+                writer: tokio::sync::Mutex::new(PipelineWriter {
+                    half: write,
+                    correlation_id: connection.correlation_id,
+                }),
+                waiters,
+                reader,
+            }),
+        }
+    }
+
+    /// The address this connection goes to.
+    pub fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// Whether the connection broke (a new one is needed).
+    pub fn is_closed(&self) -> bool {
+        self.shared
+            .waiters
+            .lock()
+            .map_or(true, |w| w.closed.is_some())
+    }
+
+    /// The version a request of type `R` goes at: the highest both sides speak.
+    pub fn version_for<R: Request>(&self) -> Result<i16, ClientError> {
+        negotiated::<R>(&self.shared.versions)
+    }
+
+    /// Sends `request` at the highest common version and waits for its response.
+    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response, ClientError> {
+        let version = self.version_for::<R>()?;
+        self.send_at(version, request).await
+    }
+
+    /// Sends `request` at `version` and waits for its response (within the timeout).
+    pub async fn send_at<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+    ) -> Result<R::Response, ClientError> {
+        self.submit(version, request).await?.wait().await
+    }
+
+    /// Writes `request` at `version` and returns at once: the [`Answer`] awaits the
+    /// response. Requests submitted one after the other reach the broker in that order.
+    pub async fn submit<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+    ) -> Result<Answer<R>, ClientError> {
+        let (correlation_id, rx) = self.write(version, request, true).await?;
+        let Some(rx) = rx else {
+            unreachable!("a response is awaited")
+        };
+        Ok(Answer {
+            pipeline: self.clone(),
+            version,
+            correlation_id,
+            rx,
+            request: std::marker::PhantomData,
+        })
+    }
+
+    /// Sends `request` at `version` without waiting for a response: for the requests the
+    /// broker does not answer (Produce with acks=0).
+    pub async fn send_unanswered<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+    ) -> Result<(), ClientError> {
+        self.write(version, request, false).await.map(|_| ())
+    }
+
+    fn closed_error(&self) -> ClientError {
+        let reason = self
+            .shared
+            .waiters
+            .lock()
+            .ok()
+            .and_then(|w| w.closed.clone())
+            .unwrap_or_else(|| "the connection broke".into());
+        ClientError::Io {
+            addr: self.shared.addr.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::ConnectionAborted, reason),
+        }
+    }
+
+    async fn write<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+        answered: bool,
+    ) -> Result<(i32, Option<tokio::sync::oneshot::Receiver<Bytes>>), ClientError> {
+        let mut writer = self.shared.writer.lock().await;
+        writer.correlation_id = writer.correlation_id.wrapping_add(1);
+        let correlation_id = writer.correlation_id;
+        let body = encode_request(&self.shared.client_id, correlation_id, version, request)?;
+        let frame = framed(&body)?;
+        // The waiter is queued before the request leaves, so the reader always finds it.
+        let rx = if answered {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let mut w = self
+                .shared
+                .waiters
+                .lock()
+                .map_err(|_| self.closed_error())?;
+            if w.closed.is_some() {
+                drop(w);
+                return Err(self.closed_error());
+            }
+            w.queue.push_back((correlation_id, tx));
+            Some(rx)
+        } else {
+            None
+        };
+        let write = async {
+            writer.half.write_all(&frame).await?;
+            writer.half.flush().await
+        };
+        bounded(self.shared.addr.clone(), self.shared.timeout, write).await?;
+        Ok((correlation_id, rx))
+    }
+}
+
+/// The response to come to a request [`Pipeline::submit`] wrote.
+#[derive(Debug)]
+pub struct Answer<R> {
+    pipeline: Pipeline,
+    version: i16,
+    correlation_id: i32,
+    rx: tokio::sync::oneshot::Receiver<Bytes>,
+    request: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> Answer<R> {
+    /// Waits for the response (within the connection's timeout).
+    pub async fn wait(self) -> Result<R::Response, ClientError> {
+        let shared = &self.pipeline.shared;
+        let payload = match tokio::time::timeout(shared.timeout, self.rx).await {
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    addr: shared.addr.clone(),
+                    timeout: shared.timeout,
+                })
+            }
+            Ok(Err(_)) => return Err(self.pipeline.closed_error()),
+            Ok(Ok(payload)) => payload,
+        };
+        decode_response::<R>(payload, self.version, self.correlation_id)
+    }
+}
+
+/// The highest version of `R` both sides speak, given the broker's ranges.
+fn negotiated<R: Request>(versions: &HashMap<i16, (i16, i16)>) -> Result<i16, ClientError> {
+    let (min, max) = versions
+        .get(&R::KEY)
+        .copied()
+        .ok_or(ClientError::UnsupportedApi(std::any::type_name::<R>()))?;
+    let max = max.min(R::VERSIONS.max);
+    if max < min.max(R::VERSIONS.min) {
+        return Err(ClientError::UnsupportedApi(std::any::type_name::<R>()));
+    }
+    Ok(max)
 }
 
 /// Runs an I/O step within `timeout`, naming `addr` in its error.

@@ -1,14 +1,32 @@
 //! Brook's Rust client for Kafka-compatible brokers.
 //!
-//! For now it holds the transport the `brook` command line and the benchmarks share:
-//! [`Connection`], one connection to a broker over TCP or TLS, authenticated with SASL
-//! (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when asked, sending typed requests at the highest
-//! version both sides speak; and [`Admin`], topic administration on it. The producer and
-//! consumer, and the rest of the admin client, arrive in later issues and build on it.
+//! - [`Connection`]: one connection to a broker over TCP or TLS, authenticated with SASL
+//!   (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when asked, sending typed requests at the highest
+//!   version both sides speak; [`Pipeline`] is the same connection shared by tasks with many
+//!   requests in flight.
+//! - [`Admin`]: topics and the cluster.
+//! - [`Producer`]: batching, compression, acks, idempotence, Java's partitioner.
+//! - [`Consumer`]: partitions read from an offset, a time, the start or the end.
 
 mod admin;
+mod cluster;
 mod connection;
+mod consumer;
+mod error;
+mod partitioner;
+mod producer;
+mod record;
 mod scram;
+mod time;
 
 pub use admin::{Admin, ClusterInfo, TopicInfo};
-pub use connection::{ClientError, Connection, SaslConfig, SaslMechanism, Security, TlsConfig};
+pub use cluster::ClientConfig;
+pub use connection::{
+    Answer, Connection, Pipeline, SaslConfig, SaslMechanism, Security, TlsConfig,
+};
+pub use consumer::{Consumer, ConsumerConfig, IsolationLevel, StartAt};
+pub use error::ClientError;
+pub use partitioner::{murmur2, partition_for_key};
+pub use producer::{Acks, Delivery, Producer, ProducerConfig};
+pub use record::{compression_by_name, Compression, ConsumerRecord, Header, ProducerRecord};
+pub use time::parse_time;

@@ -366,19 +366,14 @@ pub struct NewRecord {
 pub fn encode_batch(base_timestamp: i64, records: &[NewRecord]) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        let mut rec = Vec::new();
-        rec.push(0u8); // attributes
-        put_varlong(&mut rec, r.timestamp_delta);
-        put_varlong(&mut rec, i as i64);
-        put_bytes(&mut rec, r.key.as_deref());
-        put_bytes(&mut rec, r.value.as_deref());
-        put_varlong(&mut rec, r.headers.len() as i64);
-        for (k, v) in &r.headers {
-            put_bytes(&mut rec, Some(k.as_bytes()));
-            put_bytes(&mut rec, v.as_deref());
-        }
-        put_varlong(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
+        encode_record(
+            &mut body,
+            r.timestamp_delta,
+            i as i64,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())),
+        );
     }
     let max_ts = records
         .iter()
@@ -403,6 +398,31 @@ pub fn encode_batch(base_timestamp: i64, records: &[NewRecord]) -> Vec<u8> {
     let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     b
+}
+
+/// Appends one v2 record (its length prefix first) to a record section.
+pub fn encode_record<'a>(
+    out: &mut Vec<u8>,
+    timestamp_delta: i64,
+    offset_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) {
+    let mut rec =
+        Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
+    rec.push(0u8); // attributes (unused in v2)
+    put_varlong(&mut rec, timestamp_delta);
+    put_varlong(&mut rec, offset_delta);
+    put_bytes(&mut rec, key);
+    put_bytes(&mut rec, value);
+    put_varlong(&mut rec, headers.len() as i64);
+    for (k, v) in headers {
+        put_bytes(&mut rec, Some(k));
+        put_bytes(&mut rec, v);
+    }
+    put_varlong(out, rec.len() as i64);
+    out.extend_from_slice(&rec);
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {

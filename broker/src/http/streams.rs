@@ -105,43 +105,9 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 // ---------------------------------------------------------------------------------------
 // Locating streams
 
-/// Kafka's murmur2 (the Java client's `Utils.murmur2`), which its default partitioner uses
-/// for keyed records.
-fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let length = data.len() as u32;
-    let mut h: u32 = SEED ^ length;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() >= 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if !rest.is_empty() {
-        h ^= u32::from(rest[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
 /// The partition the Java client's default partitioner sends `key` to.
 pub(crate) fn default_partition(key: &[u8], partitions: i32) -> i32 {
-    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
+    brook_client::partition_for_key(key, partitions)
 }
 
 /// An indexed topic, or why not.
@@ -400,7 +366,7 @@ fn time(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Api
     params
         .get(name)
         .map(|v| {
-            parse_time(v).ok_or_else(|| {
+            brook_client::parse_time(v).ok_or_else(|| {
                 ApiError::bad(format!(
                     "{name} must be an RFC 3339 time (2026-12-07T14:01:00Z) or epoch milliseconds, not {v:?}"
                 ))
@@ -455,72 +421,6 @@ impl StreamQuery {
         }
         entries
     }
-}
-
-/// Epoch milliseconds, or an RFC 3339 date-time (`Z` or a numeric offset, optional
-/// fractional seconds).
-fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Some(ms);
-    }
-    let b = text.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
-        return None;
-    }
-    if second > 60 {
-        return None;
-    }
-    let mut at = 19;
-    let mut millis = 0;
-    if b.get(at) == Some(&b'.') {
-        let start = at + 1;
-        at = start;
-        while b.get(at).is_some_and(u8::is_ascii_digit) {
-            at += 1;
-        }
-        let digits = text.get(start..at)?;
-        if digits.is_empty() {
-            return None;
-        }
-        let first3: String = digits.chars().chain("000".chars()).take(3).collect();
-        millis = first3.parse::<i64>().ok()?;
-    }
-    let offset_minutes = match b.get(at)? {
-        b'Z' | b'z' if at + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if at + 6 == b.len() && b[at + 3] == b':' => {
-            let m = num(at + 1..at + 3)? * 60 + num(at + 4..at + 6)?;
-            if *sign == b'+' {
-                m
-            } else {
-                -m
-            }
-        }
-        _ => return None,
-    };
-    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
-    Some(seconds * 1_000 + millis)
 }
 
 /// The events `query` selects, as JSON, and the revision after the last one answered.
@@ -978,40 +878,6 @@ async fn browse(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn murmur2_matches_the_java_client() {
-        // Values from Kafka's UtilsTest.testMurmur2.
-        assert_eq!(murmur2(b"21"), -973_932_308);
-        assert_eq!(murmur2(b"foobar"), -790_332_482);
-        assert_eq!(murmur2(b"a-little-bit-long-string"), -985_981_536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1_486_304_829);
-        assert_eq!(
-            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
-            -58_897_971
-        );
-        assert_eq!(murmur2(b"abc"), 479_470_107);
-    }
-
-    #[test]
-    fn times_parse_as_rfc3339_or_epoch_millis() {
-        assert_eq!(parse_time("1700000000000"), Some(1_700_000_000_000));
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_time("2026-12-07T14:01:00Z"), Some(1_796_652_060_000));
-        assert_eq!(
-            parse_time("2026-12-07T15:01:00.250+01:00"),
-            Some(1_796_652_060_250)
-        );
-        assert_eq!(parse_time("2000-02-29T00:00:00Z"), Some(951_782_400_000));
-        for bad in [
-            "yesterday",
-            "2026-13-01T00:00:00Z",
-            "2026-12-07T14:01:00",
-            "2026-12-07",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn queries_select_by_revision_time_and_direction() {

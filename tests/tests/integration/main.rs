@@ -9,6 +9,7 @@
 
 mod acls;
 mod bad_input;
+mod client;
 mod compaction;
 mod configs;
 mod disk_full;

@@ -1,0 +1,543 @@
+//! brook-client (the Rust producer and consumer) against an in-process broker, and
+//! cross-checked with librdkafka: round trips in every codec, the partition of 1,000 keys
+//! equal to librdkafka's `murmur2_random`, records written by one read by the other, an
+//! idempotent producer that loses its connection mid-flight without writing duplicates,
+//! and read_committed skipping aborted transactions.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_broker::{BrokerConfig, EmbeddedBroker};
+use brook_client::{
+    partition_for_key, Acks, Admin, ClientConfig, ClientError, Compression, Consumer,
+    ConsumerConfig, ConsumerRecord, IsolationLevel, Producer, ProducerConfig, ProducerRecord,
+    StartAt,
+};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn config(bootstrap: &str) -> ClientConfig {
+    ClientConfig {
+        timeout: Duration::from_secs(10),
+        ..ClientConfig::new(bootstrap)
+    }
+}
+
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let mut admin = Admin::connect(bootstrap, &Default::default(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    admin.create_topic(topic, partitions, &[]).await.unwrap();
+}
+
+/// Reads `topic` from the start until `count` records came (or 20 s passed).
+async fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    isolation: IsolationLevel,
+) -> Vec<ConsumerRecord> {
+    let mut consumer = Consumer::new(ConsumerConfig {
+        isolation,
+        max_wait: Duration::from_millis(100),
+        ..ConsumerConfig::new(config(bootstrap))
+    })
+    .await
+    .unwrap();
+    consumer
+        .assign(topic, None, StartAt::Beginning)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < count && tokio::time::Instant::now() < deadline {
+        out.extend(consumer.poll().await.unwrap());
+    }
+    out
+}
+
+#[test]
+fn records_round_trip_in_every_codec_with_keys_headers_and_timestamps() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        create_topic(&bootstrap, "codecs", 3).await;
+        let mut sent = BTreeMap::new();
+        let codecs = [
+            (Compression::None, Acks::All, true),
+            (Compression::Gzip, Acks::Leader, false),
+            (Compression::Snappy, Acks::All, true),
+            (Compression::Lz4, Acks::All, true),
+            (Compression::Zstd, Acks::Leader, false),
+        ];
+        for (c, (compression, acks, idempotence)) in codecs.into_iter().enumerate() {
+            let producer = Producer::new(ProducerConfig {
+                compression,
+                acks,
+                idempotence,
+                batch_size: 16_384,
+                ..ProducerConfig::new(config(&bootstrap))
+            })
+            .await
+            .unwrap();
+            let mut deliveries = Vec::new();
+            for i in 0..400 {
+                let n = c * 1000 + i;
+                let record = ProducerRecord::new("codecs", format!("value-{n}").repeat(3))
+                    .key(format!("key-{}", n % 31))
+                    .header("n", n.to_string())
+                    .header("codec", format!("{compression:?}"))
+                    .timestamp(1_700_000_000_000 + n as i64);
+                deliveries.push((n, producer.send(record).await.unwrap()));
+            }
+            producer.flush().await;
+            for (n, d) in deliveries {
+                let meta = d.await.unwrap();
+                assert_eq!(meta.timestamp, 1_700_000_000_000 + n as i64);
+                sent.insert((meta.partition, meta.offset), n);
+            }
+            producer.close().await.unwrap();
+        }
+        assert_eq!(sent.len(), 2000, "every record got its own offset");
+        let got = read_all(&bootstrap, "codecs", 2000, IsolationLevel::ReadUncommitted).await;
+        assert_eq!(got.len(), 2000);
+        for r in &got {
+            let n = sent[&(r.partition, r.offset)];
+            assert_eq!(
+                r.value.as_deref(),
+                Some(format!("value-{n}").repeat(3).as_bytes())
+            );
+            assert_eq!(r.key.as_deref(), Some(format!("key-{}", n % 31).as_bytes()));
+            assert_eq!(r.timestamp, 1_700_000_000_000 + n as i64);
+            assert_eq!(r.headers.len(), 2);
+            assert_eq!(r.headers[0].key, "n");
+            assert_eq!(
+                r.headers[0].value.as_deref(),
+                Some(n.to_string().as_bytes())
+            );
+            // The same key always went to the same partition.
+            let key = format!("key-{}", n % 31);
+            assert_eq!(r.partition, partition_for_key(key.as_bytes(), 3));
+        }
+    });
+}
+
+#[test]
+fn keys_land_on_the_partition_librdkafka_murmur2_random_chooses() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(create_topic(&bootstrap, "keys", 7));
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let keys: Vec<String> = (0..1000)
+        .map(|i| format!("aggregate-{i}-{}", i * 7919))
+        .collect();
+    let librdkafka: Vec<i32> = rt.block_on(async {
+        let futures: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                producer
+                    .send_result(FutureRecord::to("keys").key(k).payload("x"))
+                    .unwrap()
+            })
+            .collect();
+        let mut partitions = Vec::new();
+        for f in futures {
+            let partition = f.await.unwrap().unwrap().partition;
+            partitions.push(partition);
+        }
+        partitions
+    });
+    let ours: Vec<i32> = rt.block_on(async {
+        let producer = Producer::new(ProducerConfig::new(config(&bootstrap)))
+            .await
+            .unwrap();
+        let mut deliveries = Vec::new();
+        for k in &keys {
+            deliveries.push(
+                producer
+                    .send(ProducerRecord::new("keys", "y").key(k.clone()))
+                    .await
+                    .unwrap(),
+            );
+        }
+        producer.flush().await;
+        let mut partitions = Vec::new();
+        for d in deliveries {
+            partitions.push(d.await.unwrap().partition);
+        }
+        partitions
+    });
+    let computed: Vec<i32> = keys
+        .iter()
+        .map(|k| partition_for_key(k.as_bytes(), 7))
+        .collect();
+    assert_eq!(librdkafka, computed);
+    assert_eq!(ours, computed);
+    // The keys are spread, not piled on one partition.
+    assert_eq!(computed.iter().collect::<HashSet<_>>().len(), 7);
+}
+
+#[test]
+fn librdkafka_reads_what_brook_client_wrote_and_the_other_way() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        create_topic(&bootstrap, "from-brook", 2).await;
+        create_topic(&bootstrap, "from-librdkafka", 2).await;
+        let producer = Producer::new(ProducerConfig {
+            compression: Compression::Lz4,
+            ..ProducerConfig::new(config(&bootstrap))
+        })
+        .await
+        .unwrap();
+        for i in 0..1000 {
+            let record = ProducerRecord::new("from-brook", format!("b-{i}"))
+                .key(format!("k-{i}"))
+                .header("i", i.to_string());
+            producer.send(record).await.unwrap();
+        }
+        producer.close().await.unwrap();
+    });
+    // librdkafka reads brook-client's records.
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "unused")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset("from-brook", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen = HashMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 1000 && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+            let value = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+            let header = m.headers().unwrap().get(0);
+            assert_eq!(header.key, "i");
+            seen.insert(key, (value, header.value.unwrap().to_vec()));
+        }
+    }
+    assert_eq!(seen.len(), 1000);
+    for i in 0..1000 {
+        let (value, header) = &seen[&format!("k-{i}")];
+        assert_eq!(value, &format!("b-{i}"));
+        assert_eq!(header, i.to_string().as_bytes());
+    }
+    // brook-client reads librdkafka's (zstd) records.
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("compression.type", "zstd")
+        .create()
+        .unwrap();
+    rt.block_on(async {
+        let futures: Vec<_> = (0..1000)
+            .map(|i| {
+                let key = format!("k-{i}");
+                let value = format!("r-{i}");
+                producer
+                    .send_result(
+                        FutureRecord::to("from-librdkafka")
+                            .key(&key)
+                            .payload(&value),
+                    )
+                    .unwrap()
+            })
+            .collect();
+        for f in futures {
+            f.await.unwrap().unwrap();
+        }
+        let got = read_all(
+            &bootstrap,
+            "from-librdkafka",
+            1000,
+            IsolationLevel::ReadUncommitted,
+        )
+        .await;
+        let got: HashMap<Vec<u8>, Vec<u8>> = got
+            .into_iter()
+            .map(|r| (r.key.unwrap().to_vec(), r.value.unwrap().to_vec()))
+            .collect();
+        assert_eq!(got.len(), 1000);
+        assert_eq!(got[&b"k-7"[..]], b"r-7");
+    });
+}
+
+/// A TCP proxy in front of the broker that, once, passes the client's requests on but
+/// drops the connection instead of passing the answers back: the broker has written
+/// batches whose acknowledgements the producer never gets.
+struct Dropper {
+    addr: String,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Dropper {
+    fn start(listener: tokio::net::TcpListener, upstream: String, after_bytes: usize) -> Self {
+        let addr = listener.local_addr().unwrap().to_string();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&dropped);
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                let flag = Arc::clone(&flag);
+                tokio::spawn(async move {
+                    let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let sent = Arc::new(AtomicUsize::new(0));
+                    let cut = Arc::new(AtomicBool::new(false));
+                    let (sent2, cut2, flag2) =
+                        (Arc::clone(&sent), Arc::clone(&cut), Arc::clone(&flag));
+                    let up = tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 65536];
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                            let total = sent2.fetch_add(n, Ordering::SeqCst) + n;
+                            if total > after_bytes && !flag2.swap(true, Ordering::SeqCst) {
+                                cut2.store(true, Ordering::SeqCst);
+                                // Let the broker write what it got, then hang up on both.
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                return;
+                            }
+                        }
+                    });
+                    let down = tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 65536];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if cut.load(Ordering::SeqCst) {
+                                return; // answers after the cut are lost
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    let _ = up.await;
+                    down.abort();
+                });
+            }
+        });
+        Self { addr, dropped }
+    }
+}
+
+#[test]
+fn an_idempotent_producer_that_loses_its_connection_writes_no_duplicates() {
+    // The broker advertises the proxy, so every connection goes through it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let proxy = listener.local_addr().unwrap().to_string();
+    let broker = EmbeddedBroker::start(BrokerConfig {
+        advertise: Some(proxy.clone()),
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap();
+    let upstream = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let dropper = Dropper::start(listener, upstream.clone(), 200_000);
+        assert_eq!(dropper.addr, proxy);
+        create_topic(&upstream, "exactly-once", 1).await;
+        let producer = Producer::new(ProducerConfig {
+            batch_size: 8_192,
+            linger: Duration::from_millis(1),
+            retry_backoff: Duration::from_millis(50),
+            ..ProducerConfig::new(config(&proxy))
+        })
+        .await
+        .unwrap();
+        let mut deliveries = Vec::new();
+        for i in 0..5_000 {
+            let record =
+                ProducerRecord::new("exactly-once", format!("event-{i:05}-{}", "x".repeat(100)));
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        producer.flush().await;
+        let mut offsets = HashSet::new();
+        for d in deliveries {
+            let meta = d
+                .await
+                .expect("every record is acknowledged after the retry");
+            assert!(offsets.insert(meta.offset), "offset {} twice", meta.offset);
+        }
+        assert!(
+            dropper.dropped.load(Ordering::SeqCst),
+            "the connection was dropped"
+        );
+        let got = read_all(
+            &upstream,
+            "exactly-once",
+            5_000,
+            IsolationLevel::ReadUncommitted,
+        )
+        .await;
+        // Wait a moment for anything extra (a duplicate would come after the 5,000).
+        let mut consumer = Consumer::new(ConsumerConfig::new(config(&upstream)))
+            .await
+            .unwrap();
+        let end = consumer
+            .list_offset("exactly-once", 0, StartAt::End)
+            .await
+            .unwrap();
+        assert_eq!(end, 5_000, "no record written twice");
+        let values: Vec<Vec<u8>> = got
+            .iter()
+            .map(|r| r.value.clone().unwrap().to_vec())
+            .collect();
+        let unique: HashSet<&Vec<u8>> = values.iter().collect();
+        assert_eq!(unique.len(), 5_000);
+        // In order, too.
+        for (i, v) in values.iter().enumerate() {
+            assert!(v.starts_with(format!("event-{i:05}").as_bytes()));
+        }
+        consumer.unassign_all();
+    });
+}
+
+#[test]
+fn read_committed_leaves_out_aborted_transactions() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(create_topic(&bootstrap, "txn", 1));
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "client-test")
+        .create()
+        .unwrap();
+    let t = Duration::from_secs(10);
+    producer.init_transactions(t).unwrap();
+    for (round, commit) in [(0, true), (1, false), (2, true)] {
+        producer.begin_transaction().unwrap();
+        for i in 0..10 {
+            let value = format!("{round}-{i}");
+            producer
+                .send(rdkafka::producer::BaseRecord::<(), String>::to("txn").payload(&value))
+                .unwrap();
+        }
+        producer.flush(t).unwrap();
+        if commit {
+            producer.commit_transaction(t).unwrap();
+        } else {
+            producer.abort_transaction(t).unwrap();
+        }
+    }
+    rt.block_on(async {
+        let all = read_all(&bootstrap, "txn", 30, IsolationLevel::ReadUncommitted).await;
+        assert_eq!(all.len(), 30);
+        let committed = read_all(&bootstrap, "txn", 20, IsolationLevel::ReadCommitted).await;
+        let values: Vec<String> = committed
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        assert_eq!(values.len(), 20);
+        assert!(values.iter().all(|v| !v.starts_with("1-")), "{values:?}");
+    });
+}
+
+#[test]
+fn consumers_start_at_a_time_or_the_end_and_errors_are_clear() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        create_topic(&bootstrap, "times", 1).await;
+        let producer = Producer::new(ProducerConfig::new(config(&bootstrap)))
+            .await
+            .unwrap();
+        for i in 0..10 {
+            producer
+                .send(ProducerRecord::new("times", format!("{i}")).timestamp(1_000 * i))
+                .await
+                .unwrap();
+        }
+        producer.close().await.unwrap();
+        let mut consumer = Consumer::new(ConsumerConfig::new(config(&bootstrap)))
+            .await
+            .unwrap();
+        consumer
+            .assign("times", None, StartAt::Timestamp(4_500))
+            .await
+            .unwrap();
+        assert_eq!(consumer.position("times", 0), Some(5));
+        consumer.seek("times", 0, StartAt::End).await.unwrap();
+        assert_eq!(consumer.position("times", 0), Some(10));
+        consumer
+            .seek("times", 0, StartAt::Timestamp(99_999))
+            .await
+            .unwrap();
+        assert_eq!(
+            consumer.position("times", 0),
+            Some(10),
+            "past the last record: the end"
+        );
+
+        let err = consumer
+            .assign("no-such-topic", None, StartAt::Beginning)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(3), "{err}");
+        assert!(err.to_string().contains("no-such-topic"), "{err}");
+        let err = consumer
+            .assign("times", Some(&[4]), StartAt::Beginning)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no partition 4"), "{err}");
+
+        let bad = Producer::new(ProducerConfig {
+            acks: Acks::Leader,
+            ..ProducerConfig::new(config(&bootstrap))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(bad, ClientError::Config(_)), "{bad}");
+    });
+    // Nothing listens: an error within the timeout, not a hang.
+    let reserve = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = reserve.local_addr().unwrap().to_string();
+    drop(reserve);
+    let err = rt
+        .block_on(Producer::new(ProducerConfig::new(config(&addr))))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Connect { .. }), "{err}");
+}
