@@ -45,6 +45,13 @@ enum Command {
     /// The cluster a broker belongs to: info, and health for scripts
     #[command(subcommand)]
     Cluster(commands::cluster::ClusterCommand),
+    /// Send records to a topic: one per line from stdin or --file
+    Produce(commands::produce::ProduceArgs),
+    /// Print a topic's records (kcat-style template or JSON lines)
+    Consume(commands::consume::ConsumeArgs),
+    /// Consumer groups: list, describe with lag, seek, delete
+    #[command(subcommand)]
+    Group(commands::group::GroupCommand),
 }
 
 /// The server's flags.
@@ -92,6 +99,9 @@ fn main() -> ExitCode {
         Some(Command::User(command)) => commands::user::run(command),
         Some(Command::Acl(command)) => commands::acl::run(command),
         Some(Command::Topic(command)) => commands::topic::run(command),
+        Some(Command::Produce(args)) => commands::produce::run(args),
+        Some(Command::Consume(args)) => commands::consume::run(args),
+        Some(Command::Group(command)) => commands::group::run(command),
         Some(Command::Cluster(command)) => match commands::cluster::run(command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -768,3 +768,166 @@ fn cluster_info_and_health_answer_scripts() {
     );
     stop(running, 15);
 }
+
+/// Runs `brook ARGS` with `input` on stdin: (success, stdout, stderr).
+fn brook_with_input(args: &[&str], input: &str) -> (bool, String, String) {
+    use std::process::Stdio;
+    let mut child = Command::new(BROOK)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn produce_consume_and_group_commands_work_as_scripts_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(&["--ephemeral", "--listen", "127.0.0.1:0"], dir.path());
+    let b = ["--brokers", running.addr.as_str()];
+    let with_b = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&b);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: &[&str]| {
+        let all = with_b(args);
+        brook(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+    };
+    let run_in = |args: &[&str], input: &str| {
+        let all = with_b(args);
+        brook_with_input(&all.iter().map(String::as_str).collect::<Vec<_>>(), input)
+    };
+    assert!(run(&["topic", "create", "loans", "-p", "3"]).0);
+    // Keys split at the delimiter, headers on every record; keyed records go where Java's
+    // partitioner puts them.
+    let lines = "loan-1:requested\nloan-2:requested\nloan-1:approved\n";
+    let (ok, stdout, stderr) = run_in(
+        &[
+            "produce",
+            "loans",
+            "-k",
+            ":",
+            "-H",
+            "source=cli",
+            "-z",
+            "zstd",
+            "--format",
+            "json",
+        ],
+        lines,
+    );
+    assert!(ok, "{stderr}");
+    let produced: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let total: i64 = produced
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["records"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 3);
+    let (ok, stdout, stderr) = run(&["consume", "loans", "-e", "--format", "json"]);
+    assert!(ok, "{stderr}");
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    let loan1: Vec<&serde_json::Value> = records.iter().filter(|r| r["key"] == "loan-1").collect();
+    assert_eq!(loan1.len(), 2);
+    assert_eq!(loan1[0]["value"], "requested");
+    assert_eq!(loan1[1]["value"], "approved");
+    assert_eq!(loan1[0]["partition"], loan1[1]["partition"]);
+    assert_eq!(
+        loan1[0]["partition"].as_i64().unwrap(),
+        i64::from(brook_client::partition_for_key(b"loan-1", 3))
+    );
+    assert_eq!(loan1[0]["headers"][0]["key"], "source");
+    // A template, one partition, from an offset; -n stops early.
+    let p = loan1[0]["partition"].as_i64().unwrap().to_string();
+    let o = loan1[1]["offset"].as_i64().unwrap().to_string();
+    let (ok, stdout, stderr) = run(&[
+        "consume",
+        "loans",
+        "-p",
+        &p,
+        "-o",
+        &o,
+        "-e",
+        "-F",
+        "%k=%v@%o %h\\n",
+    ]);
+    assert!(ok, "{stderr}");
+    // "approved" was the last record of its partition.
+    assert_eq!(stdout, format!("loan-1=approved@{o} source=cli\n"));
+    let (ok, stdout, _) = run(&["consume", "loans", "-n", "1", "-F", "%v\\n"]);
+    assert!(ok);
+    assert_eq!(stdout.lines().count(), 1);
+    // From a time after every record: nothing, and -e ends it.
+    let (ok, stdout, stderr) = run(&["consume", "loans", "-e", "-o", "@2999-01-01T00:00:00Z"]);
+    assert!(ok && stdout.is_empty(), "{stdout} {stderr}");
+    // A group: consume commits, describe shows the lag per partition, seek moves it.
+    let (ok, _, stderr) = run(&["consume", "loans", "-g", "audit", "-n", "2"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(&["group", "describe", "audit", "--format", "json"]);
+    assert!(ok, "{stderr}");
+    let partitions: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(partitions.len(), 3);
+    let lag: i64 = partitions.iter().map(|p| p["lag"].as_i64().unwrap()).sum();
+    assert_eq!(lag, 1, "two of three records read: {stdout}");
+    for p in &partitions {
+        assert_eq!(p["topic"], "loans");
+        let (committed, end) = (p["committed"].as_i64().unwrap(), p["end"].as_i64().unwrap());
+        assert_eq!(p["lag"].as_i64().unwrap(), end - committed);
+        if end > committed {
+            assert!(p["lag_ms"].as_i64().is_some(), "{p}");
+        }
+    }
+    let (ok, stdout, _) = run(&["group", "list", "--format", "json"]);
+    assert!(ok && stdout.contains("\"audit\""), "{stdout}");
+    let (ok, _, stderr) = run(&["group", "seek", "audit", "--topic", "loans", "--to", "end"]);
+    assert!(ok, "{stderr}");
+    let (_, stdout, _) = run(&["group", "describe", "audit", "--format", "json"]);
+    let partitions: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    assert!(partitions.iter().all(|p| p["lag"] == 0), "{stdout}");
+    // The group resumes where it committed: nothing left.
+    let (ok, stdout, _) = run(&["consume", "loans", "-g", "audit", "-e"]);
+    assert!(ok && stdout.is_empty(), "{stdout}");
+    let (ok, stdout, _) = run(&["group", "describe", "audit"]);
+    assert!(ok && stdout.contains("LAG TIME"), "{stdout}");
+    let (ok, _, stderr) = run(&["group", "delete", "audit"]);
+    assert!(ok, "{stderr}");
+    let (_, stdout, _) = run(&["group", "list", "--format", "json"]);
+    assert!(!stdout.contains("\"audit\""), "{stdout}");
+    // Clear errors: an unknown topic, bad arguments, an unreachable broker.
+    let (ok, _, stderr) = run(&["consume", "nope", "-e"]);
+    assert!(
+        !ok && stderr.contains("UnknownTopicOrPartition"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(&["consume", "loans", "-o", "yesterday"]);
+    assert!(!ok && stderr.contains("--offset"), "{stderr}");
+    let (ok, _, stderr) = run_in(&["produce", "loans", "-z", "brotli"], "x\n");
+    assert!(!ok && stderr.contains("--compression"), "{stderr}");
+    let (ok, _, stderr) =
+        brook_with_input(&["produce", "loans", "--brokers", "127.0.0.1:1"], "x\n");
+    assert!(
+        !ok && stderr.starts_with("brook: cannot connect"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    stop(running, 15);
+}

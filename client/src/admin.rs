@@ -1,8 +1,10 @@
-//! Topic administration: create, list, describe, delete.
+//! Administration: topics (create, list, describe, configs, partitions, delete records,
+//! delete), consumer groups (list, describe, committed offsets, seek, delete) and the
+//! cluster.
 //!
-//! For now every request goes to the one broker the [`Admin`] is connected to, which is
-//! right for Brook (one node, its own controller); routing to a multi-broker cluster's
-//! controller is to come with the rest of the client.
+//! Topic and config requests go to any broker (KRaft brokers forward them to the
+//! controller); group requests go to the group's coordinator; listing groups asks every
+//! broker.
 
 use std::time::Duration;
 
@@ -17,7 +19,12 @@ use brook_protocol::kafka_protocol::messages::{
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 
 use crate::error::check;
-use crate::{ClientError, Connection, Security};
+use std::sync::Arc;
+
+use brook_protocol::kafka_protocol::protocol::Request;
+
+use crate::cluster::Cluster;
+use crate::{ClientConfig, ClientError, Security};
 
 /// A topic as Metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,35 +66,42 @@ impl ClusterInfo {
 /// An admin client (see the module docs).
 #[derive(Debug)]
 pub struct Admin {
-    connection: Connection,
+    pub(crate) cluster: Arc<Cluster>,
     timeout: Duration,
 }
 
 impl Admin {
-    /// Connects to `bootstrap`.
+    /// Connects to the cluster `config` names.
+    pub async fn new(config: ClientConfig) -> Result<Self, ClientError> {
+        let timeout = config.timeout;
+        Ok(Self {
+            cluster: Cluster::connect(config).await?,
+            timeout,
+        })
+    }
+
+    /// Connects to `bootstrap` (comma-separated `host:port`s).
     pub async fn connect(
         bootstrap: &str,
         security: &Security,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let connection = Connection::connect(bootstrap, security, "brook-admin", timeout).await?;
-        Ok(Self {
-            connection,
+        Self::new(ClientConfig {
+            security: security.clone(),
+            client_id: "brook-admin".into(),
             timeout,
+            ..ClientConfig::new(bootstrap)
         })
+        .await
     }
 
-    /// Uses an established connection (its security already negotiated).
-    pub fn from_connection(connection: Connection, timeout: Duration) -> Self {
-        Self {
-            connection,
-            timeout,
-        }
+    async fn send<R: Request>(&self, request: &R) -> Result<R::Response, ClientError> {
+        self.cluster.any().await?.send(request).await
     }
 
     /// Creates `name` with `partitions` (-1: the broker's default) and topic configs.
     pub async fn create_topic(
-        &mut self,
+        &self,
         name: &str,
         partitions: i32,
         configs: &[(String, String)],
@@ -109,7 +123,7 @@ impl Admin {
         let request = CreateTopicsRequest::default()
             .with_topics(vec![topic])
             .with_timeout_ms(i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX));
-        let response = self.connection.send(&request).await?;
+        let response = self.send(&request).await?;
         let result = response.topics.first().ok_or(ClientError::Codec {
             what: "a CreateTopics response",
             message: "no topic result".into(),
@@ -122,14 +136,13 @@ impl Admin {
     }
 
     /// Every topic the broker lets this client describe, by name.
-    pub async fn list_topics(&mut self) -> Result<Vec<TopicInfo>, ClientError> {
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, ClientError> {
         Ok(self.cluster().await?.topics)
     }
 
     /// The cluster: id, controller, brokers, topics.
-    pub async fn cluster(&mut self) -> Result<ClusterInfo, ClientError> {
+    pub async fn cluster(&self) -> Result<ClusterInfo, ClientError> {
         let response = self
-            .connection
             .send(&MetadataRequest::default().with_topics(None))
             .await?;
         let mut topics: Vec<TopicInfo> = response
@@ -154,13 +167,13 @@ impl Admin {
     }
 
     /// One topic.
-    pub async fn describe_topic(&mut self, name: &str) -> Result<TopicInfo, ClientError> {
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicInfo, ClientError> {
         let request = MetadataRequest::default()
             .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
                 TopicName(StrBytes::from_string(name.to_string())),
             ))]))
             .with_allow_auto_topic_creation(false);
-        let response = self.connection.send(&request).await?;
+        let response = self.send(&request).await?;
         let topic = response.topics.first().ok_or(ClientError::Codec {
             what: "a Metadata response",
             message: "no topic".into(),
@@ -172,7 +185,7 @@ impl Admin {
     /// Sets (`Some`) or removes (`None`) topic configs, leaving the others as they are
     /// (IncrementalAlterConfigs).
     pub async fn alter_topic_configs(
-        &mut self,
+        &self,
         name: &str,
         changes: &[(String, Option<String>)],
     ) -> Result<(), ClientError> {
@@ -198,7 +211,7 @@ impl Admin {
                 .with_resource_name(StrBytes::from_string(name.to_string()))
                 .with_configs(configs),
         ]);
-        let response = self.connection.send(&request).await?;
+        let response = self.send(&request).await?;
         let result = response.responses.first().ok_or(ClientError::Codec {
             what: "an IncrementalAlterConfigs response",
             message: "no resource result".into(),
@@ -211,7 +224,7 @@ impl Admin {
     }
 
     /// Grows `name` to `count` partitions.
-    pub async fn add_partitions(&mut self, name: &str, count: i32) -> Result<(), ClientError> {
+    pub async fn add_partitions(&self, name: &str, count: i32) -> Result<(), ClientError> {
         use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
         use brook_protocol::kafka_protocol::messages::CreatePartitionsRequest;
         let request = CreatePartitionsRequest::default()
@@ -220,7 +233,7 @@ impl Admin {
                 .with_count(count)
                 .with_assignments(None)])
             .with_timeout_ms(i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX));
-        let response = self.connection.send(&request).await?;
+        let response = self.send(&request).await?;
         let result = response.results.first().ok_or(ClientError::Codec {
             what: "a CreatePartitions response",
             message: "no topic result".into(),
@@ -235,7 +248,7 @@ impl Admin {
     /// Deletes the records of `partition` before `offset` (-1: all of them, the high
     /// watermark); the new log start offset.
     pub async fn delete_records(
-        &mut self,
+        &self,
         name: &str,
         partition: i32,
         offset: i64,
@@ -251,7 +264,7 @@ impl Admin {
                     .with_partition_index(partition)
                     .with_offset(offset)])])
             .with_timeout_ms(i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX));
-        let response = self.connection.send(&request).await?;
+        let response = self.send(&request).await?;
         let result = response
             .topics
             .first()
@@ -269,13 +282,13 @@ impl Admin {
     }
 
     /// Deletes `name`.
-    pub async fn delete_topic(&mut self, name: &str) -> Result<(), ClientError> {
+    pub async fn delete_topic(&self, name: &str) -> Result<(), ClientError> {
         let topic_name = TopicName(StrBytes::from_string(name.to_string()));
         let request = DeleteTopicsRequest::default()
             .with_topic_names(vec![topic_name.clone()])
             .with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name))])
             .with_timeout_ms(i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX));
-        let response = self.connection.send(&request).await?;
+        let response = self.send(&request).await?;
         let result = response.responses.first().ok_or(ClientError::Codec {
             what: "a DeleteTopics response",
             message: "no topic result".into(),

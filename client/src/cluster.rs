@@ -225,6 +225,13 @@ impl Cluster {
             })
     }
 
+    /// The ids of the brokers metadata named.
+    pub(crate) fn broker_ids(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.lock().brokers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Drops what is cached of `topic` (its leaders moved or it changed).
     pub(crate) fn forget(&self, topic: &str) {
         self.lock().topics.remove(topic);

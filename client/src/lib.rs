@@ -4,7 +4,7 @@
 //!   (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when asked, sending typed requests at the highest
 //!   version both sides speak; [`Pipeline`] is the same connection shared by tasks with many
 //!   requests in flight.
-//! - [`Admin`]: topics and the cluster.
+//! - [`Admin`]: topics, configs, consumer groups and the cluster.
 //! - [`Producer`]: batching, compression, acks, idempotence, Java's partitioner.
 //! - [`Consumer`]: partitions read from an offset, a time, the start or the end.
 
@@ -13,6 +13,7 @@ mod cluster;
 mod connection;
 mod consumer;
 mod error;
+mod groups;
 mod partitioner;
 mod producer;
 mod record;
@@ -26,7 +27,8 @@ pub use connection::{
 };
 pub use consumer::{Consumer, ConsumerConfig, IsolationLevel, StartAt};
 pub use error::ClientError;
+pub use groups::{GroupDescription, GroupListing, GroupMember};
 pub use partitioner::{murmur2, partition_for_key};
-pub use producer::{Acks, Delivery, Producer, ProducerConfig};
+pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use record::{compression_by_name, Compression, ConsumerRecord, Header, ProducerRecord};
 pub use time::parse_time;

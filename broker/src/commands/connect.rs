@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use brook_client::{Connection, SaslConfig, SaslMechanism, Security, TlsConfig};
+use brook_client::{ClientConfig, Connection, SaslConfig, SaslMechanism, Security, TlsConfig};
 
 /// Where commands look for a broker unless told.
 const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
@@ -65,6 +65,16 @@ impl BrokerArgs {
         Ok(Security { tls, sasl })
     }
 
+    /// The client settings these options name.
+    pub(crate) fn client_config(&self, client_id: &str) -> Result<ClientConfig, String> {
+        Ok(ClientConfig {
+            security: self.security()?,
+            client_id: client_id.to_string(),
+            timeout: Duration::from_secs(10),
+            ..ClientConfig::new(self.brokers.as_deref().unwrap_or(DEFAULT_BROKERS))
+        })
+    }
+
     /// Connects to the first broker that answers.
     pub(crate) async fn connect(&self) -> Result<Connection, Box<dyn std::error::Error>> {
         let security = self.security()?;
@@ -85,19 +95,23 @@ impl BrokerArgs {
     }
 }
 
-/// Connects as `broker` says and runs `f` with an admin client on the connection.
+/// Connects as `broker` says and runs `f` with an admin client.
 pub(crate) fn with_admin<T>(
     broker: &BrokerArgs,
     f: impl AsyncFnOnce(&mut brook_client::Admin) -> Result<T, brook_client::ClientError>,
 ) -> Result<T, Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let connection = broker.connect().await?;
-        let mut admin = brook_client::Admin::from_connection(connection, Duration::from_secs(30));
+    let config = broker.client_config("brook-cli")?;
+    runtime()?.block_on(async {
+        let mut admin = brook_client::Admin::new(config).await?;
         Ok(f(&mut admin).await?)
     })
+}
+
+/// The runtime commands run their client on.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// Connects as `broker` says and sends one request: its response.

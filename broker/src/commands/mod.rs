@@ -4,6 +4,9 @@
 pub(crate) mod acl;
 pub(crate) mod cluster;
 pub(crate) mod connect;
+pub(crate) mod consume;
+pub(crate) mod group;
+pub(crate) mod produce;
 pub(crate) mod tls;
 pub(crate) mod topic;
 pub(crate) mod user;

@@ -36,7 +36,7 @@ fn config(bootstrap: &str) -> ClientConfig {
 }
 
 async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let mut admin = Admin::connect(bootstrap, &Default::default(), Duration::from_secs(10))
+    let admin = Admin::connect(bootstrap, &Default::default(), Duration::from_secs(10))
         .await
         .unwrap();
     admin.create_topic(topic, partitions, &[]).await.unwrap();
