@@ -80,6 +80,12 @@ impl Admin {
         })
     }
 
+    /// An admin client on a producer's or consumer's view of the cluster.
+    pub(crate) fn from_cluster(cluster: Arc<Cluster>) -> Self {
+        let timeout = cluster.config.timeout;
+        Self { cluster, timeout }
+    }
+
     /// Connects to `bootstrap` (comma-separated `host:port`s).
     pub async fn connect(
         bootstrap: &str,

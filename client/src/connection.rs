@@ -582,12 +582,19 @@ pub struct Answer<R> {
 impl<R: Request> Answer<R> {
     /// Waits for the response (within the connection's timeout).
     pub async fn wait(self) -> Result<R::Response, ClientError> {
+        let timeout = self.pipeline.shared.timeout;
+        self.wait_for(timeout).await
+    }
+
+    /// Waits for the response at most `timeout` (for requests the broker may hold longer
+    /// than usual, such as JoinGroup during a rebalance).
+    pub async fn wait_for(self, timeout: Duration) -> Result<R::Response, ClientError> {
         let shared = &self.pipeline.shared;
-        let payload = match tokio::time::timeout(shared.timeout, self.rx).await {
+        let payload = match tokio::time::timeout(timeout, self.rx).await {
             Err(_) => {
                 return Err(ClientError::Timeout {
                     addr: shared.addr.clone(),
-                    timeout: shared.timeout,
+                    timeout,
                 })
             }
             Ok(Err(_)) => return Err(self.pipeline.closed_error()),

@@ -5,6 +5,9 @@
 //! soon as an answer arrives sends the next one (the next offsets are read from the batch
 //! headers, without decompressing), so the broker prepares the next records while the
 //! client decodes these: one fetch is always ahead, as librdkafka's prefetching does.
+//!
+//! Partitions are assigned by hand ([`Consumer::assign`]) or by a group
+//! ([`Consumer::subscribe`], the classic protocol in [`crate::membership`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -23,6 +26,7 @@ use bytes::Bytes;
 use crate::cluster::Cluster;
 use crate::connection::Answer;
 use crate::error::check;
+use crate::membership::{GroupConfig, Membership};
 use crate::record::{decode_records, Aborted};
 use crate::{ClientConfig, ClientError, ConsumerRecord};
 
@@ -114,6 +118,9 @@ pub struct Consumer {
     config: ConsumerConfig,
     positions: BTreeMap<(String, i32), Position>,
     in_flight: HashMap<i32, InFlight>,
+    /// Set by [`Consumer::subscribe`]: the group this consumer is a member of.
+    group: Option<Membership>,
+    last_commit: std::time::Instant,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -144,7 +151,118 @@ impl Consumer {
             config,
             positions: BTreeMap::new(),
             in_flight: HashMap::new(),
+            group: None,
+            last_commit: std::time::Instant::now(),
         })
+    }
+
+    /// Joins `group` subscribed to `topics`: from the next [`Consumer::poll`] on, the
+    /// consumer reads the partitions the group assigns it, from the group's committed
+    /// offsets (or `reset` where it has none), and follows rebalances.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), brook_client::ClientError> {
+    /// use brook_client::{ClientConfig, Consumer, ConsumerConfig, GroupConfig};
+    /// let mut consumer = Consumer::new(ConsumerConfig::new(ClientConfig::new("127.0.0.1:9092"))).await?;
+    /// consumer.subscribe(GroupConfig::new("loan-projection"), &["loans"]).await?;
+    /// loop {
+    ///     for record in consumer.poll().await? {
+    ///         // apply the event to the read model
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn subscribe(
+        &mut self,
+        group: GroupConfig,
+        topics: &[&str],
+    ) -> Result<(), ClientError> {
+        self.unassign_all();
+        let topics = topics.iter().map(|t| t.to_string()).collect();
+        self.group = Some(Membership::new(
+            std::sync::Arc::clone(&self.cluster),
+            group,
+            topics,
+        ));
+        self.join().await
+    }
+
+    /// Commits the position of every assigned partition for the group (the offsets of the
+    /// next records to read).
+    pub async fn commit(&mut self) -> Result<(), ClientError> {
+        let offsets: BTreeMap<(String, i32), i64> = self
+            .positions
+            .iter()
+            .map(|(k, p)| (k.clone(), p.offset))
+            .collect();
+        self.last_commit = std::time::Instant::now();
+        match &mut self.group {
+            Some(group) => group.commit(&offsets).await,
+            None => Err(ClientError::Config(
+                "commit needs a group: call subscribe first".into(),
+            )),
+        }
+    }
+
+    /// Leaves the group (committing first with auto-commit), so its partitions go to the
+    /// other members at once.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        if self.group.as_ref().is_some_and(|g| g.config.auto_commit) {
+            self.commit().await?;
+        }
+        if let Some(group) = &mut self.group {
+            group.leave().await?;
+        }
+        Ok(())
+    }
+
+    /// (Re)joins the group and reads from its committed offsets.
+    async fn join(&mut self) -> Result<(), ClientError> {
+        let Some(group) = &mut self.group else {
+            return Ok(());
+        };
+        let assigned = group.join().await?;
+        let group_id = group.config.group_id.clone();
+        self.unassign_all();
+        let admin = crate::Admin::from_cluster(std::sync::Arc::clone(&self.cluster));
+        let committed = admin.group_offsets(&group_id).await?;
+        for (topic, partitions) in assigned {
+            for p in partitions {
+                let start = match committed.get(&(topic.clone(), p)) {
+                    Some(o) => StartAt::Offset(*o),
+                    None => self.config.reset,
+                };
+                self.seek(&topic, p, start).await?;
+            }
+        }
+        self.last_commit = std::time::Instant::now();
+        Ok(())
+    }
+
+    /// Group duties before a fetch: auto-commit when due, rejoin after a rebalance.
+    async fn group_duties(&mut self) -> Result<(), ClientError> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let (auto, interval, rejoin) = (
+            group.config.auto_commit,
+            group.config.auto_commit_interval,
+            group.needs_join(),
+        );
+        if auto && (rejoin || self.last_commit.elapsed() >= interval) && !self.positions.is_empty()
+        {
+            // A commit refused because the group moved on is no error here: the rejoin
+            // below reads the offsets the group has.
+            if let Err(e) = self.commit().await {
+                if !matches!(e.code(), Some(22 | 25 | 27)) {
+                    return Err(e);
+                }
+            }
+        }
+        if self.group.as_ref().is_some_and(Membership::needs_join) {
+            self.join().await?;
+        }
+        Ok(())
     }
 
     /// Reads `partitions` of `topic` (all of them when `None`) from `start`; adds to what is
@@ -267,7 +385,12 @@ impl Consumer {
     /// The next records of the assigned partitions: whatever one round of fetches brings,
     /// possibly none after `max_wait`.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        self.group_duties().await?;
         if self.positions.is_empty() {
+            // A group member with no partitions waits as a fetch would.
+            if self.group.is_some() {
+                tokio::time::sleep(self.config.max_wait).await;
+            }
             return Ok(Vec::new());
         }
         self.start_fetches().await?;

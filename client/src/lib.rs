@@ -6,14 +6,17 @@
 //!   requests in flight.
 //! - [`Admin`]: topics, configs, consumer groups and the cluster.
 //! - [`Producer`]: batching, compression, acks, idempotence, Java's partitioner.
-//! - [`Consumer`]: partitions read from an offset, a time, the start or the end.
+//! - [`Consumer`]: partitions read from an offset, a time, the start or the end, assigned
+//!   by hand or by a consumer group (classic protocol, `range` and `roundrobin`).
 
 mod admin;
+mod assignor;
 mod cluster;
 mod connection;
 mod consumer;
 mod error;
 mod groups;
+mod membership;
 mod partitioner;
 mod producer;
 mod record;
@@ -21,6 +24,7 @@ mod scram;
 mod time;
 
 pub use admin::{Admin, ClusterInfo, TopicInfo};
+pub use assignor::Assignor;
 pub use cluster::ClientConfig;
 pub use connection::{
     Answer, Connection, Pipeline, SaslConfig, SaslMechanism, Security, TlsConfig,
@@ -28,6 +32,7 @@ pub use connection::{
 pub use consumer::{Consumer, ConsumerConfig, IsolationLevel, StartAt};
 pub use error::ClientError;
 pub use groups::{GroupDescription, GroupListing, GroupMember};
+pub use membership::GroupConfig;
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use record::{compression_by_name, Compression, ConsumerRecord, Header, ProducerRecord};

@@ -1,15 +1,16 @@
 //! `brook consume TOPIC`: records printed as a kcat-style template or as JSON lines,
 //! through `brook-client`'s consumer.
 //!
-//! With `--group G` it starts from the group's committed offsets (where it has some) and
-//! commits its position when it stops, as a standalone consumer of the group (Kafka's
-//! "manual assignment with group offsets"): it does not join the group's rebalancing.
+//! With `--group G` it joins the group (the classic protocol, as kcat -G does): it reads
+//! the partitions the group gives it from the group's committed offsets, and commits what it
+//! printed when it stops.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use base64::Engine as _;
-use brook_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, StartAt};
+use brook_client::{
+    Consumer, ConsumerConfig, ConsumerRecord, GroupConfig, IsolationLevel, StartAt,
+};
 
 use super::connect::{runtime, BrokerArgs};
 
@@ -28,7 +29,8 @@ pub(crate) struct ConsumeArgs {
     /// Only these partitions (repeatable; default all)
     #[arg(long, short = 'p')]
     partition: Vec<i32>,
-    /// Start from GROUP's committed offsets and commit the position when done
+    /// Join GROUP: read the partitions it assigns from its committed offsets, commit when
+    /// done
     #[arg(long, short = 'g')]
     group: Option<String>,
     /// `json` (an object per line) or a template: %k key, %v value, %o offset,
@@ -71,27 +73,33 @@ pub(crate) fn run(args: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
             IsolationLevel::ReadUncommitted
         },
         reset: StartAt::Beginning,
-        ..ConsumerConfig::new(client.clone())
+        ..ConsumerConfig::new(client)
     };
     runtime()?.block_on(async {
-        let mut consumer = Consumer::new(config).await?;
-        let partitions = (!args.partition.is_empty()).then_some(&args.partition[..]);
-        consumer.assign(&args.topic, partitions, start).await?;
-        let admin = match &args.group {
+        let mut consumer = Consumer::new(ConsumerConfig {
+            reset: match start {
+                StartAt::End => StartAt::End,
+                _ => StartAt::Beginning,
+            },
+            ..config
+        })
+        .await?;
+        match &args.group {
             Some(group) => {
-                let admin = Admin::new(client).await?;
-                let committed = admin.group_offsets(group).await?;
-                for (topic, partition) in consumer.assignment() {
-                    if let Some(offset) = committed.get(&(topic.clone(), partition)) {
-                        consumer
-                            .seek(&topic, partition, StartAt::Offset(*offset))
-                            .await?;
-                    }
+                if !args.partition.is_empty() {
+                    return Err("--partition and --group: the group assigns the partitions".into());
                 }
-                Some(admin)
+                let group = GroupConfig {
+                    auto_commit: false,
+                    ..GroupConfig::new(group.clone())
+                };
+                consumer.subscribe(group, &[&args.topic]).await?;
             }
-            None => None,
-        };
+            None => {
+                let partitions = (!args.partition.is_empty()).then_some(&args.partition[..]);
+                consumer.assign(&args.topic, partitions, start).await?;
+            }
+        }
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let mut count = 0u64;
@@ -128,13 +136,9 @@ pub(crate) fn run(args: ConsumeArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         out.flush()?;
-        if let (Some(admin), Some(group)) = (&admin, &args.group) {
-            let positions: BTreeMap<(String, i32), i64> = consumer
-                .assignment()
-                .into_iter()
-                .filter_map(|(t, p)| consumer.position(&t, p).map(|o| ((t, p), o)))
-                .collect();
-            admin.commit_group_offsets(group, &positions).await?;
+        if args.group.is_some() {
+            consumer.commit().await?;
+            consumer.close().await?;
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })

@@ -541,3 +541,138 @@ fn consumers_start_at_a_time_or_the_end_and_errors_are_clear() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err}");
 }
+
+/// One group member polling in its own task until told to stop: what it read and what it
+/// owns after each poll.
+async fn member(
+    bootstrap: String,
+    group: brook_client::GroupConfig,
+    seen: Arc<std::sync::Mutex<HashSet<String>>>,
+    owned: Arc<std::sync::Mutex<Vec<(String, i32)>>>,
+    stop: Arc<AtomicBool>,
+) -> Consumer {
+    let mut consumer = Consumer::new(ConsumerConfig {
+        max_wait: Duration::from_millis(100),
+        reset: StartAt::Beginning,
+        ..ConsumerConfig::new(config(&bootstrap))
+    })
+    .await
+    .unwrap();
+    consumer.subscribe(group, &["work"]).await.unwrap();
+    while !stop.load(Ordering::SeqCst) {
+        let records = consumer.poll().await.unwrap();
+        let mut seen = seen.lock().unwrap();
+        for r in records {
+            seen.insert(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+        *owned.lock().unwrap() = consumer.assignment();
+    }
+    consumer
+}
+
+#[test]
+fn a_group_of_two_splits_the_partitions_and_a_newcomer_resumes_from_the_commits() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        create_topic(&bootstrap, "work", 4).await;
+        let producer = Producer::new(ProducerConfig::new(config(&bootstrap)))
+            .await
+            .unwrap();
+        for i in 0..400 {
+            producer
+                .send(ProducerRecord::new("work", format!("job-{i}")).partition(i % 4))
+                .await
+                .unwrap();
+        }
+        producer.flush().await;
+        let group = brook_client::GroupConfig {
+            heartbeat_interval: Duration::from_millis(100),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            auto_commit_interval: Duration::from_millis(200),
+            ..brook_client::GroupConfig::new("workers")
+        };
+        let seen = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let owned_a = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let owned_b = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let a = tokio::spawn(member(
+            bootstrap.clone(),
+            group.clone(),
+            Arc::clone(&seen),
+            Arc::clone(&owned_a),
+            Arc::clone(&stop),
+        ));
+        // A alone owns everything first.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while owned_a.lock().unwrap().len() != 4 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "A never got the partitions"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let b = tokio::spawn(member(
+            bootstrap.clone(),
+            group.clone(),
+            Arc::clone(&seen),
+            Arc::clone(&owned_b),
+            Arc::clone(&stop),
+        ));
+        // Then the two split them, and between them read everything.
+        loop {
+            let (oa, ob) = (
+                owned_a.lock().unwrap().clone(),
+                owned_b.lock().unwrap().clone(),
+            );
+            if oa.len() == 2 && ob.len() == 2 && seen.lock().unwrap().len() == 400 {
+                let all: HashSet<_> = oa.iter().chain(&ob).collect();
+                assert_eq!(all.len(), 4, "{oa:?} {ob:?}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no split: {oa:?} {ob:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.store(true, Ordering::SeqCst);
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        // Committed: a newcomer reads only what came after.
+        for i in 400..440 {
+            producer
+                .send(ProducerRecord::new("work", format!("job-{i}")).partition(i % 4))
+                .await
+                .unwrap();
+        }
+        producer.close().await.unwrap();
+        let mut c = Consumer::new(ConsumerConfig {
+            max_wait: Duration::from_millis(100),
+            reset: StartAt::Beginning,
+            ..ConsumerConfig::new(config(&bootstrap))
+        })
+        .await
+        .unwrap();
+        c.subscribe(group, &["work"]).await.unwrap();
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while got.len() < 40 && tokio::time::Instant::now() < deadline {
+            got.extend(c.poll().await.unwrap());
+        }
+        // One more round shows nothing older arrives late.
+        got.extend(c.poll().await.unwrap());
+        let values: HashSet<String> = got
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        let expected: HashSet<String> = (400..440).map(|i| format!("job-{i}")).collect();
+        assert_eq!(values, expected);
+        assert_eq!(got.len(), 40);
+        assert_eq!(c.assignment().len(), 4);
+        c.close().await.unwrap();
+    });
+}
