@@ -263,6 +263,17 @@ pub struct ProduceOpts {
     /// first (for topics with `confluent.value.schema.validation=true`).
     #[arg(long, value_name = "ID")]
     pub value_schema_id: Option<i32>,
+    /// The client library: librdkafka, or Brook's own Rust client (`brook-client`).
+    #[arg(long, value_enum, default_value_t = Client::Librdkafka)]
+    pub client: Client,
+}
+
+/// Which Kafka client a workload runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Client {
+    Librdkafka,
+    Brook,
 }
 
 /// When the measured phase of a produce run ends.
@@ -298,6 +309,14 @@ impl ProduceOpts {
         if self.value_schema_id.is_some() && self.record_size < 5 {
             return Err("--value-schema-id needs --record-size of at least 5".into());
         }
+        if self.client == Client::Brook
+            && (self.transaction_records.is_some() || self.keys.is_some() || self.rate.is_some())
+        {
+            return Err(
+                "--client brook runs the plain produce workload: no --transaction-records, --keys or --rate yet"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -325,6 +344,7 @@ impl ProduceOpts {
             random_keys: false,
             topic_configs: Vec::new(),
             value_schema_id: None,
+            client: Client::Librdkafka,
         }
     }
 }
@@ -358,6 +378,9 @@ pub struct ConsumeOpts {
     /// Give up when no record arrives for this long.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_positive_secs, allow_negative_numbers = true)]
     pub idle_timeout: Duration,
+    /// The client library reading (the fill always uses librdkafka).
+    #[arg(long, value_enum, default_value_t = Client::Librdkafka)]
+    pub client: Client,
 }
 
 impl ConsumeOpts {

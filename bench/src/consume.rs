@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use crate::cli::{ConsumeOpts, Isolation, ProduceOpts};
+use crate::cli::{Client, ConsumeOpts, Isolation, ProduceOpts};
 use crate::error::BenchError;
 use crate::procfs::Probe;
 use crate::report::{rates, ConsumeReport};
@@ -137,6 +137,9 @@ pub fn run(
     if let Some(n) = opts.fill {
         fill(bootstrap, topic, n, opts)?;
     }
+    if opts.client == Client::Brook {
+        return crate::native::consume(bootstrap, topic, opts, broker_pid);
+    }
     let committed = opts.isolation == Isolation::ReadCommitted;
     let consumer = kafka::throughput_consumer_with(bootstrap, opts.isolation)?;
     let marks = kafka::watermarks(&consumer, topic)?;
@@ -199,6 +202,7 @@ pub fn run(
     Ok(ConsumeReport {
         bootstrap: bootstrap.into(),
         topic: topic.into(),
+        client: Client::Librdkafka,
         partitions: marks.len(),
         filled: opts.fill,
         isolation: opts.isolation,

@@ -98,6 +98,7 @@ fn producer_opts(opts: &E2eOpts) -> ProduceOpts {
         random_keys: false,
         topic_configs: Vec::new(),
         value_schema_id: None,
+        client: crate::cli::Client::Librdkafka,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod e2e;
 pub mod error;
 pub mod kafka;
 pub mod latency;
+mod native;
 pub mod pace;
 pub mod procfs;
 pub mod produce;

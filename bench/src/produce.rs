@@ -19,7 +19,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use crate::cli::{ProduceOpts, Stop};
+use crate::cli::{Client, ProduceOpts, Stop};
 use crate::error::BenchError;
 use crate::kafka;
 use crate::latency::{mono_ns, LatencyHistogram};
@@ -135,7 +135,7 @@ impl Driven {
         self.last_ns.saturating_sub(self.measure_from_ns) as f64 / 1e9
     }
 
-    fn check_delivered(&self) -> Result<(), BenchError> {
+    pub(crate) fn check_delivered(&self) -> Result<(), BenchError> {
         if self.delivered > 0 {
             return Ok(());
         }
@@ -541,7 +541,10 @@ pub fn run(
     }
     let warmup = u64::try_from(opts.warmup.as_nanos()).unwrap_or(u64::MAX);
     let measure_from_ns = mono_ns().saturating_add(warmup);
-    let driven = drive(bootstrap, topic, opts, false, measure_from_ns, broker_pid)?;
+    let driven = match opts.client {
+        Client::Librdkafka => drive(bootstrap, topic, opts, false, measure_from_ns, broker_pid)?,
+        Client::Brook => crate::native::drive(bootstrap, topic, opts, measure_from_ns, broker_pid)?,
+    };
     driven.check_delivered()?;
     let broker = driven.probe.map(|p| p.finish(driven.bytes)).transpose()?;
     let seconds = driven.seconds();
@@ -549,6 +552,7 @@ pub fn run(
     Ok(ProduceReport {
         bootstrap: bootstrap.into(),
         topic: topic.into(),
+        client: opts.client,
         acks: opts.acks,
         producers: opts.producers,
         record_size: opts.record_size,

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::cli::{Acks, Compression, Isolation};
+use crate::cli::{Acks, Client, Compression, Isolation};
 use crate::latency::Percentiles;
 use crate::procfs::BrokerUsage;
 
@@ -47,6 +47,7 @@ pub fn rates(records: u64, bytes: u64, seconds: f64) -> (f64, f64) {
 pub struct ProduceReport {
     pub bootstrap: String,
     pub topic: String,
+    pub client: Client,
     pub acks: Acks,
     pub producers: u32,
     pub record_size: usize,
@@ -81,6 +82,7 @@ pub struct ProduceReport {
 pub struct ConsumeReport {
     pub bootstrap: String,
     pub topic: String,
+    pub client: Client,
     pub partitions: usize,
     /// Records written by `--fill` before reading.
     pub filled: Option<u64>,
@@ -264,6 +266,14 @@ fn fmt_broker(f: &mut fmt::Formatter<'_>, broker: &Option<BrokerUsage>, per: &st
     Ok(())
 }
 
+/// Names the client when it is not the default one.
+fn client_note(client: Client) -> &'static str {
+    match client {
+        Client::Librdkafka => "",
+        Client::Brook => " with brook-client",
+    }
+}
+
 impl fmt::Display for ProduceReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rate = self
@@ -271,10 +281,11 @@ impl fmt::Display for ProduceReport {
             .map_or_else(|| "unlimited".into(), |r| format!("{} rec/s", fmt_num(r)));
         writeln!(
             f,
-            "produce {} topic {}: {} B records, acks {}, {} producer(s), linger {} ms, \
+            "produce {} topic {}{}: {} B records, acks {}, {} producer(s), linger {} ms, \
              batch {} B, compression {}{}, rate {rate}",
             self.bootstrap,
             self.topic,
+            client_note(self.client),
             self.record_size,
             self.acks.as_config(),
             self.producers,
@@ -315,9 +326,10 @@ impl fmt::Display for ConsumeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "consume {} topic {} ({} partitions{}, {})",
+            "consume {} topic {}{} ({} partitions{}, {})",
             self.bootstrap,
             self.topic,
+            client_note(self.client),
             self.partitions,
             self.filled
                 .map(|n| format!(", filled with {} records", fmt_count(n)))
@@ -480,6 +492,7 @@ mod tests {
         ProduceReport {
             bootstrap: "127.0.0.1:9092".into(),
             topic: "t".into(),
+            client: Client::Librdkafka,
             acks: Acks::One,
             producers: 2,
             record_size: 1024,

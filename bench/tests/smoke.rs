@@ -145,6 +145,69 @@ fn produce_consume_e2e_against_ephemeral_brook() {
 }
 
 #[test]
+fn the_brook_client_runs_produce_and_consume() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let opts = produce_opts(&[
+        "--client",
+        "brook",
+        "--create-topic",
+        "--partitions",
+        "2",
+        "--count",
+        "4000",
+        "--record-size",
+        "100",
+        "--producers",
+        "2",
+        "--warmup",
+        "0.2",
+        "--acks",
+        "all",
+        "--idempotence",
+        "--compression",
+        "lz4",
+    ]);
+    let p = produce::run(&bootstrap, "smoke-brook", &opts, None).unwrap();
+    println!("{p}");
+    assert!(p.to_string().contains("with brook-client"));
+    assert_eq!((p.records, p.bytes, p.errors), (4000, 400_000, 0));
+    assert!(p.latency.is_ordered(), "{:?}", p.latency);
+    assert_eq!(p.latency.count, 4000);
+    // Everything, warm-up included, read back by brook-client to the end offsets.
+    let c = consume::run(
+        &bootstrap,
+        "smoke-brook",
+        &consume_opts(&["--client", "brook"]),
+        None,
+    )
+    .unwrap();
+    println!("{c}");
+    assert_eq!(c.partitions, 2);
+    assert!(c.records >= 4000, "{} records", c.records);
+    assert_eq!(c.bytes, c.records * 100);
+    let c = consume::run(
+        &bootstrap,
+        "smoke-brook",
+        &consume_opts(&["--client", "brook", "--count", "1500"]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.records, 1500);
+    // Options brook-client's workload does not have yet are refused, not ignored.
+    let all = [
+        "brook-bench",
+        "produce",
+        "--client",
+        "brook",
+        "--keys",
+        "10",
+    ];
+    assert!(brook_bench::cli::Cli::parse_checked(all).is_err());
+    broker.shutdown();
+}
+
+#[test]
 fn transactional_produce_and_read_committed_consume() {
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let bootstrap = broker.bootstrap();

@@ -1,0 +1,287 @@
+//! `--client brook`: the produce and consume workloads on Brook's own Rust client
+//! (`brook-client`) instead of librdkafka, measured the same way, so the two clients can be
+//! compared against one broker in one run.
+//!
+//! The producer side mirrors [`crate::produce::drive`]: each producer sends as fast as its
+//! buffer lets it, a collector awaits the deliveries in order and records send-to-delivery
+//! latency; records sent before the measured phase only count as errors if they fail.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use brook_client::{
+    Acks, Admin, ClientConfig, Compression, Consumer, ConsumerConfig, IsolationLevel, Producer,
+    ProducerConfig, ProducerRecord, StartAt,
+};
+use bytes::Bytes;
+
+use crate::cli::{self, ConsumeOpts, Isolation, ProduceOpts, Stop};
+use crate::consume::{IdleWatch, Until};
+use crate::error::BenchError;
+use crate::latency::{mono_ns, LatencyHistogram};
+use crate::procfs::Probe;
+use crate::produce::{payload, Driven};
+use crate::report::{rates, ConsumeReport};
+
+fn failed(context: &str, e: brook_client::ClientError) -> BenchError {
+    BenchError::Failed(format!("{context}: {e}"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| BenchError::io("starting the runtime", e))
+}
+
+fn client_config(bootstrap: &str) -> ClientConfig {
+    ClientConfig {
+        client_id: "brook-bench".into(),
+        ..ClientConfig::new(bootstrap)
+    }
+}
+
+/// What one producer's collector counted.
+#[derive(Default)]
+struct Tally {
+    delivered: u64,
+    bytes: u64,
+    errors: u64,
+    last_ns: u64,
+    first_error: Option<String>,
+    latency: LatencyHistogram,
+}
+
+/// Runs `opts.producers` brook-client producers against `topic` (see the module docs).
+pub(crate) fn drive(
+    bootstrap: &str,
+    topic: &str,
+    opts: &ProduceOpts,
+    measure_from_ns: u64,
+    broker_pid: Option<u32>,
+) -> Result<Driven, BenchError> {
+    let config = ProducerConfig {
+        acks: match opts.acks {
+            cli::Acks::Zero => Acks::None,
+            cli::Acks::One => Acks::Leader,
+            cli::Acks::All => Acks::All,
+        },
+        linger: Duration::from_secs_f64(opts.linger_ms / 1000.0),
+        batch_size: opts.batch_size as usize,
+        compression: match opts.compression {
+            cli::Compression::None => Compression::None,
+            cli::Compression::Gzip => Compression::Gzip,
+            cli::Compression::Snappy => Compression::Snappy,
+            cli::Compression::Lz4 => Compression::Lz4,
+            cli::Compression::Zstd => Compression::Zstd,
+        },
+        idempotence: opts.idempotence,
+        buffer_memory: opts.queue_kbytes as usize * 1024,
+        max_request_size: (opts.batch_size as usize).max(1_048_576),
+        delivery_timeout: Duration::from_secs(60),
+        ..ProducerConfig::new(client_config(bootstrap))
+    };
+    let deadline = match opts.stop() {
+        Stop::Count(_) => None,
+        Stop::After(d) => {
+            Some(measure_from_ns.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+        }
+    };
+    let count = match opts.stop() {
+        Stop::Count(n) => Some(n),
+        Stop::After(_) => None,
+    };
+    let claimed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    runtime()?.block_on(async {
+        let mut producers = Vec::new();
+        for _ in 0..opts.producers {
+            producers.push(
+                Producer::new(config.clone())
+                    .await
+                    .map_err(|e| failed(&format!("reaching {bootstrap}"), e))?,
+            );
+        }
+        let mut tasks = Vec::new();
+        for (n, producer) in producers.into_iter().enumerate() {
+            let value = Bytes::from(payload(opts.record_size, n as u64 + 1));
+            let topic = topic.to_string();
+            let claimed = std::sync::Arc::clone(&claimed);
+            tasks.push(tokio::spawn(async move {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let collector = tokio::spawn(async move {
+                    let mut tally = Tally::default();
+                    while let Some((sent, len, delivery)) = rx.recv().await {
+                        let delivery: brook_client::Delivery = delivery;
+                        match delivery.await {
+                            Ok(_) if sent >= measure_from_ns => {
+                                let now = mono_ns();
+                                tally.latency.record_ns(now.saturating_sub(sent));
+                                tally.delivered += 1;
+                                tally.bytes += len;
+                                tally.last_ns = tally.last_ns.max(now);
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tally.errors += 1;
+                                tally.first_error.get_or_insert_with(|| e.to_string());
+                            }
+                        }
+                    }
+                    tally
+                });
+                loop {
+                    let sent = mono_ns();
+                    let go_on = match (deadline, count) {
+                        (Some(d), _) => sent < d,
+                        (None, Some(n)) => {
+                            sent < measure_from_ns
+                                || claimed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n
+                        }
+                        (None, None) => false,
+                    };
+                    if !go_on {
+                        break;
+                    }
+                    let record = ProducerRecord::new(topic.clone(), value.clone());
+                    match producer.send(record).await {
+                        Ok(d) => {
+                            if tx.send((sent, value.len() as u64, d)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => return Err(failed(&format!("sending to {topic}"), e)),
+                    }
+                }
+                drop(tx);
+                producer.flush().await;
+                producer.close().await.map_err(|e| failed("closing", e))?;
+                collector
+                    .await
+                    .map_err(|_| BenchError::Failed("a collector panicked".into()))
+            }));
+        }
+        let wait = measure_from_ns.saturating_sub(mono_ns());
+        tokio::time::sleep(Duration::from_nanos(wait)).await;
+        let probe = Probe::start(broker_pid)?;
+        let mut driven = Driven {
+            measure_from_ns,
+            last_ns: 0,
+            delivered: 0,
+            bytes: 0,
+            errors: 0,
+            first_error: None,
+            latency: LatencyHistogram::new(),
+            transactions: 0,
+            commit_latency: LatencyHistogram::new(),
+            probe,
+        };
+        for task in tasks {
+            let tally = task
+                .await
+                .map_err(|_| BenchError::Failed("a producer task panicked".into()))??;
+            driven.delivered += tally.delivered;
+            driven.bytes += tally.bytes;
+            driven.errors += tally.errors;
+            driven.last_ns = driven.last_ns.max(tally.last_ns);
+            driven.latency.merge(&tally.latency);
+            if driven.first_error.is_none() {
+                driven.first_error = tally.first_error;
+            }
+        }
+        Ok(driven)
+    })
+}
+
+/// Reads every partition of `topic` from the start with brook-client, to the end offsets
+/// taken at the start (or `--count` records).
+pub(crate) fn consume(
+    bootstrap: &str,
+    topic: &str,
+    opts: &ConsumeOpts,
+    broker_pid: Option<u32>,
+) -> Result<ConsumeReport, BenchError> {
+    let committed = opts.isolation == Isolation::ReadCommitted;
+    runtime()?.block_on(async {
+        let admin = Admin::new(client_config(bootstrap))
+            .await
+            .map_err(|e| failed(&format!("reaching {bootstrap}"), e))?;
+        let lows = admin
+            .list_offsets(topic, -2)
+            .await
+            .map_err(|e| failed("listing offsets", e))?;
+        let highs: BTreeMap<i32, i64> = admin
+            .end_offsets(topic)
+            .await
+            .map_err(|e| failed("listing offsets", e))?;
+        let marks: Vec<(i32, i64, i64)> = highs
+            .iter()
+            .map(|(p, high)| (*p, lows.get(p).copied().unwrap_or(0), *high))
+            .collect();
+        let mut until = Until::new(opts.count, &marks);
+        if until.is_done_already() {
+            return Err(BenchError::Failed(format!(
+                "topic {topic} is empty (fill it first, e.g. with --fill)"
+            )));
+        }
+        let mut consumer = Consumer::new(ConsumerConfig {
+            isolation: if committed {
+                IsolationLevel::ReadCommitted
+            } else {
+                IsolationLevel::ReadUncommitted
+            },
+            ..ConsumerConfig::new(client_config(bootstrap))
+        })
+        .await
+        .map_err(|e| failed(&format!("reaching {bootstrap}"), e))?;
+        let probe = Probe::start(broker_pid)?;
+        let start = Instant::now();
+        consumer
+            .assign(topic, None, StartAt::Beginning)
+            .await
+            .map_err(|e| failed(&format!("assigning {topic}"), e))?;
+        let mut records = 0u64;
+        let mut bytes = 0u64;
+        let mut idle = IdleWatch::new(start);
+        'reading: loop {
+            let batch = consumer
+                .poll()
+                .await
+                .map_err(|e| failed(&format!("reading {topic}"), e))?;
+            if batch.is_empty() && idle.stalled(records, Instant::now(), opts.idle_timeout) {
+                return Err(BenchError::Timeout(format!(
+                    "no record from {topic} for {:?} after {records} records",
+                    opts.idle_timeout
+                )));
+            }
+            for r in &batch {
+                records += 1;
+                bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+                if until.record(records, r.partition, r.offset) {
+                    break 'reading;
+                }
+            }
+            // read_committed partitions end in markers no record stands for.
+            if committed && opts.count.is_none() && consumer.at_end() {
+                break;
+            }
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let broker = probe.map(|p| p.finish(bytes)).transpose()?;
+        let (records_per_sec, mb_per_sec) = rates(records, bytes, seconds);
+        Ok(ConsumeReport {
+            bootstrap: bootstrap.into(),
+            topic: topic.into(),
+            client: cli::Client::Brook,
+            partitions: marks.len(),
+            filled: opts.fill,
+            isolation: opts.isolation,
+            records,
+            bytes,
+            seconds,
+            records_per_sec,
+            mb_per_sec,
+            broker,
+        })
+    })
+}
