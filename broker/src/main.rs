@@ -52,6 +52,8 @@ enum Command {
     /// Consumer groups: list, describe with lag, seek, delete
     #[command(subcommand)]
     Group(commands::group::GroupCommand),
+    /// Copy topics, records, group offsets and schemas to another cluster
+    Mirror(commands::mirror::MirrorArgs),
 }
 
 /// The server's flags.
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Some(Command::Produce(args)) => commands::produce::run(args),
         Some(Command::Consume(args)) => commands::consume::run(args),
         Some(Command::Group(command)) => commands::group::run(command),
+        Some(Command::Mirror(args)) => commands::mirror::run(args),
         Some(Command::Cluster(command)) => match commands::cluster::run(command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -229,6 +229,37 @@ impl Admin {
         )
     }
 
+    /// The configs set on topic `name` itself (not defaults, not read-only ones): what a copy
+    /// of the topic needs to behave the same.
+    pub async fn topic_configs(&self, name: &str) -> Result<Vec<(String, String)>, ClientError> {
+        use brook_protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        use brook_protocol::kafka_protocol::messages::DescribeConfigsRequest;
+        const TOPIC: i8 = 2;
+        const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(StrBytes::from_string(name.to_string()))
+                .with_configuration_keys(None),
+        ]);
+        let response = self.send(&request).await?;
+        let result = response.results.first().ok_or(ClientError::Codec {
+            what: "a DescribeConfigs response",
+            message: "no resource result".into(),
+        })?;
+        check(
+            result.error_code,
+            result.error_message.as_deref(),
+            &format!("describing the configs of {name}"),
+        )?;
+        Ok(result
+            .configs
+            .iter()
+            .filter(|c| c.config_source == DYNAMIC_TOPIC_CONFIG && !c.read_only)
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect())
+    }
+
     /// Grows `name` to `count` partitions.
     pub async fn add_partitions(&self, name: &str, count: i32) -> Result<(), ClientError> {
         use brook_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;

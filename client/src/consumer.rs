@@ -329,6 +329,15 @@ impl Consumer {
             .map(|p| p.offset)
     }
 
+    /// The end (high watermark, or last stable offset under read_committed) the last fetch
+    /// of `topic`/`partition` reported; `None` before the first fetch or if not assigned.
+    pub fn fetched_end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions
+            .get(&(topic.to_string(), partition))
+            .map(|p| p.end)
+            .filter(|e| *e >= 0)
+    }
+
     /// Whether every assigned partition has been read to the end its last fetch reported.
     pub fn at_end(&self) -> bool {
         self.positions

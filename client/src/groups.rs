@@ -119,6 +119,19 @@ impl Admin {
         &self,
         group: &str,
     ) -> Result<BTreeMap<(String, i32), i64>, ClientError> {
+        Ok(self
+            .group_offsets_with_metadata(group)
+            .await?
+            .into_iter()
+            .map(|(k, (offset, _))| (k, offset))
+            .collect())
+    }
+
+    /// `group`'s committed offsets with the metadata string committed beside each.
+    pub async fn group_offsets_with_metadata(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<(String, i32), (i64, String)>, ClientError> {
         let coordinator = self.cluster.coordinator(group, GROUP).await?;
         // v10 names topics by id; 9 is the last by name, and every broker since 3.3 has it.
         let version = coordinator.version_for::<OffsetFetchRequest>()?.min(9);
@@ -140,7 +153,11 @@ impl Admin {
                 for t in &g.topics {
                     for p in &t.partitions {
                         if p.error_code == 0 && p.committed_offset >= 0 {
-                            out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+                            let metadata = p.metadata.as_ref().map(|m| m.to_string());
+                            out.insert(
+                                (t.name.to_string(), p.partition_index),
+                                (p.committed_offset, metadata.unwrap_or_default()),
+                            );
                         }
                     }
                 }
@@ -150,7 +167,11 @@ impl Admin {
             for t in &response.topics {
                 for p in &t.partitions {
                     if p.error_code == 0 && p.committed_offset >= 0 {
-                        out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+                        let metadata = p.metadata.as_ref().map(|m| m.to_string());
+                        out.insert(
+                            (t.name.to_string(), p.partition_index),
+                            (p.committed_offset, metadata.unwrap_or_default()),
+                        );
                     }
                 }
             }
@@ -165,16 +186,30 @@ impl Admin {
         group: &str,
         offsets: &BTreeMap<(String, i32), i64>,
     ) -> Result<(), ClientError> {
+        let with_metadata = offsets
+            .iter()
+            .map(|(k, o)| (k.clone(), (*o, String::new())))
+            .collect();
+        self.commit_group_offsets_with_metadata(group, &with_metadata)
+            .await
+    }
+
+    /// [`Admin::commit_group_offsets`] with a metadata string beside each offset.
+    pub async fn commit_group_offsets_with_metadata(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<(String, i32), (i64, String)>,
+    ) -> Result<(), ClientError> {
         let coordinator = self.cluster.coordinator(group, GROUP).await?;
         let version = coordinator.version_for::<OffsetCommitRequest>()?.min(9);
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in offsets {
+        for ((topic, partition), (offset, metadata)) in offsets {
             topics.entry(topic).or_default().push(
                 OffsetCommitRequestPartition::default()
                     .with_partition_index(*partition)
                     .with_committed_offset(*offset)
                     .with_committed_leader_epoch(-1)
-                    .with_committed_metadata(Some(StrBytes::from_static_str(""))),
+                    .with_committed_metadata(Some(StrBytes::from_string(metadata.clone()))),
             );
         }
         let request = OffsetCommitRequest::default()

@@ -6,6 +6,7 @@
 //!   requests in flight.
 //! - [`Admin`]: topics, configs, consumer groups and the cluster.
 //! - [`Producer`]: batching, compression, acks, idempotence, Java's partitioner.
+//! - [`mirror()`]: one cluster's topics, records and group offsets copied into another.
 //! - [`Consumer`]: partitions read from an offset, a time, the start or the end, assigned
 //!   by hand or by a consumer group (classic protocol, `range` and `roundrobin`).
 
@@ -17,6 +18,7 @@ mod consumer;
 mod error;
 mod groups;
 mod membership;
+mod mirror;
 mod partitioner;
 mod producer;
 mod record;
@@ -33,6 +35,7 @@ pub use consumer::{Consumer, ConsumerConfig, IsolationLevel, StartAt};
 pub use error::ClientError;
 pub use groups::{GroupDescription, GroupListing, GroupMember};
 pub use membership::GroupConfig;
+pub use mirror::{glob_match, mirror, MirrorConfig, MirrorProgress, MirrorReport};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata};
 pub use record::{compression_by_name, Compression, ConsumerRecord, Header, ProducerRecord};

@@ -19,6 +19,7 @@ mod groups;
 mod librdkafka;
 mod limits;
 mod metadata;
+mod mirror;
 mod partitions;
 mod power_loss;
 mod process;
