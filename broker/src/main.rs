@@ -54,6 +54,9 @@ enum Command {
     Group(commands::group::GroupCommand),
     /// Copy topics, records, group offsets and schemas to another cluster
     Mirror(commands::mirror::MirrorArgs),
+    /// Schemas of a schema registry: list, get, register, check, delete
+    #[command(subcommand)]
+    Schema(commands::schemas::SchemaCommand),
 }
 
 /// The server's flags.
@@ -105,6 +108,11 @@ fn main() -> ExitCode {
         Some(Command::Consume(args)) => commands::consume::run(args),
         Some(Command::Group(command)) => commands::group::run(command),
         Some(Command::Mirror(args)) => commands::mirror::run(args),
+        Some(Command::Schema(command)) => match commands::schemas::run(command) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Some(Command::Cluster(command)) => match commands::cluster::run(command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,

@@ -1098,3 +1098,102 @@ fn mirror_copies_topics_records_groups_and_schemas_between_two_brokers() {
     stop(source, 15);
     stop(target, 15);
 }
+
+#[test]
+fn schema_commands_register_list_get_check_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(
+        &[
+            "--ephemeral",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    let registry = format!("http://{}", http_addr(&running));
+    let r = ["--registry", registry.as_str()];
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&r);
+        brook(&all, &[])
+    };
+    let v1 = dir.path().join("v1.avsc");
+    std::fs::write(
+        &v1,
+        r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"}]}"#,
+    )
+    .unwrap();
+    // A new required field without a default breaks BACKWARD compatibility.
+    let bad = dir.path().join("bad.avsc");
+    std::fs::write(
+        &bad,
+        r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"},{"name":"amount","type":"long"}]}"#,
+    )
+    .unwrap();
+    let good = dir.path().join("good.avsc");
+    std::fs::write(
+        &good,
+        r#"{"type":"record","name":"Loan","fields":[{"name":"id","type":"string"},{"name":"amount","type":"long","default":0}]}"#,
+    )
+    .unwrap();
+    let v1 = v1.to_str().unwrap();
+    let (ok, stdout, stderr) = run(&["schema", "register", "loans-value", "-f", v1]);
+    assert!(ok && stdout.contains("id 1"), "{stdout} {stderr}");
+    let (ok, stdout, _) = run(&[
+        "schema",
+        "check",
+        "loans-value",
+        "-f",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!ok && stdout.contains("NOT compatible"), "{stdout}");
+    let (ok, stdout, _) = run(&[
+        "schema",
+        "check",
+        "loans-value",
+        "-f",
+        good.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && stdout.contains("compatible with loans-value"),
+        "{stdout}"
+    );
+    let (ok, _, _) = run(&[
+        "schema",
+        "register",
+        "loans-value",
+        "-f",
+        good.to_str().unwrap(),
+    ]);
+    assert!(ok);
+    let (ok, stdout, _) = run(&["schema", "list", "--format", "json"]);
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed[0]["subject"], "loans-value");
+    assert_eq!(listed[0]["versions"], serde_json::json!([1, 2]));
+    let (ok, stdout, _) = run(&[
+        "schema",
+        "get",
+        "loans-value",
+        "--version",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert!(ok);
+    let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(got["version"], 1);
+    assert!(got["schema"].as_str().unwrap().contains("\"Loan\""));
+    let (ok, _, _) = run(&["schema", "delete", "loans-value"]);
+    assert!(ok);
+    let (ok, _, stderr) = run(&["schema", "get", "loans-value"]);
+    assert!(!ok && stderr.contains("HTTP 404"), "{stderr}");
+    let (ok, _, stderr) = brook(
+        &["schema", "list", "--registry", "https://127.0.0.1:1"],
+        &[],
+    );
+    assert!(!ok && stderr.contains("only http://"), "{stderr}");
+    stop(running, 15);
+}

@@ -15,7 +15,7 @@
 //! at source offset `c` is at the target's end minus the number of copied source records at
 //! or after `c`, which the mirror counts by reading the source from `c`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,6 +109,15 @@ struct Lane {
     /// The source end offset when the run started.
     initial_end: i64,
 }
+
+/// One poll's records on their way to the target, and the source positions after them.
+struct Round {
+    positions: Vec<((String, i32), i64)>,
+    deliveries: Vec<crate::Delivery>,
+}
+
+/// Rounds whose records may be unacknowledged while the mirror reads on.
+const ROUNDS_IN_FLIGHT: usize = 4;
 
 /// How often a following mirror translates group offsets.
 const GROUP_SYNC_EVERY: Duration = Duration::from_secs(10);
@@ -204,6 +213,8 @@ pub async fn mirror(
     .await?;
     let mut last_group_sync = Instant::now();
     let mut state = MirrorProgress::default();
+    // Rounds whose records are on their way: the next poll goes out meanwhile.
+    let mut in_flight: VecDeque<Round> = VecDeque::new();
     loop {
         let records = consumer.poll().await?;
         let mut deliveries = Vec::with_capacity(records.len());
@@ -228,25 +239,14 @@ pub async fn mirror(
             };
             deliveries.push(producer.send(record).await?);
         }
-        if !deliveries.is_empty() {
-            producer.flush().await;
-            for d in deliveries {
-                let written = d.await?;
-                if let Some(lane) = lanes.get_mut(&(written.topic.clone(), written.partition)) {
-                    lane.target_end = lane.target_end.max(written.offset + 1);
-                }
-                state.records += 1;
-            }
-        }
-        // Progress: the source position and the target end, committed together.
-        let mut commit = BTreeMap::new();
         let mut lag = 0;
         let mut done = true;
+        let mut positions = Vec::with_capacity(lanes.len());
         for ((topic, p), lane) in &lanes {
             let Some(position) = consumer.position(topic, *p) else {
                 continue;
             };
-            commit.insert((topic.clone(), *p), (position, lane.target_end.to_string()));
+            positions.push(((topic.clone(), *p), position));
             let end = consumer.fetched_end(topic, *p).unwrap_or(lane.initial_end);
             lag += (end - position).max(0);
             let reached = position >= lane.initial_end || position >= end;
@@ -254,13 +254,46 @@ pub async fn mirror(
                 done = false;
             }
         }
-        target
-            .commit_group_offsets_with_metadata(&config.name, &commit)
-            .await?;
+        in_flight.push_back(Round {
+            positions,
+            deliveries,
+        });
+        let stopping = stop.load(Ordering::Acquire) || (!config.follow && done);
+        let sync_groups =
+            stopping || (config.follow && last_group_sync.elapsed() >= GROUP_SYNC_EVERY);
+        if stopping || sync_groups {
+            producer.flush().await;
+        }
+        // Progress: each round's source positions with the target end after its records,
+        // committed once they are written.
+        while in_flight.len() > ROUNDS_IN_FLIGHT
+            || ((stopping || sync_groups) && !in_flight.is_empty())
+        {
+            let Some(round) = in_flight.pop_front() else {
+                break;
+            };
+            for d in round.deliveries {
+                let written = d.await?;
+                if let Some(lane) = lanes.get_mut(&(written.topic.clone(), written.partition)) {
+                    lane.target_end = lane.target_end.max(written.offset + 1);
+                }
+                state.records += 1;
+            }
+            let commit: BTreeMap<(String, i32), (i64, String)> = round
+                .positions
+                .into_iter()
+                .map(|(key, position)| {
+                    let end = lanes.get(&key).map_or(0, |l| l.target_end);
+                    (key, (position, end.to_string()))
+                })
+                .collect();
+            target
+                .commit_group_offsets_with_metadata(&config.name, &commit)
+                .await?;
+        }
         state.lag = lag;
         progress(&state);
-        let stopping = stop.load(Ordering::Acquire) || (!config.follow && done);
-        if stopping || (config.follow && last_group_sync.elapsed() >= GROUP_SYNC_EVERY) {
+        if sync_groups {
             last_group_sync = Instant::now();
             translate_groups(config, &source, &target, &consumer, &lanes, &mut report).await?;
         }

@@ -295,7 +295,7 @@ impl Producer {
             .forget();
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let (tx, rx) = oneshot::channel();
-        let full = {
+        let wake = {
             let mut acc = lock(&shared.acc);
             if acc.closed {
                 drop(acc);
@@ -344,6 +344,8 @@ impl Producer {
                 }
             }
             let slots = acc.open.entry(Arc::clone(&topic)).or_default();
+            // A new batch gives the sender a new linger deadline to wait for.
+            let opened = slots[index].is_none();
             let open = slots[index].get_or_insert_with(|| OpenBatch {
                 builder: BatchBuilder::new(batch_size.min(1 << 20)),
                 waiters: Vec::new(),
@@ -365,10 +367,10 @@ impl Producer {
                     *p = (*p + 1) % partitions.max(1);
                 }
             }
-            full || sealed_one
+            full || sealed_one || opened
         };
         shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        if full {
+        if wake {
             shared.wake.notify_one();
         }
         Ok(Delivery { rx })

@@ -1,22 +1,29 @@
-//! Copying a schema registry's subjects to another registry (Confluent's REST API), for
-//! `brook mirror --registry-from --registry-to`: every version of every subject, in version
-//! order, so a new target subject gets the same version numbers. Registering a schema the
-//! target already has is answered with its id, so a copy can be run again.
+//! `brook schema`: a schema registry (Brook's or Confluent's REST API) from the command
+//! line, and the copy of every subject to another registry that `brook mirror
+//! --registry-from --registry-to` makes: every version of every subject, in version order,
+//! so a new target subject gets the same version numbers. Registering a schema the target
+//! already has is answered with its id, so a copy can be run again.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-/// One request to `base` (an `http://host:port` URL): the status and the JSON body.
+/// One request to `base` (an `http://host:port` URL, optionally with `user:password@`
+/// for HTTP basic authentication): the status and the JSON body.
 async fn call(
     base: &str,
     method: &str,
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<(u16, serde_json::Value), String> {
+    use base64::Engine as _;
     let authority = base
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base}: only http:// registry URLs are supported"))?
         .trim_end_matches('/');
+    let (credentials, authority) = match authority.rsplit_once('@') {
+        Some((c, a)) => (Some(c), a),
+        None => (None, authority),
+    };
     let stream = tokio::net::TcpStream::connect(authority)
         .await
         .map_err(|e| format!("cannot connect to {base}: {e}"))?;
@@ -26,10 +33,15 @@ async fn call(
         .map_err(|e| format!("{base}: {e}"))?;
     tokio::spawn(connection);
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = hyper::Request::builder()
+    let mut request = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header("host", authority)
+        .header("host", authority);
+    if let Some(c) = credentials {
+        let token = base64::engine::general_purpose::STANDARD.encode(c);
+        request = request.header("authorization", format!("Basic {token}"));
+    }
+    let request = request
         .header("content-type", "application/vnd.schemaregistry.v1+json")
         .header(
             "accept",
@@ -113,4 +125,204 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum SchemaCommand {
+    /// List subjects with their versions
+    List {
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Show a subject's schema (latest version unless --version)
+    Get {
+        subject: String,
+        #[arg(long, default_value = "latest")]
+        version: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Register the schema in FILE under SUBJECT (prints its id)
+    Register {
+        subject: String,
+        #[arg(long, short = 'f')]
+        file: std::path::PathBuf,
+        /// AVRO, JSON or PROTOBUF
+        #[arg(long = "type", default_value = "AVRO")]
+        schema_type: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Check the schema in FILE against SUBJECT's compatibility rule (exit code 1 if not)
+    Check {
+        subject: String,
+        #[arg(long, short = 'f')]
+        file: std::path::PathBuf,
+        #[arg(long = "type", default_value = "AVRO")]
+        schema_type: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Delete a subject (or one --version); --permanent after a soft delete
+    Delete {
+        subject: String,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long)]
+        permanent: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+/// Where the registry is.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RegistryArgs {
+    /// The registry's URL (http://[USER:PASSWORD@]HOST:PORT)
+    #[arg(long, default_value = "http://127.0.0.1:8081", env = "BROOK_REGISTRY")]
+    registry: String,
+    /// `table` or `json`
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+/// Runs a schema command; `Ok(false)` when a check found the schema incompatible.
+pub(crate) fn run(command: SchemaCommand) -> Result<bool, Box<dyn std::error::Error>> {
+    let registry = match &command {
+        SchemaCommand::List { registry }
+        | SchemaCommand::Get { registry, .. }
+        | SchemaCommand::Register { registry, .. }
+        | SchemaCommand::Check { registry, .. }
+        | SchemaCommand::Delete { registry, .. } => registry.clone(),
+    };
+    if !matches!(registry.format.as_str(), "table" | "json") {
+        return Err(format!("--format {:?}: table or json", registry.format).into());
+    }
+    let json = registry.format == "json";
+    let base = registry.registry.as_str();
+    let read_schema =
+        |file: &std::path::Path, schema_type: &str| -> Result<serde_json::Value, String> {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let mut body = serde_json::json!({ "schema": text });
+            if !schema_type.eq_ignore_ascii_case("AVRO") {
+                body["schemaType"] = serde_json::Value::String(schema_type.to_ascii_uppercase());
+            }
+            Ok(body)
+        };
+    let runtime = super::connect::runtime()?;
+    let outcome = runtime.block_on(async {
+        match &command {
+            SchemaCommand::List { .. } => {
+                let subjects = ok(
+                    "listing subjects",
+                    call(base, "GET", "/subjects", None).await?,
+                )?;
+                let mut listed = Vec::new();
+                for subject in subjects.as_array().into_iter().flatten() {
+                    let Some(subject) = subject.as_str() else {
+                        continue;
+                    };
+                    let path = format!("/subjects/{}/versions", encode(subject));
+                    let versions = ok(subject, call(base, "GET", &path, None).await?)?;
+                    listed.push(serde_json::json!({ "subject": subject, "versions": versions }));
+                }
+                if json {
+                    println!("{}", serde_json::Value::Array(listed));
+                } else {
+                    println!("{:<50} VERSIONS", "SUBJECT");
+                    for s in &listed {
+                        println!(
+                            "{:<50} {}",
+                            s["subject"].as_str().unwrap_or(""),
+                            s["versions"]
+                        );
+                    }
+                }
+                Ok(true)
+            }
+            SchemaCommand::Get {
+                subject, version, ..
+            } => {
+                let path = format!("/subjects/{}/versions/{}", encode(subject), encode(version));
+                let one = ok(subject, call(base, "GET", &path, None).await?)?;
+                if json {
+                    println!("{one}");
+                } else {
+                    println!(
+                        "subject {}  version {}  id {}  type {}",
+                        one["subject"].as_str().unwrap_or(subject),
+                        one["version"],
+                        one["id"],
+                        one["schemaType"].as_str().unwrap_or("AVRO")
+                    );
+                    println!("{}", one["schema"].as_str().unwrap_or(""));
+                }
+                Ok(true)
+            }
+            SchemaCommand::Register {
+                subject,
+                file,
+                schema_type,
+                ..
+            } => {
+                let body = read_schema(file, schema_type)?;
+                let path = format!("/subjects/{}/versions", encode(subject));
+                let answer = ok(subject, call(base, "POST", &path, Some(body)).await?)?;
+                if json {
+                    println!("{answer}");
+                } else {
+                    println!("registered under {subject}: id {}", answer["id"]);
+                }
+                Ok(true)
+            }
+            SchemaCommand::Check {
+                subject,
+                file,
+                schema_type,
+                ..
+            } => {
+                let body = read_schema(file, schema_type)?;
+                let path = format!(
+                    "/compatibility/subjects/{}/versions/latest?verbose=true",
+                    encode(subject)
+                );
+                let answer = ok(subject, call(base, "POST", &path, Some(body)).await?)?;
+                let compatible = answer["is_compatible"].as_bool().unwrap_or(false);
+                if json {
+                    println!("{answer}");
+                } else if compatible {
+                    println!("compatible with {subject}");
+                } else {
+                    println!("NOT compatible with {subject}");
+                    for m in answer["messages"].as_array().into_iter().flatten() {
+                        println!("  {}", m.as_str().unwrap_or(""));
+                    }
+                }
+                Ok(compatible)
+            }
+            SchemaCommand::Delete {
+                subject,
+                version,
+                permanent,
+                ..
+            } => {
+                let mut path = format!("/subjects/{}", encode(subject));
+                if let Some(v) = version {
+                    path.push_str(&format!("/versions/{}", encode(v)));
+                }
+                if *permanent {
+                    path.push_str("?permanent=true");
+                }
+                let answer = ok(subject, call(base, "DELETE", &path, None).await?)?;
+                if json {
+                    println!("{answer}");
+                } else {
+                    println!("deleted {subject}: {answer}");
+                }
+                Ok(true)
+            }
+        }
+    });
+    outcome.map_err(|e: String| e.into())
 }

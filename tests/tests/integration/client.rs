@@ -485,6 +485,16 @@ fn consumers_start_at_a_time_or_the_end_and_errors_are_clear() {
         let producer = Producer::new(ProducerConfig::new(config(&bootstrap)))
             .await
             .unwrap();
+        // A lone record goes once its linger has passed, without a flush.
+        let lone = producer
+            .send(ProducerRecord::new("lone", "x"))
+            .await
+            .unwrap();
+        let written = tokio::time::timeout(Duration::from_secs(5), lone)
+            .await
+            .expect("delivered after linger.ms, not only on flush")
+            .unwrap();
+        assert_eq!((written.topic.as_str(), written.offset), ("lone", 0));
         for i in 0..10 {
             producer
                 .send(ProducerRecord::new("times", format!("{i}")).timestamp(1_000 * i))
