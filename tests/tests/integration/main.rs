@@ -29,6 +29,7 @@ mod retention;
 mod scram_users;
 mod security;
 mod streams;
+mod tansu;
 mod transactions;
 mod transactions_wire;
 mod validation;
