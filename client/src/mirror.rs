@@ -194,13 +194,25 @@ pub async fn mirror(
                      (ends at {target_end}, the mirror recorded {baseline}): were records deleted?"
                 )));
             }
+            let initial_end = source_ends.get(&p).copied().unwrap_or(0);
+            // The records to skip were copied from the ones right after `next`: the source
+            // must still have that many (records only go away from the start).
+            if skip > (initial_end - next).max(0) {
+                return Err(ClientError::Config(format!(
+                    "{topic} partition {p} on the target has {skip} records beyond the mirror's \
+                     progress, but the source has only {} left to copy: does another client \
+                     write to the target topic, or does the target not keep offset commit \
+                     metadata?",
+                    (initial_end - next).max(0)
+                )));
+            }
             consumer.seek(topic, p, StartAt::Offset(next)).await?;
             lanes.insert(
                 key,
                 Lane {
                     skip,
                     target_end,
-                    initial_end: source_ends.get(&p).copied().unwrap_or(0),
+                    initial_end,
                 },
             );
         }

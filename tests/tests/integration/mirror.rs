@@ -292,6 +292,22 @@ fn a_mirror_copies_topics_records_and_group_offsets_and_resumes_without_duplicat
         let report = following.await.unwrap().unwrap();
         assert_eq!(report.records, 500);
         assert_same_records(&src, &dst, "orders", 3).await;
+
+        // Another writer on a target topic: the mirror cannot tell its records from its
+        // own, and says so instead of skipping or duplicating.
+        let intruder = Producer::new(ProducerConfig::new(config(&dst)))
+            .await
+            .unwrap();
+        intruder
+            .send(ProducerRecord::new("loans.v1", "not mirrored").partition(1))
+            .await
+            .unwrap();
+        intruder.close().await.unwrap();
+        stop.store(false, Ordering::Release);
+        let err = mirror(&mirror_config, Arc::clone(&stop), |_| {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("another client"), "{err}");
     });
     drop(rt);
     source.shutdown();
