@@ -551,6 +551,61 @@ fn user_and_acl_commands_work_against_a_running_broker_over_sasl_ssl() {
         &admin,
     );
     assert!(!ok && stderr.contains("Type:name"), "{stderr}");
+    // brook mirror from this SASL_SSL broker to a plaintext one.
+    let (ok, _, stderr) = brook_with_input(
+        &[
+            "produce",
+            "payments",
+            "--brokers",
+            &running.addr,
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--sasl-user",
+            "admin",
+            "--sasl-password",
+            "admin-secret",
+        ],
+        "p1\np2\np3\n",
+    );
+    assert!(ok, "{stderr}");
+    let plain = start(&["--ephemeral", "--listen", "127.0.0.1:0"], dir.path());
+    let (ok, stdout, stderr) = brook(
+        &[
+            "mirror",
+            "--from",
+            &running.addr,
+            "--from-tls-ca",
+            ca.to_str().unwrap(),
+            "--from-sasl-user",
+            "admin",
+            "--to",
+            &plain.addr,
+            "--format",
+            "json",
+        ],
+        &[("BROOK_FROM_SASL_PASSWORD", "admin-secret")],
+    );
+    assert!(ok, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["records"], 3, "{summary}");
+    let (ok, _, stderr) = brook(
+        &[
+            "mirror",
+            "--from",
+            &running.addr,
+            "--from-tls-ca",
+            ca.to_str().unwrap(),
+            "--from-sasl-user",
+            "admin",
+            "--from-sasl-password",
+            "wrong",
+            "--to",
+            &plain.addr,
+        ],
+        &[],
+    );
+    assert!(!ok && stderr.contains("invalid credentials"), "{stderr}");
+    stop(plain, 15);
     stop(running, 15);
 }
 

@@ -30,6 +30,9 @@ pub struct ClientConfig {
     pub client_id: String,
     /// How long one network step (connect, a request's answer) may take.
     pub timeout: Duration,
+    /// `metadata.max.age.ms`: how long a topic's partitions and leaders are trusted before
+    /// they are asked for again (new partitions are seen after at most this long).
+    pub metadata_max_age: Duration,
 }
 
 impl ClientConfig {
@@ -45,6 +48,7 @@ impl ClientConfig {
             security: Security::default(),
             client_id: "brook-client".into(),
             timeout: Duration::from_secs(30),
+            metadata_max_age: Duration::from_secs(300),
         }
     }
 }
@@ -54,6 +58,8 @@ impl ClientConfig {
 pub(crate) struct TopicMeta {
     pub id: uuid::Uuid,
     pub leaders: Vec<i32>,
+    /// When Metadata said so.
+    pub fetched: std::time::Instant,
 }
 
 /// Brokers, topics and connections (see the module docs).
@@ -192,6 +198,7 @@ impl Cluster {
                 TopicMeta {
                     id: t.topic_id,
                     leaders,
+                    fetched: std::time::Instant::now(),
                 },
             );
         }
@@ -211,10 +218,20 @@ impl Cluster {
         name: &str,
         auto_create: bool,
     ) -> Result<TopicMeta, ClientError> {
-        if let Some(t) = self.lock().topics.get(name) {
-            return Ok(t.clone());
+        let cached = self.lock().topics.get(name).cloned();
+        if let Some(t) = &cached {
+            if t.fetched.elapsed() < self.config.metadata_max_age {
+                return Ok(t.clone());
+            }
         }
-        self.refresh(&[name.to_string()], auto_create).await?;
+        if let Err(e) = self.refresh(&[name.to_string()], auto_create).await {
+            // Stale metadata beats none while the cluster is unreachable; a topic that is
+            // gone is reported.
+            match cached {
+                Some(t) if e.is_retriable() && e.code() != Some(3) => return Ok(t),
+                _ => return Err(e),
+            }
+        }
         self.lock()
             .topics
             .get(name)
@@ -257,6 +274,47 @@ impl Cluster {
                 message: format!("{topic} has no partition {partition}"),
             }),
         }
+    }
+
+    /// The offset ListOffsets names in `topic`/`partition` for `timestamp` (-1: the end,
+    /// -2: the start, else the first record at or after it; -1 when none is that late),
+    /// asked of the partition's leader at `isolation` (0 uncommitted, 1 committed).
+    pub(crate) async fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        isolation: i8,
+    ) -> Result<i64, ClientError> {
+        use brook_protocol::kafka_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        use brook_protocol::kafka_protocol::messages::ListOffsetsRequest;
+        let leader = self.leader(topic, partition).await?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_isolation_level(isolation)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(timestamp)])]);
+        let response = self.broker(leader).await?.send(&request).await?;
+        let result = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or(ClientError::Codec {
+                what: "a ListOffsets response",
+                message: "no partition result".into(),
+            })?;
+        check(
+            result.error_code,
+            None,
+            &format!("listing offsets of {topic} partition {partition}"),
+        )?;
+        Ok(result.offset)
     }
 
     /// The connection to the coordinator of `key` (a group id for [`GROUP`]).

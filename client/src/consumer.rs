@@ -14,12 +14,7 @@ use std::time::Duration;
 
 use brook_protocol::batch::Batches;
 use brook_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use brook_protocol::kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsTopic,
-};
-use brook_protocol::kafka_protocol::messages::{
-    FetchRequest, FetchResponse, ListOffsetsRequest, TopicName,
-};
+use brook_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 use bytes::Bytes;
 
@@ -359,33 +354,12 @@ impl Consumer {
             StartAt::End => -1,
             StartAt::Timestamp(t) => t,
         };
-        let leader = self.cluster.leader(topic, partition).await?;
-        let connection = self.cluster.broker(leader).await?;
-        let request = ListOffsetsRequest::default()
-            .with_replica_id((-1).into())
-            .with_isolation_level(self.config.isolation.code())
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_current_leader_epoch(-1)
-                    .with_timestamp(timestamp)])]);
-        let response = connection.send(&request).await?;
-        let result = response
-            .topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .ok_or(ClientError::Codec {
-                what: "a ListOffsets response",
-                message: "no partition result".into(),
-            })?;
-        check(
-            result.error_code,
-            None,
-            &format!("listing offsets of {topic} partition {partition}"),
-        )?;
-        if result.offset >= 0 {
-            return Ok(result.offset);
+        let offset = self
+            .cluster
+            .list_offset(topic, partition, timestamp, self.config.isolation.code())
+            .await?;
+        if offset >= 0 {
+            return Ok(offset);
         }
         // No record at or after the time: the end, as Kafka's consumers go.
         Box::pin(self.list_offset(topic, partition, StartAt::End)).await

@@ -269,34 +269,11 @@ impl Admin {
         topic: &str,
         timestamp: i64,
     ) -> Result<BTreeMap<i32, i64>, ClientError> {
-        use brook_protocol::kafka_protocol::messages::list_offsets_request::{
-            ListOffsetsPartition, ListOffsetsTopic,
-        };
-        use brook_protocol::kafka_protocol::messages::ListOffsetsRequest;
         let meta = self.cluster.topic(topic, false).await?;
         let mut out = BTreeMap::new();
-        for (p, leader) in meta.leaders.iter().enumerate() {
-            let partition = i32::try_from(p).unwrap_or(i32::MAX);
-            let connection = self.cluster.broker(*leader).await?;
-            let request = ListOffsetsRequest::default()
-                .with_replica_id((-1).into())
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(vec![ListOffsetsPartition::default()
-                        .with_partition_index(partition)
-                        .with_current_leader_epoch(-1)
-                        .with_timestamp(timestamp)])]);
-            let response = connection.send(&request).await?;
-            for t in &response.topics {
-                for r in &t.partitions {
-                    check(
-                        r.error_code,
-                        None,
-                        &format!("listing offsets of {topic} partition {}", r.partition_index),
-                    )?;
-                    out.insert(r.partition_index, r.offset);
-                }
-            }
+        for p in 0..i32::try_from(meta.leaders.len()).unwrap_or(i32::MAX) {
+            let offset = self.cluster.list_offset(topic, p, timestamp, 0).await?;
+            out.insert(p, offset);
         }
         Ok(out)
     }

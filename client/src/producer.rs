@@ -170,6 +170,9 @@ struct Sealed {
 
 #[derive(Default)]
 struct Accumulator {
+    /// Each topic's partition count and when metadata said so (asked again after
+    /// `metadata.max.age.ms`, so new partitions get records).
+    partitions: HashMap<Arc<str>, (i32, Instant)>,
     /// Open batches by topic, then partition.
     open: HashMap<Arc<str>, Vec<Option<OpenBatch>>>,
     /// Sealed batches waiting to be sent, in order (retries first).
@@ -402,17 +405,16 @@ impl Producer {
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, ClientError> {
-        // The open batches' slot vectors are as long as the partition count once known.
-        if let Some(n) = lock(&self.shared.acc)
-            .open
+        let max_age = self.shared.config.client.metadata_max_age;
+        if let Some((n, _)) = lock(&self.shared.acc)
+            .partitions
             .get(topic)
-            .map(|slots| slots.len())
-            .filter(|n| *n > 0)
+            .filter(|(_, at)| at.elapsed() < max_age)
         {
-            return Ok(i32::try_from(n).unwrap_or(i32::MAX));
+            return Ok(*n);
         }
         let meta = self.shared.cluster.topic(topic, true).await?;
-        let n = meta.leaders.len();
+        let n = i32::try_from(meta.leaders.len()).unwrap_or(i32::MAX);
         if n == 0 {
             return Err(ClientError::Broker {
                 code: 5,
@@ -420,11 +422,13 @@ impl Producer {
             });
         }
         let mut acc = lock(&self.shared.acc);
-        let slots = acc.open.entry(Arc::from(topic)).or_default();
-        if slots.len() < n {
-            slots.resize_with(n, || None);
+        let name: Arc<str> = Arc::from(topic);
+        acc.partitions.insert(Arc::clone(&name), (n, meta.fetched));
+        let slots = acc.open.entry(name).or_default();
+        if slots.len() < n as usize {
+            slots.resize_with(n as usize, || None);
         }
-        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+        Ok(n)
     }
 }
 

@@ -41,28 +41,54 @@ pub(crate) struct BrokerArgs {
     sasl_password: Option<String>,
 }
 
-impl BrokerArgs {
-    fn security(&self) -> Result<Security, String> {
-        let tls = self.tls_ca.as_ref().map(|ca| TlsConfig {
+/// The security options of one cluster, as the commands take them.
+pub(crate) struct SecurityOptions<'a> {
+    pub(crate) tls_ca: Option<&'a PathBuf>,
+    pub(crate) tls_cert: Option<&'a PathBuf>,
+    pub(crate) tls_key: Option<&'a PathBuf>,
+    pub(crate) sasl_mechanism: Option<&'a str>,
+    pub(crate) sasl_user: Option<&'a str>,
+    pub(crate) sasl_password: Option<&'a str>,
+}
+
+impl SecurityOptions<'_> {
+    /// TLS when a CA is given, SASL when a user and password are (SCRAM-SHA-256 unless
+    /// another mechanism is named).
+    pub(crate) fn security(&self) -> Result<Security, String> {
+        let tls = self.tls_ca.map(|ca| TlsConfig {
             ca_file: Some(ca.clone()),
-            cert_file: self.tls_cert.clone(),
-            key_file: self.tls_key.clone(),
+            cert_file: self.tls_cert.cloned(),
+            key_file: self.tls_key.cloned(),
         });
-        let sasl = match (&self.sasl_user, &self.sasl_password) {
+        let sasl = match (self.sasl_user, self.sasl_password) {
             (Some(user), Some(password)) => {
-                let name = self.sasl_mechanism.as_deref().unwrap_or("SCRAM-SHA-256");
+                let name = self.sasl_mechanism.unwrap_or("SCRAM-SHA-256");
                 let mechanism = SaslMechanism::from_name(name).ok_or_else(|| {
-                    format!("--sasl-mechanism {name:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+                    format!("SASL mechanism {name:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
                 })?;
                 Some(SaslConfig {
                     mechanism,
-                    username: user.clone(),
-                    password: password.clone(),
+                    username: user.to_string(),
+                    password: password.to_string(),
                 })
             }
             _ => None,
         };
         Ok(Security { tls, sasl })
+    }
+}
+
+impl BrokerArgs {
+    fn security(&self) -> Result<Security, String> {
+        SecurityOptions {
+            tls_ca: self.tls_ca.as_ref(),
+            tls_cert: self.tls_cert.as_ref(),
+            tls_key: self.tls_key.as_ref(),
+            sasl_mechanism: self.sasl_mechanism.as_deref(),
+            sasl_user: self.sasl_user.as_deref(),
+            sasl_password: self.sasl_password.as_deref(),
+        }
+        .security()
     }
 
     /// The client settings these options name.

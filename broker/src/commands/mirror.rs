@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use brook_client::{mirror, ClientConfig, MirrorConfig};
 
-use super::connect::runtime;
+use std::path::PathBuf;
+
+use super::connect::{runtime, SecurityOptions};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct MirrorArgs {
@@ -39,15 +41,80 @@ pub(crate) struct MirrorArgs {
     /// `table` (progress on stderr, a summary) or `json` (the summary as JSON)
     #[arg(long, default_value = "table")]
     format: String,
+    /// CA certificate (PEM) of the source: turns TLS on towards it
+    #[arg(long, value_name = "FILE")]
+    from_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with the source
+    #[arg(long, value_name = "FILE", requires = "from_tls_ca")]
+    from_tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for the source, if not in --from-tls-cert
+    #[arg(long, value_name = "FILE", requires = "from_tls_cert")]
+    from_tls_key: Option<PathBuf>,
+    /// SASL mechanism towards the source: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    #[arg(long, value_name = "MECHANISM", requires = "from_sasl_user")]
+    from_sasl_mechanism: Option<String>,
+    /// SASL user on the source
+    #[arg(long, value_name = "NAME", requires = "from_sasl_password")]
+    from_sasl_user: Option<String>,
+    /// SASL password on the source
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "BROOK_FROM_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    from_sasl_password: Option<String>,
+    /// CA certificate (PEM) of the target: turns TLS on towards it
+    #[arg(long, value_name = "FILE")]
+    to_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with the target
+    #[arg(long, value_name = "FILE", requires = "to_tls_ca")]
+    to_tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for the target, if not in --to-tls-cert
+    #[arg(long, value_name = "FILE", requires = "to_tls_cert")]
+    to_tls_key: Option<PathBuf>,
+    /// SASL mechanism towards the target: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    #[arg(long, value_name = "MECHANISM", requires = "to_sasl_user")]
+    to_sasl_mechanism: Option<String>,
+    /// SASL user on the target
+    #[arg(long, value_name = "NAME", requires = "to_sasl_password")]
+    to_sasl_user: Option<String>,
+    /// SASL password on the target
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "BROOK_TO_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    to_sasl_password: Option<String>,
 }
 
 pub(crate) fn run(args: MirrorArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !matches!(args.format.as_str(), "table" | "json") {
         return Err(format!("--format {:?}: table or json", args.format).into());
     }
-    let side = |brokers: &str, id: &str| ClientConfig {
+    let from_security = SecurityOptions {
+        tls_ca: args.from_tls_ca.as_ref(),
+        tls_cert: args.from_tls_cert.as_ref(),
+        tls_key: args.from_tls_key.as_ref(),
+        sasl_mechanism: args.from_sasl_mechanism.as_deref(),
+        sasl_user: args.from_sasl_user.as_deref(),
+        sasl_password: args.from_sasl_password.as_deref(),
+    }
+    .security()?;
+    let to_security = SecurityOptions {
+        tls_ca: args.to_tls_ca.as_ref(),
+        tls_cert: args.to_tls_cert.as_ref(),
+        tls_key: args.to_tls_key.as_ref(),
+        sasl_mechanism: args.to_sasl_mechanism.as_deref(),
+        sasl_user: args.to_sasl_user.as_deref(),
+        sasl_password: args.to_sasl_password.as_deref(),
+    }
+    .security()?;
+    let side = |brokers: &str, id: &str, security: brook_client::Security| ClientConfig {
         client_id: id.to_string(),
         timeout: std::time::Duration::from_secs(10),
+        security,
         ..ClientConfig::new(brokers)
     };
     let config = MirrorConfig {
@@ -56,8 +123,8 @@ pub(crate) fn run(args: MirrorArgs) -> Result<(), Box<dyn std::error::Error>> {
         name: args.name.clone(),
         follow: args.follow,
         ..MirrorConfig::new(
-            side(&args.from, "brook-mirror-source"),
-            side(&args.to, "brook-mirror-target"),
+            side(&args.from, "brook-mirror-source", from_security),
+            side(&args.to, "brook-mirror-target", to_security),
         )
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -686,3 +686,44 @@ fn a_group_of_two_splits_the_partitions_and_a_newcomer_resumes_from_the_commits(
         c.close().await.unwrap();
     });
 }
+
+#[test]
+fn producers_see_new_partitions_after_metadata_max_age() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        create_topic(&bootstrap, "growing", 1).await;
+        let producer = Producer::new(ProducerConfig::new(ClientConfig {
+            metadata_max_age: Duration::from_millis(200),
+            ..config(&bootstrap)
+        }))
+        .await
+        .unwrap();
+        // A key that the 4-partition topic puts elsewhere than partition 0.
+        let key = (0..)
+            .map(|i| format!("key-{i}"))
+            .find(|k| partition_for_key(k.as_bytes(), 4) != 0)
+            .unwrap();
+        let before = producer
+            .send(ProducerRecord::new("growing", "a").key(key.clone()))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(before.partition, 0);
+        let admin = Admin::connect(&bootstrap, &Default::default(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        admin.add_partitions("growing", 4).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = producer
+            .send(ProducerRecord::new("growing", "b").key(key.clone()))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(after.partition, partition_for_key(key.as_bytes(), 4));
+        producer.close().await.unwrap();
+    });
+}
