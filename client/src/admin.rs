@@ -63,6 +63,9 @@ impl ClusterInfo {
     }
 }
 
+/// The pause before an admin request goes again (doubled the second time).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
 /// An admin client (see the module docs).
 #[derive(Debug)]
 pub struct Admin {
@@ -101,8 +104,20 @@ impl Admin {
         .await
     }
 
+    /// Sends `request` to any broker; a connection that broke (before or while the answer
+    /// came) is replaced and the request sent again, twice at most, with a backoff.
     async fn send<R: Request>(&self, request: &R) -> Result<R::Response, ClientError> {
-        self.cluster.any().await?.send(request).await
+        let mut attempt = 0;
+        loop {
+            let result = async { self.cluster.any().await?.send(request).await }.await;
+            match result {
+                Err(ClientError::Io { .. } | ClientError::Connect { .. }) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(RETRY_BACKOFF * attempt).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Creates `name` with `partitions` (-1: the broker's default) and topic configs.

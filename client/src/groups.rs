@@ -12,7 +12,7 @@ use brook_protocol::kafka_protocol::messages::{
     ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
     ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
-use brook_protocol::kafka_protocol::protocol::{Decodable, StrBytes};
+use brook_protocol::kafka_protocol::protocol::{Decodable, Request, StrBytes};
 
 use crate::cluster::GROUP;
 use crate::error::check;
@@ -54,6 +54,37 @@ fn group_id(id: &str) -> GroupId {
 }
 
 impl Admin {
+    /// Sends `request` to `group`'s coordinator at the highest version both speak, at most
+    /// `max_version`; a coordinator that cannot be found yet or whose connection broke is
+    /// looked up and asked again, twice at most.
+    async fn to_coordinator<R: Request>(
+        &self,
+        group: &str,
+        request: &R,
+        max_version: i16,
+    ) -> Result<R::Response, ClientError> {
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                let coordinator = self.cluster.coordinator(group, GROUP).await?;
+                let version = coordinator.version_for::<R>()?.min(max_version);
+                coordinator.send_at(version, request).await
+            }
+            .await;
+            match result {
+                Err(e)
+                    if attempt < 2
+                        && e.is_retriable()
+                        && !matches!(e, ClientError::Timeout { .. }) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100) * attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Every group of every broker.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>, ClientError> {
         self.cluster.refresh(&[], false).await?;
@@ -79,9 +110,8 @@ impl Admin {
 
     /// `group`'s state, protocol and members with their assignments.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, ClientError> {
-        let coordinator = self.cluster.coordinator(group, GROUP).await?;
         let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-        let response = coordinator.send(&request).await?;
+        let response = self.to_coordinator(group, &request, i16::MAX).await?;
         let g = response.groups.first().ok_or(ClientError::Codec {
             what: "a DescribeGroups response",
             message: "no group".into(),
@@ -132,9 +162,13 @@ impl Admin {
         &self,
         group: &str,
     ) -> Result<BTreeMap<(String, i32), (i64, String)>, ClientError> {
-        let coordinator = self.cluster.coordinator(group, GROUP).await?;
         // v10 names topics by id; 9 is the last by name, and every broker since 3.3 has it.
-        let version = coordinator.version_for::<OffsetFetchRequest>()?.min(9);
+        let version = self
+            .cluster
+            .coordinator(group, GROUP)
+            .await?
+            .version_for::<OffsetFetchRequest>()?
+            .min(9);
         let request = if version >= 8 {
             OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
                 .with_group_id(group_id(group))
@@ -144,7 +178,7 @@ impl Admin {
                 .with_group_id(group_id(group))
                 .with_topics(None)
         };
-        let response = coordinator.send_at(version, &request).await?;
+        let response = self.to_coordinator(group, &request, version).await?;
         let mut out = BTreeMap::new();
         let what = format!("reading the offsets of group {group}");
         if version >= 8 {
@@ -200,8 +234,6 @@ impl Admin {
         group: &str,
         offsets: &BTreeMap<(String, i32), (i64, String)>,
     ) -> Result<(), ClientError> {
-        let coordinator = self.cluster.coordinator(group, GROUP).await?;
-        let version = coordinator.version_for::<OffsetCommitRequest>()?.min(9);
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for ((topic, partition), (offset, metadata)) in offsets {
             topics.entry(topic).or_default().push(
@@ -228,7 +260,8 @@ impl Admin {
                     })
                     .collect(),
             );
-        let response = coordinator.send_at(version, &request).await?;
+        // v10 names topics by id; 9 is the last by name.
+        let response = self.to_coordinator(group, &request, 9).await?;
         for t in &response.topics {
             for p in &t.partitions {
                 check(
@@ -247,9 +280,8 @@ impl Admin {
 
     /// Deletes `group` (it must have no members) with its committed offsets.
     pub async fn delete_group(&self, group: &str) -> Result<(), ClientError> {
-        let coordinator = self.cluster.coordinator(group, GROUP).await?;
         let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
-        let response = coordinator.send(&request).await?;
+        let response = self.to_coordinator(group, &request, i16::MAX).await?;
         let result = response.results.first().ok_or(ClientError::Codec {
             what: "a DeleteGroups response",
             message: "no group result".into(),

@@ -727,3 +727,35 @@ fn producers_see_new_partitions_after_metadata_max_age() {
         producer.close().await.unwrap();
     });
 }
+
+#[test]
+fn admin_requests_go_again_on_a_new_connection_when_one_breaks() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let proxy = listener.local_addr().unwrap().to_string();
+    let broker = EmbeddedBroker::start(BrokerConfig {
+        advertise: Some(proxy.clone()),
+        ..BrokerConfig::ephemeral()
+    })
+    .unwrap();
+    let upstream = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        create_topic(&upstream, "kept", 1).await;
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        // ApiVersions passes; the first request after it is answered into the void.
+        let dropper = Dropper::start(listener, upstream.clone(), 45);
+        let admin = Admin::connect(&proxy, &Default::default(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let topics = admin.list_topics().await.unwrap();
+        assert!(
+            dropper.dropped.load(Ordering::SeqCst),
+            "the connection was cut"
+        );
+        assert_eq!(
+            topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["kept"]
+        );
+    });
+}
