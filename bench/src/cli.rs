@@ -310,10 +310,12 @@ impl ProduceOpts {
             return Err("--value-schema-id needs --record-size of at least 5".into());
         }
         if self.client == Client::Brook
-            && (self.transaction_records.is_some() || self.keys.is_some() || self.rate.is_some())
+            && (self.transaction_records.is_some()
+                || self.rate.is_some()
+                || self.value_schema_id.is_some())
         {
             return Err(
-                "--client brook runs the plain produce workload: no --transaction-records, --keys or --rate yet"
+                "--client brook has no --transaction-records, --rate or --value-schema-id yet"
                     .into(),
             );
         }

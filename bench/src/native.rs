@@ -20,7 +20,7 @@ use crate::consume::{IdleWatch, Until};
 use crate::error::BenchError;
 use crate::latency::{mono_ns, LatencyHistogram};
 use crate::procfs::Probe;
-use crate::produce::{payload, Driven};
+use crate::produce::{payload, Driven, Keys};
 use crate::report::{rates, ConsumeReport};
 
 fn failed(context: &str, e: brook_client::ClientError) -> BenchError {
@@ -107,7 +107,15 @@ pub(crate) fn drive(
             let value = Bytes::from(payload(opts.record_size, n as u64 + 1));
             let topic = topic.to_string();
             let claimed = std::sync::Arc::clone(&claimed);
+            let keys = Keys::for_producer(opts, n);
             tasks.push(tokio::spawn(async move {
+                let mut random = keys.and_then(|k| k.random);
+                // --conditional: each key's last revision (-1: no stream yet; the topic is new).
+                let mut revisions: Vec<i64> = match keys {
+                    Some(k) if k.conditional => vec![-1; usize::try_from(k.count).unwrap_or(0)],
+                    _ => Vec::new(),
+                };
+                let mut i = 0u64;
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let collector = tokio::spawn(async move {
                     let mut tally = Tally::default();
@@ -143,7 +151,21 @@ pub(crate) fn drive(
                     if !go_on {
                         break;
                     }
-                    let record = ProducerRecord::new(topic.clone(), value.clone());
+                    let mut record = ProducerRecord::new(topic.clone(), value.clone());
+                    if let Some(k) = keys {
+                        let slot = k.slot(i, &mut random);
+                        record.key = Some(Bytes::from(format!("key-{}", k.number(slot))));
+                        if let Some(last) = revisions.get_mut(slot as usize) {
+                            let expected = if *last < 0 {
+                                "no-stream".to_string()
+                            } else {
+                                last.to_string()
+                            };
+                            *last += 1;
+                            record = record.header("brook.expected.revision", expected);
+                        }
+                    }
+                    i += 1;
                     match producer.send(record).await {
                         Ok(d) => {
                             if tx.send((sent, value.len() as u64, d)).is_err() {

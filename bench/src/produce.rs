@@ -262,12 +262,49 @@ fn end_transaction(
 /// `--keys`: how many keys this producer walks, and where they start. With
 /// `--conditional` the range is this producer's alone.
 #[derive(Debug, Clone, Copy)]
-struct Keys {
-    count: u64,
-    offset: u64,
-    conditional: bool,
+pub(crate) struct Keys {
+    pub(crate) count: u64,
+    pub(crate) offset: u64,
+    pub(crate) conditional: bool,
     /// `--random-keys`: keys drawn at random (from this seed on) instead of in turn.
-    random: Option<u64>,
+    pub(crate) random: Option<u64>,
+}
+
+impl Keys {
+    /// Producer `n`'s keys of `opts` (with `--conditional`, a range of its own).
+    pub(crate) fn for_producer(opts: &ProduceOpts, n: usize) -> Option<Self> {
+        let share = opts.keys.unwrap_or(0) / u64::from(opts.producers.max(1));
+        opts.keys.map(|count| Keys {
+            count: if opts.conditional {
+                share.max(1)
+            } else {
+                count
+            },
+            offset: (n as u64).wrapping_mul(share),
+            conditional: opts.conditional,
+            random: opts
+                .random_keys
+                .then_some(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1)),
+        })
+    }
+
+    /// The slot (0..count) of the `i`-th record: in turn, or drawn from `random`.
+    pub(crate) fn slot(&self, i: u64, random: &mut Option<u64>) -> u64 {
+        match random.as_mut() {
+            Some(state) => next_random(state) % self.count.max(1),
+            None => i % self.count.max(1),
+        }
+    }
+
+    /// The key number of `slot` (producers start at different keys; with --conditional
+    /// each owns its range).
+    pub(crate) fn number(&self, slot: u64) -> u64 {
+        if self.conditional {
+            self.offset + slot
+        } else {
+            (slot + self.offset) % self.count
+        }
+    }
 }
 
 /// xorshift64*: enough to draw keys evenly, and the same sequence every run.
@@ -330,10 +367,7 @@ fn send_loop(
         // The send time stays that of the first attempt: time spent waiting for room in
         // a full queue is part of the latency.
         // Which of this producer's keys the record gets: the next in turn, or any.
-        let slot = keys.map_or(0, |k| match random.as_mut() {
-            Some(state) => next_random(state) % k.count.max(1),
-            None => i % k.count.max(1),
-        });
+        let slot = keys.map_or(0, |k| k.slot(i, &mut random));
         // --conditional: the key's revision now, as the header says it; then one more.
         // Written into a reused buffer: the tool shares the machine with the broker, so
         // its own work per record lowers what it measures.
@@ -353,12 +387,7 @@ fn send_loop(
             if let Some(keys) = keys {
                 key.clear();
                 // Producers start at different keys (with --conditional, own different ones).
-                let n = if keys.conditional {
-                    keys.offset + slot
-                } else {
-                    (slot + keys.offset) % keys.count
-                };
-                let _ = write!(key, "key-{n}");
+                let _ = write!(key, "key-{}", keys.number(slot));
                 record = record.key(key.as_bytes());
                 if conditional {
                     record = record.headers(OwnedHeaders::new_with_capacity(1).insert(Header {
@@ -455,19 +484,7 @@ pub(crate) fn drive(
                     buf[1..5].copy_from_slice(&id.to_be_bytes());
                 }
                 let claimed = &claimed;
-                let share = opts.keys.unwrap_or(0) / u64::from(opts.producers.max(1));
-                let keys = opts.keys.map(|count| Keys {
-                    count: if opts.conditional {
-                        share.max(1)
-                    } else {
-                        count
-                    },
-                    offset: (n as u64).wrapping_mul(share),
-                    conditional: opts.conditional,
-                    random: opts
-                        .random_keys
-                        .then_some(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1)),
-                });
+                let keys = Keys::for_producer(opts, n);
                 scope.spawn(move || {
                     send_loop(
                         producer, topic, buf, stamp, pacer, start, stop, claimed, txns, keys,

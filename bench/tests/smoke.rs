@@ -287,6 +287,21 @@ fn conditional_produce_with_random_keys_is_never_refused() {
     let p = produce::run(&broker.bootstrap(), "smoke-random-keys", &opts, None).unwrap();
     assert_eq!(p.records, 3000);
     assert_eq!(p.errors, 0, "a condition was refused");
+    // The same with brook-client, two producers with key ranges of their own.
+    let mut opts = opts;
+    opts.client = brook_bench::cli::Client::Brook;
+    opts.producers = 2;
+    let p = produce::run(&broker.bootstrap(), "smoke-random-keys-brook", &opts, None).unwrap();
+    assert_eq!(p.records, 3000);
+    assert_eq!(p.errors, 0, "a condition was refused");
+    // A wrong expectation is refused: the tool's revisions start at no-stream, which a
+    // topic with records already breaks.
+    let p = produce::run(&broker.bootstrap(), "smoke-random-keys-brook", &opts, None);
+    let e = p.unwrap_err().to_string();
+    assert!(
+        e.contains("InvalidRecord: wrong expected revision") && e.contains("(record 0)"),
+        "{e}"
+    );
 }
 
 #[test]

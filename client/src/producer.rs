@@ -778,15 +778,14 @@ fn handle_answer(
         };
         let mut message = result.error_message.as_ref().map(|m| m.to_string());
         if let Some(first) = result.record_errors.first() {
+            let whole = message.unwrap_or_default();
+            // The record's own message, unless the partition's already says it.
             let detail = first
                 .batch_index_error_message
                 .as_ref()
+                .filter(|m| m.as_str() != whole)
                 .map_or(String::new(), |m| format!(": {m}"));
-            message = Some(format!(
-                "{} (record {}{detail})",
-                message.unwrap_or_default(),
-                first.batch_index
-            ));
+            message = Some(format!("{whole} (record {}{detail})", first.batch_index));
         }
         let what = format!("producing to {} partition {}", batch.topic, batch.partition);
         match check(result.error_code, message.as_deref(), &what) {
