@@ -165,6 +165,12 @@ impl Unflushed {
         self.list.lock().clear();
     }
 
+    /// Forgets `partition` (its topic was deleted): nothing of it is to be flushed, and the
+    /// list must not keep its files mapped.
+    pub(crate) fn forget(&self, partition: &Arc<Partition>) {
+        self.list.lock().retain(|p| !Arc::ptr_eq(p, partition));
+    }
+
     /// Starts a sync round for every listed partition whose unflushed data is due; drops the
     /// partitions that are flushed.
     pub(crate) fn flush_due(&self) {

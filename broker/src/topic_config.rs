@@ -115,10 +115,13 @@ const TOPIC_CONFIGS: &[Known] = &[
         kind: Kind::Long { min: 1 },
         default: "9223372036854775807",
     },
+    // Brook's default is its broker default `log.flush.interval.ms` (1000), not Kafka's
+    // "never" (Kafka leaves durability to replication, which a single node does not have):
+    // the topic default must be the broker's, or no topic would ever be flushed by time.
     Known {
         name: "flush.ms",
         kind: LONG0,
-        default: "9223372036854775807",
+        default: "1000",
     },
     Known {
         name: "follower.replication.throttled.replicas",
@@ -779,6 +782,22 @@ fn broker_default(broker: &BrokerConfig, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topics_are_flushed_after_the_brokers_flush_interval_by_default() {
+        let broker = BrokerConfig::default();
+        assert_eq!(TopicConfig::default().flush_ms(&broker), 1000);
+        // Other configs on the topic change nothing about it.
+        let other = TopicConfig::from_pairs([("segment.bytes", Some("1048576"))]).unwrap();
+        assert_eq!(other.flush_ms(&broker), 1000);
+        let slower = BrokerConfig {
+            log_flush_interval_ms: 5000,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(TopicConfig::default().flush_ms(&slower), 5000);
+        let own = TopicConfig::from_pairs([("flush.ms", Some("200"))]).unwrap();
+        assert_eq!(own.flush_ms(&slower), 200);
+    }
 
     #[test]
     fn validates_names_and_values() {

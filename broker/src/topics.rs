@@ -512,6 +512,7 @@ impl TopicRegistry {
             return Err(e);
         }
         for p in topic.partitions() {
+            self.unflushed.forget(&p);
             let dir = self.partition_dir(name, p.index);
             if let Err(e) = self.files.remove_dir(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory of deleted topic");

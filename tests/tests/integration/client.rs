@@ -759,3 +759,62 @@ fn admin_requests_go_again_on_a_new_connection_when_one_breaks() {
         );
     });
 }
+
+/// Mappings of files below `dir` that were deleted but are still mapped by this process
+/// (their disk space is not given back while they are).
+fn deleted_but_mapped(dir: &std::path::Path) -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let dir = dir.to_string_lossy().to_string();
+    maps.lines()
+        .filter(|l| l.contains(&dir) && l.ends_with("(deleted)"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn deleting_a_topic_releases_its_files() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let dir = broker.data_dir().to_path_buf();
+    let rt = runtime();
+    rt.block_on(async {
+        let admin = Admin::connect(&bootstrap, &Default::default(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        // Small segments: rolled (sealed) segments are part of what must go.
+        let small = [("segment.bytes".to_string(), "1048576".to_string())];
+        for (topic, produce, read) in [
+            ("empty", false, false),
+            ("written", true, false),
+            ("read", true, true),
+        ] {
+            admin.create_topic(topic, 2, &small).await.unwrap();
+            let value = "x".repeat(1000);
+            if produce {
+                let producer = Producer::new(ProducerConfig {
+                    acks: Acks::Leader,
+                    idempotence: false,
+                    ..ProducerConfig::new(config(&bootstrap))
+                })
+                .await
+                .unwrap();
+                for _ in 0..50_000 {
+                    producer
+                        .send(ProducerRecord::new(topic, value.clone()))
+                        .await
+                        .unwrap();
+                }
+                producer.close().await.unwrap();
+            }
+            if read {
+                let got =
+                    read_all(&bootstrap, topic, 50_000, IsolationLevel::ReadUncommitted).await;
+                assert_eq!(got.len(), 50_000);
+            }
+            admin.delete_topic(topic).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let left = deleted_but_mapped(&dir);
+            assert!(left.is_empty(), "{topic}: {left:#?}");
+        }
+    });
+}
