@@ -200,7 +200,7 @@ fn the_brook_client_runs_produce_and_consume() {
         "produce",
         "--client",
         "brook",
-        "--keys",
+        "--rate",
         "10",
     ];
     assert!(brook_bench::cli::Cli::parse_checked(all).is_err());
