@@ -5,7 +5,8 @@
 //!   version both sides speak; [`Pipeline`] is the same connection shared by tasks with many
 //!   requests in flight.
 //! - [`Admin`]: topics, configs, consumer groups and the cluster.
-//! - [`Producer`]: batching, compression, acks, idempotence, Java's partitioner.
+//! - [`Producer`]: batching, compression, acks, idempotence, transactions, Java's
+//!   partitioner.
 //! - [`mirror()`]: one cluster's topics, records and group offsets copied into another.
 //! - [`Consumer`]: partitions read from an offset, a time, the start or the end, assigned
 //!   by hand or by a consumer group (classic protocol, `range` and `roundrobin`).
@@ -24,6 +25,7 @@ mod producer;
 mod record;
 mod scram;
 mod time;
+mod transaction;
 
 pub use admin::{Admin, ClusterInfo, TopicInfo};
 pub use assignor::Assignor;

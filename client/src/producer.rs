@@ -8,6 +8,9 @@
 //! them per leader into Produce requests (one batch per partition per request, as brokers
 //! require), and keeps up to `max_in_flight` requests outstanding per broker.
 //!
+//! With a `transactional_id` the batches are transactional and the transaction API is in
+//! [`crate::transaction`].
+//!
 //! With idempotence (the default, as in Kafka 3+) the producer gets a producer id from
 //! InitProducerId and numbers each partition's batches; a batch that failed on the way
 //! (a dropped connection, a leader change) is sent again with the same numbers, so the
@@ -33,6 +36,7 @@ use crate::cluster::Cluster;
 use crate::error::check;
 use crate::partitioner::partition_for_key;
 use crate::record::{BatchBuilder, Compression, ProducerRecord};
+use crate::transaction::Transactions;
 use crate::{ClientConfig, ClientError};
 
 /// How many acknowledgements a send waits for (Kafka's `acks`).
@@ -89,6 +93,11 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// `buffer.memory`: bytes of records waiting to be sent before `send` waits.
     pub buffer_memory: usize,
+    /// `transactional.id`: with one, records are sent in transactions
+    /// ([`Producer::begin_transaction`]); needs idempotence.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer.
+    pub transaction_timeout: Duration,
 }
 
 impl ProducerConfig {
@@ -107,6 +116,8 @@ impl ProducerConfig {
             retry_backoff: Duration::from_millis(100),
             max_request_size: 1_048_576,
             buffer_memory: 32 * 1024 * 1024,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -190,11 +201,13 @@ struct Accumulator {
     closed: bool,
 }
 
-struct Shared {
-    cluster: Arc<Cluster>,
+pub(crate) struct Shared {
+    pub(crate) cluster: Arc<Cluster>,
     config: ProducerConfig,
     /// Producer id and epoch (-1, -1 without idempotence).
-    producer: (i64, i16),
+    pub(crate) producer: (i64, i16),
+    /// The transactions of a producer with a `transactional.id`.
+    pub(crate) txn: Option<Transactions>,
     acc: Mutex<Accumulator>,
     /// Wakes the sender: a batch is full, a flush started, a retry is due.
     wake: Notify,
@@ -211,7 +224,7 @@ struct Shared {
 /// The producer (see the module docs). Cheap to share: clone it or put it in an `Arc`.
 #[derive(Clone)]
 pub struct Producer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -249,8 +262,19 @@ impl Producer {
                     .into(),
             ));
         }
+        if config.transactional_id.is_some() && !config.idempotence {
+            return Err(ClientError::Config(
+                "transactional.id needs enable.idempotence (and acks=all)".into(),
+            ));
+        }
         let cluster = Cluster::connect(config.client.clone()).await?;
-        let producer = if config.idempotence {
+        let mut txn = None;
+        let producer = if let Some(id) = &config.transactional_id {
+            let (transactions, ids) =
+                Transactions::init(&cluster, id, config.transaction_timeout).await?;
+            txn = Some(transactions);
+            ids
+        } else if config.idempotence {
             let request = InitProducerIdRequest::default()
                 .with_transactional_id(None)
                 .with_transaction_timeout_ms(-1)
@@ -267,6 +291,7 @@ impl Producer {
             cluster,
             config,
             producer,
+            txn,
             acc: Mutex::new(Accumulator::default()),
             wake: Notify::new(),
             outstanding: AtomicUsize::new(0),
@@ -285,9 +310,25 @@ impl Producer {
 
     /// Queues `record` for its partition's next batch; waits only when `buffer_memory` is
     /// full (or, the first time a topic is seen, for its metadata).
-    pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, ClientError> {
+    pub async fn send(&self, mut record: ProducerRecord) -> Result<Delivery, ClientError> {
         let shared = &self.shared;
         let partitions = self.partition_count(&record.topic).await?;
+        // Unkeyed records without a partition follow the topic's sticky partition.
+        let sticky = record.partition.is_none() && record.key.is_none();
+        if let Some(txn) = &shared.txn {
+            // The partition joins the transaction before any batch of it can be sealed.
+            let partition = match (record.partition, &record.key) {
+                (Some(p), _) => p,
+                (None, Some(key)) => partition_for_key(key, partitions),
+                (None, None) => *lock(&shared.acc)
+                    .sticky
+                    .entry(Arc::from(record.topic.as_str()))
+                    .or_insert_with(|| sticky_start(partitions)),
+            };
+            txn.add_partition(&shared.cluster, shared.producer, &record.topic, partition)
+                .await?;
+            record.partition = Some(partition);
+        }
         let size = record.size_estimate().max(1);
         let permits = u32::try_from(size.min(shared.config.buffer_memory)).unwrap_or(u32::MAX);
         shared
@@ -364,7 +405,7 @@ impl Producer {
                     seal_into(shared, &mut acc, &topic, partition, open);
                 }
             }
-            if (full || sealed_one) && record.key.is_none() && record.partition.is_none() {
+            if (full || sealed_one) && sticky {
                 // Unkeyed records move on to the next partition once a batch is complete.
                 if let Some(p) = acc.sticky.get_mut(&topic) {
                     *p = (*p + 1) % partitions.max(1);
@@ -453,9 +494,12 @@ fn seal_into(
         -1
     };
     let now = Instant::now();
-    let sealed = open
-        .builder
-        .seal(shared.config.compression, shared.producer, sequence, false);
+    let sealed = open.builder.seal(
+        shared.config.compression,
+        shared.producer,
+        sequence,
+        shared.txn.is_some(),
+    );
     let mut batch = Sealed {
         topic: Arc::clone(topic),
         partition,
@@ -480,6 +524,9 @@ fn seal_into(
 /// Completes a batch's records: their metadata from the partition's base offset, or the
 /// error; gives the buffer space back.
 fn finish(shared: &Shared, batch: Sealed, result: Result<(i64, i64), ClientError>) {
+    if let (Some(txn), Err(e)) = (&shared.txn, &result) {
+        txn.note_failure(e);
+    }
     let n = batch.waiters.len();
     for (i, (tx, timestamp)) in batch.waiters.into_iter().enumerate() {
         let outcome = match &result {
@@ -736,7 +783,11 @@ fn produce_request(shared: &Shared, batches: &[Sealed]) -> ProduceRequest {
     }
     let timeout = i32::try_from(shared.config.client.timeout.as_millis()).unwrap_or(i32::MAX);
     ProduceRequest::default()
-        .with_transactional_id(None)
+        .with_transactional_id(shared.txn.as_ref().map(|t| {
+            brook_protocol::kafka_protocol::messages::TransactionalId(StrBytes::from_string(
+                t.id.clone(),
+            ))
+        }))
         .with_acks(shared.config.acks.code())
         .with_timeout_ms(timeout)
         .with_topic_data(topics)

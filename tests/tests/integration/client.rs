@@ -818,3 +818,93 @@ fn deleting_a_topic_releases_its_files() {
         }
     });
 }
+
+#[test]
+fn transactions_commit_or_abort_records_and_offsets_together_and_fence_zombies() {
+    let broker = EmbeddedBroker::ephemeral().unwrap();
+    let bootstrap = broker.bootstrap();
+    let rt = runtime();
+    rt.block_on(async {
+        create_topic(&bootstrap, "txn-out", 2).await;
+        create_topic(&bootstrap, "txn-in", 1).await;
+        let transactional = |id: &str| ProducerConfig {
+            transactional_id: Some(id.to_string()),
+            ..ProducerConfig::new(config(&bootstrap))
+        };
+        let producer = Producer::new(transactional("outbox-1")).await.unwrap();
+        // Outside a transaction a transactional producer refuses to send.
+        let err = producer
+            .send(ProducerRecord::new("txn-out", "stray"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Config(_)), "{err}");
+        let mut offsets = BTreeMap::new();
+        offsets.insert(("txn-in".to_string(), 0), 42);
+        for (round, commit, n) in [(0, true, 10), (1, false, 10), (2, true, 5)] {
+            producer.begin_transaction().await.unwrap();
+            for i in 0..n {
+                producer
+                    .send(
+                        ProducerRecord::new("txn-out", format!("{round}-{i}")).key(format!("k{i}")),
+                    )
+                    .await
+                    .unwrap();
+            }
+            if round == 0 {
+                producer
+                    .send_offsets_to_transaction(&offsets, "projector")
+                    .await
+                    .unwrap();
+            }
+            if commit {
+                producer.commit_transaction().await.unwrap();
+            } else {
+                producer.abort_transaction().await.unwrap();
+            }
+        }
+        let committed = read_all(&bootstrap, "txn-out", 15, IsolationLevel::ReadCommitted).await;
+        let mut values: Vec<String> = committed
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+            .collect();
+        values.sort();
+        assert_eq!(values.len(), 15, "{values:?}");
+        assert!(values.iter().all(|v| !v.starts_with("1-")), "{values:?}");
+        let everything = read_all(&bootstrap, "txn-out", 25, IsolationLevel::ReadUncommitted).await;
+        assert_eq!(everything.len(), 25);
+        let admin = Admin::connect(&bootstrap, &Default::default(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let group = admin.group_offsets("projector").await.unwrap();
+        assert_eq!(group.get(&("txn-in".to_string(), 0)), Some(&42));
+
+        // A record the broker refuses leaves the transaction only to be aborted.
+        let admin_small = [("max.message.bytes".to_string(), "1024".to_string())];
+        admin
+            .create_topic("txn-small", 1, &admin_small)
+            .await
+            .unwrap();
+        producer.begin_transaction().await.unwrap();
+        let too_big = producer
+            .send(ProducerRecord::new("txn-small", "x".repeat(5_000)))
+            .await
+            .unwrap();
+        assert!(too_big.await.is_err());
+        let refused = producer.commit_transaction().await.unwrap_err();
+        assert!(
+            refused.to_string().contains("abort the transaction"),
+            "{refused}"
+        );
+        producer.abort_transaction().await.unwrap();
+
+        // A second producer with the same id fences the first.
+        let successor = Producer::new(transactional("outbox-1")).await.unwrap();
+        assert!(successor.producer_id().1 > producer.producer_id().1);
+        producer.begin_transaction().await.unwrap();
+        let fenced = producer
+            .send(ProducerRecord::new("txn-out", "zombie").partition(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(fenced.code(), Some(47 | 90)), "{fenced}");
+    });
+}
