@@ -360,9 +360,9 @@ impl Dropper {
     }
 }
 
-#[test]
-fn an_idempotent_producer_that_loses_its_connection_writes_no_duplicates() {
-    // The broker advertises the proxy, so every connection goes through it.
+/// A broker that advertises a proxy's address, so every connection goes through the
+/// proxy: the broker, the proxy's (not yet accepting) listener and its address.
+fn broker_behind_proxy() -> (EmbeddedBroker, std::net::TcpListener, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let proxy = listener.local_addr().unwrap().to_string();
@@ -371,6 +371,12 @@ fn an_idempotent_producer_that_loses_its_connection_writes_no_duplicates() {
         ..BrokerConfig::ephemeral()
     })
     .unwrap();
+    (broker, listener, proxy)
+}
+
+#[test]
+fn an_idempotent_producer_that_loses_its_connection_writes_no_duplicates() {
+    let (broker, listener, proxy) = broker_behind_proxy();
     let upstream = broker.bootstrap();
     let rt = runtime();
     rt.block_on(async {
@@ -730,14 +736,7 @@ fn producers_see_new_partitions_after_metadata_max_age() {
 
 #[test]
 fn admin_requests_go_again_on_a_new_connection_when_one_breaks() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let proxy = listener.local_addr().unwrap().to_string();
-    let broker = EmbeddedBroker::start(BrokerConfig {
-        advertise: Some(proxy.clone()),
-        ..BrokerConfig::ephemeral()
-    })
-    .unwrap();
+    let (broker, listener, proxy) = broker_behind_proxy();
     let upstream = broker.bootstrap();
     let rt = runtime();
     rt.block_on(async {
