@@ -20,6 +20,7 @@ mod librdkafka;
 mod limits;
 mod metadata;
 mod mirror;
+mod multi_broker;
 mod partitions;
 mod power_loss;
 mod process;
