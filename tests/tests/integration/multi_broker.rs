@@ -17,7 +17,7 @@ use brook_protocol::kafka_protocol::messages::{
     FetchRequest, MetadataResponse, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use brook_protocol::kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What a proxy saw: (api key, partition) of each Produce and Fetch partition.
