@@ -1249,6 +1249,73 @@ fn schema_commands_register_list_get_check_and_delete() {
         &["schema", "list", "--registry", "https://127.0.0.1:1"],
         &[],
     );
-    assert!(!ok && stderr.contains("only http://"), "{stderr}");
+    assert!(!ok && stderr.contains("--registry-ca"), "{stderr}");
+    let (ok, _, stderr) = brook(&["schema", "list", "--registry", "ftp://127.0.0.1:1"], &[]);
+    assert!(!ok && stderr.contains("http:// or https://"), "{stderr}");
+    stop(running, 15);
+}
+
+#[test]
+fn schema_commands_reach_an_https_registry_with_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls.to_str().unwrap()], &[]);
+    assert!(ok, "{stderr}");
+    let (port, http_port) = (common::free_port(), common::free_port());
+    let config = dir.path().join("brook.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners = \"SSL://127.0.0.1:{port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nephemeral = true\n\"ssl.keystore.location\" = {:?}\n\"brook.http.tls\" = true\n",
+            tls.join("server.pem"),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BROOK);
+    cmd.args(["--config", config.to_str().unwrap()]);
+    let started = start_until_listening(cmd, Duration::from_secs(20));
+    let running = Running {
+        child: started.child,
+        addr: format!("127.0.0.1:{port}"),
+        startup_line: started.startup_line,
+        data_dir: String::new(),
+        log: started.log,
+    };
+    // The server certificate of `brook tls init` names localhost and 127.0.0.1.
+    let registry = format!("https://127.0.0.1:{http_port}");
+    let ca = tls.join("ca.pem");
+    let schema = dir.path().join("s.avsc");
+    std::fs::write(&schema, r#"{"type":"string"}"#).unwrap();
+    let (ok, stdout, stderr) = brook(
+        &[
+            "schema",
+            "register",
+            "events-value",
+            "-f",
+            schema.to_str().unwrap(),
+            "--registry",
+            &registry,
+            "--registry-ca",
+            ca.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok && stdout.contains("id 1"), "{stdout} {stderr}");
+    let (ok, stdout, _) = brook(
+        &[
+            "schema",
+            "list",
+            "--format",
+            "json",
+            "--registry",
+            &registry,
+            "--registry-ca",
+            ca.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(ok && stdout.contains("events-value"), "{stdout}");
+    let (ok, _, stderr) = brook(&["schema", "list", "--registry", &registry], &[]);
+    assert!(!ok && stderr.contains("--registry-ca"), "{stderr}");
     stop(running, 15);
 }

@@ -38,6 +38,9 @@ pub(crate) struct MirrorArgs {
     /// Target schema registry URL (http://HOST:PORT)
     #[arg(long, value_name = "URL", requires = "registry_from")]
     registry_to: Option<String>,
+    /// CA certificate (PEM) of https registries (both sides)
+    #[arg(long, value_name = "FILE")]
+    registry_ca: Option<PathBuf>,
     /// `table` (progress on stderr, a summary) or `json` (the summary as JSON)
     #[arg(long, default_value = "table")]
     format: String,
@@ -129,7 +132,16 @@ pub(crate) fn run(args: MirrorArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let schemas = match (&args.registry_from, &args.registry_to) {
-        (Some(from), Some(to)) => Some(super::schemas::copy_subjects(from, to)?),
+        (Some(from), Some(to)) => {
+            let registry = |url: &String| super::schemas::Registry {
+                url: url.clone(),
+                ca: args.registry_ca.clone(),
+            };
+            Some(super::schemas::copy_subjects(
+                &registry(from),
+                &registry(to),
+            )?)
+        }
         _ => None,
     };
     let bar = indicatif::ProgressBar::new_spinner();

@@ -4,34 +4,42 @@
 //! so a new target subject gets the same version numbers. Registering a schema the target
 //! already has is answered with its id, so a copy can be run again.
 
+use std::path::PathBuf;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-/// One request to `base` (an `http://host:port` URL, optionally with `user:password@`
-/// for HTTP basic authentication): the status and the JSON body.
+/// Where a registry is: its URL (`http://` or `https://`, optionally with `user:password@`
+/// for HTTP basic authentication) and, for https, the CA (PEM) its certificate chains to.
+#[derive(Debug, Clone)]
+pub(crate) struct Registry {
+    pub(crate) url: String,
+    pub(crate) ca: Option<PathBuf>,
+}
+
+/// One request to `registry`: the status and the JSON body.
 async fn call(
-    base: &str,
+    registry: &Registry,
     method: &str,
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<(u16, serde_json::Value), String> {
     use base64::Engine as _;
-    let authority = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base}: only http:// registry URLs are supported"))?
-        .trim_end_matches('/');
+    let base = registry.url.as_str();
+    let (tls, authority) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (None, Some(rest)) => (true, rest),
+        _ => {
+            return Err(format!(
+                "{base}: a registry URL starts with http:// or https://"
+            ))
+        }
+    };
+    let authority = authority.trim_end_matches('/');
     let (credentials, authority) = match authority.rsplit_once('@') {
         Some((c, a)) => (Some(c), a),
         None => (None, authority),
     };
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("cannot connect to {base}: {e}"))?;
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("{base}: {e}"))?;
-    tokio::spawn(connection);
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut request = hyper::Request::builder()
         .method(method)
@@ -49,6 +57,48 @@ async fn call(
         )
         .body(Full::new(Bytes::from(payload)))
         .map_err(|e| e.to_string())?;
+    // A missing CA is reported before any connection is tried.
+    let tls_config = if tls {
+        Some(tls_config(registry)?)
+    } else {
+        None
+    };
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("cannot connect to {base}: {e}"))?;
+    let (status, bytes) = if let Some(config) = tls_config {
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        let name =
+            rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+                .map_err(|e| format!("{base}: {e}"))?;
+        let stream = connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| format!("{base}: TLS: {e}"))?;
+        exchange(stream, request, base, path).await?
+    } else {
+        exchange(stream, request, base, path).await?
+    };
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((status, json))
+}
+
+/// Sends `request` over `io` (HTTP/1.1): the status and the body.
+async fn exchange<I>(
+    io: I,
+    request: hyper::Request<Full<Bytes>>,
+    base: &str,
+    path: &str,
+) -> Result<(u16, Bytes), String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| format!("{base}: {e}"))?;
+    tokio::spawn(connection);
     let response = sender
         .send_request(request)
         .await
@@ -60,8 +110,36 @@ async fn call(
         .await
         .map_err(|e| format!("{base}{path}: {e}"))?
         .to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    Ok((status, json))
+    Ok((status, bytes))
+}
+
+/// TLS towards a registry whose certificate chains to `--registry-ca`, with ring (as the
+/// broker and brook-client use: no C build of aws-lc).
+#[allow(deprecated)]
+fn tls_config(registry: &Registry) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let ca = registry.ca.as_ref().ok_or_else(|| {
+        format!(
+            "{}: an https registry needs --registry-ca FILE (the CA its certificate chains to)",
+            registry.url
+        )
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| format!("{}: {e}", ca.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 fn ok(what: &str, (status, body): (u16, serde_json::Value)) -> Result<serde_json::Value, String> {
@@ -74,7 +152,10 @@ fn ok(what: &str, (status, body): (u16, serde_json::Value)) -> Result<serde_json
 
 /// Copies every subject of the registry at `from` to the one at `to`: the number of
 /// schema versions registered.
-pub(crate) fn copy_subjects(from: &str, to: &str) -> Result<usize, Box<dyn std::error::Error>> {
+pub(crate) fn copy_subjects(
+    from: &Registry,
+    to: &Registry,
+) -> Result<usize, Box<dyn std::error::Error>> {
     let runtime = super::connect::runtime()?;
     let copied = runtime.block_on(async {
         let subjects = ok(
@@ -178,9 +259,12 @@ pub(crate) enum SchemaCommand {
 /// Where the registry is.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RegistryArgs {
-    /// The registry's URL (http://[USER:PASSWORD@]HOST:PORT)
+    /// The registry's URL (http[s]://[USER:PASSWORD@]HOST:PORT)
     #[arg(long, default_value = "http://127.0.0.1:8081", env = "BROOK_REGISTRY")]
     registry: String,
+    /// CA certificate (PEM) of an https registry
+    #[arg(long, value_name = "FILE")]
+    registry_ca: Option<PathBuf>,
     /// `table` or `json`
     #[arg(long, default_value = "table")]
     format: String,
@@ -199,7 +283,10 @@ pub(crate) fn run(command: SchemaCommand) -> Result<bool, Box<dyn std::error::Er
         return Err(format!("--format {:?}: table or json", registry.format).into());
     }
     let json = registry.format == "json";
-    let base = registry.registry.as_str();
+    let base = &Registry {
+        url: registry.registry.clone(),
+        ca: registry.registry_ca.clone(),
+    };
     let read_schema =
         |file: &std::path::Path, schema_type: &str| -> Result<serde_json::Value, String> {
             let text = std::fs::read_to_string(file)
