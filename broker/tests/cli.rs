@@ -694,6 +694,19 @@ fn topic_commands_create_list_describe_and_delete() {
     assert!(ok, "{stderr}");
     let described: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(described["partitions"].as_array().unwrap().len(), 3);
+    let policy = described["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cleanup.policy")
+        .unwrap();
+    assert_eq!(policy["value"], "compact");
+    assert_eq!(policy["source"], "DYNAMIC_TOPIC_CONFIG");
+    let (ok, stdout, _) = run(&["topic", "describe", "orders"]);
+    assert!(
+        ok && stdout.contains("cleanup.policy") && stdout.contains("DYNAMIC_TOPIC_CONFIG"),
+        "{stdout}"
+    );
     let (ok, stdout, _) = run(&["topic", "list", "--format", "json"]);
     assert!(ok);
     let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&stdout)

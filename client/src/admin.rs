@@ -63,6 +63,55 @@ impl ClusterInfo {
     }
 }
 
+/// Where a config's value comes from (DescribeConfigs' `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic itself.
+    Topic,
+    /// A broker setting changed at run time.
+    DynamicBroker,
+    /// The broker's config file.
+    StaticBroker,
+    /// The default.
+    Default,
+    /// Anything else Kafka names (dynamic default broker, controller, ...).
+    Other(i8),
+}
+
+impl ConfigSource {
+    fn from_code(code: i8) -> Self {
+        match code {
+            1 => Self::Topic,
+            2 => Self::DynamicBroker,
+            4 => Self::StaticBroker,
+            5 => Self::Default,
+            other => Self::Other(other),
+        }
+    }
+
+    /// Kafka's name of the source.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Topic => "DYNAMIC_TOPIC_CONFIG",
+            Self::DynamicBroker => "DYNAMIC_BROKER_CONFIG",
+            Self::StaticBroker => "STATIC_BROKER_CONFIG",
+            Self::Default => "DEFAULT_CONFIG",
+            Self::Other(_) => "OTHER",
+        }
+    }
+}
+
+/// One config of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    /// `None` for sensitive values the broker does not show.
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
 /// The pause before an admin request goes again (doubled the second time).
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -244,13 +293,15 @@ impl Admin {
         )
     }
 
-    /// The configs set on topic `name` itself (not defaults, not read-only ones): what a copy
-    /// of the topic needs to behave the same.
-    pub async fn topic_configs(&self, name: &str) -> Result<Vec<(String, String)>, ClientError> {
+    /// Every config of topic `name` with its value and where it comes from
+    /// (DescribeConfigs).
+    pub async fn describe_topic_configs(
+        &self,
+        name: &str,
+    ) -> Result<Vec<ConfigEntry>, ClientError> {
         use brook_protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
         use brook_protocol::kafka_protocol::messages::DescribeConfigsRequest;
         const TOPIC: i8 = 2;
-        const DYNAMIC_TOPIC_CONFIG: i8 = 1;
         let request = DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
                 .with_resource_type(TOPIC)
@@ -270,8 +321,25 @@ impl Admin {
         Ok(result
             .configs
             .iter()
-            .filter(|c| c.config_source == DYNAMIC_TOPIC_CONFIG && !c.read_only)
-            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.as_ref().map(|v| v.to_string()),
+                source: ConfigSource::from_code(c.config_source),
+                read_only: c.read_only,
+                sensitive: c.is_sensitive,
+            })
+            .collect())
+    }
+
+    /// The configs set on topic `name` itself (not defaults, not read-only ones): what a copy
+    /// of the topic needs to behave the same.
+    pub async fn topic_configs(&self, name: &str) -> Result<Vec<(String, String)>, ClientError> {
+        Ok(self
+            .describe_topic_configs(name)
+            .await?
+            .into_iter()
+            .filter(|c| c.source == ConfigSource::Topic && !c.read_only)
+            .filter_map(|c| Some((c.name, c.value?)))
             .collect())
     }
 

@@ -27,7 +27,7 @@ mod scram;
 mod time;
 mod transaction;
 
-pub use admin::{Admin, ClusterInfo, TopicInfo};
+pub use admin::{Admin, ClusterInfo, ConfigEntry, ConfigSource, TopicInfo};
 pub use assignor::Assignor;
 pub use cluster::ClientConfig;
 pub use connection::{

@@ -27,7 +27,7 @@ pub(crate) enum TopicCommand {
         #[command(flatten)]
         broker: BrokerArgs,
     },
-    /// Describe a topic: id, partitions, leaders
+    /// Describe a topic: id, partitions, leaders, configs
     Describe {
         name: String,
         /// `table` or `json`
@@ -128,9 +128,26 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
             format,
             broker,
         } => {
-            let t = with_admin(&broker, async |a| a.describe_topic(&name).await)?;
+            let (t, configs) = with_admin(&broker, async |a| {
+                let t = a.describe_topic(&name).await?;
+                let configs = a.describe_topic_configs(&name).await?;
+                Ok((t, configs))
+            })?;
             match format.as_str() {
-                "json" => println!("{}", json(&t)),
+                "json" => {
+                    let mut value = json(&t);
+                    value["configs"] = configs
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "name": c.name,
+                                "value": c.value,
+                                "source": c.source.name(),
+                            })
+                        })
+                        .collect();
+                    println!("{value}");
+                }
                 "table" => {
                     println!(
                         "name        {}\nid          {}\ninternal    {}",
@@ -139,6 +156,22 @@ pub(crate) fn run(command: TopicCommand) -> Result<(), Box<dyn std::error::Error
                     println!("PARTITION  LEADER");
                     for (p, leader) in &t.partitions {
                         println!("{p:>9}  {leader:>6}");
+                    }
+                    // The configs that differ from the defaults.
+                    let set: Vec<_> = configs
+                        .iter()
+                        .filter(|c| c.source != brook_client::ConfigSource::Default)
+                        .collect();
+                    if !set.is_empty() {
+                        println!("\n{:<40} {:<30} SOURCE", "CONFIG", "VALUE");
+                        for c in set {
+                            println!(
+                                "{:<40} {:<30} {}",
+                                c.name,
+                                c.value.as_deref().unwrap_or("(hidden)"),
+                                c.source.name()
+                            );
+                        }
                     }
                 }
                 other => return Err(format!("--format {other:?}: table or json").into()),
