@@ -20,7 +20,7 @@ use crate::consume::{IdleWatch, Until};
 use crate::error::BenchError;
 use crate::latency::{mono_ns, LatencyHistogram};
 use crate::procfs::Probe;
-use crate::produce::{payload, Driven, Keys};
+use crate::produce::{payload, transactional_id, Driven, Keys, Transactions};
 use crate::report::{rates, ConsumeReport};
 
 fn failed(context: &str, e: brook_client::ClientError) -> BenchError {
@@ -95,9 +95,14 @@ pub(crate) fn drive(
     let claimed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     runtime()?.block_on(async {
         let mut producers = Vec::new();
-        for _ in 0..opts.producers {
+        for n in 0..opts.producers as usize {
+            let mut config = config.clone();
+            if opts.transaction_records.is_some() {
+                config.transactional_id = Some(transactional_id(n));
+                config.idempotence = true;
+            }
             producers.push(
-                Producer::new(config.clone())
+                Producer::new(config)
                     .await
                     .map_err(|e| failed(&format!("reaching {bootstrap}"), e))?,
             );
@@ -108,7 +113,15 @@ pub(crate) fn drive(
             let topic = topic.to_string();
             let claimed = std::sync::Arc::clone(&claimed);
             let keys = Keys::for_producer(opts, n);
+            let txns = opts.transaction_records.map(|records| Transactions {
+                records: u64::from(records),
+                abort_percent: opts.abort_percent,
+            });
             tasks.push(tokio::spawn(async move {
+                // The open transaction: its number and when it began.
+                let mut open: Option<(u64, u64)> = None;
+                let mut commits = LatencyHistogram::new();
+                let mut ended = 0u64;
                 let mut random = keys.and_then(|k| k.random);
                 // --conditional: each key's last revision (-1: no stream yet; the topic is new).
                 let mut revisions: Vec<i64> = match keys {
@@ -151,6 +164,13 @@ pub(crate) fn drive(
                     if !go_on {
                         break;
                     }
+                    if let (Some(t), None) = (txns, open) {
+                        producer
+                            .begin_transaction()
+                            .await
+                            .map_err(|e| failed("beginning a transaction", e))?;
+                        open = Some((i / t.records, mono_ns()));
+                    }
                     let mut record = ProducerRecord::new(topic.clone(), value.clone());
                     if let Some(k) = keys {
                         let slot = k.slot(i, &mut random);
@@ -174,13 +194,27 @@ pub(crate) fn drive(
                         }
                         Err(e) => return Err(failed(&format!("sending to {topic}"), e)),
                     }
+                    if let (Some(t), Some((number, began))) = (txns, open) {
+                        if i.is_multiple_of(t.records) {
+                            end_transaction(&producer, t, number).await?;
+                            if began >= measure_from_ns {
+                                commits.record_ns(mono_ns().saturating_sub(began));
+                                ended += 1;
+                            }
+                            open = None;
+                        }
+                    }
+                }
+                if let (Some(t), Some((number, _))) = (txns, open) {
+                    end_transaction(&producer, t, number).await?;
                 }
                 drop(tx);
                 producer.flush().await;
                 producer.close().await.map_err(|e| failed("closing", e))?;
-                collector
+                let tally = collector
                     .await
-                    .map_err(|_| BenchError::Failed("a collector panicked".into()))
+                    .map_err(|_| BenchError::Failed("a collector panicked".into()))?;
+                Ok((tally, commits, ended))
             }));
         }
         let wait = measure_from_ns.saturating_sub(mono_ns());
@@ -199,9 +233,11 @@ pub(crate) fn drive(
             probe,
         };
         for task in tasks {
-            let tally = task
+            let (tally, commits, ended) = task
                 .await
                 .map_err(|_| BenchError::Failed("a producer task panicked".into()))??;
+            driven.transactions += ended;
+            driven.commit_latency.merge(&commits);
             driven.delivered += tally.delivered;
             driven.bytes += tally.bytes;
             driven.errors += tally.errors;
@@ -213,6 +249,20 @@ pub(crate) fn drive(
         }
         Ok(driven)
     })
+}
+
+/// Ends transaction `number` of `producer`: aborted or committed as `txns` says.
+async fn end_transaction(
+    producer: &Producer,
+    txns: Transactions,
+    number: u64,
+) -> Result<(), BenchError> {
+    let ended = if txns.aborts(number) {
+        producer.abort_transaction().await
+    } else {
+        producer.commit_transaction().await
+    };
+    ended.map_err(|e| failed("ending a transaction", e))
 }
 
 /// Reads every partition of `topic` from the start with brook-client, to the end offsets

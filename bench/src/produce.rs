@@ -177,7 +177,7 @@ fn producer_config(bootstrap: &str, opts: &ProduceOpts) -> rdkafka::ClientConfig
 }
 
 /// A transactional id unique to this run and producer.
-fn transactional_id(n: usize) -> String {
+pub(crate) fn transactional_id(n: usize) -> String {
     format!("brook-bench-{}-{}-{n}", std::process::id(), mono_ns())
 }
 
@@ -215,15 +215,15 @@ enum StopAt {
 
 /// Transactions of a producer thread: how many records each, and which to abort.
 #[derive(Debug, Clone, Copy)]
-struct Transactions {
-    records: u64,
-    abort_percent: u8,
+pub(crate) struct Transactions {
+    pub(crate) records: u64,
+    pub(crate) abort_percent: u8,
 }
 
 impl Transactions {
     /// Whether the `n`-th transaction (from 0) is aborted: `abort_percent` of every 100,
     /// spread evenly.
-    fn aborts(&self, n: u64) -> bool {
+    pub(crate) fn aborts(&self, n: u64) -> bool {
         let p = u64::from(self.abort_percent);
         (n + 1) * p / 100 > n * p / 100
     }

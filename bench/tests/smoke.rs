@@ -261,6 +261,22 @@ fn transactional_produce_and_read_committed_consume() {
     )
     .unwrap();
     assert_eq!(filled.records, 400);
+    // The same with brook-client, producing and reading.
+    let mut opts = opts;
+    opts.client = brook_bench::cli::Client::Brook;
+    let p = produce::run(&bootstrap, "smoke-txn-brook", &opts, None).unwrap();
+    println!("{p}");
+    assert_eq!((p.records, p.errors), (1000, 0));
+    assert_eq!(p.transactions, 100);
+    assert!(p.commit_latency.unwrap().is_ordered());
+    let committed = consume::run(
+        &bootstrap,
+        "smoke-txn-brook",
+        &consume_opts(&["--isolation", "read_committed", "--client", "brook"]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(committed.records, 900, "the aborted 10% are not read");
     broker.shutdown();
 }
 
