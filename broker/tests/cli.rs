@@ -270,6 +270,34 @@ fn brook(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     )
 }
 
+/// A broker started from a config file: `brook tls init` makes the certificates in
+/// `dir/tls` first, then `settings(tls dir, Kafka port)` is the file's TOML. The running
+/// broker and the tls dir.
+fn start_with_tls(
+    dir: &Path,
+    settings: impl FnOnce(&Path, u16) -> String,
+    env: &[(&str, &str)],
+) -> (Running, std::path::PathBuf) {
+    let tls = dir.join("tls");
+    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls.to_str().unwrap()], &[]);
+    assert!(ok, "{stderr}");
+    let port = common::free_port();
+    let config = dir.join("brook.toml");
+    std::fs::write(&config, settings(&tls, port)).unwrap();
+    let mut cmd = Command::new(BROOK);
+    cmd.args(["--config", config.to_str().unwrap()])
+        .envs(env.iter().copied());
+    let started = start_until_listening(cmd, Duration::from_secs(20));
+    let running = Running {
+        child: started.child,
+        addr: format!("127.0.0.1:{port}"),
+        startup_line: started.startup_line,
+        data_dir: String::new(),
+        log: started.log,
+    };
+    (running, tls)
+}
+
 #[test]
 fn tls_init_writes_a_usable_ca_and_server_certificate_and_keeps_existing_files() {
     use std::os::unix::fs::PermissionsExt;
@@ -432,32 +460,20 @@ fn user_commands_manage_a_stopped_brokers_users_and_the_admin_user_comes_from_th
 #[test]
 fn user_and_acl_commands_work_against_a_running_broker_over_sasl_ssl() {
     let dir = tempfile::tempdir().unwrap();
-    let tls = dir.path().join("tls");
-    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls.to_str().unwrap()], &[]);
-    assert!(ok, "{stderr}");
-    let port = common::free_port();
-    let config = dir.path().join("brook.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listeners = \"SASL_SSL://127.0.0.1:{port}\"\nhttp_listen = \"off\"\ndata_dir = {:?}\n\"ssl.keystore.location\" = {:?}\n\"authorizer.class.name\" = \"on\"\n",
-            dir.path().join("data"),
-            tls.join("server.pem"),
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(BROOK);
-    cmd.args(["--config", config.to_str().unwrap()])
-        .env("BROOK_ADMIN_USER", "admin")
-        .env("BROOK_ADMIN_PASSWORD", "admin-secret");
-    let started = start_until_listening(cmd, Duration::from_secs(20));
-    let running = Running {
-        child: started.child,
-        addr: format!("127.0.0.1:{port}"),
-        startup_line: started.startup_line,
-        data_dir: String::new(),
-        log: started.log,
-    };
+    let (running, tls) = start_with_tls(
+        dir.path(),
+        |tls, port| {
+            format!(
+                "listeners = \"SASL_SSL://127.0.0.1:{port}\"\nhttp_listen = \"off\"\ndata_dir = {:?}\n\"ssl.keystore.location\" = {:?}\n\"authorizer.class.name\" = \"on\"\n",
+                dir.path().join("data"),
+                tls.join("server.pem"),
+            )
+        },
+        &[
+            ("BROOK_ADMIN_USER", "admin"),
+            ("BROOK_ADMIN_PASSWORD", "admin-secret"),
+        ],
+    );
     let ca = tls.join("ca.pem");
     let as_user = |user: &'static str, password: &'static str| {
         vec![
@@ -612,29 +628,16 @@ fn user_and_acl_commands_work_against_a_running_broker_over_sasl_ssl() {
 #[test]
 fn sighup_reloads_the_tls_files() {
     let dir = tempfile::tempdir().unwrap();
-    let tls = dir.path().join("tls");
-    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls.to_str().unwrap()], &[]);
-    assert!(ok, "{stderr}");
-    let port = common::free_port();
-    let config = dir.path().join("brook.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listeners = \"SSL://127.0.0.1:{port}\"\nhttp_listen = \"off\"\nephemeral = true\n\"ssl.keystore.location\" = {:?}\n",
-            tls.join("server.pem"),
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(BROOK);
-    cmd.args(["--config", config.to_str().unwrap()]);
-    let started = start_until_listening(cmd, Duration::from_secs(20));
-    let running = Running {
-        child: started.child,
-        addr: format!("127.0.0.1:{port}"),
-        startup_line: started.startup_line,
-        data_dir: String::new(),
-        log: started.log,
-    };
+    let (running, tls) = start_with_tls(
+        dir.path(),
+        |tls, port| {
+            format!(
+                "listeners = \"SSL://127.0.0.1:{port}\"\nhttp_listen = \"off\"\nephemeral = true\n\"ssl.keystore.location\" = {:?}\n",
+                tls.join("server.pem"),
+            )
+        },
+        &[],
+    );
     let kill = |signal: &str| {
         let status = Command::new("kill")
             .args([signal, &running.child.id().to_string()])
@@ -1311,29 +1314,17 @@ fn schema_commands_register_list_get_check_and_delete() {
 #[test]
 fn schema_commands_reach_an_https_registry_with_its_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let tls = dir.path().join("tls");
-    let (ok, _, stderr) = brook(&["tls", "init", "--dir", tls.to_str().unwrap()], &[]);
-    assert!(ok, "{stderr}");
-    let (port, http_port) = (common::free_port(), common::free_port());
-    let config = dir.path().join("brook.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listeners = \"SSL://127.0.0.1:{port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nephemeral = true\n\"ssl.keystore.location\" = {:?}\n\"brook.http.tls\" = true\n",
-            tls.join("server.pem"),
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(BROOK);
-    cmd.args(["--config", config.to_str().unwrap()]);
-    let started = start_until_listening(cmd, Duration::from_secs(20));
-    let running = Running {
-        child: started.child,
-        addr: format!("127.0.0.1:{port}"),
-        startup_line: started.startup_line,
-        data_dir: String::new(),
-        log: started.log,
-    };
+    let http_port = common::free_port();
+    let (running, tls) = start_with_tls(
+        dir.path(),
+        |tls, port| {
+            format!(
+                "listeners = \"SSL://127.0.0.1:{port}\"\nhttp_listen = \"127.0.0.1:{http_port}\"\nephemeral = true\n\"ssl.keystore.location\" = {:?}\n\"brook.http.tls\" = true\n",
+                tls.join("server.pem"),
+            )
+        },
+        &[],
+    );
     // The server certificate of `brook tls init` names localhost and 127.0.0.1.
     let registry = format!("https://127.0.0.1:{http_port}");
     let ca = tls.join("ca.pem");

@@ -179,37 +179,46 @@ impl Admin {
                 .with_topics(None)
         };
         let response = self.to_coordinator(group, &request, version).await?;
-        let mut out = BTreeMap::new();
         let what = format!("reading the offsets of group {group}");
+        // v8+ answers per group, older versions for the one group asked.
+        let mut rows = Vec::new();
         if version >= 8 {
             for g in &response.groups {
                 check(g.error_code, None, &what)?;
                 for t in &g.topics {
-                    for p in &t.partitions {
-                        if p.error_code == 0 && p.committed_offset >= 0 {
-                            let metadata = p.metadata.as_ref().map(|m| m.to_string());
-                            out.insert(
-                                (t.name.to_string(), p.partition_index),
-                                (p.committed_offset, metadata.unwrap_or_default()),
-                            );
-                        }
-                    }
+                    rows.extend(t.partitions.iter().map(|p| {
+                        (
+                            &t.name,
+                            p.partition_index,
+                            p.committed_offset,
+                            &p.metadata,
+                            p.error_code,
+                        )
+                    }));
                 }
             }
         } else {
             check(response.error_code, None, &what)?;
             for t in &response.topics {
-                for p in &t.partitions {
-                    if p.error_code == 0 && p.committed_offset >= 0 {
-                        let metadata = p.metadata.as_ref().map(|m| m.to_string());
-                        out.insert(
-                            (t.name.to_string(), p.partition_index),
-                            (p.committed_offset, metadata.unwrap_or_default()),
-                        );
-                    }
-                }
+                rows.extend(t.partitions.iter().map(|p| {
+                    (
+                        &t.name,
+                        p.partition_index,
+                        p.committed_offset,
+                        &p.metadata,
+                        p.error_code,
+                    )
+                }));
             }
         }
+        let out = rows
+            .into_iter()
+            .filter(|(_, _, offset, _, code)| *code == 0 && *offset >= 0)
+            .map(|(topic, partition, offset, metadata, _)| {
+                let metadata = metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                ((topic.to_string(), partition), (offset, metadata))
+            })
+            .collect();
         Ok(out)
     }
 

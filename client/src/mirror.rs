@@ -332,6 +332,8 @@ async fn translate_groups(
 ) -> Result<(), ClientError> {
     report.groups.clear();
     report.group_errors.clear();
+    // One reader for every count of this pass, made when the first count needs it.
+    let mut counter: Option<Consumer> = None;
     for group in source.list_groups().await? {
         let id = group.group_id;
         if id == config.name || !selected(&config.groups, &id) {
@@ -349,7 +351,19 @@ async fn translate_groups(
             let copied_after = if offset >= position {
                 0
             } else {
-                count_records(&config.source, &topic, p, offset, position).await?
+                let reader = match &mut counter {
+                    Some(reader) => reader,
+                    None => counter.insert(
+                        Consumer::new(ConsumerConfig {
+                            isolation: IsolationLevel::ReadCommitted,
+                            reset: StartAt::Beginning,
+                            max_wait: Duration::from_millis(100),
+                            ..ConsumerConfig::new(config.source.clone())
+                        })
+                        .await?,
+                    ),
+                };
+                count_records(reader, &topic, p, offset, position).await?
             };
             translated.insert((topic, p), (lane.target_end - copied_after).max(0));
         }
@@ -366,21 +380,16 @@ async fn translate_groups(
 }
 
 /// How many records (committed, not control) `topic`/`partition` of the source holds at
-/// offsets in `from..until`.
+/// offsets in `from..until`, read with `consumer` (read_committed; left assigned to that
+/// partition alone).
 async fn count_records(
-    source: &ClientConfig,
+    consumer: &mut Consumer,
     topic: &str,
     partition: i32,
     from: i64,
     until: i64,
 ) -> Result<i64, ClientError> {
-    let mut consumer = Consumer::new(ConsumerConfig {
-        isolation: IsolationLevel::ReadCommitted,
-        reset: StartAt::Beginning,
-        max_wait: Duration::from_millis(100),
-        ..ConsumerConfig::new(source.clone())
-    })
-    .await?;
+    consumer.unassign_all();
     consumer
         .seek(topic, partition, StartAt::Offset(from))
         .await?;

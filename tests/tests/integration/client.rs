@@ -28,7 +28,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn config(bootstrap: &str) -> ClientConfig {
+pub(super) fn config(bootstrap: &str) -> ClientConfig {
     ClientConfig {
         timeout: Duration::from_secs(10),
         ..ClientConfig::new(bootstrap)
@@ -43,7 +43,7 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 }
 
 /// Reads `topic` from the start until `count` records came (or 20 s passed).
-async fn read_all(
+pub(super) async fn read_all(
     bootstrap: &str,
     topic: &str,
     count: usize,

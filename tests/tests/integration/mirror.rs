@@ -9,18 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brook_broker::EmbeddedBroker;
+
+use super::client::config;
 use brook_client::{
-    mirror, Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel,
-    MirrorConfig, Producer, ProducerConfig, ProducerRecord, StartAt,
+    mirror, Admin, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, MirrorConfig,
+    Producer, ProducerConfig, ProducerRecord, StartAt,
 };
 use rdkafka::producer::Producer as _;
-
-fn config(bootstrap: &str) -> ClientConfig {
-    ClientConfig {
-        timeout: Duration::from_secs(10),
-        ..ClientConfig::new(bootstrap)
-    }
-}
 
 /// Every committed record of `topic`/`partition`, in order.
 async fn read_partition(bootstrap: &str, topic: &str, partition: i32) -> Vec<ConsumerRecord> {

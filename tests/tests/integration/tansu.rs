@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brook_broker::EmbeddedBroker;
+
+use super::client::{config, read_all};
 use brook_client::{
-    mirror, Admin, ClientConfig, Consumer, ConsumerConfig, GroupConfig, MirrorConfig, Producer,
+    mirror, Admin, Consumer, ConsumerConfig, GroupConfig, IsolationLevel, MirrorConfig, Producer,
     ProducerConfig, ProducerRecord, StartAt,
 };
 
@@ -71,32 +73,6 @@ fn start_tansu() -> Tansu {
     Tansu { child, addr }
 }
 
-fn config(bootstrap: &str) -> ClientConfig {
-    ClientConfig {
-        timeout: Duration::from_secs(10),
-        ..ClientConfig::new(bootstrap)
-    }
-}
-
-async fn read(bootstrap: &str, topic: &str, count: usize) -> Vec<brook_client::ConsumerRecord> {
-    let mut consumer = Consumer::new(ConsumerConfig {
-        max_wait: Duration::from_millis(100),
-        ..ConsumerConfig::new(config(bootstrap))
-    })
-    .await
-    .unwrap();
-    consumer
-        .assign(topic, None, StartAt::Beginning)
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while out.len() < count && tokio::time::Instant::now() < deadline {
-        out.extend(consumer.poll().await.unwrap());
-    }
-    out
-}
-
 #[test]
 fn brook_client_and_mirror_work_against_tansu() {
     let tansu = start_tansu();
@@ -128,7 +104,13 @@ fn brook_client_and_mirror_work_against_tansu() {
             producer.send(record).await.unwrap();
         }
         producer.close().await.unwrap();
-        let got = read(&tansu.addr, "orders", 1_000).await;
+        let got = read_all(
+            &tansu.addr,
+            "orders",
+            1_000,
+            IsolationLevel::ReadUncommitted,
+        )
+        .await;
         assert_eq!(got.len(), 1_000);
         for r in &got {
             let key = r.key.clone().unwrap();
@@ -182,9 +164,15 @@ fn brook_client_and_mirror_work_against_tansu() {
             .await
             .unwrap();
         assert_eq!(report.records, 10_000);
-        let copied = read(&tansu.addr, "ledger", 10_000).await;
+        let copied = read_all(
+            &tansu.addr,
+            "ledger",
+            10_000,
+            IsolationLevel::ReadUncommitted,
+        )
+        .await;
         assert_eq!(copied.len(), 10_000);
-        let original = read(&source, "ledger", 10_000).await;
+        let original = read_all(&source, "ledger", 10_000, IsolationLevel::ReadUncommitted).await;
         let key = |r: &brook_client::ConsumerRecord| (r.partition, r.offset);
         let mut a: Vec<_> = original
             .iter()
