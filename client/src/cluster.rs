@@ -74,6 +74,8 @@ pub(crate) struct Cluster {
 struct State {
     brokers: HashMap<i32, String>,
     topics: HashMap<String, TopicMeta>,
+    /// (key type, key) -> the address of its coordinator, as FindCoordinator last said.
+    coordinators: HashMap<(i8, String), String>,
 }
 
 /// Coordinator key types of FindCoordinator.
@@ -317,12 +319,22 @@ impl Cluster {
         Ok(result.offset)
     }
 
-    /// The connection to the coordinator of `key` (a group id for [`GROUP`]).
+    /// The connection to the coordinator of `key` (a group id for [`GROUP`]). The answer
+    /// of FindCoordinator is kept until [`Cluster::coordinator_failed`] forgets it, so a
+    /// transaction or a group member does not look its coordinator up before every request.
     pub(crate) async fn coordinator(
         &self,
         key: &str,
         key_type: i8,
     ) -> Result<Pipeline, ClientError> {
+        let cached = self
+            .lock()
+            .coordinators
+            .get(&(key_type, key.to_string()))
+            .cloned();
+        if let Some(addr) = cached {
+            return self.to_addr(&addr).await;
+        }
         let any = self.any().await?;
         let version = any.version_for::<FindCoordinatorRequest>()?;
         let request = FindCoordinatorRequest::default()
@@ -352,8 +364,32 @@ impl Cluster {
             &format!("finding the coordinator of {key}"),
         )?;
         let addr = format!("{host}:{port}");
-        self.lock().brokers.insert(node, addr.clone());
+        {
+            let mut state = self.lock();
+            state.brokers.insert(node, addr.clone());
+            state
+                .coordinators
+                .insert((key_type, key.to_string()), addr.clone());
+        }
         self.to_addr(&addr).await
+    }
+
+    /// Forgets the coordinator of `key` when `error` says it is not (or no longer) there:
+    /// NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, or a connection that failed. The next
+    /// [`Cluster::coordinator`] asks FindCoordinator again.
+    pub(crate) fn coordinator_failed(&self, key: &str, key_type: i8, error: &ClientError) {
+        let moved = match error {
+            ClientError::Broker { code, .. } => matches!(code, 15 | 16),
+            ClientError::Connect { .. } | ClientError::Io { .. } | ClientError::Timeout { .. } => {
+                true
+            }
+            _ => false,
+        };
+        if moved {
+            self.lock()
+                .coordinators
+                .remove(&(key_type, key.to_string()));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

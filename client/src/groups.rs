@@ -71,6 +71,9 @@ impl Admin {
                 coordinator.send_at(version, request).await
             }
             .await;
+            if let Err(e) = &result {
+                self.cluster.coordinator_failed(group, GROUP, e);
+            }
             match result {
                 Err(e)
                     if attempt < 2

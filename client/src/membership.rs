@@ -172,6 +172,8 @@ impl Membership {
                     if matches!(e.code(), Some(15 | 16)) || !matches!(e, ClientError::Broker { .. })
                     {
                         self.coordinator = None;
+                        self.cluster
+                            .coordinator_failed(&self.config.group_id, GROUP, &e);
                     }
                     if e.code() == Some(25) {
                         // UNKNOWN_MEMBER_ID: join again as a new member.
@@ -418,6 +420,16 @@ impl Membership {
             for p in &t.partitions {
                 if rejoinable(Some(p.error_code)) {
                     self.rejoin.store(true, Ordering::Release);
+                }
+                if matches!(p.error_code, 15 | 16) {
+                    // The group moved: find its coordinator again before the next request.
+                    self.coordinator = None;
+                    let moved = ClientError::Broker {
+                        code: p.error_code,
+                        message: String::new(),
+                    };
+                    self.cluster
+                        .coordinator_failed(&self.config.group_id, GROUP, &moved);
                 }
                 check(
                     p.error_code,

@@ -481,8 +481,37 @@ fn seal_into(
     partition: i32,
     open: OpenBatch,
 ) {
+    let sealing = Sealing {
+        config: &shared.config,
+        producer: shared.producer,
+        transactional: shared.txn.is_some(),
+    };
+    match seal_batch(&sealing, acc, topic, partition, open) {
+        Ok(batch) => acc.queue.push_back(batch),
+        Err(failed) => {
+            let (batch, e) = *failed;
+            finish(shared, batch, Err(e));
+        }
+    }
+}
+
+/// What sealing a batch needs to know of its producer.
+struct Sealing<'a> {
+    config: &'a ProducerConfig,
+    producer: (i64, i16),
+    transactional: bool,
+}
+
+/// Encodes `open` as a batch, numbered for idempotence; the batch and why on failure.
+fn seal_batch(
+    sealing: &Sealing<'_>,
+    acc: &mut Accumulator,
+    topic: &Arc<str>,
+    partition: i32,
+    open: OpenBatch,
+) -> Result<Sealed, Box<(Sealed, ClientError)>> {
     let count = open.builder.count();
-    let sequence = if shared.producer.0 >= 0 {
+    let sequence = if sealing.producer.0 >= 0 {
         let next = acc
             .sequences
             .entry((Arc::clone(topic), partition))
@@ -493,12 +522,11 @@ fn seal_into(
     } else {
         -1
     };
-    let now = Instant::now();
     let sealed = open.builder.seal(
-        shared.config.compression,
-        shared.producer,
+        sealing.config.compression,
+        sealing.producer,
         sequence,
-        shared.txn.is_some(),
+        sealing.transactional,
     );
     let mut batch = Sealed {
         topic: Arc::clone(topic),
@@ -506,8 +534,10 @@ fn seal_into(
         bytes: Bytes::new(),
         waiters: open.waiters,
         buffered: open.bytes,
-        deadline: open.created + shared.config.delivery_timeout,
-        not_before: now,
+        deadline: open.created + sealing.config.delivery_timeout,
+        // Free to go at once. Not `Instant::now()`: the sender compares with the instant its
+        // pass began, and a batch sealed during that pass would wait for a timer tick (1 ms).
+        not_before: open.created,
         sequence,
         retry: false,
         counted: false,
@@ -515,9 +545,9 @@ fn seal_into(
     match sealed {
         Ok(bytes) => {
             batch.bytes = bytes;
-            acc.queue.push_back(batch);
+            Ok(batch)
         }
-        Err(e) => finish(shared, batch, Err(e)),
+        Err(e) => Err(Box::new((batch, e))),
     }
 }
 
@@ -597,6 +627,18 @@ fn take_ready(shared: &Shared) -> (Vec<Sealed>, Option<Instant>, bool) {
     for (topic, partition, open) in due {
         seal_into(shared, &mut acc, &topic, partition, open);
     }
+    let (ready, due_next) = pick_ready(&mut acc, now);
+    if let Some(at) = due_next {
+        next = Some(next.map_or(at, |n: Instant| n.min(at)));
+    }
+    let done = acc.closed && acc.queue.is_empty() && ready.is_empty();
+    (ready, next, done)
+}
+
+/// Takes the queued batches that may go at `now` (a partition whose first waiting batch is
+/// backing off keeps its later batches too) and says when the first held one is due.
+fn pick_ready(acc: &mut Accumulator, now: Instant) -> (Vec<Sealed>, Option<Instant>) {
+    let mut next: Option<Instant> = None;
     let mut ready = Vec::new();
     let mut later = VecDeque::new();
     // A partition whose first waiting batch is backing off waits behind it.
@@ -612,14 +654,17 @@ fn take_ready(shared: &Shared) -> (Vec<Sealed>, Option<Instant>, bool) {
             }
             ready.push(batch);
         } else {
-            next = Some(next.map_or(batch.not_before, |n| n.min(batch.not_before)));
-            held.push(key);
+            // Only the backing-off batch itself says when to look again; the ones behind it
+            // (due already) would otherwise wake the sender at once, over and over.
+            if !held.contains(&key) {
+                next = Some(next.map_or(batch.not_before, |n| n.min(batch.not_before)));
+                held.push(key);
+            }
             later.push_back(batch);
         }
     }
     acc.queue = later;
-    let done = acc.closed && acc.queue.is_empty() && ready.is_empty();
-    (ready, next, done)
+    (ready, next)
 }
 
 /// Groups `batches` per leader into Produce requests and sends them, each under an
@@ -899,4 +944,74 @@ fn now_ms() -> i64 {
 /// Where a topic's unkeyed records start (spread over producers by the clock).
 fn sticky_start(partitions: i32) -> i32 {
     i32::try_from(now_ms().rem_euclid(i64::from(partitions.max(1)))).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientConfig;
+
+    fn open_batch(created: Instant) -> OpenBatch {
+        let mut builder = BatchBuilder::new(1024);
+        builder.push(&ProducerRecord::new("t", "v"), 1);
+        OpenBatch {
+            builder,
+            waiters: Vec::new(),
+            bytes: 1,
+            created,
+        }
+    }
+
+    #[test]
+    fn a_batch_sealed_during_a_pass_goes_in_that_pass() {
+        let config = ProducerConfig::new(ClientConfig::new("127.0.0.1:9092"));
+        let sealing = Sealing {
+            config: &config,
+            producer: (7, 0),
+            transactional: false,
+        };
+        let mut acc = Accumulator::default();
+        let topic: Arc<str> = Arc::from("t");
+        // The sender's pass starts, then seals a batch opened before it (a flush).
+        let pass = Instant::now();
+        let opened = pass - Duration::from_millis(1);
+        std::thread::sleep(Duration::from_millis(2));
+        let Ok(batch) = seal_batch(&sealing, &mut acc, &topic, 0, open_batch(opened)) else {
+            panic!("sealing failed");
+        };
+        acc.queue.push_back(batch);
+        let (ready, next) = pick_ready(&mut acc, pass);
+        assert_eq!(ready.len(), 1, "the sealed batch must not wait for a timer");
+        assert_eq!(next, None);
+        assert_eq!(ready[0].sequence, 0);
+    }
+
+    #[test]
+    fn a_partition_backing_off_holds_its_later_batches() {
+        let config = ProducerConfig::new(ClientConfig::new("127.0.0.1:9092"));
+        let sealing = Sealing {
+            config: &config,
+            producer: (7, 0),
+            transactional: false,
+        };
+        let mut acc = Accumulator::default();
+        let (t, u): (Arc<str>, Arc<str>) = (Arc::from("t"), Arc::from("u"));
+        let now = Instant::now();
+        let seal = |acc: &mut Accumulator, topic: &Arc<str>| {
+            seal_batch(&sealing, acc, topic, 0, open_batch(now))
+                .ok()
+                .expect("sealing")
+        };
+        let mut retried = seal(&mut acc, &t);
+        retried.not_before = now + Duration::from_millis(100);
+        let behind = seal(&mut acc, &t);
+        let other = seal(&mut acc, &u);
+        acc.queue.extend([retried, behind, other]);
+        let (ready, next) = pick_ready(&mut acc, now);
+        assert_eq!(ready.len(), 1);
+        assert_eq!(&*ready[0].topic, "u");
+        assert_eq!(next, Some(now + Duration::from_millis(100)));
+        let held: Vec<i32> = acc.queue.iter().map(|b| b.sequence).collect();
+        assert_eq!(held, vec![0, 1], "t's batches keep their order");
+    }
 }

@@ -53,8 +53,14 @@ fn txn_id(id: &str) -> TransactionalId {
 
 /// Retries `step` while the coordinator answers that it is busy (a previous transaction
 /// of this id still completing, or the coordinator loading or moving), as Kafka's
-/// clients do; at most `attempts` times.
-async fn coordinator_retries<T, F, Fut>(attempts: u32, mut step: F) -> Result<T, ClientError>
+/// clients do; at most `attempts` times. `step` talks to the coordinator of `key` (of
+/// `key_type`), which is looked up again when an error says it moved.
+async fn coordinator_retries<T, F, Fut>(
+    cluster: &Cluster,
+    (key, key_type): (&str, i8),
+    attempts: u32,
+    mut step: F,
+) -> Result<T, ClientError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ClientError>>,
@@ -63,10 +69,15 @@ where
     loop {
         tried += 1;
         match step().await {
-            Err(e) if tried < attempts && matches!(e.code(), Some(14 | 15 | 16 | 51)) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(e) => {
+                cluster.coordinator_failed(key, key_type, &e);
+                if tried < attempts && matches!(e.code(), Some(14 | 15 | 16 | 51)) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                } else {
+                    return Err(e);
+                }
             }
-            other => return other,
+            ok => return ok,
         }
     }
 }
@@ -79,7 +90,7 @@ impl Transactions {
         id: &str,
         timeout: Duration,
     ) -> Result<(Self, (i64, i16)), ClientError> {
-        let ids = coordinator_retries(50, || async {
+        let ids = coordinator_retries(cluster, (id, TRANSACTION), 50, || async {
             let coordinator = cluster.coordinator(id, TRANSACTION).await?;
             let request = InitProducerIdRequest::default()
                 .with_transactional_id(Some(txn_id(id)))
@@ -139,7 +150,7 @@ impl Transactions {
         if state.partitions.contains(&key) {
             return Ok(());
         }
-        coordinator_retries(50, || async {
+        coordinator_retries(cluster, (&self.id, TRANSACTION), 50, || async {
             let coordinator = self.coordinator(cluster).await?;
             // v4+ is the brokers' own batched form; clients send v3.
             let version = coordinator
@@ -228,7 +239,7 @@ impl Producer {
         }
         let cluster = &self.shared.cluster;
         let (pid, epoch) = self.shared.producer;
-        coordinator_retries(50, || async {
+        coordinator_retries(cluster, (&txn.id, TRANSACTION), 50, || async {
             let coordinator = txn.coordinator(cluster).await?;
             let request = AddOffsetsToTxnRequest::default()
                 .with_transactional_id(txn_id(&txn.id))
@@ -269,7 +280,7 @@ impl Producer {
                     })
                     .collect(),
             );
-        let answer = coordinator_retries(50, || async {
+        let answer = coordinator_retries(cluster, (group, GROUP), 50, || async {
             cluster
                 .coordinator(group, GROUP)
                 .await?
@@ -324,7 +335,7 @@ impl Producer {
         let (pid, epoch) = self.shared.producer;
         // A transaction that touched nothing is unknown to the coordinator: nothing to end.
         if state.started {
-            coordinator_retries(50, || async {
+            coordinator_retries(cluster, (&txn.id, TRANSACTION), 50, || async {
                 let coordinator = txn.coordinator(cluster).await?;
                 let request = EndTxnRequest::default()
                     .with_transactional_id(txn_id(&txn.id))
