@@ -76,6 +76,15 @@ impl RawClient {
         R::Response::decode(&mut payload, version).map_err(invalid)
     }
 
+    /// Reads the response to a request of type `R` at `version` sent earlier (with
+    /// [`RawClient::encode`] and [`RawClient::send_raw`], for pipelined requests).
+    pub fn read_response<R: Request>(&mut self, version: i16) -> std::io::Result<R::Response> {
+        let mut payload = self.read_frame()?;
+        let header_version = <R::Response as HeaderVersion>::header_version(version);
+        ResponseHeader::decode(&mut payload, header_version).map_err(invalid)?;
+        R::Response::decode(&mut payload, version).map_err(invalid)
+    }
+
     /// Reads one response frame (without its size prefix).
     pub fn read_frame(&mut self) -> std::io::Result<Bytes> {
         let mut size = [0u8; 4];

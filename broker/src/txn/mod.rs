@@ -16,8 +16,14 @@
 //! 3. `CompleteCommit` / `CompleteAbort` is written (not waited for: a crash before it is
 //!    durable leaves `Prepare*`, and the transaction is completed again after the restart).
 //!
-//! EndTxn answers after step 3, so the producer's next transaction never meets
-//! CONCURRENT_TRANSACTIONS. After a restart, ids found in a `Prepare*` state are completed
+//! EndTxn answers once the markers are appended (step 2 without its fsync: the outcome is
+//! durable in `Prepare*` already, and a crash before the markers are durable finds
+//! `Prepare*` and writes them again); a task waits for their fsync and writes step 3. A
+//! request for the id meanwhile (the producer's next AddPartitionsToTxn, typically) waits for
+//! that completion instead of being answered CONCURRENT_TRANSACTIONS at once, so the
+//! producer's next transaction starts as soon as the previous one is complete, without a
+//! client-side retry backoff. `Complete*` is thus only ever written after the markers are
+//! durable. After a restart, ids found in a `Prepare*` state are completed
 //! again (a partition whose marker was written already has no transaction of that producer
 //! any more, and gets none twice). Timeouts abort with a bumped epoch, so the zombie producer
 //! is fenced on every partition by the markers themselves.
@@ -47,6 +53,9 @@ use state::{EndStep, InitStep, Txn, TxnPartition, TxnState, NO_PRODUCER_ID};
 pub(crate) const TRANSACTION_TOPIC: &str = "__transaction_state";
 /// How long a marker's fsync may take before the completion is retried later.
 const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for its id's previous transaction to complete before it is
+/// answered CONCURRENT_TRANSACTIONS (and the client retries, as Kafka's clients do).
+const COMPLETION_WAIT: Duration = Duration::from_secs(1);
 
 struct Entry {
     txn: Txn,
@@ -76,6 +85,12 @@ pub(crate) struct TxnDescription {
 
 pub(crate) struct TransactionCoordinator {
     txns: Mutex<HashMap<String, Entry>>,
+    /// Notified whenever an id's state or pending flag changes.
+    changed: tokio::sync::Notify,
+    /// Ids whose `Prepare*` is being completed (markers written, `Complete*` not yet): the
+    /// timer leaves them alone, or it could write `Complete*` before their markers are
+    /// durable (it would find them appended and nothing left to wait for).
+    completing: Mutex<std::collections::HashSet<String>>,
     log: InternalLog,
     max_timeout_ms: i32,
     expiration_ms: i64,
@@ -86,6 +101,8 @@ impl TransactionCoordinator {
     pub(crate) fn open(topics: &TopicRegistry, config: &BrokerConfig) -> Result<Self, TopicError> {
         let coordinator = Self {
             txns: Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
+            completing: Mutex::new(std::collections::HashSet::new()),
             log: InternalLog::open(topics, TRANSACTION_TOPIC, !config.unsafe_disable_fsync)?,
             max_timeout_ms: config.transaction_max_timeout_ms,
             expiration_ms: config.transactional_id_expiration_ms,
@@ -138,13 +155,28 @@ impl TransactionCoordinator {
     }
 
     /// Decides a transition of `id` under the lock and, if it changes anything, writes it and
-    /// installs it once durable. Returns the state to answer with.
+    /// installs it once durable. Returns the state to answer with. For requests: while the
+    /// id is busy (a transition being written, or a transaction completing), it waits up to
+    /// [`COMPLETION_WAIT`] and decides again, then answers CONCURRENT_TRANSACTIONS.
     async fn transition(
         &self,
         id: &str,
-        decide: impl FnOnce(Option<&Txn>) -> Result<Step, ErrorCode>,
+        decide: impl Fn(Option<&Txn>) -> Result<Step, ErrorCode>,
     ) -> Result<Step, ErrorCode> {
-        self.transition_with(id, decide, true).await
+        let deadline = tokio::time::Instant::now() + COMPLETION_WAIT;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.transition_with(id, &decide, true).await {
+                Err(ErrorCode::ConcurrentTransactions)
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    let _ = tokio::time::timeout_at(deadline, changed).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// [`TransactionCoordinator::transition`]; with `durable` false the new state is
@@ -197,27 +229,31 @@ impl TransactionCoordinator {
         } else {
             Ok(())
         };
-        let mut txns = self.txns.lock();
-        match synced {
-            Ok(()) => {
-                txns.insert(
-                    id.to_string(),
-                    Entry {
-                        txn: target.clone(),
-                        pending: false,
-                    },
-                );
-                Ok(Step::Write(target))
-            }
-            Err(code) => {
-                if fresh {
-                    txns.remove(id);
-                } else if let Some(entry) = txns.get_mut(id) {
-                    entry.pending = false;
+        let installed = {
+            let mut txns = self.txns.lock();
+            match synced {
+                Ok(()) => {
+                    txns.insert(
+                        id.to_string(),
+                        Entry {
+                            txn: target.clone(),
+                            pending: false,
+                        },
+                    );
+                    Ok(Step::Write(target))
                 }
-                Err(code)
+                Err(code) => {
+                    if fresh {
+                        txns.remove(id);
+                    } else if let Some(entry) = txns.get_mut(id) {
+                        entry.pending = false;
+                    }
+                    Err(code)
+                }
             }
-        }
+        };
+        self.changed.notify_waiters();
+        installed
     }
 
     // ------------------------------------------------------------ requests
@@ -299,7 +335,7 @@ impl TransactionCoordinator {
     /// EndTxn: commits or aborts the ongoing transaction (module docs).
     pub(crate) async fn end_txn(
         &self,
-        state: &BrokerState,
+        state: &Arc<BrokerState>,
         id: &str,
         producer_id: i64,
         epoch: i16,
@@ -317,11 +353,40 @@ impl TransactionCoordinator {
             .await?;
         match step {
             Step::Write(prepared) => {
-                self.complete(state, id, &prepared).await;
+                self.complete_after_answer(state, id, prepared);
                 Ok(())
             }
             Step::Keep(_) | Step::AbortFirst(_) => Ok(()),
         }
+    }
+
+    /// Steps 2 and 3 for EndTxn's durable `Prepare*` (module docs): the markers are appended
+    /// now, so the answer follows them; their fsync and `Complete*` are left to a task.
+    fn complete_after_answer(&self, state: &Arc<BrokerState>, id: &str, prepared: Txn) {
+        if !self.completing.lock().insert(id.to_string()) {
+            return;
+        }
+        let appended = match append_markers(state, &prepared) {
+            Ok(appended) => appended,
+            Err(code) => {
+                self.completing.lock().remove(id);
+                tracing::warn!(transactional_id = id, error = ?code, "writing transaction markers failed; retrying later");
+                return;
+            }
+        };
+        let state = Arc::clone(state);
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let done = async {
+                appended.wait_durable(&state).await?;
+                state.txns.write_complete(&id, &prepared).await
+            };
+            let done = done.await;
+            state.txns.completing.lock().remove(&id);
+            if let Err(code) = done {
+                tracing::warn!(transactional_id = %id, error = ?code, "completing a transaction failed; retrying later");
+            }
+        });
     }
 
     /// Fences producer `producer_id` of `id` and aborts its ongoing transaction: writes the
@@ -333,14 +398,19 @@ impl TransactionCoordinator {
         producer_id: i64,
     ) -> Result<(), ErrorCode> {
         let now = now_ms();
+        // Not `transition`: a busy id here means another path is ending this transaction.
         let step = self
-            .transition(id, |current| match current {
-                // Still the transaction the decision was made on.
-                Some(c) if c.producer_id == producer_id && c.state == TxnState::Ongoing => {
-                    Ok(Step::Write(c.fence_and_abort(now)?))
-                }
-                _ => Err(ErrorCode::ConcurrentTransactions),
-            })
+            .transition_with(
+                id,
+                |current| match current {
+                    // Still the transaction the decision was made on.
+                    Some(c) if c.producer_id == producer_id && c.state == TxnState::Ongoing => {
+                        Ok(Step::Write(c.fence_and_abort(now)?))
+                    }
+                    _ => Err(ErrorCode::ConcurrentTransactions),
+                },
+                true,
+            )
             .await?;
         match step {
             Step::Write(prepared) => {
@@ -367,7 +437,21 @@ impl TransactionCoordinator {
         id: &str,
         prepared: &Txn,
     ) -> Result<(), ErrorCode> {
-        write_markers(state, prepared).await?;
+        if !self.completing.lock().insert(id.to_string()) {
+            // Another path completes it; the timer looks again later if that fails.
+            return Ok(());
+        }
+        let done = async {
+            append_markers(state, prepared)?.wait_durable(state).await?;
+            self.write_complete(id, prepared).await
+        }
+        .await;
+        self.completing.lock().remove(id);
+        done
+    }
+
+    /// Step 3, once the markers of `prepared` are durable.
+    async fn write_complete(&self, id: &str, prepared: &Txn) -> Result<(), ErrorCode> {
         let now = now_ms();
         // Not waited for: the next transition's fsync covers it, and a crash before then
         // finds `Prepare*` and completes the transaction again (its markers are there).
@@ -507,21 +591,51 @@ impl TransactionCoordinator {
             }
         };
         let durable = self.log.wait_durable(end).await;
-        let mut txns = self.txns.lock();
-        if durable.is_ok() {
-            txns.remove(id);
-            tracing::info!(transactional_id = id, "transactional id expired");
-        } else if let Some(e) = txns.get_mut(id) {
-            e.pending = false;
+        {
+            let mut txns = self.txns.lock();
+            if durable.is_ok() {
+                txns.remove(id);
+                tracing::info!(transactional_id = id, "transactional id expired");
+            } else if let Some(e) = txns.get_mut(id) {
+                e.pending = false;
+            }
         }
+        self.changed.notify_waiters();
     }
 }
 
-/// Writes the markers of a durable `Prepare*` transaction to its partitions and waits until
-/// they are durable. Partitions of deleted topics are skipped, as are partitions where the
+/// Markers appended to a transaction's partitions, not yet known to be durable.
+struct AppendedMarkers {
+    /// Each partition written to and its end offset after the marker.
+    partitions: Vec<(Arc<crate::topics::Partition>, i64)>,
+    /// The end of `__consumer_offsets` after its marker, if the transaction had offsets.
+    offsets_end: Option<i64>,
+}
+
+impl AppendedMarkers {
+    /// Waits until every marker is durable.
+    async fn wait_durable(&self, state: &BrokerState) -> Result<(), ErrorCode> {
+        if !state.config.unsafe_disable_fsync {
+            for (partition, end) in &self.partitions {
+                partition
+                    .durability
+                    .wait_durable(*end, MARKER_TIMEOUT)
+                    .await
+                    .map_err(|_| ErrorCode::KafkaStorageError)?;
+            }
+        }
+        if let Some(end) = self.offsets_end {
+            state.groups.wait_durable(end).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends the markers of a durable `Prepare*` transaction to its partitions and starts
+/// their fsync. Partitions of deleted topics are skipped, as are partitions where the
 /// producer has no transaction open (nothing was written there, or the marker is there
 /// already).
-async fn write_markers(state: &BrokerState, txn: &Txn) -> Result<(), ErrorCode> {
+fn append_markers(state: &BrokerState, txn: &Txn) -> Result<AppendedMarkers, ErrorCode> {
     let control = if txn.state == TxnState::PrepareCommit {
         ControlType::Commit
     } else {
@@ -571,18 +685,11 @@ async fn write_markers(state: &BrokerState, txn: &Txn) -> Result<(), ErrorCode> 
         for (partition, _) in &written {
             durability::request_sync(partition);
         }
-        for (partition, end) in &written {
-            partition
-                .durability
-                .wait_durable(*end, MARKER_TIMEOUT)
-                .await
-                .map_err(|_| ErrorCode::KafkaStorageError)?;
-        }
     }
-    if let Some(end) = offsets_end {
-        state.groups.wait_durable(end).await?;
-    }
-    Ok(())
+    Ok(AppendedMarkers {
+        partitions: written,
+        offsets_end,
+    })
 }
 
 /// Runs the coordinator's timers until `shutdown` changes: timeouts and unfinished

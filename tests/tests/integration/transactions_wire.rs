@@ -551,3 +551,74 @@ fn a_transaction_left_in_prepare_commit_is_completed_after_a_restart() {
     }
     broker.shutdown();
 }
+
+/// EndTxn is answered once its markers are appended; their fsync and the `Complete*` record
+/// follow. A producer's next AddPartitionsToTxn, sent right behind EndTxn on the same
+/// connection, waits for that completion instead of meeting CONCURRENT_TRANSACTIONS (which
+/// would cost the client a retry backoff per transaction). With fsync on, so the completion
+/// takes real time.
+#[test]
+fn the_next_transaction_starts_right_behind_end_txn() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker =
+        EmbeddedBroker::start(brook_broker::BrokerConfig::with_data_dir(dir.path())).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "behind", 1, &[]), 0);
+    let (_, pid, epoch) = init(&mut c, 4, "behind-writer", 60_000, (-1, -1));
+    let producer = (pid, epoch);
+    assert_eq!(
+        add(&mut c, 3, "behind-writer", producer, &[("behind", 0)]),
+        vec![0]
+    );
+    for round in 0..20 {
+        assert_eq!(
+            produce_txn(
+                &mut c,
+                9,
+                Some("behind-writer"),
+                "behind",
+                producer,
+                round * 2
+            ),
+            0
+        );
+        let commit = c.encode(
+            3,
+            &EndTxnRequest::default()
+                .with_transactional_id(txn_id("behind-writer"))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(round % 4 != 3),
+        );
+        let next = c.encode(
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id("behind-writer"))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name("behind"))
+                    .with_partitions(vec![0])]),
+        );
+        c.send_raw(&[commit, next].concat()).unwrap();
+        assert_eq!(c.read_response::<EndTxnRequest>(3).unwrap().error_code, 0);
+        let added = c.read_response::<AddPartitionsToTxnRequest>(3).unwrap();
+        let code =
+            added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+        assert_eq!(
+            code, 0,
+            "round {round}: the next transaction could not start"
+        );
+    }
+    // Every transaction ended whole: 20 markers after 20 batches of 2, the last one open.
+    assert_eq!(end(&mut c, 3, "behind-writer", producer, true), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stable_end(&mut c, "behind") != 20 * 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the last transaction did not end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    broker.shutdown();
+}
