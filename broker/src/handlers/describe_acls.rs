@@ -12,8 +12,9 @@ use super::acl_common::{filter, refused, FilterFields};
 use super::Ctx;
 use crate::auth::acl::Operation;
 
-/// v0 (no pattern type) was removed in Kafka 4.0 (KIP-896); every current client sends v1+.
-pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 3 };
+/// v0 has no pattern type: its patterns and filters are LITERAL (the codec fills it in), as
+/// in Kafka before 4.0 removed it (KIP-896); older clients that know only v0 still send it.
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: DescribeAclsRequest) -> DescribeAclsResponse {
     let refuse = |code: ErrorCode, message: String| {

@@ -335,3 +335,112 @@ fn principals_by_operations_by_resources_through_the_protocol() {
     );
     broker.shutdown();
 }
+
+/// CreateAcls, DescribeAcls and DeleteAcls v0, which carry no pattern type: their patterns
+/// and filters are LITERAL, as in Kafka before 4.0 (older clients know only v0).
+#[test]
+fn the_acl_apis_speak_version_0_with_literal_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    brook_broker::auth::users::create_user(
+        &data,
+        "admin",
+        "admin-secret",
+        &[Mechanism::Sha256],
+        4096,
+    )
+    .unwrap();
+    let broker = start(&data, true);
+    let mut admin = login(&broker, "admin");
+    let versions = admin
+        .call(
+            3,
+            &brook_protocol::kafka_protocol::messages::ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("t"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        )
+        .unwrap();
+    for key in [29, 30, 31] {
+        let range = versions.api_keys.iter().find(|k| k.api_key == key).unwrap();
+        assert_eq!((range.min_version, range.max_version), (0, 3), "api {key}");
+    }
+    // A prefixed binding made with v1 stays out of every v0 answer.
+    assert_eq!(
+        create_acls(
+            &mut admin,
+            vec![acl(
+                TOPIC,
+                "orders",
+                PREFIXED,
+                "User:carol",
+                "*",
+                READ,
+                ALLOW
+            )]
+        ),
+        [0]
+    );
+    let created = admin
+        .call(
+            0,
+            &CreateAclsRequest::default().with_creations(vec![acl(
+                TOPIC,
+                "orders",
+                PREFIXED, // not on the wire at v0: the broker reads LITERAL
+                "User:carol",
+                "*",
+                WRITE,
+                ALLOW,
+            )]),
+        )
+        .unwrap();
+    assert_eq!(created.results[0].error_code, 0);
+    // v1 shows what v0 made: a LITERAL binding.
+    assert_eq!(
+        describe_all(&mut admin, TOPIC, Some("orders"), LITERAL),
+        (0, 1)
+    );
+    assert_eq!(
+        describe_all(&mut admin, TOPIC, Some("orders"), PREFIXED),
+        (0, 1)
+    );
+    let v0_filter = DescribeAclsRequest::default()
+        .with_resource_type_filter(ANY)
+        .with_resource_name_filter(None)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(ANY)
+        .with_permission_type(ANY);
+    let described = admin.call(0, &v0_filter).unwrap();
+    assert_eq!(described.error_code, 0);
+    let bindings: Vec<(String, i8)> = described
+        .resources
+        .iter()
+        .flat_map(|r| {
+            r.acls
+                .iter()
+                .map(move |a| (r.resource_name.to_string(), a.operation))
+        })
+        .collect();
+    assert_eq!(bindings, vec![("orders".to_string(), WRITE)]);
+    let deleted = admin
+        .call(
+            0,
+            &DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+                .with_resource_type_filter(TOPIC)
+                .with_resource_name_filter(Some(StrBytes::from_static_str("orders")))
+                .with_host_filter(None)
+                .with_principal_filter(None)
+                .with_operation(ANY)
+                .with_permission_type(ANY)]),
+        )
+        .unwrap();
+    assert_eq!(deleted.filter_results[0].error_code, 0);
+    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
+    assert_eq!(
+        deleted.filter_results[0].matching_acls[0].operation, WRITE,
+        "only the literal binding matched"
+    );
+    assert_eq!(describe_all(&mut admin, ANY, None, ANY), (0, 1));
+    broker.shutdown();
+}
