@@ -149,6 +149,12 @@ pub struct BrokerConfig {
     /// `ssl.enabled.protocols`: `TLSv1.2`, `TLSv1.3` or both.
     #[serde(rename = "ssl.enabled.protocols")]
     pub ssl_enabled_protocols: String,
+    /// `listener.name.<listener>.<setting>`: one listener's own TLS and SASL settings (the
+    /// settings of [`LISTENER_SETTINGS`]), keyed by the full name as Kafka writes it (the
+    /// listener's name in lower case); the listener uses them instead of the broker-wide
+    /// ones. In the TOML file they are quoted keys like every Kafka setting.
+    #[serde(skip)]
+    pub listener_overrides: std::collections::BTreeMap<String, String>,
     /// Where logs and metadata live.
     pub data_dir: PathBuf,
     /// Use a temporary data directory that is removed on shutdown (ignores `data_dir`).
@@ -349,6 +355,7 @@ impl Default for BrokerConfig {
             ssl_client_auth: "none".into(),
             ssl_principal_mapping_rules: "DEFAULT".into(),
             ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
+            listener_overrides: std::collections::BTreeMap::new(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             ephemeral: false,
             http_listen: DEFAULT_HTTP_LISTEN.to_string(),
@@ -494,12 +501,67 @@ impl BrokerConfig {
             path: path.to_owned(),
             source,
         })?;
-        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let parse = |source| ConfigError::Parse {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(parse)?;
+        // `listener.name.*` keys name settings per listener, so they cannot be fields: they
+        // are taken out first, and the rest must be known fields.
+        let mut overrides = std::collections::BTreeMap::new();
+        let names: Vec<String> = table
+            .keys()
+            .filter(|k| k.starts_with(LISTENER_PREFIX))
+            .cloned()
+            .collect();
+        for name in names {
+            let value = match table.remove(&name) {
+                Some(toml::Value::String(s)) => s,
+                Some(toml::Value::Integer(n)) => n.to_string(),
+                Some(toml::Value::Boolean(b)) => b.to_string(),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "listener.name.*",
+                        reason: format!("{name}: the value must be a string, number or boolean"),
+                    })
+                }
+            };
+            overrides.insert(name, value);
+        }
+        let mut config: Self = table.try_into().map_err(parse)?;
+        config.listener_overrides = overrides;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The settings listener `listener` uses: the broker-wide ones with its
+    /// `listener.name.<listener>.*` overrides applied.
+    pub fn for_listener(&self, listener: &str) -> Result<Self, ConfigError> {
+        let mut config = self.clone();
+        for (key, value) in &self.listener_overrides {
+            let (name, setting) = split_listener_key(key)?;
+            if name.eq_ignore_ascii_case(listener) {
+                apply_listener_setting(&mut config, setting, value).map_err(|reason| {
+                    ConfigError::Invalid {
+                        name: "listener.name.*",
+                        reason: format!("{key}: {reason}"),
+                    }
+                })?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// The listener names `listener.name.*` settings are given for (upper case).
+    pub fn overridden_listeners(&self) -> Result<Vec<String>, ConfigError> {
+        let mut names = Vec::new();
+        for key in self.listener_overrides.keys() {
+            let name = split_listener_key(key)?.0.to_ascii_uppercase();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 
     /// Checks ranges that serde cannot.
@@ -510,6 +572,9 @@ impl BrokerConfig {
                 reason: reason.to_string(),
             })
         };
+        for listener in self.overridden_listeners()? {
+            self.for_listener(&listener)?;
+        }
         if let Err(reason) = self.http_addr() {
             return invalid("http_listen", &reason);
         }
@@ -706,6 +771,107 @@ pub(crate) fn split_host_port(s: &str) -> Result<(&str, u16), String> {
     Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
 }
 
+/// How per-listener settings start.
+const LISTENER_PREFIX: &str = "listener.name.";
+
+/// The settings a listener may have of its own (`listener.name.<listener>.<setting>`), as in
+/// Kafka. A SASL setting may also carry the mechanism, as Kafka writes OAUTHBEARER's
+/// (`listener.name.<listener>.oauthbearer.sasl.oauthbearer.jwks.endpoint.url`).
+pub const LISTENER_SETTINGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.principal.mapping.rules",
+    "ssl.enabled.protocols",
+    "sasl.enabled.mechanisms",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.clock.skew.seconds",
+];
+
+/// `listener.name.<listener>.<setting>` -> (listener, setting), the setting one of
+/// [`LISTENER_SETTINGS`] (a mechanism prefix such as `oauthbearer.` or `scram-sha-256.`
+/// before a `sasl.` setting is dropped).
+fn split_listener_key(key: &str) -> Result<(&str, &str), ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "listener.name.*",
+        reason,
+    };
+    let rest = key.strip_prefix(LISTENER_PREFIX).ok_or_else(|| {
+        invalid(format!(
+            "{key}: not a listener.name.<listener>.<setting> key"
+        ))
+    })?;
+    let (listener, setting) = rest
+        .split_once('.')
+        .filter(|(l, _)| !l.is_empty())
+        .ok_or_else(|| invalid(format!("{key}: no listener name")))?;
+    let setting = match setting.split_once('.') {
+        Some((mechanism, sasl))
+            if sasl.starts_with("sasl.")
+                && crate::auth::sasl::enabled_mechanisms(&mechanism.to_ascii_uppercase())
+                    .is_ok() =>
+        {
+            sasl
+        }
+        _ => setting,
+    };
+    if !LISTENER_SETTINGS.contains(&setting) {
+        return Err(invalid(format!(
+            "{key}: {setting} cannot be set per listener (these can: {})",
+            LISTENER_SETTINGS.join(", ")
+        )));
+    }
+    Ok((listener, setting))
+}
+
+/// Sets one of [`LISTENER_SETTINGS`] in `config`.
+fn apply_listener_setting(
+    config: &mut BrokerConfig,
+    setting: &str,
+    value: &str,
+) -> Result<(), String> {
+    let text = || value.to_string();
+    let optional = || (!value.is_empty()).then(|| value.to_string());
+    match setting {
+        "ssl.keystore.type" => config.ssl_keystore_type = text(),
+        "ssl.keystore.location" => config.ssl_keystore_location = optional().map(PathBuf::from),
+        "ssl.keystore.key" => config.ssl_keystore_key = optional(),
+        "ssl.keystore.certificate.chain" => config.ssl_keystore_certificate_chain = optional(),
+        "ssl.key.password" => config.ssl_key_password = optional(),
+        "ssl.truststore.type" => config.ssl_truststore_type = text(),
+        "ssl.truststore.location" => config.ssl_truststore_location = optional().map(PathBuf::from),
+        "ssl.truststore.certificates" => config.ssl_truststore_certificates = optional(),
+        "ssl.client.auth" => config.ssl_client_auth = text(),
+        "ssl.principal.mapping.rules" => config.ssl_principal_mapping_rules = text(),
+        "ssl.enabled.protocols" => config.ssl_enabled_protocols = text(),
+        "sasl.enabled.mechanisms" => config.sasl_enabled_mechanisms = text(),
+        "sasl.oauthbearer.jwks.endpoint.url" => {
+            config.sasl_oauthbearer_jwks_endpoint_url = optional()
+        }
+        "sasl.oauthbearer.sub.claim.name" => config.sasl_oauthbearer_sub_claim_name = text(),
+        "sasl.oauthbearer.expected.issuer" => config.sasl_oauthbearer_expected_issuer = optional(),
+        "sasl.oauthbearer.expected.audience" => {
+            config.sasl_oauthbearer_expected_audience = optional()
+        }
+        "sasl.oauthbearer.clock.skew.seconds" => {
+            config.sasl_oauthbearer_clock_skew_seconds = value
+                .parse()
+                .map_err(|_| format!("{value:?} is not a number of seconds"))?
+        }
+        other => return Err(format!("{other} cannot be set per listener")),
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,5 +917,61 @@ mod tests {
         assert_eq!(parse_host_port("[::1]:9092").unwrap(), ("::1".into(), 9092));
         assert!(parse_host_port("nohost").is_err());
         assert!(parse_host_port(":9").is_err());
+    }
+
+    #[test]
+    fn listener_name_settings_are_read_per_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("brook.toml");
+        std::fs::write(
+            &path,
+            concat!(
+                "\"ssl.client.auth\" = \"required\"\n",
+                "\"listener.name.external.ssl.client.auth\" = \"none\"\n",
+                "\"listener.name.external.ssl.keystore.location\" = \"/etc/brook/external.pem\"\n",
+                "\"listener.name.external.oauthbearer.sasl.oauthbearer.clock.skew.seconds\" = 5\n",
+                "\"listener.name.internal.sasl.enabled.mechanisms\" = \"PLAIN\"\n",
+            ),
+        )
+        .unwrap();
+        let config = BrokerConfig::from_file(&path).unwrap();
+        assert_eq!(config.listener_overrides.len(), 4);
+        assert_eq!(
+            config.overridden_listeners().unwrap(),
+            vec!["EXTERNAL".to_string(), "INTERNAL".to_string()]
+        );
+        let external = config.for_listener("EXTERNAL").unwrap();
+        assert_eq!(external.ssl_client_auth, "none");
+        assert_eq!(
+            external.ssl_keystore_location,
+            Some(PathBuf::from("/etc/brook/external.pem"))
+        );
+        assert_eq!(external.sasl_oauthbearer_clock_skew_seconds, 5);
+        assert_eq!(
+            external.sasl_enabled_mechanisms,
+            config.sasl_enabled_mechanisms
+        );
+        let internal = config.for_listener("internal").unwrap();
+        assert_eq!(internal.ssl_client_auth, "required");
+        assert_eq!(internal.sasl_enabled_mechanisms, "PLAIN");
+        // A listener without settings of its own has the broker-wide ones.
+        assert_eq!(
+            config.for_listener("PLAINTEXT").unwrap().ssl_client_auth,
+            "required"
+        );
+
+        for (bad, says) in [
+            ("\"listener.name.external.log.retention.ms\" = 5\n", "cannot be set per listener"),
+            ("\"listener.name.external.ssl.client.auth\" = [1]\n", "must be a string"),
+            ("\"listener.name.external.oauthbearer.sasl.oauthbearer.clock.skew.seconds\" = \"x\"\n", "not a number"),
+            ("\"listener.name..ssl.client.auth\" = \"none\"\n", "no listener name"),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let error = BrokerConfig::from_file(&path).unwrap_err().to_string();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+        // Other unknown keys stay errors.
+        std::fs::write(&path, "\"listener.names\" = \"x\"\n").unwrap();
+        assert!(BrokerConfig::from_file(&path).is_err());
     }
 }

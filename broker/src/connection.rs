@@ -153,12 +153,13 @@ pub(crate) async fn serve(
     let _open = state.metrics.connection();
     let _ = stream.set_nodelay(true);
     let protocol = listener.protocol;
+    let security = state.security.listener(&listener.listener);
     let session = |principal| {
         if protocol.uses_sasl() {
             Session::with_sasl(
-                state.security.sasl_mechanisms.clone(),
+                security.sasl_mechanisms.clone(),
                 state.config.connections_max_reauth_ms,
-                state.security.oauth.clone(),
+                security.oauth.clone(),
             )
         } else {
             Session::without_sasl(principal)
@@ -175,7 +176,7 @@ pub(crate) async fn serve(
         return run(io, session, listener, state.clone(), shutdown).await;
     }
     // Loaded at start whenever a listener uses TLS.
-    let Some(tls) = &state.security.tls else {
+    let Some(tls) = &security.tls else {
         return;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
@@ -204,7 +205,7 @@ pub(crate) async fn serve(
         // SASL_SSL authenticates with SASL; the certificate only proves the channel.
         Some(der) if !protocol.uses_sasl() => {
             let name = certificate_subject(der)
-                .and_then(|subject| state.security.principal_rules.name_of(&subject));
+                .and_then(|subject| security.principal_rules.name_of(&subject));
             match name {
                 Ok(name) => Principal::user(&name),
                 Err(reason) => {

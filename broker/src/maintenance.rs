@@ -60,7 +60,7 @@ pub(crate) async fn run(state: Arc<BrokerState>, mut shutdown: watch::Receiver<b
                 if let Some(cleaner) = cleaner.as_mut() {
                     cleaner.resize();
                 }
-                if let Some(tls) = &state.security.tls {
+                for tls in state.security.all_tls() {
                     tls.reload_if_changed();
                 }
             }

@@ -57,8 +57,8 @@ pub struct Broker {
     http_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     cluster_id: String,
-    /// The TLS config of the TLS listeners (for reloading it).
-    tls: Option<Arc<crate::auth::tls::Tls>>,
+    /// The TLS configs of the TLS listeners (for reloading them).
+    tls: Vec<Arc<crate::auth::tls::Tls>>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -77,7 +77,8 @@ impl Broker {
         let specs = crate::listeners::specs(&config)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
         // Before the data directory: bad TLS files or keys stop the start at once.
-        let security = crate::auth::Security::load(&config, specs.iter().map(|s| s.protocol))?;
+        let named: Vec<_> = specs.iter().map(|s| (s.name.clone(), s.protocol)).collect();
+        let security = crate::auth::Security::load(&config, &named)?;
         let mut listeners = Vec::with_capacity(specs.len());
         let mut listener_addrs = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -207,7 +208,7 @@ impl Broker {
             security,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let tls = state.security.tls.clone();
+        let tls = state.security.all_tls();
         let server = tokio::spawn(run(listeners, http, state, shutdown_rx, temp_dir));
         Ok(Broker {
             local_addr,
@@ -224,10 +225,10 @@ impl Broker {
     /// Reads the TLS key, certificate and trust store again (SIGHUP); new connections use
     /// them, open ones keep theirs. On an error the files in use stay.
     pub fn reload_tls(&self) -> Result<(), crate::auth::tls::TlsError> {
-        match &self.tls {
-            Some(tls) => tls.reload(),
-            None => Ok(()),
+        for tls in &self.tls {
+            tls.reload()?;
         }
+        Ok(())
     }
 
     /// The address the (first) listener is bound to.

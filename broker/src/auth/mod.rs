@@ -41,51 +41,54 @@ pub(crate) fn scram_nonce() -> std::io::Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(random_bytes::<18>()?))
 }
 
-/// The security settings in effect, read once at start (TLS files are reloaded on change).
-pub(crate) struct Security {
-    /// The TLS config of the SSL and SASL_SSL listeners; `None` without such listeners.
+/// One listener's authentication settings: the broker-wide ones, or its own from
+/// `listener.name.<listener>.*`.
+pub(crate) struct ListenerSecurity {
+    /// The TLS config, when the listener uses TLS (the HTTP listener too, for the
+    /// broker-wide one).
     pub(crate) tls: Option<std::sync::Arc<tls::Tls>>,
     /// `sasl.enabled.mechanisms`.
     pub(crate) sasl_mechanisms: Vec<sasl::SaslMechanism>,
     /// `ssl.principal.mapping.rules`.
     pub(crate) principal_rules: principal::MappingRules,
-    /// ACLs and the check of each request against them.
-    pub(crate) authorizer: acl::Authorizer,
     /// How OAUTHBEARER tokens are checked, when that mechanism is enabled.
     pub(crate) oauth: Option<std::sync::Arc<oauth::Validator>>,
+}
+
+/// The security settings in effect, read once at start (TLS files are reloaded on change).
+pub(crate) struct Security {
+    /// The broker-wide settings: every listener without settings of its own, and the HTTP
+    /// listener.
+    pub(crate) default: ListenerSecurity,
+    /// Listeners with `listener.name.<listener>.*` settings, by upper-case name.
+    listeners: std::collections::HashMap<String, ListenerSecurity>,
+    /// ACLs and the check of each request against them.
+    pub(crate) authorizer: acl::Authorizer,
 }
 
 /// The security settings read before the data directory opens (TLS files, OAUTHBEARER
 /// keys), so that a bad one stops the broker before it spends time opening logs.
 pub(crate) struct Unopened {
-    tls: Option<std::sync::Arc<tls::Tls>>,
-    sasl_mechanisms: Vec<sasl::SaslMechanism>,
-    principal_rules: principal::MappingRules,
-    oauth: Option<std::sync::Arc<oauth::Validator>>,
+    default: ListenerSecurity,
+    listeners: std::collections::HashMap<String, ListenerSecurity>,
 }
 
 impl Unopened {
     /// With the ACLs read from the data directory: the security in effect.
     pub(crate) fn open(self, authorizer: acl::Authorizer) -> Security {
         Security {
-            tls: self.tls,
-            sasl_mechanisms: self.sasl_mechanisms,
-            principal_rules: self.principal_rules,
+            default: self.default,
+            listeners: self.listeners,
             authorizer,
-            oauth: self.oauth,
         }
     }
 }
 
-impl Security {
-    /// Reads the settings (and the TLS files when a listener uses TLS).
-    pub(crate) fn load(
-        config: &BrokerConfig,
-        protocols: impl IntoIterator<Item = SecurityProtocol>,
-    ) -> Result<Unopened, crate::config::ConfigError> {
+impl ListenerSecurity {
+    /// Reads `config`'s settings; the TLS files only with `tls`.
+    fn load(config: &BrokerConfig, tls: bool) -> Result<Self, crate::config::ConfigError> {
         let invalid = |name, reason| crate::config::ConfigError::Invalid { name, reason };
-        let tls = if config.brook_http_tls || protocols.into_iter().any(SecurityProtocol::uses_tls)
-        {
+        let tls = if tls {
             Some(std::sync::Arc::new(
                 tls::Tls::load(config).map_err(|e| invalid(e.setting, e.reason))?,
             ))
@@ -104,12 +107,67 @@ impl Security {
         } else {
             None
         };
-        Ok(Unopened {
+        Ok(Self {
             tls,
             sasl_mechanisms,
             oauth,
             principal_rules: principal::MappingRules::parse(&config.ssl_principal_mapping_rules)
                 .map_err(|r| invalid("ssl.principal.mapping.rules", r))?,
         })
+    }
+}
+
+impl Security {
+    /// Reads the settings (and the TLS files when a listener uses TLS) of `listeners`
+    /// (name, protocol).
+    pub(crate) fn load(
+        config: &BrokerConfig,
+        listeners: &[(String, SecurityProtocol)],
+    ) -> Result<Unopened, crate::config::ConfigError> {
+        let overridden = config.overridden_listeners()?;
+        if let Some(unknown) = overridden.iter().find(|n| {
+            !listeners
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(n))
+        }) {
+            return Err(crate::config::ConfigError::Invalid {
+                name: "listener.name.*",
+                reason: format!(
+                    "settings are given for listener {unknown}, which `listeners` does not name"
+                ),
+            });
+        }
+        let own = |name: &str| overridden.iter().any(|n| n.eq_ignore_ascii_case(name));
+        // The broker-wide TLS files are read when something uses them.
+        let default_tls = config.brook_http_tls
+            || listeners
+                .iter()
+                .any(|(name, protocol)| protocol.uses_tls() && !own(name));
+        let default = ListenerSecurity::load(config, default_tls)?;
+        let mut own_settings = std::collections::HashMap::new();
+        for (name, protocol) in listeners.iter().filter(|(name, _)| own(name)) {
+            let settings =
+                ListenerSecurity::load(&config.for_listener(name)?, protocol.uses_tls())?;
+            own_settings.insert(name.to_ascii_uppercase(), settings);
+        }
+        Ok(Unopened {
+            default,
+            listeners: own_settings,
+        })
+    }
+
+    /// The settings of listener `name`.
+    pub(crate) fn listener(&self, name: &str) -> &ListenerSecurity {
+        self.listeners
+            .get(&name.to_ascii_uppercase())
+            .unwrap_or(&self.default)
+    }
+
+    /// Every TLS config in use (each reloads its files on change).
+    pub(crate) fn all_tls(&self) -> Vec<std::sync::Arc<tls::Tls>> {
+        std::iter::once(&self.default)
+            .chain(self.listeners.values())
+            .filter_map(|l| l.tls.clone())
+            .collect()
     }
 }

@@ -75,7 +75,7 @@ pub(crate) async fn serve(
     let tls = state
         .config
         .brook_http_tls
-        .then(|| state.security.tls.clone())
+        .then(|| state.security.default.tls.clone())
         .flatten();
     let app = router(state).into_make_service_with_connect_info::<auth::PeerAddr>();
     let stopped = async move {

@@ -945,3 +945,99 @@ fn a_client_certificate_subject_is_the_principal_acls_name() {
     let (_, high, _) = crate::wire::fetch(&mut admin, "mtls-denied", 0, 0, 0);
     assert_eq!(high, 0);
 }
+
+/// `listener.name.<listener>.*`: each listener with its own certificate, client
+/// authentication and SASL mechanisms; listeners without such settings keep the broker-wide
+/// ones; settings for a listener that does not exist stop the start.
+#[test]
+fn listeners_take_their_own_tls_and_sasl_settings() {
+    let other = tempfile::tempdir().unwrap();
+    let certs = dev_certificates(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let external_pem = other.path().join("external.pem");
+    std::fs::write(&external_pem, &certs.server_pem).unwrap();
+    std::fs::write(other.path().join("external-ca.pem"), &certs.ca_pem).unwrap();
+    let listeners = |c: &mut BrokerConfig| {
+        c.listeners = Some(
+            "SSL://127.0.0.1:0,EXTERNAL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,LOCAL://127.0.0.1:0"
+                .into(),
+        );
+        c.listener_security_protocol_map =
+            Some("SSL:SSL,EXTERNAL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,LOCAL:SASL_PLAINTEXT".into());
+    };
+    let s = Secured::start("required", |c| {
+        listeners(c);
+        let mut own = |k: &str, v: &str| c.listener_overrides.insert(k.into(), v.into());
+        own(
+            "listener.name.external.ssl.keystore.location",
+            external_pem.to_str().unwrap(),
+        );
+        own("listener.name.external.ssl.client.auth", "none");
+        own(
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+            "SCRAM-SHA-512",
+        );
+    });
+    let version = &rustls::version::TLS13;
+    // SSL: the broker-wide certificate, and a client certificate is required.
+    let ca = s.file("ca.pem");
+    let with_cert = tls_config(&ca, Some(&s.file("client.pem")), version);
+    assert!(
+        TlsClient::connect(&s.addr("SSL"), with_cert)
+            .unwrap()
+            .api_versions()
+            .unwrap()
+            > 30
+    );
+    let without = tls_config(&ca, None, version);
+    let refused = TlsClient::connect(&s.addr("SSL"), without).and_then(|mut c| c.api_versions());
+    assert!(
+        refused.is_err(),
+        "SSL served a client without a certificate"
+    );
+    // EXTERNAL: its own certificate (another CA), no client certificate needed.
+    let external_ca = other.path().join("external-ca.pem");
+    let config = tls_config(&external_ca, None, version);
+    assert!(
+        TlsClient::connect(&s.addr("EXTERNAL"), config)
+            .unwrap()
+            .api_versions()
+            .unwrap()
+            > 30
+    );
+    let config = tls_config(&ca, None, version);
+    assert!(
+        TlsClient::connect(&s.addr("EXTERNAL"), config).is_err(),
+        "EXTERNAL served the broker-wide certificate"
+    );
+    // SASL_PLAINTEXT offers its own mechanisms; LOCAL, the broker-wide ones.
+    let mut c = RawClient::connect(&s.addr("SASL_PLAINTEXT")).unwrap();
+    assert_eq!(
+        handshake(&mut c, 1, "PLAIN"),
+        (
+            ErrorCode::UnsupportedSaslMechanism.code(),
+            vec!["SCRAM-SHA-512".to_string()]
+        )
+    );
+    let mut c = RawClient::connect(&s.addr("LOCAL")).unwrap();
+    assert_eq!(handshake(&mut c, 1, "PLAIN").0, 0);
+    assert_eq!(
+        authenticate(&mut c, 2, &plain(USER, PASSWORD)).0,
+        0,
+        "PLAIN on the listener without settings of its own"
+    );
+
+    // Settings for a listener `listeners` does not name are an error at start.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = BrokerConfig::with_data_dir(data.path());
+    listeners(&mut config);
+    config.ssl_keystore_location = Some(s.file("server.pem"));
+    config.listener_overrides.insert(
+        "listener.name.extrenal.ssl.client.auth".into(),
+        "none".into(),
+    );
+    let error = EmbeddedBroker::start(config)
+        .err()
+        .expect("the start must fail")
+        .to_string();
+    assert!(error.contains("EXTRENAL"), "{error}");
+}
