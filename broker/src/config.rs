@@ -97,10 +97,27 @@ pub struct BrokerConfig {
     /// `allow.everyone.if.no.acl.found`: a resource no ACL names is open to everyone.
     #[serde(rename = "allow.everyone.if.no.acl.found")]
     pub allow_everyone_if_no_acl_found: bool,
-    /// `sasl.oauthbearer.jwks.endpoint.url`: the JWKS whose keys sign OAUTHBEARER tokens, as a
-    /// file (`file:///path` or a path). Unset: unsecured tokens (development only).
+    /// `sasl.oauthbearer.jwks.endpoint.url`: the JWKS whose keys sign OAUTHBEARER tokens: an
+    /// `https://` (or `http://`) URL, fetched in the background and refreshed, or a file
+    /// (`file:///path` or a path) read at start. Unset: unsecured tokens (development only).
     #[serde(rename = "sasl.oauthbearer.jwks.endpoint.url")]
     pub sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`: how often a JWKS URL is fetched again
+    /// (also sooner, when a token names a key the set lacks).
+    #[serde(rename = "sasl.oauthbearer.jwks.endpoint.refresh.ms")]
+    pub sasl_oauthbearer_jwks_endpoint_refresh_ms: u64,
+    /// `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms`: the first wait after a failed fetch
+    /// (doubling up to the max).
+    #[serde(rename = "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms")]
+    pub sasl_oauthbearer_jwks_endpoint_retry_backoff_ms: u64,
+    /// `sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms`: the longest wait between failed
+    /// fetches, and the shortest between fetches asked for by unknown key ids.
+    #[serde(rename = "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms")]
+    pub sasl_oauthbearer_jwks_endpoint_retry_backoff_max_ms: u64,
+    /// `brook.oauthbearer.jwks.ca.location` (Brook's own): PEM CA certificates an `https://`
+    /// JWKS endpoint's certificate must chain to; the system's CA bundle when unset.
+    #[serde(rename = "brook.oauthbearer.jwks.ca.location")]
+    pub brook_oauthbearer_jwks_ca_location: Option<PathBuf>,
     /// `sasl.oauthbearer.sub.claim.name`: the claim naming the principal.
     #[serde(rename = "sasl.oauthbearer.sub.claim.name")]
     pub sasl_oauthbearer_sub_claim_name: String,
@@ -340,6 +357,10 @@ impl Default for BrokerConfig {
             brook_admin_user: None,
             brook_admin_password: None,
             sasl_oauthbearer_jwks_endpoint_url: None,
+            sasl_oauthbearer_jwks_endpoint_refresh_ms: 3_600_000,
+            sasl_oauthbearer_jwks_endpoint_retry_backoff_ms: 100,
+            sasl_oauthbearer_jwks_endpoint_retry_backoff_max_ms: 10_000,
+            brook_oauthbearer_jwks_ca_location: None,
             sasl_oauthbearer_sub_claim_name: "sub".into(),
             sasl_oauthbearer_expected_issuer: None,
             sasl_oauthbearer_expected_audience: None,

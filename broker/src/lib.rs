@@ -3,6 +3,7 @@
 //! - [`config`]: the typed broker configuration (TOML file, CLI flags).
 //! - [`server`]: starting, embedding and stopping a broker ([`Broker`], [`EmbeddedBroker`]).
 //! - [`auth`]: authentication mechanisms (SCRAM so far), apart from the connections.
+//! - [`http_client`]: the broker's own outgoing HTTP requests (a JWKS, a schema registry).
 //! - [`listeners`]: the Kafka listeners (`listeners`, `advertised.listeners`,
 //!   `listener.security.protocol.map`).
 //! - `connection`: one client connection, requests in and responses out in order.
@@ -39,6 +40,7 @@ mod files;
 mod groups;
 mod handlers;
 mod http;
+pub mod http_client;
 mod internal_log;
 pub mod listeners;
 mod maintenance;

@@ -4,9 +4,13 @@
 //! - **unsecured** (development, Kafka's `OAuthBearerUnsecuredValidatorCallbackHandler`, the
 //!   default when no JWKS is configured): the token's header says `"alg": "none"` and it has
 //!   no signature; only its claims are checked;
-//! - **signed**: `sasl.oauthbearer.jwks.endpoint.url` names a JWKS file (`file:` URL or path);
-//!   RS256/RS384/RS512 and ES256/ES384 signatures are verified against its keys (by `kid` when
-//!   the token names one), then the claims.
+//! - **signed**: `sasl.oauthbearer.jwks.endpoint.url` names a JWKS: an `https://` (or
+//!   `http://`) URL, fetched in the background at start and every
+//!   `sasl.oauthbearer.jwks.endpoint.refresh.ms` (failed fetches retried with a doubling
+//!   backoff; a token naming a key id the set lacks asks for a fetch at once, at most once per
+//!   backoff maximum, as Kafka's refreshing JWKS does), or a file (`file:` URL or path) read at
+//!   start. RS256/RS384/RS512 and ES256/ES384 signatures are verified against its keys (by
+//!   `kid` when the token names one), then the claims.
 //!
 //! Claims checked: `exp` (required, with `sasl.oauthbearer.clock.skew.seconds` of slack),
 //! `iat` and `nbf` when present, the principal claim (`sasl.oauthbearer.sub.claim.name`,
@@ -18,17 +22,44 @@ use base64::Engine as _;
 use ring::signature;
 use serde_json::Value;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::config::BrokerConfig;
 
 /// How tokens are checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Validator {
-    /// Verification keys; `None`: unsecured tokens (no signature).
-    keys: Option<Vec<Jwk>>,
+    keys: Keys,
     principal_claim: String,
     expected_issuer: Option<String>,
     expected_audience: Vec<String>,
     clock_skew_ms: i64,
+}
+
+/// Where the verification keys come from.
+#[derive(Debug, Clone)]
+enum Keys {
+    /// None: unsecured tokens (no signature).
+    Unsecured,
+    /// A JWKS file, read at start.
+    File(Vec<Jwk>),
+    /// A JWKS URL, fetched and refreshed by a task.
+    Endpoint(Arc<JwksEndpoint>),
+}
+
+/// A JWKS URL and the keys last fetched from it.
+#[derive(Debug)]
+struct JwksEndpoint {
+    url: String,
+    /// For `https://` URLs.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// `None` until the first fetch succeeds.
+    keys: parking_lot::RwLock<Option<Vec<Jwk>>>,
+    /// Why the last fetch failed, for the refusals meanwhile.
+    last_error: parking_lot::Mutex<Option<String>>,
+    /// Asks the task for a fetch now (a token named a key the set lacks).
+    wanted: tokio::sync::Notify,
 }
 
 /// One public key of a JWKS.
@@ -67,24 +98,51 @@ pub(crate) struct Accepted {
 
 impl Validator {
     /// The validator the settings describe.
+    /// A JWKS URL's fetches run on the current tokio runtime.
     pub(crate) fn from_config(config: &BrokerConfig) -> Result<Self, (&'static str, String)> {
+        const URL: &str = "sasl.oauthbearer.jwks.endpoint.url";
         let keys = match config.sasl_oauthbearer_jwks_endpoint_url.as_deref() {
-            None | Some("") => None,
+            None | Some("") => Keys::Unsecured,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                let (https, _, _) = crate::http_client::split_url(url).map_err(|e| (URL, e))?;
+                let tls = if https {
+                    let ca = config.brook_oauthbearer_jwks_ca_location.as_deref();
+                    Some(crate::http_client::tls_config(ca).map_err(|e| {
+                        ("brook.oauthbearer.jwks.ca.location", format!("{url}: {e}"))
+                    })?)
+                } else {
+                    None
+                };
+                let endpoint = Arc::new(JwksEndpoint {
+                    url: url.to_string(),
+                    tls,
+                    keys: parking_lot::RwLock::new(None),
+                    last_error: parking_lot::Mutex::new(None),
+                    wanted: tokio::sync::Notify::new(),
+                });
+                let runtime = tokio::runtime::Handle::try_current()
+                    .map_err(|_| (URL, format!("{url}: fetching it needs a tokio runtime")))?;
+                runtime.spawn(refresh(
+                    Arc::downgrade(&endpoint),
+                    Refresh {
+                        every: Duration::from_millis(
+                            config.sasl_oauthbearer_jwks_endpoint_refresh_ms,
+                        ),
+                        backoff: Duration::from_millis(
+                            config.sasl_oauthbearer_jwks_endpoint_retry_backoff_ms,
+                        ),
+                        backoff_max: Duration::from_millis(
+                            config.sasl_oauthbearer_jwks_endpoint_retry_backoff_max_ms,
+                        ),
+                    },
+                ));
+                Keys::Endpoint(endpoint)
+            }
             Some(url) => {
                 let path = url.strip_prefix("file://").unwrap_or(url);
-                if path.starts_with("http://") || path.starts_with("https://") {
-                    return Err((
-                        "sasl.oauthbearer.jwks.endpoint.url",
-                        format!("{url}: Brook reads the JWKS from a file (file:///path or a path); download it there"),
-                    ));
-                }
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ("sasl.oauthbearer.jwks.endpoint.url", format!("{path}: {e}")))?;
-                Some(
-                    parse_jwks(&text).map_err(|e| {
-                        ("sasl.oauthbearer.jwks.endpoint.url", format!("{path}: {e}"))
-                    })?,
-                )
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| (URL, format!("{path}: {e}")))?;
+                Keys::File(parse_jwks(&text).map_err(|e| (URL, format!("{path}: {e}")))?)
             }
         };
         Ok(Self {
@@ -111,7 +169,7 @@ impl Validator {
 
     /// Whether tokens are accepted without a signature.
     pub(crate) fn is_unsecured(&self) -> bool {
-        self.keys.is_none()
+        matches!(self.keys, Keys::Unsecured)
     }
 
     /// Checks `token` at `now_ms`.
@@ -131,21 +189,40 @@ impl Validator {
         let header_json = json(header, "header")?;
         let claims = json(payload, "payload")?;
         let alg = header_json["alg"].as_str().unwrap_or("");
+        let verify_with = |keys: &[Jwk]| -> Result<(), String> {
+            let signature = BASE64URL
+                .decode(sig)
+                .map_err(|_| "the token's signature is not base64url".to_string())?;
+            let signing_input = &token[..header.len() + 1 + payload.len()];
+            let kid = header_json["kid"].as_str();
+            verify(keys, alg, kid, signing_input.as_bytes(), &signature)
+        };
         match &self.keys {
-            None => {
+            Keys::Unsecured => {
                 if alg != "none" || !sig.is_empty() {
                     return Err(format!(
                         "only unsecured tokens (alg none, no signature) are accepted without sasl.oauthbearer.jwks.endpoint.url, not alg {alg:?}"
                     ));
                 }
             }
-            Some(keys) => {
-                let signature = BASE64URL
-                    .decode(sig)
-                    .map_err(|_| "the token's signature is not base64url".to_string())?;
-                let signing_input = &token[..header.len() + 1 + payload.len()];
-                let kid = header_json["kid"].as_str();
-                verify(keys, alg, kid, signing_input.as_bytes(), &signature)?;
+            Keys::File(keys) => verify_with(keys)?,
+            Keys::Endpoint(endpoint) => {
+                let keys = endpoint.keys.read();
+                let Some(keys) = keys.as_deref() else {
+                    let why = endpoint.last_error.lock().clone();
+                    return Err(format!(
+                        "the JWKS of {} has not been fetched yet{}",
+                        endpoint.url,
+                        why.map(|w| format!(" ({w})")).unwrap_or_default()
+                    ));
+                };
+                if let Some(kid) = header_json["kid"].as_str() {
+                    if !keys.iter().any(|k| k.kid.as_deref() == Some(kid)) {
+                        // The identity provider may have rotated its keys: fetch again.
+                        endpoint.wanted.notify_one();
+                    }
+                }
+                verify_with(keys)?;
             }
         }
         self.check_claims(&claims, now_ms)
@@ -202,6 +279,75 @@ impl Validator {
             principal: principal.to_string(),
             lifetime_ms: exp - now_ms,
         })
+    }
+}
+
+/// How a JWKS URL is fetched again.
+struct Refresh {
+    every: Duration,
+    backoff: Duration,
+    backoff_max: Duration,
+}
+
+/// Fetches `endpoint`'s JWKS now, then every `refresh.every` (sooner when asked, at most
+/// once per `backoff_max`); failures are retried with a doubling backoff. Ends when the
+/// validator is dropped.
+async fn refresh(endpoint: std::sync::Weak<JwksEndpoint>, refresh: Refresh) {
+    let mut backoff = refresh.backoff;
+    loop {
+        let Some(e) = endpoint.upgrade() else {
+            return;
+        };
+        let (wait, asked_after) = match e.fetch().await {
+            Ok(keys) => {
+                tracing::info!(url = %e.url, keys = keys.len(), "fetched the OAUTHBEARER JWKS");
+                *e.keys.write() = Some(keys);
+                *e.last_error.lock() = None;
+                backoff = refresh.backoff;
+                (refresh.every, refresh.backoff_max)
+            }
+            Err(why) => {
+                tracing::warn!(url = %e.url, error = %why, "fetching the OAUTHBEARER JWKS failed; retrying");
+                *e.last_error.lock() = Some(why);
+                let wait = backoff;
+                backoff = (backoff * 2).min(refresh.backoff_max);
+                (wait, wait)
+            }
+        };
+        // Requests for a fetch count only after a pause, so bad tokens cannot flood the
+        // identity provider.
+        let asked = async {
+            tokio::time::sleep(asked_after).await;
+            e.wanted.notified().await;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = asked => {}
+        }
+    }
+}
+
+impl JwksEndpoint {
+    async fn fetch(&self) -> Result<Vec<Jwk>, String> {
+        let (_, authority, path) = crate::http_client::split_url(&self.url)?;
+        let request = hyper::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", authority)
+            .header("accept", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let (status, body) = tokio::time::timeout(
+            Duration::from_secs(30),
+            crate::http_client::send(&self.url, authority, self.tls.clone(), request),
+        )
+        .await
+        .map_err(|_| "no answer within 30 s".to_string())??;
+        if status != 200 {
+            return Err(format!("HTTP status {status}"));
+        }
+        let text = std::str::from_utf8(&body).map_err(|_| "the JWKS is not UTF-8".to_string())?;
+        parse_jwks(text)
     }
 }
 
@@ -487,16 +633,42 @@ mod tests {
     }
 
     #[test]
-    fn jwks_files_are_refused_with_a_reason() {
+    fn bad_jwks_are_refused_with_a_reason() {
         let config = BrokerConfig {
             sasl_oauthbearer_jwks_endpoint_url: Some("https://idp.example/jwks".into()),
+            brook_oauthbearer_jwks_ca_location: Some("/nonexistent/ca.pem".into()),
             ..BrokerConfig::default()
         };
-        assert!(Validator::from_config(&config)
-            .unwrap_err()
-            .1
-            .contains("file"));
+        let (setting, reason) = Validator::from_config(&config).unwrap_err();
+        assert_eq!(setting, "brook.oauthbearer.jwks.ca.location");
+        assert!(reason.contains("/nonexistent/ca.pem"), "{reason}");
         assert!(parse_jwks(r#"{"keys":[{"kty":"oct","k":"AA"}]}"#).is_err());
         assert!(parse_jwks("nope").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_jwks_url_not_fetched_yet_refuses_tokens_saying_why() {
+        // Nothing listens on port 9 of loopback: every fetch fails.
+        let config = BrokerConfig {
+            sasl_oauthbearer_jwks_endpoint_url: Some("http://127.0.0.1:9/jwks".into()),
+            ..BrokerConfig::default()
+        };
+        let validator = Validator::from_config(&config).unwrap();
+        assert!(!validator.is_unsecured());
+        let token = format!(
+            "{}.{}.{}",
+            BASE64URL.encode(r#"{"alg":"ES256","kid":"k1"}"#),
+            BASE64URL.encode(r#"{"sub":"a","exp":4000000000}"#),
+            BASE64URL.encode("sig")
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let error = validator.validate(&token, 0).unwrap_err();
+            if error.contains("has not been fetched yet (cannot connect") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{error}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -6,8 +6,9 @@
 
 use std::path::PathBuf;
 
+use brook_broker::http_client;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
 /// Where a registry is: its URL (`http://` or `https://`, optionally with `user:password@`
 /// for HTTP basic authentication) and, for https, the CA (PEM) its certificate chains to.
@@ -26,16 +27,8 @@ async fn call(
 ) -> Result<(u16, serde_json::Value), String> {
     use base64::Engine as _;
     let base = registry.url.as_str();
-    let (tls, authority) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
-        (Some(rest), _) => (false, rest),
-        (None, Some(rest)) => (true, rest),
-        _ => {
-            return Err(format!(
-                "{base}: a registry URL starts with http:// or https://"
-            ))
-        }
-    };
-    let authority = authority.trim_end_matches('/');
+    let (tls, authority, _) = http_client::split_url(base.trim_end_matches('/'))
+        .map_err(|_| format!("{base}: a registry URL starts with http:// or https://"))?;
     let (credentials, authority) = match authority.rsplit_once('@') {
         Some((c, a)) => (Some(c), a),
         None => (None, authority),
@@ -59,87 +52,19 @@ async fn call(
         .map_err(|e| e.to_string())?;
     // A missing CA is reported before any connection is tried.
     let tls_config = if tls {
-        Some(tls_config(registry)?)
+        let ca = registry.ca.as_ref().ok_or_else(|| {
+            format!(
+                "{}: an https registry needs --registry-ca FILE (the CA its certificate chains to)",
+                registry.url
+            )
+        })?;
+        Some(http_client::tls_config(Some(ca))?)
     } else {
         None
     };
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("cannot connect to {base}: {e}"))?;
-    let (status, bytes) = if let Some(config) = tls_config {
-        let connector = tokio_rustls::TlsConnector::from(config);
-        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-        let name =
-            rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-                .map_err(|e| format!("{base}: {e}"))?;
-        let stream = connector
-            .connect(name, stream)
-            .await
-            .map_err(|e| format!("{base}: TLS: {e}"))?;
-        exchange(stream, request, base, path).await?
-    } else {
-        exchange(stream, request, base, path).await?
-    };
+    let (status, bytes) = http_client::send(base, authority, tls_config, request).await?;
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     Ok((status, json))
-}
-
-/// Sends `request` over `io` (HTTP/1.1): the status and the body.
-async fn exchange<I>(
-    io: I,
-    request: hyper::Request<Full<Bytes>>,
-    base: &str,
-    path: &str,
-) -> Result<(u16, Bytes), String>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-            .await
-            .map_err(|e| format!("{base}: {e}"))?;
-    tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("{base}{path}: {e}"))?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("{base}{path}: {e}"))?
-        .to_bytes();
-    Ok((status, bytes))
-}
-
-/// TLS towards a registry whose certificate chains to `--registry-ca`, with ring (as the
-/// broker and brook-client use: no C build of aws-lc).
-#[allow(deprecated)]
-fn tls_config(registry: &Registry) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    let ca = registry.ca.as_ref().ok_or_else(|| {
-        format!(
-            "{}: an https registry needs --registry-ca FILE (the CA its certificate chains to)",
-            registry.url
-        )
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = rustls_pki_types::CertificateDer::pem_file_iter(ca)
-        .map_err(|e| format!("{}: {e}", ca.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("{}: {e}", ca.display()))?;
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(std::sync::Arc::new(config))
 }
 
 fn ok(what: &str, (status, body): (u16, serde_json::Value)) -> Result<serde_json::Value, String> {

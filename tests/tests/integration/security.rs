@@ -1041,3 +1041,131 @@ fn listeners_take_their_own_tls_and_sasl_settings() {
         .to_string();
     assert!(error.contains("EXTRENAL"), "{error}");
 }
+
+/// The public half of `key` as a JWK with key id `kid`.
+fn es256_jwk(key: &ring::signature::EcdsaKeyPair, kid: &str) -> String {
+    use base64::Engine as _;
+    use ring::signature::KeyPair;
+    let public = key.public_key().as_ref();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        r#"{{"kty":"EC","crv":"P-256","use":"sig","kid":"{kid}","x":"{}","y":"{}"}}"#,
+        b64.encode(&public[1..33]),
+        b64.encode(&public[33..65])
+    )
+}
+
+/// An https server on loopback answering every request with the JWKS in `jwks` (one
+/// request per connection); counts the requests.
+fn jwks_server(
+    server_pem: &[u8],
+    jwks: Arc<std::sync::Mutex<String>>,
+    served: Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    let chain = CertificateDer::pem_slice_iter(server_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(server_pem).unwrap();
+    #[allow(deprecated)] // the ring provider, as the broker uses
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { return };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            if !request.starts_with(b"GET /jwks ") {
+                continue;
+            }
+            served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = jwks.lock().unwrap().clone();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(response.as_bytes());
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.conn.complete_io(&mut tls.sock);
+        }
+    });
+    addr
+}
+
+/// `sasl.oauthbearer.jwks.endpoint.url` over https: the keys are fetched in the background,
+/// and when the identity provider rotates them, a token signed by the new key makes the
+/// broker fetch the set again at once; the retired key no longer authenticates.
+#[test]
+fn oauthbearer_keys_come_from_an_https_jwks_endpoint_and_follow_a_rotation() {
+    let (old_key, new_key) = (es256_key(), es256_key());
+    let tls_dir = tempfile::tempdir().unwrap();
+    let certs = dev_certificates(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let ca = tls_dir.path().join("idp-ca.pem");
+    std::fs::write(&ca, &certs.ca_pem).unwrap();
+    let jwks = Arc::new(std::sync::Mutex::new(format!(
+        r#"{{"keys":[{}]}}"#,
+        es256_jwk(&old_key, "k1")
+    )));
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let idp = jwks_server(
+        certs.server_pem.as_bytes(),
+        Arc::clone(&jwks),
+        Arc::clone(&served),
+    );
+    let s = Secured::start("none", |c| {
+        c.sasl_enabled_mechanisms = "OAUTHBEARER".into();
+        c.sasl_oauthbearer_jwks_endpoint_url = Some(format!("https://{idp}/jwks"));
+        c.brook_oauthbearer_jwks_ca_location = Some(ca.clone());
+        c.sasl_oauthbearer_jwks_endpoint_retry_backoff_max_ms = 200;
+    });
+    let addr = s.addr("SASL_PLAINTEXT");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = format!(r#"{{"sub":"svc-orders","exp":{}}}"#, now + 600);
+    let logs_in = |token: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, code, message, _) = oauth_login(&addr, token);
+            if code == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "refused: {message:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    logs_in(&es256_token(&old_key, "k1", &claims));
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    // The provider rotates to k2: a k2 token is refused until the set is fetched again.
+    *jwks.lock().unwrap() = format!(r#"{{"keys":[{}]}}"#, es256_jwk(&new_key, "k2"));
+    logs_in(&es256_token(&new_key, "k2", &claims));
+    let (_, code, message, _) = oauth_login(&addr, &es256_token(&old_key, "k1", &claims));
+    assert_eq!(
+        code,
+        ErrorCode::SaslAuthenticationFailed.code(),
+        "{message:?}"
+    );
+    // Fetched at start and after the rotation, not once per refused token.
+    let fetches = served.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..20).contains(&fetches), "{fetches} fetches");
+}
