@@ -172,6 +172,9 @@ pub struct CommonArgs {
     pub json: bool,
     /// A librdkafka property for every client, e.g. `-X security.protocol=SSL
     /// -X ssl.ca.location=ca.pem` (repeatable; TLS needs a build with `--features tls`).
+    /// With `--client brook` only the security ones are taken (security.protocol, ssl.ca.location,
+    /// ssl.certificate.location, ssl.key.location, sasl.mechanism, sasl.username,
+    /// sasl.password), and TLS needs no feature.
     #[arg(short = 'X', long = "client-property", value_name = "KEY=VALUE", value_parser = parse_property)]
     pub client_properties: Vec<(String, String)>,
 }

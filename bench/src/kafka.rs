@@ -30,6 +30,11 @@ pub fn set_client_properties(properties: Vec<(String, String)>) {
     let _ = CLIENT_PROPERTIES.set(properties);
 }
 
+/// The `-X` properties given on the command line.
+pub fn client_properties() -> &'static [(String, String)] {
+    CLIENT_PROPERTIES.get().map_or(&[], Vec::as_slice)
+}
+
 /// What every client of the tool sets.
 pub fn base_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use brook_client::{
     Acks, Admin, ClientConfig, Compression, Consumer, ConsumerConfig, IsolationLevel, Producer,
-    ProducerConfig, ProducerRecord, StartAt,
+    ProducerConfig, ProducerRecord, SaslConfig, SaslMechanism, StartAt, TlsConfig,
 };
 use bytes::Bytes;
 
@@ -35,11 +35,90 @@ fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
         .map_err(|e| BenchError::io("starting the runtime", e))
 }
 
-fn client_config(bootstrap: &str) -> ClientConfig {
-    ClientConfig {
+/// brook-client's settings: the `-X` properties that have a meaning for it (librdkafka's
+/// names: `security.protocol`, `ssl.ca.location`, `ssl.certificate.location`,
+/// `ssl.key.location`, `sasl.mechanism`/`sasl.mechanisms`, `sasl.username`, `sasl.password`)
+/// become its security settings; any other is an error rather than silently ignored.
+fn client_config(bootstrap: &str) -> Result<ClientConfig, BenchError> {
+    security_config(bootstrap, crate::kafka::client_properties())
+}
+
+fn security_config(
+    bootstrap: &str,
+    properties: &[(String, String)],
+) -> Result<ClientConfig, BenchError> {
+    let mut config = ClientConfig {
         client_id: "brook-bench".into(),
         ..ClientConfig::new(bootstrap)
+    };
+    let get = |name: &str| {
+        properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    const KNOWN: &[&str] = &[
+        "security.protocol",
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "sasl.mechanism",
+        "sasl.mechanisms",
+        "sasl.username",
+        "sasl.password",
+    ];
+    if let Some((key, _)) = properties
+        .iter()
+        .find(|(k, _)| !KNOWN.contains(&k.as_str()))
+    {
+        return Err(BenchError::Failed(format!(
+            "-X {key}: not a setting brook-client takes (it takes {})",
+            KNOWN.join(", ")
+        )));
     }
+    let protocol = get("security.protocol")
+        .unwrap_or("PLAINTEXT")
+        .to_ascii_uppercase();
+    let (tls, sasl) = match protocol.as_str() {
+        "PLAINTEXT" => (false, false),
+        "SSL" => (true, false),
+        "SASL_PLAINTEXT" => (false, true),
+        "SASL_SSL" => (true, true),
+        other => {
+            return Err(BenchError::Failed(format!(
+                "-X security.protocol={other}: not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            )))
+        }
+    };
+    if tls {
+        config.security.tls = Some(TlsConfig {
+            ca_file: get("ssl.ca.location").map(Into::into),
+            cert_file: get("ssl.certificate.location").map(Into::into),
+            key_file: get("ssl.key.location").map(Into::into),
+        });
+    }
+    if sasl {
+        let mechanism = match get("sasl.mechanism")
+            .or(get("sasl.mechanisms"))
+            .unwrap_or("PLAIN")
+        {
+            "PLAIN" => SaslMechanism::Plain,
+            "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
+            "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
+            other => {
+                return Err(BenchError::Failed(format!(
+                    "-X sasl.mechanism={other}: brook-client speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512"
+                )))
+            }
+        };
+        config.security.sasl = Some(SaslConfig {
+            mechanism,
+            username: get("sasl.username").unwrap_or_default().into(),
+            password: get("sasl.password").unwrap_or_default().into(),
+        });
+    }
+    Ok(config)
 }
 
 /// What one producer's collector counted.
@@ -80,7 +159,7 @@ pub(crate) fn drive(
         buffer_memory: opts.queue_kbytes as usize * 1024,
         max_request_size: (opts.batch_size as usize).max(1_048_576),
         delivery_timeout: Duration::from_secs(60),
-        ..ProducerConfig::new(client_config(bootstrap))
+        ..ProducerConfig::new(client_config(bootstrap)?)
     };
     let deadline = match opts.stop() {
         Stop::Count(_) => None,
@@ -265,6 +344,26 @@ async fn end_transaction(
     ended.map_err(|e| failed("ending a transaction", e))
 }
 
+/// Creates `topic` with brook-client (so `--client brook` needs no librdkafka, nor its TLS
+/// build); an existing topic is kept.
+pub(crate) fn ensure_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(String, String)],
+) -> Result<(), BenchError> {
+    runtime()?.block_on(async {
+        let admin = Admin::new(client_config(bootstrap)?)
+            .await
+            .map_err(|e| failed(&format!("reaching {bootstrap}"), e))?;
+        match admin.create_topic(topic, partitions, configs).await {
+            // TOPIC_ALREADY_EXISTS
+            Err(e) if e.code() == Some(36) => Ok(()),
+            other => other.map_err(|e| failed(&format!("creating topic {topic}"), e)),
+        }
+    })
+}
+
 /// Reads every partition of `topic` from the start with brook-client, to the end offsets
 /// taken at the start (or `--count` records).
 pub(crate) fn consume(
@@ -275,7 +374,7 @@ pub(crate) fn consume(
 ) -> Result<ConsumeReport, BenchError> {
     let committed = opts.isolation == Isolation::ReadCommitted;
     runtime()?.block_on(async {
-        let admin = Admin::new(client_config(bootstrap))
+        let admin = Admin::new(client_config(bootstrap)?)
             .await
             .map_err(|e| failed(&format!("reaching {bootstrap}"), e))?;
         let lows = admin
@@ -302,7 +401,7 @@ pub(crate) fn consume(
             } else {
                 IsolationLevel::ReadUncommitted
             },
-            ..ConsumerConfig::new(client_config(bootstrap))
+            ..ConsumerConfig::new(client_config(bootstrap)?)
         })
         .await
         .map_err(|e| failed(&format!("reaching {bootstrap}"), e))?;
@@ -356,4 +455,64 @@ pub(crate) fn consume(
             broker,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn librdkafka_security_properties_become_brook_client_settings() {
+        let plain = security_config("b:9092", &[]).unwrap();
+        assert!(plain.security.tls.is_none() && plain.security.sasl.is_none());
+        let config = security_config(
+            "b:9093",
+            &props(&[
+                ("security.protocol", "sasl_ssl"),
+                ("ssl.ca.location", "ca.pem"),
+                ("sasl.mechanisms", "SCRAM-SHA-512"),
+                ("sasl.username", "bench"),
+                ("sasl.password", "secret"),
+            ]),
+        )
+        .unwrap();
+        let tls = config.security.tls.unwrap();
+        assert_eq!(tls.ca_file, Some("ca.pem".into()));
+        let sasl = config.security.sasl.unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(
+            (sasl.username.as_str(), sasl.password.as_str()),
+            ("bench", "secret")
+        );
+        let mtls = security_config(
+            "b:9093",
+            &props(&[
+                ("security.protocol", "SSL"),
+                ("ssl.certificate.location", "client.pem"),
+            ]),
+        )
+        .unwrap();
+        assert!(mtls.security.sasl.is_none());
+        assert_eq!(
+            mtls.security.tls.unwrap().cert_file,
+            Some("client.pem".into())
+        );
+        for bad in [
+            props(&[("linger.ms", "5")]),
+            props(&[("security.protocol", "TLS")]),
+            props(&[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "GSSAPI"),
+            ]),
+        ] {
+            assert!(security_config("b:9092", &bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -554,7 +554,19 @@ pub fn run(
     broker_pid: Option<u32>,
 ) -> Result<ProduceReport, BenchError> {
     if opts.create_topic {
-        kafka::ensure_topic(bootstrap, topic, opts.partitions, &opts.topic_configs)?;
+        match opts.client {
+            Client::Librdkafka => {
+                kafka::ensure_topic(bootstrap, topic, opts.partitions, &opts.topic_configs)?;
+            }
+            Client::Brook => {
+                crate::native::ensure_topic(
+                    bootstrap,
+                    topic,
+                    opts.partitions,
+                    &opts.topic_configs,
+                )?;
+            }
+        }
     }
     let warmup = u64::try_from(opts.warmup.as_nanos()).unwrap_or(u64::MAX);
     let measure_from_ns = mono_ns().saturating_add(warmup);
