@@ -951,6 +951,14 @@ mod tests {
     use super::*;
     use crate::ClientConfig;
 
+    fn idempotent(config: &ProducerConfig) -> Sealing<'_> {
+        Sealing {
+            config,
+            producer: (7, 0),
+            transactional: false,
+        }
+    }
+
     fn open_batch(created: Instant) -> OpenBatch {
         let mut builder = BatchBuilder::new(1024);
         builder.push(&ProducerRecord::new("t", "v"), 1);
@@ -965,11 +973,7 @@ mod tests {
     #[test]
     fn a_batch_sealed_during_a_pass_goes_in_that_pass() {
         let config = ProducerConfig::new(ClientConfig::new("127.0.0.1:9092"));
-        let sealing = Sealing {
-            config: &config,
-            producer: (7, 0),
-            transactional: false,
-        };
+        let sealing = idempotent(&config);
         let mut acc = Accumulator::default();
         let topic: Arc<str> = Arc::from("t");
         // The sender's pass starts, then seals a batch opened before it (a flush).
@@ -989,11 +993,7 @@ mod tests {
     #[test]
     fn a_partition_backing_off_holds_its_later_batches() {
         let config = ProducerConfig::new(ClientConfig::new("127.0.0.1:9092"));
-        let sealing = Sealing {
-            config: &config,
-            producer: (7, 0),
-            transactional: false,
-        };
+        let sealing = idempotent(&config);
         let mut acc = Accumulator::default();
         let (t, u): (Arc<str>, Arc<str>) = (Arc::from("t"), Arc::from("u"));
         let now = Instant::now();

@@ -17,6 +17,8 @@ use brook_client::{
 };
 use rdkafka::producer::Producer as _;
 
+use crate::client::runtime;
+
 /// Every committed record of `topic`/`partition`, in order.
 async fn read_partition(bootstrap: &str, topic: &str, partition: i32) -> Vec<ConsumerRecord> {
     let admin = Admin::new(config(bootstrap)).await.unwrap();
@@ -82,14 +84,6 @@ async fn assert_same_records(source: &str, target: &str, topic: &str, partitions
         total += a.len();
     }
     total
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

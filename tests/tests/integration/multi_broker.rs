@@ -21,6 +21,8 @@ use brook_protocol::kafka_protocol::protocol::{Decodable, Encodable, HeaderVersi
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::client::runtime;
+
 /// What a proxy saw: (api key, partition) of each Produce and Fetch partition, and
 /// (api key, -1) of every other request.
 type Seen = Arc<Mutex<BTreeSet<(i16, i32)>>>;
@@ -176,11 +178,7 @@ fn proxy(
 fn each_partition_goes_to_its_own_leader() {
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let upstream = broker.bootstrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         Admin::connect(&upstream, &Default::default(), Duration::from_secs(10))
             .await
@@ -262,11 +260,7 @@ fn each_partition_goes_to_its_own_leader() {
 fn a_transactional_producer_finds_its_coordinator_once() {
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let upstream = broker.bootstrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
