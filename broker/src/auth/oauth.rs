@@ -58,8 +58,9 @@ struct JwksEndpoint {
     keys: parking_lot::RwLock<Option<Vec<Jwk>>>,
     /// Why the last fetch failed, for the refusals meanwhile.
     last_error: parking_lot::Mutex<Option<String>>,
-    /// Asks the task for a fetch now (a token named a key the set lacks).
-    wanted: tokio::sync::Notify,
+    /// Asks the task for a fetch now (a token named a key the set lacks). Shared with the
+    /// task, which holds the endpoint itself only while it fetches.
+    wanted: Arc<tokio::sync::Notify>,
 }
 
 /// One public key of a JWKS.
@@ -118,7 +119,7 @@ impl Validator {
                     tls,
                     keys: parking_lot::RwLock::new(None),
                     last_error: parking_lot::Mutex::new(None),
-                    wanted: tokio::sync::Notify::new(),
+                    wanted: Arc::new(tokio::sync::Notify::new()),
                 });
                 let runtime = tokio::runtime::Handle::try_current()
                     .map_err(|_| (URL, format!("{url}: fetching it needs a tokio runtime")))?;
@@ -315,10 +316,13 @@ async fn refresh(endpoint: std::sync::Weak<JwksEndpoint>, refresh: Refresh) {
             }
         };
         // Requests for a fetch count only after a pause, so bad tokens cannot flood the
-        // identity provider.
+        // identity provider. The endpoint is let go meanwhile: once the validator is
+        // dropped, the next round ends the task.
+        let wanted = Arc::clone(&e.wanted);
+        drop(e);
         let asked = async {
             tokio::time::sleep(asked_after).await;
-            e.wanted.notified().await;
+            wanted.notified().await;
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
