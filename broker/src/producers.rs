@@ -295,6 +295,14 @@ impl ProducerStates {
         out
     }
 
+    /// Each producer with a transaction ongoing here: (producer id, epoch).
+    pub(crate) fn open_transactions(&self) -> Vec<(i64, i16)> {
+        self.ongoing
+            .values()
+            .filter_map(|pid| self.producers.get(pid).map(|p| (*pid, p.epoch)))
+            .collect()
+    }
+
     /// Whether `producer_id` has a transaction ongoing in this partition.
     pub(crate) fn in_transaction(&self, producer_id: i64) -> bool {
         self.producers

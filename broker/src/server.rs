@@ -207,6 +207,8 @@ impl Broker {
             credentials,
             security,
         ));
+        // Before anything is served: transactions whose AddPartitionsToTxn a crash lost.
+        state.txns.reconcile(&state).await;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let tls = state.security.all_tls();
         let server = tokio::spawn(run(listeners, http, state, shutdown_rx, temp_dir));

@@ -47,7 +47,7 @@ use crate::handlers::now_ms;
 use crate::internal_log::{InternalLog, Replayed};
 use crate::state::BrokerState;
 use crate::topics::{TopicError, TopicRegistry};
-use state::{EndStep, InitStep, Txn, TxnPartition, TxnState, NO_PRODUCER_ID};
+use state::{EndStep, InitStep, OpenInLog, Txn, TxnPartition, TxnState, NO_PRODUCER_ID};
 
 /// Kafka's name for the internal topic of transaction state.
 pub(crate) const TRANSACTION_TOPIC: &str = "__transaction_state";
@@ -163,12 +163,23 @@ impl TransactionCoordinator {
         id: &str,
         decide: impl Fn(Option<&Txn>) -> Result<Step, ErrorCode>,
     ) -> Result<Step, ErrorCode> {
+        self.transition_waiting(id, decide, true).await
+    }
+
+    /// [`TransactionCoordinator::transition`]; with `durable` false the new state is
+    /// installed once its record is appended (see [`TransactionCoordinator::transition_with`]).
+    async fn transition_waiting(
+        &self,
+        id: &str,
+        decide: impl Fn(Option<&Txn>) -> Result<Step, ErrorCode>,
+        durable: bool,
+    ) -> Result<Step, ErrorCode> {
         let deadline = tokio::time::Instant::now() + COMPLETION_WAIT;
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            match self.transition_with(id, &decide, true).await {
+            match self.transition_with(id, &decide, durable).await {
                 Err(ErrorCode::ConcurrentTransactions)
                     if tokio::time::Instant::now() < deadline =>
                 {
@@ -310,7 +321,64 @@ impl TransactionCoordinator {
         Err(ErrorCode::ConcurrentTransactions)
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn with the offsets topic's partition).
+    /// After a restart, before anything is served: transactions open in the partitions' logs
+    /// that `__transaction_state` does not account for (AddPartitionsToTxn records lost in a
+    /// crash) are adopted again by their id's ongoing transaction, or aborted
+    /// ([`state::reconcile`]).
+    pub(crate) async fn reconcile(&self, state: &BrokerState) {
+        let mut open = Vec::new();
+        for topic in state.topics.list() {
+            if topic.name == TRANSACTION_TOPIC {
+                continue;
+            }
+            for partition in topic.partitions() {
+                let found = partition.with_log_and_producers(|_, p| p.open_transactions());
+                open.extend(found.into_iter().map(|(producer_id, epoch)| OpenInLog {
+                    partition: (topic.name.clone(), partition.index),
+                    producer_id,
+                    epoch,
+                }));
+            }
+        }
+        if open.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let plan = {
+            let txns = self.txns.lock();
+            let known: Vec<&Txn> = txns.values().map(|e| &e.txn).collect();
+            state::reconcile(&known, &open, now)
+        };
+        for txn in plan.adopt {
+            let id = txn.transactional_id.clone();
+            tracing::info!(transactional_id = %id, partitions = ?txn.partitions, "restored partitions of an ongoing transaction whose records outlived its AddPartitionsToTxn");
+            if let Err(code) = self
+                .transition_with(&id, |_| Ok(Step::Write(txn)), true)
+                .await
+            {
+                tracing::warn!(transactional_id = %id, error = ?code, "restoring a transaction's partitions failed");
+            }
+        }
+        for orphan in plan.abort {
+            tracing::info!(partition = ?orphan.partition, producer_id = orphan.producer_id, "aborting a transaction no transactional id accounts for");
+            let mut abort = Txn::new("", orphan.producer_id, 0, now);
+            abort.producer_epoch = orphan.epoch;
+            abort.state = TxnState::PrepareAbort;
+            abort.partitions.insert(orphan.partition);
+            let done = match append_markers(state, &abort) {
+                Ok(appended) => appended.wait_durable(state).await,
+                Err(code) => Err(code),
+            };
+            if let Err(code) = done {
+                tracing::warn!(producer_id = orphan.producer_id, error = ?code, "aborting an unaccounted transaction failed");
+            }
+        }
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with the offsets topic's partition). The new
+    /// state is installed once its record is appended, not fsynced: the transaction's
+    /// `Prepare*` record, which its commit waits for, makes it durable, and after a crash
+    /// [`TransactionCoordinator::reconcile`] restores what was lost of it.
     pub(crate) async fn add_partitions(
         &self,
         id: &str,
@@ -319,15 +387,19 @@ impl TransactionCoordinator {
         partitions: &[TxnPartition],
     ) -> Result<(), ErrorCode> {
         let now = now_ms();
-        self.transition(id, |current| {
-            let current = current.ok_or(ErrorCode::InvalidProducerIdMapping)?;
-            Ok(
-                match current.add_partitions(producer_id, epoch, partitions, now)? {
-                    Some(t) => Step::Write(t),
-                    None => Step::Keep(current.clone()),
-                },
-            )
-        })
+        self.transition_waiting(
+            id,
+            |current| {
+                let current = current.ok_or(ErrorCode::InvalidProducerIdMapping)?;
+                Ok(
+                    match current.add_partitions(producer_id, epoch, partitions, now)? {
+                        Some(t) => Step::Write(t),
+                        None => Step::Keep(current.clone()),
+                    },
+                )
+            },
+            false,
+        )
         .await
         .map(|_| ())
     }

@@ -19,7 +19,7 @@
 //! `PrepareAbort` with the bumped epoch (the record Kafka writes too) and never persists it,
 //! but reads it back if found.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use brook_protocol::ErrorCode;
 
@@ -353,6 +353,82 @@ impl Txn {
     }
 }
 
+/// A transaction found open in a partition's log after a restart: its producer id and
+/// epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpenInLog {
+    pub(crate) partition: TxnPartition,
+    pub(crate) producer_id: i64,
+    pub(crate) epoch: i16,
+}
+
+/// What a restart does with the transactions open in the logs (see [`reconcile`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reconciled {
+    /// Ids whose ongoing transaction gets these partitions (again): the new states.
+    pub(crate) adopt: Vec<Txn>,
+    /// Transactions that no id accounts for, to end with an ABORT marker of this epoch.
+    pub(crate) abort: Vec<OpenInLog>,
+}
+
+/// Matches the transactions open in the partitions' logs with the coordinator's durable
+/// states after a restart. AddPartitionsToTxn is answered before its record is durable (the
+/// `Prepare*` record, which the commit waits for, makes every earlier one durable), so a
+/// crash can lose partitions of an ongoing transaction, or its whole start, while records the
+/// producer was told are written sit open in those partitions. Such a transaction is still
+/// the producer's current one when its epoch is the id's epoch and the id is not completing
+/// another: its partitions are added back (`Empty` / `Complete*` become `Ongoing`, started
+/// now), so the producer commits or aborts it as it meant to, or the timeout aborts it.
+/// Anything else (an unknown producer id, an older epoch, an id in `Prepare*` that does not
+/// name the partition) cannot belong to a transaction that may still commit: it is aborted.
+pub(crate) fn reconcile(txns: &[&Txn], open: &[OpenInLog], now_ms: i64) -> Reconciled {
+    let mut adopted: BTreeMap<&str, Txn> = BTreeMap::new();
+    let mut abort = Vec::new();
+    for o in open {
+        let Some(txn) = txns.iter().find(|t| t.producer_id == o.producer_id) else {
+            abort.push(o.clone());
+            continue;
+        };
+        let known = txn.partitions.contains(&o.partition)
+            && (txn.state == TxnState::Ongoing || txn.state.is_preparing());
+        if known {
+            continue;
+        }
+        let adoptable = txn.producer_epoch == o.epoch
+            && matches!(
+                txn.state,
+                TxnState::Empty
+                    | TxnState::Ongoing
+                    | TxnState::CompleteCommit
+                    | TxnState::CompleteAbort
+            );
+        if !adoptable {
+            abort.push(OpenInLog {
+                epoch: o.epoch.max(txn.producer_epoch),
+                ..o.clone()
+            });
+            continue;
+        }
+        let next = adopted
+            .entry(txn.transactional_id.as_str())
+            .or_insert_with(|| {
+                let mut next = (*txn).clone();
+                if next.state != TxnState::Ongoing {
+                    next.state = TxnState::Ongoing;
+                    next.partitions.clear();
+                    next.start_ms = now_ms;
+                }
+                next.last_update_ms = now_ms;
+                next
+            });
+        next.partitions.insert(o.partition.clone());
+    }
+    Reconciled {
+        adopt: adopted.into_values().collect(),
+        abort,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,5 +656,72 @@ mod tests {
             assert_eq!(TxnState::from_name(s.name()), Some(s));
         }
         assert_eq!(TxnState::from_id(8), None);
+    }
+
+    fn open_in(topic: &str, p: i32, producer_id: i64, epoch: i16) -> OpenInLog {
+        OpenInLog {
+            partition: tp(topic, p),
+            producer_id,
+            epoch,
+        }
+    }
+
+    #[test]
+    fn a_restart_adopts_what_the_current_transaction_lost_and_aborts_the_rest() {
+        let later = NOW + 5_000;
+        // Accounted for: the ongoing transaction names it, or its Prepare* does.
+        let going = ongoing();
+        let preparing = match going.end(7, 0, true, NOW).unwrap() {
+            EndStep::Prepare(t) => t,
+            other => panic!("{other:?}"),
+        };
+        for txn in [&going, &preparing] {
+            assert_eq!(
+                reconcile(&[txn], &[open_in("a", 0, 7, 0)], later),
+                Reconciled::default()
+            );
+        }
+        // The ongoing transaction lost a partition's AddPartitionsToTxn: added back, the
+        // transaction keeps its start; two lost partitions make one new state.
+        let plan = reconcile(
+            &[&going],
+            &[open_in("b", 1, 7, 0), open_in("c", 0, 7, 0)],
+            later,
+        );
+        assert!(plan.abort.is_empty());
+        assert_eq!(plan.adopt.len(), 1);
+        let adopted = &plan.adopt[0];
+        assert_eq!(adopted.state, TxnState::Ongoing);
+        assert_eq!(
+            adopted.partitions,
+            BTreeSet::from([tp("a", 0), tp("b", 1), tp("c", 0)])
+        );
+        assert_eq!((adopted.start_ms, adopted.last_update_ms), (NOW, later));
+        // Its whole start was lost (the id is Empty, or Complete* from the transaction
+        // before): the transaction is ongoing again, from now, with that partition only.
+        let completed = preparing.complete(NOW);
+        for txn in [&initialised(), &completed] {
+            let plan = reconcile(&[txn], &[open_in("b", 1, 7, 0)], later);
+            assert!(plan.abort.is_empty());
+            let adopted = &plan.adopt[0];
+            assert_eq!(adopted.state, TxnState::Ongoing);
+            assert_eq!(adopted.partitions, BTreeSet::from([tp("b", 1)]));
+            assert_eq!((adopted.producer_id, adopted.producer_epoch), (7, 0));
+            assert_eq!(adopted.start_ms, later);
+        }
+        // Not the current transaction: an older epoch (aborted with the id's epoch, which
+        // fences it), an unknown producer, or an id preparing without that partition.
+        let mut bumped = completed.clone();
+        bumped.producer_epoch = 3;
+        let cases = [
+            (&bumped, open_in("b", 1, 7, 0), 3),
+            (&completed, open_in("b", 1, 9, 2), 2),
+            (&preparing, open_in("b", 1, 7, 0), 0),
+        ];
+        for (txn, orphan, epoch) in cases {
+            let plan = reconcile(&[txn], std::slice::from_ref(&orphan), later);
+            assert!(plan.adopt.is_empty(), "{orphan:?}");
+            assert_eq!(plan.abort, vec![OpenInLog { epoch, ..orphan }]);
+        }
     }
 }

@@ -622,3 +622,100 @@ fn the_next_transaction_starts_right_behind_end_txn() {
     }
     broker.shutdown();
 }
+
+/// Copies directory `from` to `to` (files only, one level: a partition's directory).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// AddPartitionsToTxn is answered before its record is fsynced. As if a crash lost those
+/// records while the transactions' produced batches survived (`__transaction_state` is put
+/// back to a copy taken before them): at the restart, the id whose transaction it still is
+/// gets the partition back (its producer commits normally), and a transaction no id accounts
+/// for is aborted, so no partition stays blocked.
+#[test]
+fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || brook_broker::BrokerConfig::with_data_dir(dir.path());
+    let state_dir = dir.path().join("__transaction_state-0");
+    let snapshot = dir.path().join("snapshot");
+
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "kept", 1, &[]), 0);
+    assert_eq!(create(&mut c, "orphaned", 1, &[]), 0);
+    let (_, pid, epoch) = init(&mut c, 4, "kept-writer", 60_000, (-1, -1));
+    drop(c);
+    broker.shutdown();
+    copy_dir(&state_dir, &snapshot);
+
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(
+        add(&mut c, 3, "kept-writer", (pid, epoch), &[("kept", 0)]),
+        vec![0]
+    );
+    assert_eq!(
+        produce_txn(&mut c, 9, Some("kept-writer"), "kept", (pid, epoch), 0),
+        0
+    );
+    let (_, other, other_epoch) = init(&mut c, 4, "lost-writer", 60_000, (-1, -1));
+    assert_eq!(
+        add(
+            &mut c,
+            3,
+            "lost-writer",
+            (other, other_epoch),
+            &[("orphaned", 0)]
+        ),
+        vec![0]
+    );
+    assert_eq!(
+        produce_txn(
+            &mut c,
+            9,
+            Some("lost-writer"),
+            "orphaned",
+            (other, other_epoch),
+            0
+        ),
+        0
+    );
+    drop(c);
+    broker.shutdown();
+    std::fs::remove_dir_all(&state_dir).unwrap();
+    copy_dir(&snapshot, &state_dir);
+    std::fs::remove_dir_all(&snapshot).unwrap();
+
+    let broker = EmbeddedBroker::start(config()).unwrap();
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    // "kept-writer" is ongoing again with its partition; its producer commits as it meant to.
+    let d = c
+        .call(
+            0,
+            &DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![txn_id("kept-writer")]),
+        )
+        .unwrap();
+    let t = &d.transaction_states[0];
+    assert_eq!(t.transaction_state.as_str(), "Ongoing");
+    assert_eq!(t.topics.len(), 1);
+    assert_eq!(t.topics[0].topic.as_str(), "kept");
+    assert_eq!(stable_end(&mut c, "kept"), 0, "still open until its commit");
+    assert_eq!(end(&mut c, 3, "kept-writer", (pid, epoch), true), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stable_end(&mut c, "kept") != 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit did not end it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // "lost-writer" is unknown after the restart: its transaction was aborted at start.
+    assert_eq!(stable_end(&mut c, "orphaned"), 3);
+    broker.shutdown();
+}
