@@ -360,7 +360,6 @@ fn txn_commit(
 
 #[test]
 fn transactional_offsets_are_unstable_until_the_commit_and_need_add_offsets_first() {
-    use brook_protocol::kafka_protocol::messages::{AddOffsetsToTxnRequest, GroupId};
     let broker = EmbeddedBroker::ephemeral().unwrap();
     let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
     assert_eq!(create(&mut c, "in", 1, &[]), 0);
@@ -376,17 +375,7 @@ fn transactional_offsets_are_unstable_until_the_commit_and_need_add_offsets_firs
         txn_commit(&mut c, 4, "projector", "g", me, "in", 5),
         ErrorCode::TransactionAbortable.code()
     );
-    let added = c
-        .call(
-            3,
-            &AddOffsetsToTxnRequest::default()
-                .with_transactional_id(txn_id("projector"))
-                .with_producer_id(ProducerId(pid))
-                .with_producer_epoch(epoch)
-                .with_group_id(GroupId(StrBytes::from_static_str("g"))),
-        )
-        .unwrap();
-    assert_eq!(added.error_code, 0);
+    add_offsets(&mut c, "projector", me, "g");
     assert_eq!(txn_commit(&mut c, 3, "projector", "g", me, "in", 5), 0);
     assert_eq!(
         txn_commit(&mut c, 3, "projector", "g", (pid, epoch + 1), "in", 6),
@@ -623,6 +612,22 @@ fn the_next_transaction_starts_right_behind_end_txn() {
     broker.shutdown();
 }
 
+/// AddOffsetsToTxn v3 of `group` for `producer`'s transaction of `id`: must succeed.
+fn add_offsets(c: &mut RawClient, id: &str, producer: (i64, i16), group: &str) {
+    use brook_protocol::kafka_protocol::messages::{AddOffsetsToTxnRequest, GroupId};
+    let added = c
+        .call(
+            3,
+            &AddOffsetsToTxnRequest::default()
+                .with_transactional_id(txn_id(id))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string()))),
+        )
+        .unwrap();
+    assert_eq!(added.error_code, 0);
+}
+
 /// Copies directory `from` to `to` (files only, one level: a partition's directory).
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -663,6 +668,12 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
         produce_txn(&mut c, 9, Some("kept-writer"), "kept", (pid, epoch), 0),
         0
     );
+    add_offsets(&mut c, "kept-writer", (pid, epoch), "kept-group");
+    let kept = (pid, epoch);
+    assert_eq!(
+        txn_commit(&mut c, 3, "kept-writer", "kept-group", kept, "kept", 7),
+        0
+    );
     let (_, other, other_epoch) = init(&mut c, 4, "lost-writer", 60_000, (-1, -1));
     assert_eq!(
         add(
@@ -685,6 +696,12 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
         ),
         0
     );
+    let lost = (other, other_epoch);
+    add_offsets(&mut c, "lost-writer", lost, "lost-group");
+    assert_eq!(
+        txn_commit(&mut c, 3, "lost-writer", "lost-group", lost, "orphaned", 9),
+        0
+    );
     drop(c);
     broker.shutdown();
     std::fs::remove_dir_all(&state_dir).unwrap();
@@ -703,8 +720,12 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
         .unwrap();
     let t = &d.transaction_states[0];
     assert_eq!(t.transaction_state.as_str(), "Ongoing");
-    assert_eq!(t.topics.len(), 1);
-    assert_eq!(t.topics[0].topic.as_str(), "kept");
+    let topics: Vec<&str> = t.topics.iter().map(|t| t.topic.as_str()).collect();
+    assert_eq!(topics, ["__consumer_offsets", "kept"]);
+    assert_eq!(
+        fetch_offset(&mut c, "kept-group", "kept", true),
+        (ErrorCode::UnstableOffsetCommit.code(), -1)
+    );
     assert_eq!(stable_end(&mut c, "kept"), 0, "still open until its commit");
     assert_eq!(end(&mut c, 3, "kept-writer", (pid, epoch), true), 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -715,7 +736,13 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // "lost-writer" is unknown after the restart: its transaction was aborted at start.
+    assert_eq!(fetch_offset(&mut c, "kept-group", "kept", true), (0, 7));
+    // "lost-writer" is unknown after the restart: its transaction was aborted at start,
+    // its records and its offsets with it.
     assert_eq!(stable_end(&mut c, "orphaned"), 3);
+    assert_eq!(
+        fetch_offset(&mut c, "lost-group", "orphaned", true),
+        (0, -1)
+    );
     broker.shutdown();
 }
