@@ -392,28 +392,24 @@ impl KeyIndex {
         self.retired = retired;
     }
 
-    /// The retired index once the sealed indexes of `bases` are folded into it: per key,
-    /// the entry with the greatest revision.
-    pub(crate) fn retired_with(&self, bases: &[i64]) -> Vec<u8> {
-        let mut last: HashMap<&[u8], KeyEntry> = HashMap::new();
-        let sources = self
+    /// Writes to `sink` the retired index once the sealed indexes of `bases` are folded into
+    /// it: per key, the entry with the greatest revision. Streamed (see
+    /// [`file::write_merged`]): memory does not grow with the number of keys.
+    pub(crate) fn write_retired_with<E>(
+        &self,
+        bases: &[i64],
+        sink: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let sources: Vec<&SealedKeyIndex> = self
             .retired
             .iter()
-            .chain(bases.iter().filter_map(|b| self.sealed.get(b)));
-        for index in sources {
-            for (key, entry) in index.iter() {
-                let slot = last.entry(key).or_insert(entry);
-                if entry.revision > slot.revision {
-                    *slot = entry;
-                }
-            }
-        }
-        let entries: Vec<(Vec<u8>, KeyEntry)> =
-            last.into_iter().map(|(k, e)| (k.to_vec(), e)).collect();
-        file::encode(&entries)
+            .chain(bases.iter().filter_map(|b| self.sealed.get(b)))
+            .collect();
+        file::write_merged(&sources, sink)
     }
 
-    /// Forgets a removed segment's index (after [`KeyIndex::retired_with`] took its heads).
+    /// Forgets a removed segment's index (after [`KeyIndex::write_retired_with`] took its
+    /// heads).
     pub(crate) fn remove_sealed(&mut self, base: i64) {
         self.sealed.remove(&base);
         // Cached heads stay right: a head never moves back.

@@ -162,10 +162,9 @@ impl PartitionLog {
         if bases.is_empty() {
             return Ok(());
         }
-        let bytes = index.retired_with(bases);
         let path = self.dir.join(RETIRED_FILE);
         let tmp = self.dir.join(format!("{RETIRED_FILE}.tmp"));
-        write_sealed(&self.fs, &tmp, &bytes)?;
+        write_sealed_with(&self.fs, &tmp, |sink| index.write_retired_with(bases, sink))?;
         fs::rename(&self.fs, &tmp, &path)?;
         fs::sync_dir(&self.fs, &self.dir)?;
         index.set_retired(load(&self.fs, &path));
@@ -211,11 +210,6 @@ fn for_each_batch(
         }
     }
     Ok(())
-}
-
-/// Writes an index file, fsyncs it, and maps it back.
-fn write_sealed(fs: &SharedFs, path: &Path, bytes: &[u8]) -> Result<SealedKeyIndex> {
-    write_sealed_with(fs, path, |sink| sink(bytes))
 }
 
 /// Writes an index file from what `write` hands its sink piece by piece, fsyncs it, and
