@@ -98,21 +98,7 @@ pub(crate) fn write_items<'a, E>(
         .collect();
     order.sort_unstable();
     let mut filter = Filter::with_capacity(count);
-    let mut out = Chunks {
-        buf: Vec::with_capacity(CHUNK + ENTRY),
-        crc: 0,
-        sink,
-    };
-    let mut header = [0u8; HEADER];
-    header[..4].copy_from_slice(MAGIC);
-    header[4..8].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_be_bytes());
-    header[8..12].copy_from_slice(
-        &u32::try_from(filter.bits.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    header[12] = PROBES;
-    out.put(&header)?;
+    let mut out = Chunks::start(count, &filter, sink)?;
     let mut keys: Vec<u8> = Vec::new();
     let mut positions: super::KeyMap<u32, u32> = super::KeyMap::default();
     // Entries of one key are adjacent (sorted by hash): the map is asked once per key.
@@ -159,21 +145,7 @@ pub(crate) fn write_merged<E>(
         key_bytes += 4 + key.len();
     });
     let mut filter = Filter::with_capacity(count);
-    let mut out = Chunks {
-        buf: Vec::with_capacity(CHUNK + ENTRY),
-        crc: 0,
-        sink,
-    };
-    let mut header = [0u8; HEADER];
-    header[..4].copy_from_slice(MAGIC);
-    header[4..8].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_be_bytes());
-    header[8..12].copy_from_slice(
-        &u32::try_from(filter.bits.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    header[12] = PROBES;
-    out.put(&header)?;
+    let mut out = Chunks::start(count, &filter, sink)?;
     let mut position = 0usize;
     let mut failed = None;
     for_each_head(sources, |hash, key, entry| {
@@ -266,6 +238,26 @@ struct Chunks<F> {
 }
 
 impl<E, F: FnMut(&[u8]) -> Result<(), E>> Chunks<F> {
+    /// A file of `count` entries with `filter`'s size: its header written.
+    fn start(count: usize, filter: &Filter, sink: F) -> Result<Self, E> {
+        let mut out = Chunks {
+            buf: Vec::with_capacity(CHUNK + ENTRY),
+            crc: 0,
+            sink,
+        };
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(MAGIC);
+        header[4..8].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_be_bytes());
+        header[8..12].copy_from_slice(
+            &u32::try_from(filter.bits.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        header[12] = PROBES;
+        out.put(&header)?;
+        Ok(out)
+    }
+
     fn put(&mut self, bytes: &[u8]) -> Result<(), E> {
         if self.buf.len() + bytes.len() > CHUNK {
             self.flush()?;
