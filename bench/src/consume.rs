@@ -196,19 +196,44 @@ pub fn run(
             }
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let broker = probe.map(|p| p.finish(bytes)).transpose()?;
-    let (records_per_sec, mb_per_sec) = rates(records, bytes, seconds);
+    let read = Read {
+        partitions: marks.len(),
+        records,
+        bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    consume_report(bootstrap, topic, Client::Librdkafka, opts, read, probe)
+}
+
+/// What a consume run read.
+pub(crate) struct Read {
+    pub(crate) partitions: usize,
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+    pub(crate) seconds: f64,
+}
+
+/// The report of a consume run by `client`, with the broker's usage since `probe` started.
+pub(crate) fn consume_report(
+    bootstrap: &str,
+    topic: &str,
+    client: Client,
+    opts: &ConsumeOpts,
+    read: Read,
+    probe: Option<Probe>,
+) -> Result<ConsumeReport, BenchError> {
+    let broker = probe.map(|p| p.finish(read.bytes)).transpose()?;
+    let (records_per_sec, mb_per_sec) = rates(read.records, read.bytes, read.seconds);
     Ok(ConsumeReport {
         bootstrap: bootstrap.into(),
         topic: topic.into(),
-        client: Client::Librdkafka,
-        partitions: marks.len(),
+        client,
+        partitions: read.partitions,
         filled: opts.fill,
         isolation: opts.isolation,
-        records,
-        bytes,
-        seconds,
+        records: read.records,
+        bytes: read.bytes,
+        seconds: read.seconds,
         records_per_sec,
         mb_per_sec,
         broker,

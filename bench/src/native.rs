@@ -16,12 +16,12 @@ use brook_client::{
 use bytes::Bytes;
 
 use crate::cli::{self, ConsumeOpts, Isolation, ProduceOpts, Stop};
-use crate::consume::{IdleWatch, Until};
+use crate::consume::{consume_report, IdleWatch, Read, Until};
 use crate::error::BenchError;
 use crate::latency::{mono_ns, LatencyHistogram};
 use crate::procfs::Probe;
 use crate::produce::{payload, transactional_id, Driven, Keys, Transactions};
-use crate::report::{rates, ConsumeReport};
+use crate::report::ConsumeReport;
 
 fn failed(context: &str, e: brook_client::ClientError) -> BenchError {
     BenchError::Failed(format!("{context}: {e}"))
@@ -299,18 +299,7 @@ pub(crate) fn drive(
         let wait = measure_from_ns.saturating_sub(mono_ns());
         tokio::time::sleep(Duration::from_nanos(wait)).await;
         let probe = Probe::start(broker_pid)?;
-        let mut driven = Driven {
-            measure_from_ns,
-            last_ns: 0,
-            delivered: 0,
-            bytes: 0,
-            errors: 0,
-            first_error: None,
-            latency: LatencyHistogram::new(),
-            transactions: 0,
-            commit_latency: LatencyHistogram::new(),
-            probe,
-        };
+        let mut driven = Driven::new(measure_from_ns, probe);
         for task in tasks {
             let (tally, commits, ended) = task
                 .await
@@ -437,23 +426,13 @@ pub(crate) fn consume(
                 break;
             }
         }
-        let seconds = start.elapsed().as_secs_f64();
-        let broker = probe.map(|p| p.finish(bytes)).transpose()?;
-        let (records_per_sec, mb_per_sec) = rates(records, bytes, seconds);
-        Ok(ConsumeReport {
-            bootstrap: bootstrap.into(),
-            topic: topic.into(),
-            client: cli::Client::Brook,
+        let read = Read {
             partitions: marks.len(),
-            filled: opts.fill,
-            isolation: opts.isolation,
             records,
             bytes,
-            seconds,
-            records_per_sec,
-            mb_per_sec,
-            broker,
-        })
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        consume_report(bootstrap, topic, cli::Client::Brook, opts, read, probe)
     })
 }
 

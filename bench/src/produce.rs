@@ -130,6 +130,22 @@ pub(crate) struct Driven {
 }
 
 impl Driven {
+    /// Nothing delivered yet; the measured phase starts at `measure_from_ns`.
+    pub(crate) fn new(measure_from_ns: u64, probe: Option<Probe>) -> Self {
+        Self {
+            measure_from_ns,
+            last_ns: 0,
+            delivered: 0,
+            bytes: 0,
+            errors: 0,
+            first_error: None,
+            latency: LatencyHistogram::new(),
+            transactions: 0,
+            commit_latency: LatencyHistogram::new(),
+            probe,
+        }
+    }
+
     /// From the start of the measured phase to the last measured delivery.
     pub(crate) fn seconds(&self) -> f64 {
         self.last_ns.saturating_sub(self.measure_from_ns) as f64 / 1e9
@@ -510,18 +526,7 @@ pub(crate) fn drive(
     }
     let probe = probe?;
 
-    let mut driven = Driven {
-        measure_from_ns,
-        last_ns: 0,
-        delivered: 0,
-        bytes: 0,
-        errors: 0,
-        first_error: None,
-        latency: LatencyHistogram::new(),
-        transactions: 0,
-        commit_latency: LatencyHistogram::new(),
-        probe,
-    };
+    let mut driven = Driven::new(measure_from_ns, probe);
     for producer in &producers {
         let d = producer.context();
         driven.delivered += d.delivered.load(Ordering::Relaxed);

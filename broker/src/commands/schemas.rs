@@ -151,21 +151,16 @@ pub(crate) enum SchemaCommand {
     /// Register the schema in FILE under SUBJECT (prints its id)
     Register {
         subject: String,
-        #[arg(long, short = 'f')]
-        file: std::path::PathBuf,
-        /// AVRO, JSON or PROTOBUF
-        #[arg(long = "type", default_value = "AVRO")]
-        schema_type: String,
+        #[command(flatten)]
+        schema: SchemaFile,
         #[command(flatten)]
         registry: RegistryArgs,
     },
     /// Check the schema in FILE against SUBJECT's compatibility rule (exit code 1 if not)
     Check {
         subject: String,
-        #[arg(long, short = 'f')]
-        file: std::path::PathBuf,
-        #[arg(long = "type", default_value = "AVRO")]
-        schema_type: String,
+        #[command(flatten)]
+        schema: SchemaFile,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -195,6 +190,29 @@ pub(crate) struct RegistryArgs {
     format: String,
 }
 
+/// A schema to register or check: its file and type.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SchemaFile {
+    #[arg(long, short = 'f')]
+    file: std::path::PathBuf,
+    /// AVRO, JSON or PROTOBUF
+    #[arg(long = "type", default_value = "AVRO")]
+    schema_type: String,
+}
+
+impl SchemaFile {
+    /// The request body the registry takes: the schema text, and its type unless Avro.
+    fn body(&self) -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(&self.file)
+            .map_err(|e| format!("cannot read {}: {e}", self.file.display()))?;
+        let mut body = serde_json::json!({ "schema": text });
+        if !self.schema_type.eq_ignore_ascii_case("AVRO") {
+            body["schemaType"] = serde_json::Value::String(self.schema_type.to_ascii_uppercase());
+        }
+        Ok(body)
+    }
+}
+
 /// Runs a schema command; `Ok(false)` when a check found the schema incompatible.
 pub(crate) fn run(command: SchemaCommand) -> Result<bool, Box<dyn std::error::Error>> {
     let registry = match &command {
@@ -212,16 +230,6 @@ pub(crate) fn run(command: SchemaCommand) -> Result<bool, Box<dyn std::error::Er
         url: registry.registry.clone(),
         ca: registry.registry_ca.clone(),
     };
-    let read_schema =
-        |file: &std::path::Path, schema_type: &str| -> Result<serde_json::Value, String> {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let mut body = serde_json::json!({ "schema": text });
-            if !schema_type.eq_ignore_ascii_case("AVRO") {
-                body["schemaType"] = serde_json::Value::String(schema_type.to_ascii_uppercase());
-            }
-            Ok(body)
-        };
     let runtime = super::connect::runtime()?;
     let outcome = runtime.block_on(async {
         match &command {
@@ -273,12 +281,9 @@ pub(crate) fn run(command: SchemaCommand) -> Result<bool, Box<dyn std::error::Er
                 Ok(true)
             }
             SchemaCommand::Register {
-                subject,
-                file,
-                schema_type,
-                ..
+                subject, schema, ..
             } => {
-                let body = read_schema(file, schema_type)?;
+                let body = schema.body()?;
                 let path = format!("/subjects/{}/versions", encode(subject));
                 let answer = ok(subject, call(base, "POST", &path, Some(body)).await?)?;
                 if json {
@@ -289,12 +294,9 @@ pub(crate) fn run(command: SchemaCommand) -> Result<bool, Box<dyn std::error::Er
                 Ok(true)
             }
             SchemaCommand::Check {
-                subject,
-                file,
-                schema_type,
-                ..
+                subject, schema, ..
             } => {
-                let body = read_schema(file, schema_type)?;
+                let body = schema.body()?;
                 let path = format!(
                     "/compatibility/subjects/{}/versions/latest?verbose=true",
                     encode(subject)
