@@ -5,7 +5,11 @@
 //! Brook is a single broker, so it coordinates every transactional id. The state machine of
 //! one id is in [`state`]; its records in [`store`]. This module runs the transitions:
 //! each one is decided under the lock, written to `__transaction_state` and installed once
-//! durable (the id is *pending* meanwhile, and other requests get CONCURRENT_TRANSACTIONS).
+//! durable (the id is *pending* meanwhile; other requests for it wait up to a second, then
+//! get CONCURRENT_TRANSACTIONS). Two kinds are installed as soon as they are appended:
+//! AddPartitionsToTxn's `Ongoing` (the `Prepare*` that follows makes it durable; a restart
+//! restores what a crash lost of it, see [`TransactionCoordinator::reconcile`]) and
+//! `Complete*` (a restart finds `Prepare*` and completes again).
 //!
 //! Ending a transaction (EndTxn, a timeout, or a new incarnation fencing an old one):
 //! 1. `PrepareCommit` / `PrepareAbort` is written and made durable: from here the outcome is
@@ -361,6 +365,7 @@ impl TransactionCoordinator {
         }
         for orphan in plan.abort {
             tracing::info!(partition = ?orphan.partition, producer_id = orphan.producer_id, "aborting a transaction no transactional id accounts for");
+            // The markers are written for a transaction: this one stands for the orphan.
             let mut abort = Txn::new("", orphan.producer_id, 0, now);
             abort.producer_epoch = orphan.epoch;
             abort.state = TxnState::PrepareAbort;
