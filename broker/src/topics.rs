@@ -513,6 +513,10 @@ impl TopicRegistry {
         }
         for p in topic.partitions() {
             self.unflushed.forget(&p);
+            // A key index file still being written would land in the directory as it goes.
+            if let Err(e) = p.with_log(|log| log.wait_for_background_writes()) {
+                tracing::warn!(topic = name, partition = p.index, error = %e, "a key index file of a deleted topic was not written");
+            }
             let dir = self.partition_dir(name, p.index);
             if let Err(e) = self.files.remove_dir(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory of deleted topic");

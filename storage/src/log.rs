@@ -80,6 +80,8 @@ pub struct PartitionLog {
     report: RecoveryReport,
     /// The per-key index, when the configuration keeps one ([`crate::key_index`]).
     keys: Option<KeyIndex>,
+    /// The key index file of the segment that rolled last, while it is written.
+    key_seal: Option<keys::KeySeal>,
 }
 
 impl PartitionLog {
@@ -130,6 +132,7 @@ impl PartitionLog {
             checkpoint: opened.checkpoint,
             report: opened.report,
             keys: None,
+            key_seal: None,
         };
         log.open_key_index()?;
         // Everything opened is durable: what lies behind the cache window (say, pages the
@@ -160,6 +163,7 @@ impl PartitionLog {
         now_ms: i64,
         keys: Option<&BatchKeys>,
     ) -> Result<AppendInfo> {
+        self.settle_key_seal(false)?;
         self.check_writable()?;
         let infos = assign_offsets(batches, self.active.next_offset())?;
         let (Some(first), Some(last)) = (infos.first(), infos.last()) else {
@@ -504,6 +508,7 @@ impl PartitionLog {
     /// on disk (`WritesDisabled`): the next open must recover it. Dropping the log without
     /// closing is safe too; the next open recovers it.
     pub fn close(mut self) -> Result<()> {
+        self.settle_key_seal(true)?;
         self.check_writable()?;
         self.active.close()?;
         txn_index::sync(&self.fs, &self.txn_index_path(self.active.base_offset()))?;
@@ -566,7 +571,9 @@ impl PartitionLog {
     }
 
     /// Removes the log's directory and everything in it. Outstanding [`Bytes`] stay valid.
-    pub fn delete(self) -> Result<()> {
+    pub fn delete(mut self) -> Result<()> {
+        // The files go whatever became of the last one being written.
+        let _ = self.settle_key_seal(true);
         let (fs, dir) = (Arc::clone(&self.fs), self.dir.clone());
         drop(self);
         fs::remove_dir_all(&fs, &dir)

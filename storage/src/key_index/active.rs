@@ -54,7 +54,7 @@ const EMPTY: Bucket = Bucket {
 /// so the places of a batch's keys are prefetched a few records ahead ([`prefetch`]): with
 /// many keys nearly every probe is a cache miss, and this is most of what indexing costs.
 /// Keys are never removed (a sealed segment's table is dropped or carried whole).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct LastTable {
     buckets: Vec<Bucket>,
     len: usize,
@@ -314,40 +314,59 @@ impl ActiveKeyIndex {
         self.last.len() + self.collided.len()
     }
 
-    /// Writes the sealed index of these entries to `sink` (the segment rolled; see
-    /// [`file::write_items`]), emptying this one. With `carry`, the keys and their last
-    /// revisions stay in the table for the next segment (without entries there), so that
-    /// each key's first record there is found at once.
+    /// Writes the sealed index of these entries to `sink` (see [`file::write_items`]).
+    pub fn write_sealed<E>(&self, sink: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        // Slots are in append order, so each key's entries are in revision order.
+        file::write_items(
+            self.slots.len(),
+            self.keys(),
+            |i| {
+                let s = &self.slots[i];
+                (s.hash, s.key_at, s.entry)
+            },
+            |key_at| self.key_at(key_at),
+            |key_at| {
+                if let Some(key) = self.keys.get(key_at as usize) {
+                    prefetch(key);
+                }
+            },
+            sink,
+        )
+    }
+
+    /// The index of the next segment, while this one's is written: with `carry`, it knows
+    /// this one's keys and their last revisions (without entries), so that each key's first
+    /// record there is found at once; otherwise it is empty. Its entries get as much room as
+    /// these took, so that filling it does not grow it step by step.
+    pub fn next_segment(&self, carry: bool) -> ActiveKeyIndex {
+        let slots = Vec::with_capacity(self.slots.len());
+        if !carry {
+            return ActiveKeyIndex {
+                slots,
+                ..ActiveKeyIndex::default()
+            };
+        }
+        let mut next = ActiveKeyIndex {
+            slots,
+            keys: self.keys.clone(),
+            last: self.last.clone(),
+            collided: self.collided.clone(),
+        };
+        for last in next.last.values_mut().chain(next.collided.values_mut()) {
+            last.slot = NONE;
+        }
+        next
+    }
+
+    /// Writes the sealed index of these entries to `sink`, then becomes the next segment's
+    /// index ([`ActiveKeyIndex::next_segment`]).
     pub fn seal<E>(
         &mut self,
         carry: bool,
         sink: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        // Slots are in append order, so each key's entries are in revision order.
-        let written = file::write_items(
-            self.slots.len(),
-            |i| {
-                let s = &self.slots[i];
-                (s.hash, s.key_at, s.entry)
-            },
-            |i| self.key_at(self.slots[i].key_at),
-            |i| {
-                if let Some(s) = self.slots.get(i) {
-                    prefetch(s);
-                }
-            },
-            sink,
-        );
-        if carry {
-            // The next segment fills about as many slots: keeping them saves faulting in
-            // that memory again.
-            self.slots.clear();
-            for last in self.last.values_mut().chain(self.collided.values_mut()) {
-                last.slot = NONE;
-            }
-        } else {
-            *self = Self::default();
-        }
+        let written = self.write_sealed(sink);
+        *self = self.next_segment(carry);
         written
     }
 

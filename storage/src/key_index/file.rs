@@ -41,20 +41,24 @@ pub enum KeyIndexError {
 /// Encodes the index of `entries` (key and entry, in any order).
 pub fn encode(entries: &[(Vec<u8>, KeyEntry)]) -> Vec<u8> {
     let mut ids: std::collections::HashMap<&[u8], u32> = std::collections::HashMap::new();
-    let mut items: Vec<(u64, &[u8], u32, KeyEntry)> = entries
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut items: Vec<(u64, u32, KeyEntry)> = entries
         .iter()
         .map(|(k, e)| {
-            let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-            let id = *ids.entry(k.as_slice()).or_insert(next);
-            (key_hash(k), k.as_slice(), id, *e)
+            let id = *ids.entry(k.as_slice()).or_insert_with(|| {
+                keys.push(k.as_slice());
+                u32::try_from(keys.len() - 1).unwrap_or(u32::MAX)
+            });
+            (key_hash(k), id, *e)
         })
         .collect();
-    items.sort_by_key(|(_, _, _, e)| e.revision);
+    items.sort_by_key(|(_, _, e)| e.revision);
     in_memory(|sink| {
         write_items(
             items.len(),
-            |i| (items[i].0, items[i].2, items[i].3),
-            |i| items[i].1,
+            keys.len(),
+            |i| items[i],
+            |id| keys[id as usize],
             |_| {},
             sink,
         )
@@ -78,54 +82,112 @@ pub(crate) fn in_memory(
 /// How many bytes [`write_items`] hands its sink at a time (about).
 const CHUNK: usize = 1 << 20;
 
-/// Writes the index of `count` items to `sink`, in pieces of about [`CHUNK`] bytes (so that
-/// a large index never needs a buffer of its size). `item(i)` gives the i-th item: (key
-/// hash, an id the same for equal keys and different for different ones, entry), and
-/// `key(i)` its key (asked once per key); the items of each key must come in revision
-/// order. `prefetch(i)` may start loading item `i`, which is asked for soon after (items
-/// are read in hash order, not in the order they are stored).
+/// Writes the index of `count` items of at most `keys` distinct keys to `sink`. `item(i)`
+/// gives the i-th item: (key hash, the key's id: the same for equal keys and different for
+/// different ones, entry); the items of each key must come in revision order. `key(id)`
+/// gives the key of an id (asked once per key), and `prefetch_key(id)` may start loading
+/// it, as it is asked for soon after.
+///
+/// This runs at every roll of an indexed segment with the partition locked, over half a
+/// million items by default, so it reads the items once, in the order they are stored, and
+/// builds the entries (40 bytes each, fewer than the items' own memory) in hash order in
+/// memory (see [`in_hash_order`]); a key's entries are then adjacent, so only the keys of the
+/// current hash are remembered while the key section is built.
 pub(crate) fn write_items<'a, E>(
     count: usize,
+    keys: usize,
     item: impl Fn(usize) -> (u64, u32, KeyEntry),
-    key: impl Fn(usize) -> &'a [u8],
-    prefetch: impl Fn(usize),
+    key: impl Fn(u32) -> &'a [u8],
+    prefetch_key: impl Fn(u32),
     sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
-    // Sorting (hash, item number) pairs keeps each key's entries in the order given (its
-    // revision order) and moves 16 bytes per entry instead of whole items.
-    let mut order: Vec<(u64, u32)> = (0..count)
-        .map(|i| (item(i).0, u32::try_from(i).unwrap_or(u32::MAX)))
-        .collect();
-    order.sort_unstable();
-    let mut filter = Filter::with_capacity(count);
-    let mut out = Chunks::start(count, &filter, sink)?;
-    let mut keys: Vec<u8> = Vec::new();
-    let mut positions: super::KeyMap<u32, u32> = super::KeyMap::default();
-    // Entries of one key are adjacent (sorted by hash): the map is asked once per key.
-    let mut previous: Option<(u32, u32)> = None;
+    let mut entries = in_hash_order(count, item);
+    let mut filter = Filter::with_capacity(keys.min(count));
+    let mut key_section: Vec<u8> = Vec::new();
+    // The keys of the current hash (nearly always one), with their places in the key section.
+    let mut run: Vec<(u32, u32)> = Vec::new();
+    let mut run_hash = None;
     const AHEAD: usize = 8;
-    for (n, &(_, i)) in order.iter().enumerate() {
-        if let Some(&(_, next)) = order.get(n + AHEAD) {
-            prefetch(next as usize);
+    for n in 0..entries.len() {
+        if let Some(ahead) = entries.get(n + AHEAD) {
+            prefetch_key(key_field(ahead));
         }
-        let (hash, id, entry) = item(i as usize);
-        let position = match previous {
-            Some((p_id, p_pos)) if p_id == id => p_pos,
-            _ => *positions.entry(id).or_insert_with(|| {
-                filter.insert(hash);
-                let key = key(i as usize);
-                let at = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-                keys.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
-                keys.extend_from_slice(key);
+        let entry = &mut entries[n];
+        let (hash, id) = (hash_field(entry), key_field(entry));
+        if run_hash != Some(hash) {
+            run_hash = Some(hash);
+            run.clear();
+            filter.insert(hash);
+        }
+        let position = match run.iter().find(|(known, _)| *known == id) {
+            Some(&(_, position)) => position,
+            None => {
+                let key = key(id);
+                let at = u32::try_from(key_section.len()).unwrap_or(u32::MAX);
+                key_section
+                    .extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_be_bytes());
+                key_section.extend_from_slice(key);
+                run.push((id, at));
                 at
-            }),
+            }
         };
-        previous = Some((id, position));
-        out.put(&encode_entry(hash, &entry, position))?;
+        entry[36..40].copy_from_slice(&position.to_be_bytes());
+    }
+    let mut out = Chunks::start(count, &filter, sink)?;
+    for piece in entries.as_flattened().chunks(CHUNK) {
+        out.put(piece)?;
     }
     out.put(&filter.bits)?;
-    out.put(&keys)?;
+    out.put(&key_section)?;
     out.finish()
+}
+
+/// The entries of items `0..count`, encoded, in hash order (items of equal hashes in item
+/// order, so each key's in revision order), each with its key's id where the key position
+/// goes. A counting sort on the hash's top bits into buckets of about four entries, then a
+/// sort of each bucket: key hashes are CRCs, spread evenly, so each item is read once in
+/// stored order and written once, where a comparison sort of half a million moves each
+/// twenty-odd times (keys made to share their top bits only bring that cost back).
+fn in_hash_order(count: usize, item: impl Fn(usize) -> (u64, u32, KeyEntry)) -> Vec<[u8; ENTRY]> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let bits = (usize::BITS - count.leading_zeros())
+        .saturating_sub(2)
+        .clamp(1, 24);
+    let bucket = |hash: u64| (hash >> (64 - bits)) as usize;
+    let mut next = vec![0usize; (1usize << bits) + 1];
+    for i in 0..count {
+        next[bucket(item(i).0) + 1] += 1;
+    }
+    for b in 1..next.len() {
+        next[b] += next[b - 1];
+    }
+    let starts = next.clone();
+    let mut entries = vec![[0u8; ENTRY]; count];
+    for i in 0..count {
+        let (hash, id, entry) = item(i);
+        let at = &mut next[bucket(hash)];
+        entries[*at] = encode_entry(hash, &entry, id);
+        *at += 1;
+    }
+    for range in starts.windows(2) {
+        // Entries came into each bucket in item order: a stable sort by hash keeps it.
+        entries[range[0]..range[1]].sort_by_key(hash_field);
+    }
+    entries
+}
+
+fn hash_field(entry: &[u8; ENTRY]) -> u64 {
+    let mut hash = [0u8; 8];
+    hash.copy_from_slice(&entry[..8]);
+    u64::from_be_bytes(hash)
+}
+
+fn key_field(entry: &[u8; ENTRY]) -> u32 {
+    let mut key = [0u8; 4];
+    key.copy_from_slice(&entry[36..40]);
+    u32::from_be_bytes(key)
 }
 
 /// Writes, as one index, the last entry (highest revision) of every key in `sources` (each
@@ -262,7 +324,8 @@ impl<E, F: FnMut(&[u8]) -> Result<(), E>> Chunks<F> {
         if self.buf.len() + bytes.len() > CHUNK {
             self.flush()?;
         }
-        if bytes.len() > CHUNK {
+        if bytes.len() >= CHUNK {
+            self.flush()?;
             self.crc = crc32c::crc32c_append(self.crc, bytes);
             return (self.sink)(bytes);
         }
@@ -475,6 +538,52 @@ mod tests {
     }
 
     #[test]
+    fn entries_are_written_in_hash_order_each_keys_in_the_order_given() {
+        // Hashes spread over the whole range, hashes crowded into one bucket of the counting
+        // sort (same top bits), and two keys sharing one hash with their items interleaved.
+        let mut items: Vec<(String, u64, KeyEntry)> = Vec::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for n in 0..2_000i64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let k = state % 300;
+            let hash = if k < 30 {
+                0xabcd_0000_0000_0000 | (k % 7)
+            } else {
+                k.wrapping_mul(0x2545_f491_4f6c_dd1d)
+            };
+            items.push((format!("k{k}"), hash, entry(n, n)));
+        }
+        items.push(("x".to_string(), 42, entry(5_000, 0)));
+        items.push(("y".to_string(), 42, entry(5_001, 1)));
+        items.push(("x".to_string(), 42, entry(5_002, 2)));
+        let refs: Vec<(&str, u64, KeyEntry)> =
+            items.iter().map(|(k, h, e)| (k.as_str(), *h, *e)).collect();
+        let index = index_of(&refs);
+        assert_eq!(index.len(), items.len());
+        let written: Vec<(u64, String, i64)> = (0..index.len())
+            .map(|i| {
+                let (hash, entry, position) = index.entry_at(i).unwrap();
+                let key = String::from_utf8(index.key_at(position).unwrap().to_vec()).unwrap();
+                (hash, key, entry.offset)
+            })
+            .collect();
+        // What a stable sort by hash of the items as given produces.
+        let mut want: Vec<(u64, String, i64)> = items
+            .iter()
+            .map(|(k, h, e)| (*h, k.clone(), e.offset))
+            .collect();
+        want.sort_by_key(|(h, _, _)| *h);
+        assert_eq!(written, want);
+        // Each distinct key is stored once.
+        let distinct: std::collections::HashSet<&String> =
+            items.iter().map(|(k, _, _)| k).collect();
+        let key_bytes: usize = distinct.iter().map(|k| 4 + k.len()).sum();
+        assert_eq!(index.keys.len(), key_bytes);
+    }
+
+    #[test]
     fn damage_is_detected_not_read() {
         let mut bytes = encode(&[(b"a".to_vec(), entry(1, 0))]);
         assert!(SealedKeyIndex::open(Bytes::from(bytes.clone())).is_ok());
@@ -498,8 +607,9 @@ mod tests {
         let bytes = in_memory(|sink| {
             write_items(
                 items.len(),
+                items.len(),
                 |i| (items[i].1, ids[i], items[i].2),
-                |i| items[i].0.as_bytes(),
+                |id| items[id as usize].0.as_bytes(),
                 |_| {},
                 sink,
             )

@@ -21,6 +21,7 @@ pub(crate) mod filter;
 pub use active::ActiveKeyIndex;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use brook_protocol::batch::{BatchView, Compression};
 use brook_protocol::control::{self, ControlType};
@@ -181,15 +182,58 @@ impl HeadCache {
     }
 }
 
+/// What the index knows of the segments before the active one.
+#[derive(Debug, Default)]
+struct Earlier {
+    /// Sealed segments' index files by segment base offset.
+    sealed: BTreeMap<i64, SealedKeyIndex>,
+    /// The segment that rolled last (base offset, entries) while its file is written
+    /// ([`KeyIndex::start_seal`]); newer than every file in `sealed`.
+    sealing: Option<(i64, Arc<ActiveKeyIndex>)>,
+    /// The last entry of each key whose segments retention or compaction removed: so that
+    /// such a stream's next event continues its revisions instead of starting again at 0.
+    retired: Option<SealedKeyIndex>,
+}
+
+impl Earlier {
+    /// The key's last entry in these segments, newest segment first.
+    fn head(&self, key: &[u8]) -> Option<KeyEntry> {
+        if let Some(Some(last)) = self.sealing.as_ref().and_then(|(_, s)| s.last(key)) {
+            return Some(last);
+        }
+        self.sealed
+            .values()
+            .rev()
+            .find_map(|s| s.lookup(key).last().copied())
+            .or_else(|| self.retired.as_ref()?.lookup(key).last().copied())
+    }
+
+    /// The key's head through `heads`, the cache of recently used heads.
+    fn cached_head(&self, heads: &mut HeadCache, key: &[u8]) -> Option<KeyEntry> {
+        if let Some(cached) = heads.get(key) {
+            return cached;
+        }
+        let head = self.head(key);
+        heads.put(key.to_vec(), head);
+        head
+    }
+
+    /// The key's entries in these segments (retired heads aside), in no particular order.
+    fn entries(&self, key: &[u8]) -> impl Iterator<Item = KeyEntry> + '_ {
+        let key = key.to_vec();
+        let sealing = self.sealing.as_ref().map(|(_, s)| s.lookup(&key));
+        self.sealed
+            .values()
+            .flat_map(move |s| s.lookup(&key))
+            .chain(sealing.into_iter().flatten())
+    }
+}
+
 /// One partition's key index (see the module docs). Every method is called with the
 /// partition's log locked.
 #[derive(Debug)]
 pub struct KeyIndex {
-    /// Sealed segments' indexes by segment base offset.
-    sealed: BTreeMap<i64, SealedKeyIndex>,
-    /// The last entry of each key whose segments retention or compaction removed: so that
-    /// such a stream's next event continues its revisions instead of starting again at 0.
-    retired: Option<SealedKeyIndex>,
+    earlier: Earlier,
     active: ActiveKeyIndex,
     heads: HeadCache,
     /// Producer id -> its ongoing transaction's keyed records, in offset order.
@@ -200,8 +244,7 @@ impl KeyIndex {
     /// An empty index whose head cache holds at most `cache_keys` keys.
     pub fn new(cache_keys: usize) -> Self {
         Self {
-            sealed: BTreeMap::new(),
-            retired: None,
+            earlier: Earlier::default(),
             active: ActiveKeyIndex::default(),
             heads: HeadCache::new(cache_keys),
             pending: HashMap::new(),
@@ -214,8 +257,8 @@ impl KeyIndex {
             Some(Some(last)) => Some(last),
             // Carried over without records here: the cache may not have followed it (see
             // `seal_active`), the files have.
-            Some(None) => head_in_files(&self.sealed, &self.retired, key),
-            None => head_outside_active(&self.sealed, &self.retired, &mut self.heads, key),
+            Some(None) => self.earlier.head(key),
+            None => self.earlier.cached_head(&mut self.heads, key),
         }
     }
 
@@ -229,7 +272,9 @@ impl KeyIndex {
     pub fn head_revision_hashed(&mut self, key: &[u8], hash: u64) -> Option<i64> {
         match self.active.last_revision(key, hash) {
             Some(r) => Some(r),
-            None => head_outside_active(&self.sealed, &self.retired, &mut self.heads, key)
+            None => self
+                .earlier
+                .cached_head(&mut self.heads, key)
                 .map(|h| h.revision),
         }
     }
@@ -238,7 +283,7 @@ impl KeyIndex {
     /// compaction or retention removed included: the caller reads each offset and skips
     /// those it no longer finds).
     pub fn entries(&self, key: &[u8]) -> Vec<KeyEntry> {
-        let mut out: Vec<KeyEntry> = self.sealed.values().flat_map(|s| s.lookup(key)).collect();
+        let mut out: Vec<KeyEntry> = self.earlier.entries(key).collect();
         out.extend(self.active.lookup(key));
         out.sort_by_key(|e| e.revision);
         out
@@ -341,12 +386,13 @@ impl KeyIndex {
         // The common case, a key the active table knows, costs one lookup. The head cache
         // is only asked for keys the table does not know, so it is brought up to date when
         // the segment is sealed, not here.
-        let (sealed, retired, heads) = (&self.sealed, &self.retired, &mut self.heads);
+        let (earlier, heads) = (&self.earlier, &mut self.heads);
         self.active
             .append(key, hash, offset, timestamp, position, |last| {
                 last.map_or_else(
                     || {
-                        head_outside_active(sealed, retired, heads, key)
+                        earlier
+                            .cached_head(heads, key)
                             .map_or(0, |h| h.revision + 1)
                     },
                     |r| r + 1,
@@ -354,12 +400,12 @@ impl KeyIndex {
             });
     }
 
-    /// Writes the active entries to `sink` as a sealed index file, emptying them (the
-    /// segment rolls).
-    pub(crate) fn seal_active<E>(
-        &mut self,
-        sink: impl FnMut(&[u8]) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// The active segment rolled (its base offset is `base`): its entries are handed out to
+    /// be written as its index file, and the next segment's index starts. The caller writes
+    /// the file (on another thread if it likes) and installs it with
+    /// [`KeyIndex::sealed_written`]; until then lookups read the entries here. One segment at
+    /// a time: the previous one's file is installed first.
+    pub(crate) fn start_seal(&mut self, base: i64) -> Arc<ActiveKeyIndex> {
         // The next segment starts with no entries. While the keys fit the cache's size, the
         // active table keeps them with their revisions; beyond, the cache takes their heads.
         // Either way each key's first record there need not search the files.
@@ -377,19 +423,32 @@ impl KeyIndex {
                 }
             }
         }
-        self.active.seal(carry, sink)
+        let next = self.active.next_segment(carry);
+        let entries = Arc::new(std::mem::replace(&mut self.active, next));
+        self.earlier.sealing = Some((base, Arc::clone(&entries)));
+        entries
     }
 
-    pub(crate) fn add_sealed(&mut self, base: i64, index: SealedKeyIndex) {
-        self.sealed.insert(base, index);
+    /// Installs segment `base`'s index file, written from what [`KeyIndex::start_seal`]
+    /// handed out (or loaded at open).
+    pub(crate) fn sealed_written(&mut self, base: i64, index: SealedKeyIndex) {
+        if self
+            .earlier
+            .sealing
+            .as_ref()
+            .is_some_and(|(b, _)| *b == base)
+        {
+            self.earlier.sealing = None;
+        }
+        self.earlier.sealed.insert(base, index);
     }
 
     pub(crate) fn sealed(&self, base: i64) -> Option<&SealedKeyIndex> {
-        self.sealed.get(&base)
+        self.earlier.sealed.get(&base)
     }
 
     pub(crate) fn set_retired(&mut self, retired: Option<SealedKeyIndex>) {
-        self.retired = retired;
+        self.earlier.retired = retired;
     }
 
     /// Writes to `sink` the retired index once the sealed indexes of `bases` are folded into
@@ -401,9 +460,10 @@ impl KeyIndex {
         sink: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         let sources: Vec<&SealedKeyIndex> = self
+            .earlier
             .retired
             .iter()
-            .chain(bases.iter().filter_map(|b| self.sealed.get(b)))
+            .chain(bases.iter().filter_map(|b| self.earlier.sealed.get(b)))
             .collect();
         file::write_merged(&sources, sink)
     }
@@ -411,7 +471,7 @@ impl KeyIndex {
     /// Forgets a removed segment's index (after [`KeyIndex::write_retired_with`] took its
     /// heads).
     pub(crate) fn remove_sealed(&mut self, base: i64) {
-        self.sealed.remove(&base);
+        self.earlier.sealed.remove(&base);
         // Cached heads stay right: a head never moves back.
     }
 
@@ -429,34 +489,6 @@ impl KeyIndex {
     pub fn pending_records(&self) -> usize {
         self.pending.values().map(Vec::len).sum()
     }
-}
-
-/// The key's head as the sealed and retired indexes know it, through the cache.
-fn head_outside_active(
-    sealed: &BTreeMap<i64, SealedKeyIndex>,
-    retired: &Option<SealedKeyIndex>,
-    heads: &mut HeadCache,
-    key: &[u8],
-) -> Option<KeyEntry> {
-    if let Some(cached) = heads.get(key) {
-        return cached;
-    }
-    let head = head_in_files(sealed, retired, key);
-    heads.put(key.to_vec(), head);
-    head
-}
-
-/// The key's head as the sealed and retired indexes know it.
-fn head_in_files(
-    sealed: &BTreeMap<i64, SealedKeyIndex>,
-    retired: &Option<SealedKeyIndex>,
-    key: &[u8],
-) -> Option<KeyEntry> {
-    sealed
-        .values()
-        .rev()
-        .find_map(|s| s.lookup(key).last().copied())
-        .or_else(|| retired.as_ref()?.lookup(key).last().copied())
 }
 
 /// A batch's records as the index needs them, read before the partition is locked (the

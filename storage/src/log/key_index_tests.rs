@@ -10,7 +10,10 @@ use brook_protocol::control::{self, ControlType};
 use super::tests::{base_offsets, config};
 use super::*;
 use crate::key_index::KeyEntry;
-use crate::KeyIndexConfig;
+use crate::testing::{Fault, FaultyFileSystem};
+use crate::{KeyIndexConfig, OpenOptions};
+use std::path::Path;
+use std::sync::Arc;
 
 fn indexed() -> LogConfig {
     LogConfig {
@@ -104,6 +107,7 @@ fn revisions_count_each_keys_records_across_segments_and_reopen() {
     let mut log = PartitionLog::open(dir.path(), indexed()).unwrap();
     let model = fill(&mut log);
     assert!(log.segment_count() > 3, "{:?}", base_offsets(dir.path()));
+    log.wait_for_background_writes().unwrap();
     for base in base_offsets(dir.path()).iter().rev().skip(1) {
         assert!(
             dir.path().join(format!("{base:020}.keyindex")).exists(),
@@ -121,11 +125,92 @@ fn revisions_count_each_keys_records_across_segments_and_reopen() {
     check(&mut log, &model);
 }
 
+/// The log on a file system whose `.keyindex` files are created only when the test says.
+fn indexed_on_a_slow_disk(dir: &Path) -> (PartitionLog, Arc<FaultyFileSystem>) {
+    let faults = Arc::new(FaultyFileSystem::new());
+    let options = OpenOptions::default().with_fs(faults.clone());
+    let log = PartitionLog::open_with(dir, indexed(), options).unwrap();
+    faults.hold_creates(KEY_INDEX_SUFFIX);
+    (log, faults)
+}
+
+/// Appends batches of one key until the log rolls; returns the offsets written.
+fn append_until_roll(log: &mut PartitionLog, key: &str) -> Vec<i64> {
+    let segments = log.segment_count();
+    let mut offsets = Vec::new();
+    while log.segment_count() == segments {
+        offsets.push(append_keys(log, &[key], 5).base_offset);
+    }
+    offsets
+}
+
+#[test]
+fn a_rolled_segments_index_file_is_written_while_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, faults) = indexed_on_a_slow_disk(dir.path());
+    let mut offsets = append_until_roll(&mut log, "loan-1");
+    let rolled = base_offsets(dir.path())[0];
+    let file = dir.path().join(format!("{rolled:020}{KEY_INDEX_SUFFIX}"));
+    // The roll returned while the file still waits for the disk: the append did not.
+    assert!(!file.exists(), "written inside the append that rolled");
+    offsets.push(append_keys(&mut log, &["loan-1"], 6).base_offset);
+    // Meanwhile the rolled segment's entries are read from memory.
+    let got: Vec<(i64, i64)> = entries(&mut log, "loan-1")
+        .iter()
+        .map(|e| (e.revision, e.offset))
+        .collect();
+    let want: Vec<(i64, i64)> = offsets
+        .iter()
+        .enumerate()
+        .map(|(r, o)| (r as i64, *o))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(head(&mut log, "loan-1"), Some(offsets.len() as i64 - 1));
+
+    faults.release_creates();
+    log.wait_for_background_writes().unwrap();
+    assert!(file.exists());
+    let got_after: Vec<(i64, i64)> = entries(&mut log, "loan-1")
+        .iter()
+        .map(|e| (e.revision, e.offset))
+        .collect();
+    assert_eq!(got_after, want, "the same from the file");
+    log.close().unwrap();
+    let mut log = PartitionLog::open(dir.path(), indexed()).unwrap();
+    assert_eq!(head(&mut log, "loan-1"), Some(offsets.len() as i64 - 1));
+}
+
+#[test]
+fn an_index_file_that_cannot_be_written_fails_the_log_as_a_failed_roll_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, faults) = indexed_on_a_slow_disk(dir.path());
+    append_until_roll(&mut log, "loan-1");
+    // The disk fails while the rolled segment's index is waiting to be written.
+    faults.fail_writes(Fault::Eio);
+    faults.release_creates();
+    assert!(log.wait_for_background_writes().is_err());
+    assert!(
+        log.failure().unwrap().contains("key index"),
+        "{:?}",
+        log.failure()
+    );
+    faults.heal();
+    assert!(
+        log.append(&mut batch_of(&["loan-1"], 9), 9).is_err(),
+        "writes refused"
+    );
+    // Reopened, the log rebuilds the missing file from the segment.
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), indexed()).unwrap();
+    assert!(head(&mut log, "loan-1").is_some());
+}
+
 #[test]
 fn a_lost_or_damaged_index_file_is_rebuilt_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), indexed()).unwrap();
     let model = fill(&mut log);
+    log.wait_for_background_writes().unwrap();
     drop(log);
     let bases = base_offsets(dir.path());
     let second = dir.path().join(format!("{:020}.keyindex", bases[1]));

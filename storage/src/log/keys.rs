@@ -8,9 +8,16 @@
 //!   or compaction removed (it cannot be rebuilt from the log, so it is replaced atomically).
 //! - The active segment's entries are in memory only and rebuilt at open, like producer
 //!   state.
+//!
+//! A rolled segment's file is written on a thread of its own ([`KeySeal`]): sorting and
+//! writing half a million entries takes tens of milliseconds, and the roll happens inside an
+//! append with the partition locked. Until the file is in place, lookups read the entries
+//! from memory; a crash before leaves no file or a torn one, which the next open rebuilds.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use brook_protocol::batch::BatchView;
 use bytes::Bytes;
@@ -29,11 +36,57 @@ type Result<T> = std::result::Result<T, StorageError>;
 pub(crate) const KEY_INDEX_SUFFIX: &str = ".keyindex";
 const RETIRED_FILE: &str = "retired.keyindex";
 
+/// A rolled segment's key index file, being written on its own thread.
+#[derive(Debug)]
+pub(super) struct KeySeal {
+    base: i64,
+    writer: JoinHandle<Result<SealedKeyIndex>>,
+}
+
 impl PartitionLog {
     /// The partition's key index, if its topic keeps one (`brook.key.index`). Mutable because
     /// lookups fill its cache of stream heads.
     pub fn key_index(&mut self) -> Option<&mut KeyIndex> {
+        // A failure to install a written file puts the log in the failed state, which its
+        // writers see; a lookup is still answered from memory.
+        let _ = self.settle_key_seal(false);
         self.keys.as_mut()
+    }
+
+    /// Waits for the work this log does on threads of its own (writing the key index file
+    /// of the segment that rolled last), e.g. before its directory is removed.
+    pub fn wait_for_background_writes(&mut self) -> Result<()> {
+        self.settle_key_seal(true)
+    }
+
+    /// Installs the key index file written on its own thread once it is done (with `wait`,
+    /// waits for it). If writing it failed, the log goes to the failed state, as it does
+    /// when a roll fails.
+    pub(super) fn settle_key_seal(&mut self, wait: bool) -> Result<()> {
+        let Some(seal) = self
+            .key_seal
+            .take_if(|seal| wait || seal.writer.is_finished())
+        else {
+            return Ok(());
+        };
+        let path = self.key_index_path(seal.base);
+        let written = seal.writer.join().unwrap_or_else(|_| {
+            Err(StorageError::io("write", &path)(std::io::Error::other(
+                "the key index writer panicked",
+            )))
+        });
+        match written {
+            Ok(sealed) => {
+                if let Some(index) = self.keys.as_mut() {
+                    index.sealed_written(seal.base, sealed);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.fail(format!("writing a key index failed: {e}"));
+                Err(e)
+            }
+        }
     }
 
     /// Loads the sealed segments' key indexes and rebuilds what is missing, or drops the
@@ -48,7 +101,7 @@ impl PartitionLog {
         for (&base, segment) in &self.sealed {
             match load(&self.fs, &segment_path(&self.dir, base, KEY_INDEX_SUFFIX)) {
                 Some(sealed) if sealed.max_offset() < segment.next_offset() => {
-                    index.add_sealed(base, sealed);
+                    index.sealed_written(base, sealed);
                 }
                 _ => {
                     rebuild_from = base;
@@ -118,10 +171,11 @@ impl PartitionLog {
         }
         for (&base, segment) in self.sealed.range(from..) {
             for_each_batch(segment, self.log_start, |_, view| index.observe(&view))?;
+            let entries = index.start_seal(base);
             let sealed = write_sealed_with(&self.fs, &self.key_index_path(base), |sink| {
-                index.seal_active(sink)
+                entries.write_sealed(sink)
             })?;
-            index.add_sealed(base, sealed);
+            index.sealed_written(base, sealed);
         }
         if from <= self.active.base_offset() {
             for_each_batch(&self.active, self.log_start, |_, view| index.observe(&view))?;
@@ -142,20 +196,40 @@ impl PartitionLog {
         segment_path(&self.dir, base, KEY_INDEX_SUFFIX)
     }
 
-    /// The active segment (base `base`) was sealed: writes its key index file.
+    /// The active segment (base `base`) was sealed: starts writing its key index file on a
+    /// thread of its own (see the module docs), once the previous one is in place.
     pub(super) fn seal_key_index(&mut self, base: i64) -> Result<()> {
+        self.settle_key_seal(true)?;
         let path = self.key_index_path(base);
         let Some(index) = self.keys.as_mut() else {
             return Ok(());
         };
-        let sealed = write_sealed_with(&self.fs, &path, |sink| index.seal_active(sink))?;
-        index.add_sealed(base, sealed);
-        Ok(())
+        let entries = index.start_seal(base);
+        let writer = {
+            let (fs, path, entries) = (Arc::clone(&self.fs), path.clone(), Arc::clone(&entries));
+            move || write_sealed_with(&fs, &path, |sink| entries.write_sealed(sink))
+        };
+        match std::thread::Builder::new()
+            .name("brook-key-index".into())
+            .spawn(writer)
+        {
+            Ok(writer) => {
+                self.key_seal = Some(KeySeal { base, writer });
+                Ok(())
+            }
+            // No thread to be had: written here, as it would be there.
+            Err(_) => {
+                let sealed = write_sealed_with(&self.fs, &path, |sink| entries.write_sealed(sink))?;
+                index.sealed_written(base, sealed);
+                Ok(())
+            }
+        }
     }
 
     /// Segments `bases` are about to be removed: their keys' last entries move into the
     /// retired index first (atomically replaced), so their streams keep their revisions.
     pub(super) fn retire_key_indexes(&mut self, bases: &[i64]) -> Result<()> {
+        self.settle_key_seal(true)?;
         let Some(index) = self.keys.as_mut() else {
             return Ok(());
         };
@@ -177,6 +251,7 @@ impl PartitionLog {
     /// Applies a changed `brook.key.index`: builds the index from the whole log when it is
     /// turned on, drops it when turned off.
     pub(super) fn reconcile_key_index(&mut self) -> Result<()> {
+        self.settle_key_seal(true)?;
         if self.config.key_index.is_some() == self.keys.is_some() {
             return Ok(());
         }

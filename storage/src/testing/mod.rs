@@ -26,10 +26,10 @@ use std::{
     io,
     path::Path,
     sync::atomic::{AtomicU64, Ordering},
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::{
     fs::{FileSystem, OsFileSystem},
@@ -66,6 +66,8 @@ struct Faults {
     writes: Option<Fault>,
     /// `allocate` and writes that would need new blocks fail with ENOSPC.
     disk_full: bool,
+    /// Files whose name ends with this are not created until released.
+    held_creates: Option<String>,
 }
 
 /// A [`FileSystem`] that behaves like [`OsFileSystem`] until told to fail.
@@ -78,6 +80,8 @@ pub struct FaultyFileSystem {
     faults: Mutex<Faults>,
     syncs: AtomicU64,
     failed_syncs: AtomicU64,
+    /// Wakes creates held by [`FaultyFileSystem::hold_creates`].
+    released: Condvar,
 }
 
 impl FaultyFileSystem {
@@ -112,9 +116,23 @@ impl FaultyFileSystem {
         self.faults.lock().disk_full = full;
     }
 
+    /// Creating a file whose name ends with `suffix` waits until
+    /// [`FaultyFileSystem::release_creates`] (or 10 s): a slow disk, to catch work done while
+    /// it waits.
+    pub fn hold_creates(&self, suffix: &str) {
+        self.faults.lock().held_creates = Some(suffix.to_string());
+    }
+
+    /// Lets held creates go on.
+    pub fn release_creates(&self) {
+        self.faults.lock().held_creates = None;
+        self.released.notify_all();
+    }
+
     /// Stops every injected failure.
     pub fn heal(&self) {
         *self.faults.lock() = Faults::default();
+        self.released.notify_all();
     }
 
     /// fdatasync / fsync calls made so far (files and directories, failed ones included).
@@ -154,6 +172,18 @@ fn allocated_prefix(file: &File) -> io::Result<u64> {
 
 impl FileSystem for FaultyFileSystem {
     fn create(&self, path: &Path) -> io::Result<File> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut faults = self.faults.lock();
+        while faults
+            .held_creates
+            .as_ref()
+            .is_some_and(|suffix| path.to_string_lossy().ends_with(suffix.as_str()))
+        {
+            if self.released.wait_until(&mut faults, deadline).timed_out() {
+                break;
+            }
+        }
+        drop(faults);
         self.inner.create(path)
     }
 
