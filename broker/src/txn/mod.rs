@@ -6,10 +6,9 @@
 //! one id is in [`state`]; its records in [`store`]. This module runs the transitions:
 //! each one is decided under the lock, written to `__transaction_state` and installed once
 //! durable (the id is *pending* meanwhile; other requests for it wait up to a second, then
-//! get CONCURRENT_TRANSACTIONS). Two kinds are installed as soon as they are appended:
+//! get CONCURRENT_TRANSACTIONS). One kind is installed as soon as it is appended:
 //! AddPartitionsToTxn's `Ongoing` (the `Prepare*` that follows makes it durable; a restart
-//! restores what a crash lost of it, see [`TransactionCoordinator::reconcile`]) and
-//! `Complete*` (a restart finds `Prepare*` and completes again).
+//! restores what a crash lost of it, see [`TransactionCoordinator::reconcile`]).
 //!
 //! Ending a transaction (EndTxn, a timeout, or a new incarnation fencing an old one):
 //! 1. `PrepareCommit` / `PrepareAbort` is written and made durable: from here the outcome is
@@ -17,8 +16,9 @@
 //! 2. a marker is appended to every partition the transaction wrote to (and to
 //!    `__consumer_offsets`, through the group coordinator, if it committed offsets), and
 //!    they are made durable;
-//! 3. `CompleteCommit` / `CompleteAbort` is written (not waited for: a crash before it is
-//!    durable leaves `Prepare*`, and the transaction is completed again after the restart).
+//! 3. `CompleteCommit` / `CompleteAbort` is written and made durable before the id takes its
+//!    next transaction (a crash before leaves `Prepare*`, and the transaction is completed
+//!    again after the restart; see `write_complete` for why the next one must wait).
 //!
 //! EndTxn answers once the markers are appended (step 2 without its fsync: the outcome is
 //! durable in `Prepare*` already, and a crash before the markers are durable finds
@@ -527,11 +527,13 @@ impl TransactionCoordinator {
         done
     }
 
-    /// Step 3, once the markers of `prepared` are durable.
+    /// Step 3, once the markers of `prepared` are durable. `Complete*` is made durable before
+    /// the id may take its next transaction: were it lost while that transaction's records
+    /// survived (they are made durable on their own partitions' fsync), a restart would find
+    /// `Prepare*` and complete it again, and its markers would close the next transaction's
+    /// records in those partitions too, committing what the producer never committed.
     async fn write_complete(&self, id: &str, prepared: &Txn) -> Result<(), ErrorCode> {
         let now = now_ms();
-        // Not waited for: the next transition's fsync covers it, and a crash before then
-        // finds `Prepare*` and completes the transaction again (its markers are there).
         self.transition_with(
             id,
             |current| match current {
@@ -539,7 +541,7 @@ impl TransactionCoordinator {
                 Some(c) => Ok(Step::Keep(c.clone())),
                 None => Err(ErrorCode::InvalidProducerIdMapping),
             },
-            false,
+            true,
         )
         .await
         .map(|_| ())

@@ -746,3 +746,95 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
     );
     broker.shutdown();
 }
+
+/// A power cut after a producer's next transaction wrote durable records, while its previous
+/// transaction's `CompleteCommit` and the next one's AddPartitionsToTxn were still only in
+/// the page cache. `__transaction_state` then ends in `PrepareCommit` of the previous one,
+/// which a restart completes again; were that allowed, its COMMIT marker would close the
+/// *next* transaction's records too, committing what its producer never committed. The
+/// previous transaction's completion is durable before the next one may start, so the
+/// restart finds it complete, takes the records in for the producer's ongoing transaction,
+/// and they stay invisible until it ends: here it aborts, and they never show.
+#[test]
+fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
+    use brook_protocol::batch::Batches;
+    use brook_protocol::control::{self, ControlType};
+    use brook_storage::testing::PowerLossFileSystem;
+    use std::sync::Arc;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let start = |model: &Arc<PowerLossFileSystem>| {
+        EmbeddedBroker::start(brook_broker::BrokerConfig {
+            file_system: Some(model.clone()),
+            ..brook_broker::BrokerConfig::with_data_dir(&data)
+        })
+        .unwrap()
+    };
+    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
+    let broker = start(&model);
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "cut", 1, &[]), 0);
+    let (_, pid, epoch) = init(&mut c, 4, "cut-writer", 60_000, (-1, -1));
+    let producer = (pid, epoch);
+    assert_eq!(
+        add(&mut c, 3, "cut-writer", producer, &[("cut", 0)]),
+        vec![0]
+    );
+    assert_eq!(
+        produce_txn(&mut c, 9, Some("cut-writer"), "cut", producer, 0),
+        0
+    );
+    assert_eq!(end(&mut c, 3, "cut-writer", producer, true), 0);
+    // The next transaction, in the same partition, once the first is complete.
+    assert_eq!(
+        add(&mut c, 3, "cut-writer", producer, &[("cut", 0)]),
+        vec![0]
+    );
+    assert_eq!(
+        stable_end(&mut c, "cut"),
+        3,
+        "the first: 2 records and its marker"
+    );
+    assert_eq!(
+        produce_txn(&mut c, 9, Some("cut-writer"), "cut", producer, 2),
+        0
+    );
+    // Acknowledged with acks=all: those records are durable. Now the power goes.
+    model.cut();
+    drop(c);
+    broker.shutdown();
+    model.restore().unwrap();
+
+    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
+    let broker = start(&model);
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    // Give a (wrong) completion of the first transaction time to happen.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        stable_end(&mut c, "cut"),
+        3,
+        "the second transaction's records are still open"
+    );
+    assert_eq!(end(&mut c, 3, "cut-writer", producer, false), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stable_end(&mut c, "cut") != 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abort did not end it"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The markers in the log: the first transaction's COMMIT, the second one's ABORT.
+    let (code, _, records) = crate::wire::fetch(&mut c, "cut", 0, 0, 0);
+    assert_eq!(code, 0);
+    let records = records.unwrap_or_default();
+    let markers: Vec<(i64, ControlType)> = Batches::new(&records)
+        .filter_map(|view| Some((view.base_offset(), control::parse_marker(&view)?.control)))
+        .collect();
+    assert_eq!(
+        markers,
+        vec![(2, ControlType::Commit), (5, ControlType::Abort)]
+    );
+    drop(c);
+    broker.shutdown();
+}
