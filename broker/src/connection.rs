@@ -593,7 +593,8 @@ async fn handle_frame(
         let acks = produce.acks;
         // Appends happen now, in request order; the fsync wait (acks=all) overlaps with the
         // requests that follow.
-        let pending = span.in_scope(|| handlers::begin_produce(&ctx, produce));
+        let gate = handlers::transaction_gate(state, &produce).await;
+        let pending = span.in_scope(|| handlers::begin_produce(&ctx, produce, gate));
         if acks == 0 {
             return Ok(None);
         }

@@ -204,6 +204,14 @@ impl InternalLog {
         }
     }
 
+    /// Starts an fsync of what is appended, without waiting for it (a later
+    /// [`InternalLog::wait_durable`] then finds it done or under way).
+    pub(crate) fn start_sync(&self) {
+        if let Some(partition) = self.partition().filter(|_| self.fsync) {
+            durability::request_sync(&partition);
+        }
+    }
+
     /// Waits until everything below `end_offset` is durable.
     pub(crate) async fn wait_durable(&self, end_offset: i64) -> Result<(), ErrorCode> {
         if !self.fsync {

@@ -52,8 +52,8 @@ mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 
-pub(crate) use produce::begin as begin_produce;
 pub(crate) use produce::{append_stream, StreamRefused};
+pub(crate) use produce::{begin as begin_produce, transaction_gate};
 pub(crate) use sasl_authenticate::authenticate as sasl_round;
 
 /// What a handler sees of the request beyond its body.

@@ -79,7 +79,20 @@ impl Rejection {
 }
 
 pub(crate) async fn handle(ctx: &Ctx<'_>, req: ProduceRequest) -> ProduceResponse {
-    begin(ctx, req).finish().await
+    let gate = transaction_gate(ctx.state, &req).await;
+    begin(ctx, req, gate).finish().await
+}
+
+/// What must happen before a transactional producer's batches are appended: its previous
+/// transaction's `Complete*` record durable
+/// ([`crate::txn::TransactionCoordinator::wait_completion_durable`]). The error to answer
+/// every partition with if that failed.
+pub(crate) async fn transaction_gate(
+    state: &BrokerState,
+    req: &ProduceRequest,
+) -> Option<ErrorCode> {
+    let id = req.transactional_id.as_ref()?;
+    state.txns.wait_completion_durable(id).await.err()
 }
 
 /// Per topic of a request: its name and id, and each partition's outcome.
@@ -95,8 +108,9 @@ pub(crate) struct PendingProduce {
     timeout: Duration,
 }
 
-/// Appends every batch of the request now and starts the fsync rounds acks=all needs.
-pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest) -> PendingProduce {
+/// Appends every batch of the request now and starts the fsync rounds acks=all needs;
+/// `gate` is what [`transaction_gate`] answered.
+pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest, gate: Option<ErrorCode>) -> PendingProduce {
     let state = ctx.state;
     let acks_ok = matches!(req.acks, -1..=1);
     let wait_for_fsync = req.acks == -1 && !state.config.unsafe_disable_fsync;
@@ -125,6 +139,11 @@ pub(crate) fn begin(ctx: &Ctx<'_>, req: ProduceRequest) -> PendingProduce {
                     Err(Rejection::new(
                         ErrorCode::TransactionalIdAuthorizationFailed,
                         "Transactional Id authorization failed.",
+                    ))
+                } else if let Some(code) = gate {
+                    Err(Rejection::new(
+                        code,
+                        "The producer's previous transaction could not be made durable.",
                     ))
                 } else if topic_refused {
                     Err(Rejection::new(

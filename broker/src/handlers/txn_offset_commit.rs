@@ -39,6 +39,12 @@ pub(crate) async fn handle(ctx: &Ctx<'_>, req: TxnOffsetCommitRequest) -> TxnOff
         &req.transactional_id,
     ) {
         Err(ErrorCode::TransactionalIdAuthorizationFailed)
+    } else if let Err(code) = state
+        .txns
+        .wait_completion_durable(&req.transactional_id)
+        .await
+    {
+        Err(code)
     } else {
         let partition = (OFFSETS_TOPIC.to_string(), 0);
         state

@@ -6,9 +6,11 @@
 //! one id is in [`state`]; its records in [`store`]. This module runs the transitions:
 //! each one is decided under the lock, written to `__transaction_state` and installed once
 //! durable (the id is *pending* meanwhile; other requests for it wait up to a second, then
-//! get CONCURRENT_TRANSACTIONS). One kind is installed as soon as it is appended:
+//! get CONCURRENT_TRANSACTIONS). Two kinds are installed as soon as they are appended:
 //! AddPartitionsToTxn's `Ongoing` (the `Prepare*` that follows makes it durable; a restart
-//! restores what a crash lost of it, see [`TransactionCoordinator::reconcile`]).
+//! restores what a crash lost of it, see [`TransactionCoordinator::reconcile`]) and
+//! `Complete*` (its fsync starts at once, and the id's next records wait for it: see
+//! [`TransactionCoordinator::wait_completion_durable`]).
 //!
 //! Ending a transaction (EndTxn, a timeout, or a new incarnation fencing an old one):
 //! 1. `PrepareCommit` / `PrepareAbort` is written and made durable: from here the outcome is
@@ -16,9 +18,9 @@
 //! 2. a marker is appended to every partition the transaction wrote to (and to
 //!    `__consumer_offsets`, through the group coordinator, if it committed offsets), and
 //!    they are made durable;
-//! 3. `CompleteCommit` / `CompleteAbort` is written and made durable before the id takes its
-//!    next transaction (a crash before leaves `Prepare*`, and the transaction is completed
-//!    again after the restart; see `write_complete` for why the next one must wait).
+//! 3. `CompleteCommit` / `CompleteAbort` is written; it is durable before any record of the
+//!    id's next transaction is appended (a crash before leaves `Prepare*`, and the
+//!    transaction is completed again after the restart).
 //!
 //! EndTxn answers once the markers are appended (step 2 without its fsync: the outcome is
 //! durable in `Prepare*` already, and a crash before the markers are durable finds
@@ -65,6 +67,10 @@ struct Entry {
     txn: Txn,
     /// A transition is being written; `txn` is the state before it.
     pending: bool,
+    /// Where the id's last `Complete*` record ends in `__transaction_state`: records of the
+    /// id's next transaction are appended only once it is durable
+    /// ([`TransactionCoordinator::wait_completion_durable`]).
+    completed_to: i64,
 }
 
 /// What a transition decided.
@@ -137,6 +143,7 @@ impl TransactionCoordinator {
                             Entry {
                                 txn,
                                 pending: false,
+                                completed_to: 0,
                             },
                         );
                     }
@@ -232,11 +239,19 @@ impl TransactionCoordinator {
                         Entry {
                             txn: target.clone(),
                             pending: true,
+                            completed_to: 0,
                         },
                     );
                     true
                 }
             };
+            if target.state.is_complete() {
+                if let Some(entry) = txns.get_mut(id) {
+                    entry.completed_to = end;
+                }
+                // Started now, so that it is done or nearly when the next records come.
+                self.log.start_sync();
+            }
             (target, end, fresh)
         };
         let synced = if durable {
@@ -248,11 +263,13 @@ impl TransactionCoordinator {
             let mut txns = self.txns.lock();
             match synced {
                 Ok(()) => {
+                    let completed_to = txns.get(id).map_or(0, |e| e.completed_to);
                     txns.insert(
                         id.to_string(),
                         Entry {
                             txn: target.clone(),
                             pending: false,
+                            completed_to,
                         },
                     );
                     Ok(Step::Write(target))
@@ -527,11 +544,9 @@ impl TransactionCoordinator {
         done
     }
 
-    /// Step 3, once the markers of `prepared` are durable. `Complete*` is made durable before
-    /// the id may take its next transaction: were it lost while that transaction's records
-    /// survived (they are made durable on their own partitions' fsync), a restart would find
-    /// `Prepare*` and complete it again, and its markers would close the next transaction's
-    /// records in those partitions too, committing what the producer never committed.
+    /// Step 3, once the markers of `prepared` are durable. Installed once appended, so the
+    /// id's next transaction may begin at once; but its records are appended only once this
+    /// record is durable ([`TransactionCoordinator::wait_completion_durable`]).
     async fn write_complete(&self, id: &str, prepared: &Txn) -> Result<(), ErrorCode> {
         let now = now_ms();
         self.transition_with(
@@ -541,10 +556,25 @@ impl TransactionCoordinator {
                 Some(c) => Ok(Step::Keep(c.clone())),
                 None => Err(ErrorCode::InvalidProducerIdMapping),
             },
-            true,
+            false,
         )
         .await
         .map(|_| ())
+    }
+
+    /// Waits until the last `Complete*` record of `id` is durable; called before records of
+    /// the id's transaction are appended (Produce, TxnOffsetCommit). Were it lost while
+    /// the next transaction's records survived (they are made durable by their own
+    /// partitions' fsync), a restart would find the previous transaction in `Prepare*` and
+    /// complete it again, and its markers would close the next transaction's records in the
+    /// same partitions too, committing what the producer never committed. The fsync started
+    /// when the record was appended, so this rarely waits long.
+    pub(crate) async fn wait_completion_durable(&self, id: &str) -> Result<(), ErrorCode> {
+        let completed_to = self.txns.lock().get(id).map_or(0, |e| e.completed_to);
+        if completed_to == 0 {
+            return Ok(());
+        }
+        self.log.wait_durable(completed_to).await
     }
 
     /// Checks that `producer` of transactional id `id` may write to `partition` in its

@@ -98,6 +98,10 @@ impl TxnState {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence
         )
     }
+
+    pub(crate) fn is_complete(self) -> bool {
+        matches!(self, TxnState::CompleteCommit | TxnState::CompleteAbort)
+    }
 }
 
 /// A topic-partition of a transaction.

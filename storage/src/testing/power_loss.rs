@@ -62,6 +62,9 @@ pub struct PowerLossFileSystem {
     off: AtomicBool,
     /// Calls left before the power goes off by itself (-1: no such cut planned).
     calls_left: AtomicI64,
+    /// Syncs of files whose path contains this: how many more may happen before the rest
+    /// stall until the power goes ([`PowerLossFileSystem::stall_syncs`]).
+    stalled: Mutex<Option<(String, u64)>>,
 }
 
 fn off_error() -> io::Error {
@@ -86,6 +89,7 @@ impl PowerLossFileSystem {
             durable: Mutex::new(Durable::default()),
             off: AtomicBool::new(false),
             calls_left: AtomicI64::new(-1),
+            stalled: Mutex::new(None),
         };
         model.make_all_durable()?;
         Ok(model)
@@ -108,6 +112,37 @@ impl PowerLossFileSystem {
     pub fn cut_after(&self, calls: u64) {
         let calls = i64::try_from(calls).unwrap_or(i64::MAX);
         self.calls_left.store(calls, Ordering::SeqCst);
+    }
+
+    /// After `pass` more syncs of files whose path contains `part`, such syncs stall until
+    /// the power goes (then fail): a disk slow to make them durable, so that a test can show
+    /// what waits for them and what does not.
+    pub fn stall_syncs(&self, part: &str, pass: u64) {
+        *self.stalled.lock() = Some((part.to_string(), pass));
+    }
+
+    /// Stalls a sync of `file` if [`PowerLossFileSystem::stall_syncs`] says so.
+    fn maybe_stall(&self, file: &File) {
+        use std::os::fd::AsRawFd;
+        let stall = {
+            let mut stalled = self.stalled.lock();
+            let Some((part, pass)) = stalled.as_mut() else {
+                return;
+            };
+            let path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()));
+            if !path.is_ok_and(|p| p.to_string_lossy().contains(part.as_str())) {
+                return;
+            }
+            if *pass > 0 {
+                *pass -= 1;
+                false
+            } else {
+                true
+            }
+        };
+        while stall && !self.is_off() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Whether the power is off.
@@ -246,11 +281,13 @@ impl FileSystem for PowerLossFileSystem {
         self.inner.write_at(file, buf, position)
     }
     fn sync_data(&self, file: &File) -> io::Result<()> {
+        self.maybe_stall(file);
         self.check()?;
         self.inner.sync_data(file)?;
         self.record_file(file)
     }
     fn sync_all(&self, file: &File) -> io::Result<()> {
+        self.maybe_stall(file);
         self.check()?;
         self.inner.sync_all(file)?;
         self.record_file(file)

@@ -747,14 +747,13 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
     broker.shutdown();
 }
 
-/// A power cut after a producer's next transaction wrote durable records, while its previous
-/// transaction's `CompleteCommit` and the next one's AddPartitionsToTxn were still only in
-/// the page cache. `__transaction_state` then ends in `PrepareCommit` of the previous one,
-/// which a restart completes again; were that allowed, its COMMIT marker would close the
-/// *next* transaction's records too, committing what its producer never committed. The
-/// previous transaction's completion is durable before the next one may start, so the
-/// restart finds it complete, takes the records in for the producer's ongoing transaction,
-/// and they stay invisible until it ends: here it aborts, and they never show.
+/// A power cut while a transaction's `CompleteCommit` is not durable yet, with its
+/// producer's next transaction already begun in the same partition. `__transaction_state`
+/// then ends in `PrepareCommit`, which a restart completes again: had the next transaction's
+/// records been appended (and made durable by their partition's own fsync), that COMMIT
+/// marker would close them too, committing what the producer never committed. They are
+/// appended only once the completion is durable, so the cut finds none: the restart
+/// completes the first transaction and nothing else.
 #[test]
 fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
     use brook_protocol::batch::Batches;
@@ -784,8 +783,10 @@ fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
         produce_txn(&mut c, 9, Some("cut-writer"), "cut", producer, 0),
         0
     );
+    // The transaction log's disk makes `PrepareCommit` durable, then stalls.
+    model.stall_syncs("__transaction_state", 1);
     assert_eq!(end(&mut c, 3, "cut-writer", producer, true), 0);
-    // The next transaction, in the same partition, once the first is complete.
+    // The next transaction, in the same partition, as soon as the first is complete.
     assert_eq!(
         add(&mut c, 3, "cut-writer", producer, &[("cut", 0)]),
         vec![0]
@@ -795,12 +796,21 @@ fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
         3,
         "the first: 2 records and its marker"
     );
-    assert_eq!(
-        produce_txn(&mut c, 9, Some("cut-writer"), "cut", producer, 2),
-        0
-    );
-    // Acknowledged with acks=all: those records are durable. Now the power goes.
+    let writer = {
+        let bootstrap = broker.bootstrap();
+        std::thread::spawn(move || {
+            let mut c = RawClient::connect(&bootstrap).unwrap();
+            let mut batch = simple_batch(1_700_000_000_000, 2);
+            set_producer(&mut batch, producer.0, producer.1, 2, true);
+            let req = produce_request("cut", 0, batch, -1)
+                .with_transactional_id(Some(txn_id("cut-writer")));
+            // Answered with an error once the power is gone, or not at all.
+            let _ = c.call(9, &req);
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
     model.cut();
+    writer.join().unwrap();
     drop(c);
     broker.shutdown();
     model.restore().unwrap();
@@ -808,32 +818,98 @@ fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
     let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
     let broker = start(&model);
     let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    // Give a (wrong) completion of the first transaction time to happen.
+    // Time for the restarted coordinator to complete the first transaction again.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
         stable_end(&mut c, "cut"),
         3,
-        "the second transaction's records are still open"
+        "nothing after the first transaction"
     );
-    assert_eq!(end(&mut c, 3, "cut-writer", producer, false), 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while stable_end(&mut c, "cut") != 6 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the abort did not end it"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // The markers in the log: the first transaction's COMMIT, the second one's ABORT.
     let (code, _, records) = crate::wire::fetch(&mut c, "cut", 0, 0, 0);
     assert_eq!(code, 0);
     let records = records.unwrap_or_default();
-    let markers: Vec<(i64, ControlType)> = Batches::new(&records)
-        .filter_map(|view| Some((view.base_offset(), control::parse_marker(&view)?.control)))
+    let batches: Vec<(i64, Option<ControlType>)> = Batches::new(&records)
+        .map(|view| {
+            let marker = control::parse_marker(&view).map(|m| m.control);
+            (view.base_offset(), marker)
+        })
         .collect();
+    assert_eq!(batches, vec![(0, None), (2, Some(ControlType::Commit))]);
+    drop(c);
+    broker.shutdown();
+}
+
+/// The same cut with the next transaction's first step a TxnOffsetCommit: had its pending
+/// offset been appended, the repeated completion of the first transaction would commit it.
+#[test]
+fn a_power_cut_does_not_commit_the_next_transactions_offsets_with_the_previous_one() {
+    use brook_storage::testing::PowerLossFileSystem;
+    use std::sync::Arc;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let start = |model: &Arc<PowerLossFileSystem>| {
+        EmbeddedBroker::start(brook_broker::BrokerConfig {
+            file_system: Some(model.clone()),
+            ..brook_broker::BrokerConfig::with_data_dir(&data)
+        })
+        .unwrap()
+    };
+    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
+    let broker = start(&model);
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    assert_eq!(create(&mut c, "cut-in", 1, &[]), 0);
+    let (_, pid, epoch) = init(&mut c, 4, "cut-committer", 60_000, (-1, -1));
+    let producer = (pid, epoch);
+    add_offsets(&mut c, "cut-committer", producer, "cut-group");
     assert_eq!(
-        markers,
-        vec![(2, ControlType::Commit), (5, ControlType::Abort)]
+        txn_commit(
+            &mut c,
+            3,
+            "cut-committer",
+            "cut-group",
+            producer,
+            "cut-in",
+            5
+        ),
+        0
+    );
+    model.stall_syncs("__transaction_state", 1);
+    assert_eq!(end(&mut c, 3, "cut-committer", producer, true), 0);
+    add_offsets(&mut c, "cut-committer", producer, "cut-group");
+    assert_eq!(fetch_offset(&mut c, "cut-group", "cut-in", true), (0, 5));
+    let writer = {
+        let bootstrap = broker.bootstrap();
+        std::thread::spawn(move || {
+            let mut c = RawClient::connect(&bootstrap).unwrap();
+            // Answered with an error once the power is gone, or not at all.
+            let _ = std::panic::catch_unwind(move || {
+                txn_commit(
+                    &mut c,
+                    3,
+                    "cut-committer",
+                    "cut-group",
+                    producer,
+                    "cut-in",
+                    9,
+                )
+            });
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    model.cut();
+    writer.join().unwrap();
+    drop(c);
+    broker.shutdown();
+    model.restore().unwrap();
+
+    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
+    let broker = start(&model);
+    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        fetch_offset(&mut c, "cut-group", "cut-in", true),
+        (0, 5),
+        "the first transaction's offset, not the next one's"
     );
     drop(c);
     broker.shutdown();
