@@ -15,6 +15,7 @@ use brook_protocol::kafka_protocol::messages::{
 };
 use brook_protocol::kafka_protocol::protocol::StrBytes;
 use brook_protocol::ErrorCode;
+use brook_storage::testing::PowerLossFileSystem;
 use brook_tests::RawClient;
 
 use crate::wire::{create, produce_request};
@@ -747,6 +748,48 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
     broker.shutdown();
 }
 
+/// A broker on a fresh power-loss model of `root` (what is on disk now counts as durable),
+/// with its data directory in `root/data`.
+fn start_on_power_model(
+    root: &std::path::Path,
+) -> (EmbeddedBroker, std::sync::Arc<PowerLossFileSystem>) {
+    let model = std::sync::Arc::new(PowerLossFileSystem::new(root).unwrap());
+    let broker = EmbeddedBroker::start(brook_broker::BrokerConfig {
+        file_system: Some(model.clone()),
+        ..brook_broker::BrokerConfig::with_data_dir(root.join("data"))
+    })
+    .unwrap();
+    (broker, model)
+}
+
+/// Sends `request` on a connection of its own, cuts the power 300 ms later (whether it was
+/// answered or not), and starts the broker again; returns a client of the new one, after
+/// giving its coordinator time to complete what it found in `Prepare*`.
+fn cut_during(
+    root: &std::path::Path,
+    broker: EmbeddedBroker,
+    model: &PowerLossFileSystem,
+    request: impl FnOnce(&mut RawClient) + Send + 'static,
+) -> (EmbeddedBroker, RawClient) {
+    let writer = {
+        let bootstrap = broker.bootstrap();
+        std::thread::spawn(move || {
+            let mut c = RawClient::connect(&bootstrap).unwrap();
+            // Answered with an error once the power is gone, or not at all.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| request(&mut c)));
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    model.cut();
+    writer.join().unwrap();
+    broker.shutdown();
+    model.restore().unwrap();
+    let (broker, _) = start_on_power_model(root);
+    let c = RawClient::connect(&broker.bootstrap()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    (broker, c)
+}
+
 /// A power cut while a transaction's `CompleteCommit` is not durable yet, with its
 /// producer's next transaction already begun in the same partition. `__transaction_state`
 /// then ends in `PrepareCommit`, which a restart completes again: had the next transaction's
@@ -758,19 +801,8 @@ fn transactions_whose_add_partitions_a_crash_lost_are_adopted_or_aborted() {
 fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
     use brook_protocol::batch::Batches;
     use brook_protocol::control::{self, ControlType};
-    use brook_storage::testing::PowerLossFileSystem;
-    use std::sync::Arc;
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let start = |model: &Arc<PowerLossFileSystem>| {
-        EmbeddedBroker::start(brook_broker::BrokerConfig {
-            file_system: Some(model.clone()),
-            ..brook_broker::BrokerConfig::with_data_dir(&data)
-        })
-        .unwrap()
-    };
-    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
-    let broker = start(&model);
+    let (broker, model) = start_on_power_model(root.path());
     let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
     assert_eq!(create(&mut c, "cut", 1, &[]), 0);
     let (_, pid, epoch) = init(&mut c, 4, "cut-writer", 60_000, (-1, -1));
@@ -796,30 +828,10 @@ fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
         3,
         "the first: 2 records and its marker"
     );
-    let writer = {
-        let bootstrap = broker.bootstrap();
-        std::thread::spawn(move || {
-            let mut c = RawClient::connect(&bootstrap).unwrap();
-            let mut batch = simple_batch(1_700_000_000_000, 2);
-            set_producer(&mut batch, producer.0, producer.1, 2, true);
-            let req = produce_request("cut", 0, batch, -1)
-                .with_transactional_id(Some(txn_id("cut-writer")));
-            // Answered with an error once the power is gone, or not at all.
-            let _ = c.call(9, &req);
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    model.cut();
-    writer.join().unwrap();
     drop(c);
-    broker.shutdown();
-    model.restore().unwrap();
-
-    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
-    let broker = start(&model);
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    // Time for the restarted coordinator to complete the first transaction again.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (broker, mut c) = cut_during(root.path(), broker, &model, move |c| {
+        produce_txn(c, 9, Some("cut-writer"), "cut", producer, 2);
+    });
     assert_eq!(
         stable_end(&mut c, "cut"),
         3,
@@ -843,19 +855,8 @@ fn a_power_cut_does_not_commit_the_next_transaction_with_the_previous_one() {
 /// offset been appended, the repeated completion of the first transaction would commit it.
 #[test]
 fn a_power_cut_does_not_commit_the_next_transactions_offsets_with_the_previous_one() {
-    use brook_storage::testing::PowerLossFileSystem;
-    use std::sync::Arc;
     let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let start = |model: &Arc<PowerLossFileSystem>| {
-        EmbeddedBroker::start(brook_broker::BrokerConfig {
-            file_system: Some(model.clone()),
-            ..brook_broker::BrokerConfig::with_data_dir(&data)
-        })
-        .unwrap()
-    };
-    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
-    let broker = start(&model);
+    let (broker, model) = start_on_power_model(root.path());
     let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
     assert_eq!(create(&mut c, "cut-in", 1, &[]), 0);
     let (_, pid, epoch) = init(&mut c, 4, "cut-committer", 60_000, (-1, -1));
@@ -877,35 +878,10 @@ fn a_power_cut_does_not_commit_the_next_transactions_offsets_with_the_previous_o
     assert_eq!(end(&mut c, 3, "cut-committer", producer, true), 0);
     add_offsets(&mut c, "cut-committer", producer, "cut-group");
     assert_eq!(fetch_offset(&mut c, "cut-group", "cut-in", true), (0, 5));
-    let writer = {
-        let bootstrap = broker.bootstrap();
-        std::thread::spawn(move || {
-            let mut c = RawClient::connect(&bootstrap).unwrap();
-            // Answered with an error once the power is gone, or not at all.
-            let _ = std::panic::catch_unwind(move || {
-                txn_commit(
-                    &mut c,
-                    3,
-                    "cut-committer",
-                    "cut-group",
-                    producer,
-                    "cut-in",
-                    9,
-                )
-            });
-        })
-    };
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    model.cut();
-    writer.join().unwrap();
     drop(c);
-    broker.shutdown();
-    model.restore().unwrap();
-
-    let model = Arc::new(PowerLossFileSystem::new(root.path()).unwrap());
-    let broker = start(&model);
-    let mut c = RawClient::connect(&broker.bootstrap()).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (broker, mut c) = cut_during(root.path(), broker, &model, move |c| {
+        txn_commit(c, 3, "cut-committer", "cut-group", producer, "cut-in", 9);
+    });
     assert_eq!(
         fetch_offset(&mut c, "cut-group", "cut-in", true),
         (0, 5),
