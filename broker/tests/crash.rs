@@ -358,7 +358,11 @@ fn run_transactions(
             .set("bootstrap.servers", &bootstrap)
             .set("transactional.id", "crash-txn")
             .set("transaction.timeout.ms", "5000")
-            .set("message.timeout.ms", timeout.as_millis().to_string())
+            // librdkafka wants it no longer than the transaction timeout.
+            .set(
+                "message.timeout.ms",
+                timeout.min(Duration::from_secs(5)).as_millis().to_string(),
+            )
             .set("linger.ms", "1")
             .set("reconnect.backoff.ms", "10")
             .set("reconnect.backoff.max.ms", "100")
