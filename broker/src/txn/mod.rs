@@ -227,28 +227,16 @@ impl TransactionCoordinator {
             let end = self
                 .log
                 .append(vec![(store::key(id), Some(store::value(&target)))], None)?;
-            let fresh = match txns.get_mut(id) {
-                Some(entry) => {
-                    entry.pending = true;
-                    false
-                }
-                None => {
-                    // A new id: it is pending (answered nothing) until its record is durable.
-                    txns.insert(
-                        id.to_string(),
-                        Entry {
-                            txn: target.clone(),
-                            pending: true,
-                            completed_to: 0,
-                        },
-                    );
-                    true
-                }
-            };
+            let fresh = !txns.contains_key(id);
+            // A new id is pending (answered nothing) until its record is durable.
+            let entry = txns.entry(id.to_string()).or_insert_with(|| Entry {
+                txn: target.clone(),
+                pending: true,
+                completed_to: 0,
+            });
+            entry.pending = true;
             if target.state.is_complete() {
-                if let Some(entry) = txns.get_mut(id) {
-                    entry.completed_to = end;
-                }
+                entry.completed_to = end;
                 // Started now, so that it is done or nearly when the next records come.
                 self.log.start_sync();
             }
@@ -263,15 +251,13 @@ impl TransactionCoordinator {
             let mut txns = self.txns.lock();
             match synced {
                 Ok(()) => {
-                    let completed_to = txns.get(id).map_or(0, |e| e.completed_to);
-                    txns.insert(
-                        id.to_string(),
-                        Entry {
-                            txn: target.clone(),
-                            pending: false,
-                            completed_to,
-                        },
-                    );
+                    let entry = txns.entry(id.to_string()).or_insert_with(|| Entry {
+                        txn: target.clone(),
+                        pending: false,
+                        completed_to: 0,
+                    });
+                    entry.txn = target.clone();
+                    entry.pending = false;
                     Ok(Step::Write(target))
                 }
                 Err(code) => {
@@ -457,13 +443,10 @@ impl TransactionCoordinator {
     /// Steps 2 and 3 for EndTxn's durable `Prepare*` (module docs): the markers are appended
     /// now, so the answer follows them; their fsync and `Complete*` are left to a task.
     fn complete_after_answer(&self, state: &Arc<BrokerState>, id: &str, prepared: Txn) {
-        if !self.completing.lock().insert(id.to_string()) {
-            return;
-        }
-        let appended = match append_markers(state, &prepared) {
-            Ok(appended) => appended,
+        let appended = match self.start_complete(state, id, &prepared) {
+            Ok(Some(appended)) => appended,
+            Ok(None) => return,
             Err(code) => {
-                self.completing.lock().remove(id);
                 tracing::warn!(transactional_id = id, error = ?code, "writing transaction markers failed; retrying later");
                 return;
             }
@@ -471,12 +454,10 @@ impl TransactionCoordinator {
         let state = Arc::clone(state);
         let id = id.to_string();
         tokio::spawn(async move {
-            let done = async {
-                appended.wait_durable(&state).await?;
-                state.txns.write_complete(&id, &prepared).await
-            };
-            let done = done.await;
-            state.txns.completing.lock().remove(&id);
+            let done = state
+                .txns
+                .finish_complete(&state, &id, &prepared, appended)
+                .await;
             if let Err(code) = done {
                 tracing::warn!(transactional_id = %id, error = ?code, "completing a transaction failed; retrying later");
             }
@@ -531,12 +512,41 @@ impl TransactionCoordinator {
         id: &str,
         prepared: &Txn,
     ) -> Result<(), ErrorCode> {
-        if !self.completing.lock().insert(id.to_string()) {
+        match self.start_complete(state, id, prepared)? {
+            Some(appended) => self.finish_complete(state, id, prepared, appended).await,
             // Another path completes it; the timer looks again later if that fails.
-            return Ok(());
+            None => Ok(()),
         }
+    }
+
+    /// Step 2's appends for the durable `Prepare*` of `id`, which is marked completing
+    /// (`None`: another path is completing it already);
+    /// [`TransactionCoordinator::finish_complete`] does the rest.
+    fn start_complete(
+        &self,
+        state: &BrokerState,
+        id: &str,
+        prepared: &Txn,
+    ) -> Result<Option<AppendedMarkers>, ErrorCode> {
+        if !self.completing.lock().insert(id.to_string()) {
+            return Ok(None);
+        }
+        append_markers(state, prepared).map(Some).inspect_err(|_| {
+            self.completing.lock().remove(id);
+        })
+    }
+
+    /// The rest of steps 2 and 3: waits for the markers' fsync, writes `Complete*`, and
+    /// leaves the id to others again.
+    async fn finish_complete(
+        &self,
+        state: &BrokerState,
+        id: &str,
+        prepared: &Txn,
+        appended: AppendedMarkers,
+    ) -> Result<(), ErrorCode> {
         let done = async {
-            append_markers(state, prepared)?.wait_durable(state).await?;
+            appended.wait_durable(state).await?;
             self.write_complete(id, prepared).await
         }
         .await;

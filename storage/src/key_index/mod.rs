@@ -219,12 +219,11 @@ impl Earlier {
     }
 
     /// The key's entries in these segments (retired heads aside), in no particular order.
-    fn entries(&self, key: &[u8]) -> impl Iterator<Item = KeyEntry> + '_ {
-        let key = key.to_vec();
-        let sealing = self.sealing.as_ref().map(|(_, s)| s.lookup(&key));
+    fn entries<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = KeyEntry> + 'a {
+        let sealing = self.sealing.as_ref().map(|(_, s)| s.lookup(key));
         self.sealed
             .values()
-            .flat_map(move |s| s.lookup(&key))
+            .flat_map(|s| s.lookup(key))
             .chain(sealing.into_iter().flatten())
     }
 }
@@ -256,7 +255,7 @@ impl KeyIndex {
         match self.active.last(key) {
             Some(Some(last)) => Some(last),
             // Carried over without records here: the cache may not have followed it (see
-            // `seal_active`), the files have.
+            // `start_seal`), the earlier segments have.
             Some(None) => self.earlier.head(key),
             None => self.earlier.cached_head(&mut self.heads, key),
         }
